@@ -1,0 +1,248 @@
+//! Node files (`nodes/<name>/<name>.conf`): a node to configure, or a meta node grouping others.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ConfigError, Location};
+use crate::name::{NameKind, check_name};
+use crate::settings::SshSettings;
+use crate::vars::{Vars, collect_secret_values, extract_marked_secrets};
+use crate::yaml;
+
+/// How pacha reaches a node.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransportKind {
+    /// The system's OpenSSH (the default).
+    #[default]
+    Ssh,
+    /// The machine pacha runs on, without SSH: for tests, images and chroots.
+    Local,
+}
+
+/// The scripts phases a node runs before and after its files are placed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScriptPhases {
+    #[serde(default)]
+    pub pre: Vec<String>,
+    #[serde(default)]
+    pub post: Vec<String>,
+}
+
+/// Settings that apply to a node only in one state.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateSettings {
+    #[serde(default)]
+    pub vars: Vars,
+    #[serde(default)]
+    pub secrets: Vars,
+}
+
+/// A node: one host to configure.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Node {
+    /// The SSH destination (`host`, `user@host` or an ssh_config alias); defaults to the node's
+    /// name.
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub user: Option<String>,
+    #[serde(default)]
+    pub transport: TransportKind,
+    /// The folder on the node under which every file is placed (default `/`).
+    pub root: Option<String>,
+    /// The apps of the node, in order.
+    #[serde(default)]
+    pub apps: Vec<String>,
+    #[serde(default)]
+    pub vars: Vars,
+    /// Variables rendered into files but never printed.
+    #[serde(default)]
+    pub secrets: Vars,
+    /// Per-state settings: `states: {production: {vars: {...}}}`.
+    #[serde(default)]
+    pub states: BTreeMap<String, StateSettings>,
+    #[serde(default)]
+    pub scripts: ScriptPhases,
+    /// Globs of extra files on the node whose changes `capture` records.
+    #[serde(default)]
+    pub track: Vec<String>,
+    /// Overrides of the master's `ssh` settings.
+    #[serde(default)]
+    pub ssh: SshSettings,
+    /// Values of every secret of this node (filled in after parsing).
+    #[serde(skip)]
+    pub secret_values: Vec<String>,
+}
+
+/// A meta node: an ordered group of nodes and meta nodes.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetaNode {
+    /// Names of the included nodes, in order, without the `.conf` suffix once loaded.
+    pub include_nodes: Vec<String>,
+    #[serde(default)]
+    pub vars: Vars,
+    #[serde(default)]
+    pub secrets: Vars,
+    /// The line of each entry of `include_nodes`, for error messages.
+    #[serde(skip)]
+    pub include_lines: Vec<Option<usize>>,
+    #[serde(skip)]
+    pub secret_values: Vec<String>,
+}
+
+/// What a node file defines.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Definition {
+    Node(Box<Node>),
+    Meta(MetaNode),
+}
+
+impl Definition {
+    /// Parses a node file; `file` is its path as shown to the user.
+    pub fn parse(file: &str, text: &str) -> Result<Definition, ConfigError> {
+        // Decide between node and meta node on the raw mapping, then parse again into the
+        // right type so that unknown keys are reported with their line.
+        let raw: yaml_serde::Value = yaml::parse(file, text)?;
+        let is_meta = raw
+            .as_mapping()
+            .is_some_and(|mapping| mapping.contains_key("include_nodes"));
+        if is_meta {
+            let mut meta: MetaNode = yaml::parse(file, text)?;
+            meta.include_lines = Vec::with_capacity(meta.include_nodes.len());
+            for included in &mut meta.include_nodes {
+                let line = line_of(text, included);
+                if let Some(stripped) = included.strip_suffix(".conf") {
+                    *included = stripped.to_owned();
+                }
+                check_name(NameKind::Node, included).map_err(|source| ConfigError::Name {
+                    at: Location::line(file, line),
+                    source,
+                })?;
+                meta.include_lines.push(line);
+            }
+            let mut secrets = Vec::new();
+            extract_marked_secrets(&mut meta.vars, &mut secrets);
+            collect_secret_values(&serde_json::Value::Object(meta.secrets.clone()), &mut secrets);
+            crate::vars::merge(&mut meta.vars, &meta.secrets.clone());
+            meta.secret_values = secrets;
+            return Ok(Definition::Meta(meta));
+        }
+        let mut node: Node = yaml::parse(file, text)?;
+        let named = |kind, value: &str| {
+            check_name(kind, value).map_err(|source| ConfigError::Name {
+                at: Location::line(file, line_of(text, value)),
+                source,
+            })
+        };
+        for app in &node.apps {
+            named(NameKind::App, app)?;
+        }
+        for state in node.states.keys() {
+            named(NameKind::State, state)?;
+        }
+        for phase in node.scripts.pre.iter().chain(&node.scripts.post) {
+            named(NameKind::Phase, phase)?;
+        }
+        if let Some(host) = &node.host {
+            if host.starts_with('-') || host.is_empty() {
+                return Err(ConfigError::Invalid {
+                    at: Location::line(file, line_of(text, "host")),
+                    message: format!("host {host:?} is not a valid SSH destination"),
+                });
+            }
+        }
+        if let Some(user) = &node.user {
+            if user.starts_with('-') || user.is_empty() {
+                return Err(ConfigError::Invalid {
+                    at: Location::line(file, line_of(text, "user")),
+                    message: format!("user {user:?} is not a valid user name"),
+                });
+            }
+        }
+        let mut secrets = Vec::new();
+        extract_marked_secrets(&mut node.vars, &mut secrets);
+        collect_secret_values(&serde_json::Value::Object(node.secrets.clone()), &mut secrets);
+        let node_secrets = node.secrets.clone();
+        crate::vars::merge(&mut node.vars, &node_secrets);
+        for state in node.states.values_mut() {
+            extract_marked_secrets(&mut state.vars, &mut secrets);
+            collect_secret_values(&serde_json::Value::Object(state.secrets.clone()), &mut secrets);
+            let state_secrets = state.secrets.clone();
+            crate::vars::merge(&mut state.vars, &state_secrets);
+        }
+        node.secret_values = secrets;
+        Ok(Definition::Node(Box::new(node)))
+    }
+}
+
+/// The first line (1-based) of `text` that contains `needle`.
+pub fn line_of(text: &str, needle: &str) -> Option<usize> {
+    text.lines()
+        .position(|line| line.contains(needle))
+        .map(|index| index + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_node() {
+        let text = "host: web1.example.com\nport: 2222\napps: [apache, php]\nvars:\n  port: 80\nstates:\n  production:\n    vars: {port: 443}\nscripts:\n  pre: [install]\n  post: [reload]\n";
+        let Definition::Node(node) = Definition::parse("nodes/web1/web1.conf", text).unwrap() else {
+            panic!()
+        };
+        assert_eq!(node.host.as_deref(), Some("web1.example.com"));
+        assert_eq!(node.port, Some(2222));
+        assert_eq!(node.apps, ["apache", "php"]);
+        assert_eq!(node.states["production"].vars["port"], 443);
+        assert_eq!(node.scripts.post, ["reload"]);
+        assert_eq!(node.transport, TransportKind::Ssh);
+    }
+
+    #[test]
+    fn parses_a_meta_node_and_drops_conf_suffix() {
+        let text = "include_nodes:\n  - srv1.conf\n  - srv2\nvars: {tier: web}\n";
+        let Definition::Meta(meta) = Definition::parse("nodes/srvs/srvs.conf", text).unwrap() else {
+            panic!()
+        };
+        assert_eq!(meta.include_nodes, ["srv1", "srv2"]);
+        assert_eq!(meta.include_lines, [Some(2), Some(3)]);
+    }
+
+    #[test]
+    fn bad_names_point_at_their_line() {
+        let err = Definition::parse("nodes/n/n.conf", "host: n\napps:\n  - ../etc\n").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "nodes/n/n.conf:3: invalid app name \"../etc\": a name cannot contain `/`"
+        );
+    }
+
+    #[test]
+    fn meta_with_node_keys_is_refused() {
+        let err = Definition::parse("nodes/m/m.conf", "include_nodes: [a]\nhost: x\n").unwrap_err();
+        assert!(err.to_string().starts_with("nodes/m/m.conf:2:"), "{err}");
+    }
+
+    #[test]
+    fn secrets_are_merged_and_remembered() {
+        let text = "host: n\nvars: {a: 1}\nsecrets: {db_password: hunter2}\n";
+        let Definition::Node(node) = Definition::parse("n.conf", text).unwrap() else {
+            panic!()
+        };
+        assert_eq!(node.vars["db_password"], "hunter2");
+        assert_eq!(node.secret_values, ["hunter2"]);
+    }
+
+    #[test]
+    fn option_like_hosts_are_refused() {
+        let err = Definition::parse("n.conf", "host: -oProxyCommand=x\n").unwrap_err();
+        assert!(err.to_string().contains("not a valid SSH destination"), "{err}");
+    }
+}

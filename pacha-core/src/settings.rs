@@ -1,0 +1,123 @@
+//! `pacha.yaml`: the settings of a whole master, and the `ssh` settings a node may override.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::vars::Vars;
+
+/// The contents of `pacha.yaml`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MasterSettings {
+    /// Variables with the lowest precedence, seen by every node.
+    #[serde(default)]
+    pub vars: Vars,
+    /// Like `vars`, but never printed.
+    #[serde(default)]
+    pub secrets: Vars,
+    /// Where the history repository lives (default `hosts`), relative to the master.
+    pub history: Option<PathBuf>,
+    /// How many nodes a push works on at once.
+    pub jobs: Option<usize>,
+    /// How pacha runs OpenSSH.
+    #[serde(default)]
+    pub ssh: SshSettings,
+}
+
+/// Whether an unknown host key is refused or recorded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HostKeyPolicy {
+    /// Only hosts whose key is already in known_hosts are accepted (the default).
+    #[default]
+    Strict,
+    /// An unknown host's key is recorded on first contact; a changed key is still refused.
+    AcceptNew,
+}
+
+/// The `ssh` settings of `pacha.yaml`, which a node may override key by key.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SshSettings {
+    /// An ssh_config file passed to ssh as `-F`; its Host aliases work as node hosts.
+    pub config_file: Option<PathBuf>,
+    /// A private key file passed to ssh as `-i`.
+    pub identity: Option<PathBuf>,
+    /// A known_hosts file used instead of the user's.
+    pub known_hosts: Option<PathBuf>,
+    /// `strict` (the default) or `accept-new`.
+    pub host_keys: Option<HostKeyPolicy>,
+    /// Seconds to wait for the TCP connection.
+    pub connect_timeout: Option<u64>,
+    /// Seconds an idle connection is kept for the next pacha run (default 60, 0 disables).
+    pub persist: Option<u64>,
+}
+
+impl SshSettings {
+    /// The default number of seconds a connection is kept after use.
+    pub const DEFAULT_PERSIST: u64 = 60;
+
+    /// These settings with every key that `over` sets replaced by its value.
+    pub fn overlaid(&self, over: &SshSettings) -> SshSettings {
+        SshSettings {
+            config_file: over.config_file.clone().or_else(|| self.config_file.clone()),
+            identity: over.identity.clone().or_else(|| self.identity.clone()),
+            known_hosts: over.known_hosts.clone().or_else(|| self.known_hosts.clone()),
+            host_keys: over.host_keys.or(self.host_keys),
+            connect_timeout: over.connect_timeout.or(self.connect_timeout),
+            persist: over.persist.or(self.persist),
+        }
+    }
+
+    /// Relative paths made absolute against `dir` (the master directory).
+    pub fn resolved(mut self, dir: &Path) -> SshSettings {
+        for path in [&mut self.config_file, &mut self.identity, &mut self.known_hosts]
+            .into_iter()
+            .flatten()
+        {
+            if path.is_relative() {
+                *path = dir.join(&*path);
+            }
+        }
+        self
+    }
+
+    pub fn host_key_policy(&self) -> HostKeyPolicy {
+        self.host_keys.unwrap_or_default()
+    }
+
+    pub fn persist_seconds(&self) -> u64 {
+        self.persist.unwrap_or(Self::DEFAULT_PERSIST)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_keys_override_master_keys() {
+        let master = SshSettings {
+            config_file: Some("ssh_config".into()),
+            persist: Some(10),
+            ..SshSettings::default()
+        };
+        let node = SshSettings {
+            persist: Some(0),
+            host_keys: Some(HostKeyPolicy::AcceptNew),
+            ..SshSettings::default()
+        };
+        let merged = master.overlaid(&node).resolved(Path::new("/m"));
+        assert_eq!(merged.config_file.as_deref(), Some(Path::new("/m/ssh_config")));
+        assert_eq!(merged.persist_seconds(), 0);
+        assert_eq!(merged.host_key_policy(), HostKeyPolicy::AcceptNew);
+    }
+
+    #[test]
+    fn parses_kebab_case_policy() {
+        let ssh: SshSettings = yaml_serde::from_str("host_keys: accept-new\nconnect_timeout: 5\n").unwrap();
+        assert_eq!(ssh.host_key_policy(), HostKeyPolicy::AcceptNew);
+        assert!(yaml_serde::from_str::<SshSettings>("host_keys: loose\n").is_err());
+    }
+}

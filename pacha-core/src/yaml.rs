@@ -1,0 +1,134 @@
+//! Reading the master's YAML files with errors that name the file, line and column.
+
+use serde::de::DeserializeOwned;
+
+use crate::error::ConfigError;
+
+/// Parses `text`, the contents of the master file shown to the user as `file`.
+///
+/// A line written as `key = value` (the seed's own example used that form) gets an error that
+/// shows the YAML to write instead, before YAML parsing would give a more puzzling one.
+pub fn parse<T: DeserializeOwned>(file: &str, text: &str) -> Result<T, ConfigError> {
+    if let Some((line, found, suggestion)) = find_key_equals_value(text) {
+        return Err(ConfigError::KeyEqualsValue {
+            file: file.to_owned(),
+            line,
+            found,
+            suggestion,
+        });
+    }
+    // An empty file is an empty mapping, not an error: a node may need nothing but defaults.
+    let is_empty = text.lines().all(|line| {
+        let line = line.trim();
+        line.is_empty() || line.starts_with('#') || line == "---"
+    });
+    let text = if is_empty { "{}" } else { text };
+    yaml_serde::from_str(text).map_err(|err| yaml_error(file, &err))
+}
+
+/// Converts a `yaml_serde` error into one that names the file, with the location split out.
+pub fn yaml_error(file: &str, err: &yaml_serde::Error) -> ConfigError {
+    let full = err.to_string();
+    let message = match full.find(" at line ") {
+        Some(cut) => full[..cut].to_owned(),
+        None => full,
+    };
+    let (line, column) = err
+        .location()
+        .map_or((None, None), |at| (Some(at.line()), Some(at.column())));
+    ConfigError::Yaml {
+        file: file.to_owned(),
+        line,
+        column,
+        message,
+    }
+}
+
+/// Finds the first top-level line of the form `key = value` and returns its line number, the
+/// line, and the YAML line to write instead.
+fn find_key_equals_value(text: &str) -> Option<(usize, String, String)> {
+    for (index, line) in text.lines().enumerate() {
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        let key = key.trim_end();
+        let is_identifier = !key.is_empty()
+            && key
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            && key.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_');
+        if !is_identifier || line.contains(": ") || line.trim_end().ends_with(':') {
+            continue;
+        }
+        let value = value.trim();
+        let suggestion = if key == "include_nodes" {
+            format!("include_nodes: [{}]", list_of_names(value).join(", "))
+        } else {
+            format!("{key}: {value}")
+        };
+        return Some((index + 1, line.trim().to_owned(), suggestion));
+    }
+    None
+}
+
+/// The names of a Python-style list such as `['srv1.conf', "srv2"]`, without `.conf`.
+fn list_of_names(value: &str) -> Vec<String> {
+    value
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .split(',')
+        .map(|item| item.trim().trim_matches(|c| c == '\'' || c == '"'))
+        .filter(|item| !item.is_empty())
+        .map(|item| item.strip_suffix(".conf").unwrap_or(item).to_owned())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::Deserialize;
+
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Sample {
+        #[serde(default)]
+        include_nodes: Vec<String>,
+        #[serde(default)]
+        host: Option<String>,
+    }
+
+    #[test]
+    fn seed_syntax_gets_the_yaml_to_write() {
+        let err = parse::<Sample>("nodes/srvs/srvs.conf", "# meta\ninclude_nodes = ['srv1.conf', 'srv2.conf']\n")
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "nodes/srvs/srvs.conf:2: `include_nodes = ['srv1.conf', 'srv2.conf']` is not YAML; write `include_nodes: [srv1, srv2]` instead"
+        );
+        let err = parse::<Sample>("n.conf", "host = web1.example.com\n").unwrap_err();
+        assert!(err.to_string().ends_with("write `host: web1.example.com` instead"), "{err}");
+    }
+
+    #[test]
+    fn yaml_values_with_equals_are_fine() {
+        let sample: Sample = parse("n.conf", "host: \"a=b\"\n").unwrap();
+        assert_eq!(sample.host.as_deref(), Some("a=b"));
+    }
+
+    #[test]
+    fn unknown_keys_name_file_and_line() {
+        let err = parse::<Sample>("nodes/web1/web1.conf", "host: a\nhots: b\n").unwrap_err();
+        let ConfigError::Yaml { line, message, .. } = &err else {
+            panic!("{err:?}")
+        };
+        assert_eq!(*line, Some(2));
+        assert!(message.contains("unknown field `hots`"), "{message}");
+    }
+
+    #[test]
+    fn empty_file_is_empty_mapping() {
+        let sample: Sample = parse("n.conf", "\n# nothing\n").unwrap();
+        assert!(sample.include_nodes.is_empty());
+    }
+}
