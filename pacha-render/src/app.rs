@@ -1,0 +1,189 @@
+//! `templates/<app>/app.yaml`: where an app's files go, with what owner, group and mode.
+
+use globset::{Glob, GlobBuilder, GlobSet, GlobSetBuilder};
+use pacha_core::{ConfigError, Location, Mode, NodePath, Vars, line_of, yaml};
+use serde::Deserialize;
+
+/// The file as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AppFile {
+    dest: Option<String>,
+    owner: Option<String>,
+    group: Option<String>,
+    mode: Option<Mode>,
+    dir_mode: Option<Mode>,
+    #[serde(default)]
+    vars: Vars,
+    #[serde(default)]
+    files: Vec<FileRuleFile>,
+    #[serde(default)]
+    ignore: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileRuleFile {
+    #[serde(rename = "match")]
+    pattern: String,
+    owner: Option<String>,
+    group: Option<String>,
+    mode: Option<Mode>,
+}
+
+/// Owner, group and mode as far as they are set.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Attributes {
+    pub owner: Option<String>,
+    pub group: Option<String>,
+    pub mode: Option<Mode>,
+}
+
+impl Attributes {
+    fn overlay(&mut self, over: &Attributes) {
+        if over.owner.is_some() {
+            self.owner.clone_from(&over.owner);
+        }
+        if over.group.is_some() {
+            self.group.clone_from(&over.group);
+        }
+        if over.mode.is_some() {
+            self.mode = over.mode;
+        }
+    }
+}
+
+/// An app's settings, globs compiled.
+#[derive(Debug)]
+pub struct AppConfig {
+    pub dest: NodePath,
+    pub defaults: Attributes,
+    pub dir_mode: Mode,
+    pub vars: Vars,
+    rules: Vec<Attributes>,
+    rule_globs: GlobSet,
+    ignore: GlobSet,
+}
+
+impl AppConfig {
+    /// Parses `app.yaml` (shown as `file`); `None` text means the app has none.
+    pub fn parse(file: &str, text: Option<&str>) -> Result<AppConfig, ConfigError> {
+        let parsed: AppFile = match text {
+            Some(text) => yaml::parse(file, text)?,
+            None => AppFile::default(),
+        };
+        let text = text.unwrap_or_default();
+        let at = |needle: &str| Location::line(file, line_of(text, needle));
+        let dest = match &parsed.dest {
+            Some(dest) => NodePath::parse(dest).map_err(|err| ConfigError::Invalid {
+                at: at("dest"),
+                message: format!("dest: {err}"),
+            })?,
+            None => NodePath::root(),
+        };
+        let glob = |pattern: &str| -> Result<Glob, ConfigError> {
+            GlobBuilder::new(pattern)
+                .literal_separator(true)
+                .backslash_escape(true)
+                .build()
+                .map_err(|err| ConfigError::Invalid {
+                    at: at(pattern),
+                    message: format!("invalid glob {pattern:?}: {}", err.kind()),
+                })
+        };
+        let mut rule_globs = GlobSetBuilder::new();
+        let mut rules = Vec::new();
+        for rule in &parsed.files {
+            rule_globs.add(glob(&rule.pattern)?);
+            rules.push(Attributes {
+                owner: rule.owner.clone(),
+                group: rule.group.clone(),
+                mode: rule.mode,
+            });
+        }
+        let mut ignore = GlobSetBuilder::new();
+        for pattern in &parsed.ignore {
+            ignore.add(glob(pattern)?);
+        }
+        let build = |builder: GlobSetBuilder| {
+            builder.build().map_err(|err| ConfigError::Invalid {
+                at: Location::file(file),
+                message: err.to_string(),
+            })
+        };
+        Ok(AppConfig {
+            dest,
+            defaults: Attributes {
+                owner: parsed.owner,
+                group: parsed.group,
+                mode: parsed.mode,
+            },
+            dir_mode: parsed.dir_mode.unwrap_or(Mode::EXECUTABLE),
+            vars: parsed.vars,
+            rules,
+            rule_globs: build(rule_globs)?,
+            ignore: build(ignore)?,
+        })
+    }
+
+    /// Whether the file at `relative` (to `dest`, `.hbs` dropped) is ignored.
+    pub fn is_ignored(&self, relative: &str) -> bool {
+        self.ignore.is_match(relative)
+    }
+
+    /// The attributes of the file at `relative`: the app's defaults, then each matching rule in
+    /// order, so that each attribute comes from the last rule that sets it.
+    pub fn attributes(&self, relative: &str) -> Attributes {
+        let mut attributes = self.defaults.clone();
+        let mut matches = self.rule_globs.matches(relative);
+        matches.sort_unstable();
+        for index in matches {
+            attributes.overlay(&self.rules[index]);
+        }
+        attributes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn last_matching_rule_wins_per_attribute() {
+        let text = r#"
+dest: /etc/app
+owner: root
+mode: "0644"
+files:
+  - match: "**/*.key"
+    mode: "0600"
+    owner: app
+  - match: "secret/*.key"
+    owner: vault
+  - match: "*.conf"
+    group: adm
+ignore: ["**/*.swp"]
+"#;
+        let app = AppConfig::parse("templates/app/app.yaml", Some(text)).unwrap();
+        assert_eq!(app.dest.as_str(), "/etc/app");
+        let key = app.attributes("secret/db.key");
+        assert_eq!(key.owner.as_deref(), Some("vault"));
+        assert_eq!(key.mode, Some(Mode::parse("0600").unwrap()));
+        // `*` does not cross `/`.
+        assert_eq!(app.attributes("sub/x.conf").group, None);
+        assert_eq!(app.attributes("x.conf").group.as_deref(), Some("adm"));
+        assert!(app.is_ignored("a/b/.x.swp"));
+        assert!(!app.is_ignored("x.conf"));
+    }
+
+    #[test]
+    fn errors_name_the_line() {
+        let err = AppConfig::parse("templates/app/app.yaml", Some("dest: /etc\nmode: \"0999\"\n")).unwrap_err();
+        assert!(err.to_string().starts_with("templates/app/app.yaml:2:"), "{err}");
+        assert!(err.to_string().contains("invalid mode"), "{err}");
+        let err = AppConfig::parse("templates/app/app.yaml", Some("dest: /etc/../..\n")).unwrap_err();
+        assert_eq!(err.to_string(), "templates/app/app.yaml:1: dest: \"/etc/../..\" leaves /");
+        let err = AppConfig::parse("templates/app/app.yaml", Some("ignore: [\"a[\"]\n")).unwrap_err();
+        assert!(err.to_string().starts_with("templates/app/app.yaml:1: invalid glob"), "{err}");
+    }
+}

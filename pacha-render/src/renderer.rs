@@ -1,0 +1,310 @@
+//! Turning a node and a state into a [`Plan`].
+
+use std::collections::HashMap;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use handlebars::{Context, Handlebars, RenderErrorReason};
+use pacha_core::{
+    ContentHash, Location, Master, Mode, NameKind, NodePath, Plan, PlannedFile, PlannedScript, Stage, check_name, line_of,
+};
+use serde_json::{Value, json};
+
+use crate::app::AppConfig;
+use crate::error::RenderError;
+use crate::template::{self, VariableRef};
+use crate::tree;
+
+/// Renders plans of one master. Templates are read and compiled once per app and state and
+/// shared by every node, so rendering a fleet costs little more than rendering its templates.
+/// A `Renderer` can be shared between threads.
+pub struct Renderer<'m> {
+    master: &'m Master,
+    apps: Mutex<HashMap<(String, String), Arc<ResolvedApp>>>,
+    phases: Mutex<HashMap<(Stage, String), Arc<Vec<ScriptSource>>>>,
+}
+
+/// An app in a state: its settings, files and compiled templates.
+struct ResolvedApp {
+    config: AppConfig,
+    files: Vec<AppFile>,
+    registry: Handlebars<'static>,
+}
+
+struct AppFile {
+    destination: NodePath,
+    source: String,
+    content: Content,
+    owner: Option<String>,
+    group: Option<String>,
+    mode: Mode,
+}
+
+enum Content {
+    /// A `.hbs` file: rendered per node.
+    Template(Vec<VariableRef>),
+    /// Any other file, copied byte for byte.
+    Bytes(Arc<[u8]>, ContentHash),
+}
+
+struct ScriptSource {
+    name: String,
+    source: String,
+    content: Arc<[u8]>,
+    sha256: ContentHash,
+}
+
+impl<'m> Renderer<'m> {
+    pub fn new(master: &'m Master) -> Renderer<'m> {
+        Renderer {
+            master,
+            apps: Mutex::default(),
+            phases: Mutex::default(),
+        }
+    }
+
+    pub fn master(&self) -> &'m Master {
+        self.master
+    }
+
+    /// The plan of node `name` (not a meta node) in `state`.
+    pub fn plan(&self, name: &str, state: &str) -> Result<Plan, RenderError> {
+        check_name(NameKind::State, state).map_err(|source| pacha_core::ConfigError::Name {
+            at: Location::file("command line"),
+            source,
+        })?;
+        let graph = self.master.graph();
+        let node = graph.node(name, "rendering")?;
+        let node_file = graph.file(name).unwrap_or_default().to_owned();
+        let node_text = || fs::read_to_string(self.master.dir().join(&node_file)).unwrap_or_default();
+        let target = self.master.target(name)?;
+        let node_vars = self.master.node_vars(name, state)?;
+
+        let mut files = Vec::new();
+        for app_name in &node.apps {
+            let at = || Location::line(&node_file, line_of(&node_text(), app_name));
+            let app = self.app(app_name, state, at)?;
+            let mut data = node_vars.for_app(&app.config.vars);
+            data.insert(
+                "pacha".to_owned(),
+                json!({"node": name, "host": target.host, "state": state, "app": app_name}),
+            );
+            let data = Value::Object(data);
+            let mut context: Option<Context> = None;
+            for file in &app.files {
+                let (content, sha256) = match &file.content {
+                    Content::Bytes(bytes, hash) => (bytes.clone(), *hash),
+                    Content::Template(references) => {
+                        if let Some(missing) = template::first_undefined(references, &data) {
+                            return Err(RenderError::UndefinedVariable {
+                                at: Location {
+                                    file: file.source.clone(),
+                                    line: Some(missing.line),
+                                    column: Some(missing.column),
+                                },
+                                variable: missing.segments.join("."),
+                                node: name.to_owned(),
+                            });
+                        }
+                        let context = context.get_or_insert_with(|| Context::from(data.clone()));
+                        let text = app
+                            .registry
+                            .render_with_context(&file.source, context)
+                            .map_err(|err| render_error(&file.source, name, &err))?;
+                        let bytes: Arc<[u8]> = Arc::from(text.into_bytes());
+                        let hash = ContentHash::of(&bytes);
+                        (bytes, hash)
+                    }
+                };
+                files.push(PlannedFile {
+                    destination: file.destination.clone(),
+                    app: app_name.clone(),
+                    source: file.source.clone(),
+                    owner: file.owner.clone(),
+                    group: file.group.clone(),
+                    mode: file.mode,
+                    dir_mode: app.config.dir_mode,
+                    content,
+                    sha256,
+                });
+            }
+        }
+        files.sort_by(|a, b| a.destination.cmp(&b.destination));
+        if let Some(pair) = files.windows(2).find(|pair| pair[0].destination == pair[1].destination) {
+            return Err(RenderError::DuplicateDestination {
+                node: name.to_owned(),
+                destination: pair[0].destination.to_string(),
+                first: pair[0].source.clone(),
+                second: pair[1].source.clone(),
+            });
+        }
+
+        let mut scripts = Vec::new();
+        for (stage, phases) in [(Stage::Pre, &node.scripts.pre), (Stage::Post, &node.scripts.post)] {
+            for phase in phases {
+                let at = || Location::line(&node_file, line_of(&node_text(), phase));
+                for script in self.phase(stage, phase, at)?.iter() {
+                    scripts.push(PlannedScript {
+                        stage,
+                        phase: phase.clone(),
+                        name: script.name.clone(),
+                        source: script.source.clone(),
+                        content: script.content.clone(),
+                        sha256: script.sha256,
+                    });
+                }
+            }
+        }
+
+        Ok(Plan {
+            node: name.to_owned(),
+            state: state.to_owned(),
+            target,
+            files,
+            scripts,
+            secrets: node_vars.secrets,
+        })
+    }
+
+    fn app(&self, app: &str, state: &str, at: impl Fn() -> Location) -> Result<Arc<ResolvedApp>, RenderError> {
+        let key = (app.to_owned(), state.to_owned());
+        if let Some(found) = self.apps.lock().unwrap_or_else(PoisonError::into_inner).get(&key) {
+            return Ok(found.clone());
+        }
+        let resolved = Arc::new(self.resolve_app(app, state, at)?);
+        self.apps
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(key, resolved.clone());
+        Ok(resolved)
+    }
+
+    fn resolve_app(&self, app: &str, state: &str, at: impl Fn() -> Location) -> Result<ResolvedApp, RenderError> {
+        let templates = self.master.dir().join("templates");
+        let Some(tree) = tree::app_files(&templates, app, state)? else {
+            return Err(RenderError::MissingApp {
+                at: at(),
+                app: app.to_owned(),
+                state: state.to_owned(),
+            });
+        };
+        let app_yaml = templates.join(app).join("app.yaml");
+        let shown_yaml = format!("templates/{app}/app.yaml");
+        let app_text = if app_yaml.is_file() {
+            Some(fs::read_to_string(&app_yaml).map_err(|err| RenderError::io(&shown_yaml, err))?)
+        } else {
+            None
+        };
+        let config = AppConfig::parse(&shown_yaml, app_text.as_deref())?;
+        let mut registry = template::registry();
+        let mut files = Vec::with_capacity(tree.len());
+        for (relative, file) in tree {
+            if config.is_ignored(&relative) {
+                continue;
+            }
+            let destination = config.dest.join(&relative).map_err(|err| RenderError::PathEscapes {
+                at: Location::file(&file.source),
+                message: err.to_string(),
+            })?;
+            let bytes = fs::read(&file.path).map_err(|err| RenderError::io(&file.source, err))?;
+            let executable = fs::metadata(&file.path)
+                .map(|meta| meta.permissions().mode() & 0o111 != 0)
+                .unwrap_or(false);
+            let content = if file.is_template {
+                let text = String::from_utf8(bytes).map_err(|_| RenderError::NotUtf8Template {
+                    source_file: file.source.clone(),
+                })?;
+                Content::Template(template::compile(&mut registry, &file.source, &text)?)
+            } else {
+                let hash = ContentHash::of(&bytes);
+                Content::Bytes(Arc::from(bytes), hash)
+            };
+            let attributes = config.attributes(&relative);
+            let default_mode = if executable { Mode::EXECUTABLE } else { Mode::FILE };
+            files.push(AppFile {
+                destination,
+                source: file.source,
+                content,
+                owner: attributes.owner,
+                group: attributes.group,
+                mode: attributes.mode.unwrap_or(default_mode),
+            });
+        }
+        Ok(ResolvedApp { config, files, registry })
+    }
+
+    fn phase(&self, stage: Stage, phase: &str, at: impl Fn() -> Location) -> Result<Arc<Vec<ScriptSource>>, RenderError> {
+        let key = (stage, phase.to_owned());
+        if let Some(found) = self.phases.lock().unwrap_or_else(PoisonError::into_inner).get(&key) {
+            return Ok(found.clone());
+        }
+        let dir = self.master.dir().join("scripts").join(stage.as_str()).join(phase);
+        if !dir.is_dir() {
+            return Err(RenderError::MissingPhase {
+                at: at(),
+                stage,
+                phase: phase.to_owned(),
+            });
+        }
+        let shown = format!("scripts/{stage}/{phase}");
+        let mut entries: Vec<(String, std::path::PathBuf)> = Vec::new();
+        for entry in fs::read_dir(&dir).map_err(|err| RenderError::io(&shown, err))? {
+            let entry = entry.map_err(|err| RenderError::io(&shown, err))?;
+            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+                return Err(RenderError::NotUtf8Name {
+                    source_file: format!("{shown}/{}", entry.file_name().to_string_lossy()),
+                });
+            };
+            // Editor backups and swap files are hidden; they must not run.
+            if name.starts_with('.') || !entry.path().is_file() {
+                continue;
+            }
+            entries.push((name, entry.path()));
+        }
+        entries.sort();
+        let mut scripts = Vec::with_capacity(entries.len());
+        for (name, path) in entries {
+            let source = format!("{shown}/{name}");
+            let bytes = fs::read(&path).map_err(|err| RenderError::io(&source, err))?;
+            scripts.push(ScriptSource {
+                sha256: ContentHash::of(&bytes),
+                content: Arc::from(bytes),
+                name,
+                source,
+            });
+        }
+        let scripts = Arc::new(scripts);
+        self.phases
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(key, scripts.clone());
+        Ok(scripts)
+    }
+}
+
+/// A Handlebars rendering error as a pacha error with the template's position.
+fn render_error(source: &str, node: &str, err: &handlebars::RenderError) -> RenderError {
+    let at = Location {
+        file: err.template_name.clone().unwrap_or_else(|| source.to_owned()),
+        line: err.line_no,
+        column: err.column_no,
+    };
+    match err.reason() {
+        RenderErrorReason::MissingVariable(Some(variable)) => RenderError::UndefinedVariable {
+            at,
+            variable: variable.clone(),
+            node: node.to_owned(),
+        },
+        RenderErrorReason::Other(message) => RenderError::Helper {
+            at,
+            message: message.clone(),
+            node: node.to_owned(),
+        },
+        other => RenderError::Helper {
+            at,
+            message: other.to_string(),
+            node: node.to_owned(),
+        },
+    }
+}

@@ -1,0 +1,215 @@
+//! Compiling `.hbs` files: Handlebars in strict mode without HTML escaping, and the variables
+//! each template refers to, checked before rendering (strict mode alone does not see a missing
+//! variable inside `{{#if}}`, or in a branch that is not taken).
+
+use handlebars::template::{HelperTemplate, Parameter, TemplateElement};
+use handlebars::{Handlebars, Path, PathSeg, Template};
+use pacha_core::Location;
+use serde_json::Value;
+
+use crate::error::RenderError;
+use crate::helpers;
+
+/// Handlebars' own helpers: `{{len}}` alone calls a helper, it does not read a variable.
+const BUILT_IN_HELPERS: [&str; 17] = [
+    "if", "unless", "each", "with", "lookup", "raw", "log", "eq", "ne", "gt", "gte", "lt", "lte", "and", "or", "not", "len",
+];
+
+/// A variable a template reads from the root of its data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VariableRef {
+    pub segments: Vec<String>,
+    /// As written in the template.
+    pub written: String,
+    pub line: usize,
+    pub column: usize,
+}
+
+/// A fresh registry with pacha's settings: strict, no escaping, pacha's helpers.
+pub fn registry() -> Handlebars<'static> {
+    let mut registry = Handlebars::new();
+    registry.set_strict_mode(true);
+    registry.register_escape_fn(handlebars::no_escape);
+    helpers::register(&mut registry);
+    registry
+}
+
+/// Compiles `text` as the template `name` (the master file it comes from), registers it, and
+/// returns the root variables it refers to.
+pub fn compile(registry: &mut Handlebars<'static>, name: &str, text: &str) -> Result<Vec<VariableRef>, RenderError> {
+    let template = Template::compile_with_name(text, name.to_owned()).map_err(|err| {
+        let (line, column) = err.pos().map_or((None, None), |(line, column)| (Some(line), Some(column)));
+        RenderError::Template {
+            at: Location {
+                file: name.to_owned(),
+                line,
+                column,
+            },
+            message: err.reason().to_string(),
+        }
+    })?;
+    let mut references = Vec::new();
+    let is_helper = |candidate: &str| BUILT_IN_HELPERS.contains(&candidate) || helpers::HELPERS.contains(&candidate);
+    walk(&template, true, (1, 1), &is_helper, &mut references);
+    registry.register_template(name, template);
+    Ok(references)
+}
+
+/// The first reference that `data` does not define.
+pub fn first_undefined<'a>(references: &'a [VariableRef], data: &Value) -> Option<&'a VariableRef> {
+    references.iter().find(|reference| !resolves(&reference.segments, data))
+}
+
+fn resolves(segments: &[String], data: &Value) -> bool {
+    let mut current = data;
+    for segment in segments {
+        current = match current {
+            Value::Object(map) => match map.get(segment) {
+                Some(value) => value,
+                None => return false,
+            },
+            Value::Array(items) => match segment.parse::<usize>().ok().and_then(|index| items.get(index)) {
+                Some(value) => value,
+                None => return false,
+            },
+            _ => return false,
+        };
+    }
+    true
+}
+
+/// Collects the references of `template`; `at_root` says whether the context is still the
+/// root data (inside `#each` or `#with` it is not, and only `@root.` paths can be checked).
+fn walk(template: &Template, at_root: bool, position: (usize, usize), is_helper: &dyn Fn(&str) -> bool, out: &mut Vec<VariableRef>) {
+    for (index, element) in template.elements.iter().enumerate() {
+        let position = template.mapping.get(index).map_or(position, |mapping| (mapping.0, mapping.1));
+        match element {
+            TemplateElement::Expression(helper) | TemplateElement::HtmlExpression(helper) => {
+                helper_references(helper, at_root, position, is_helper, out);
+            }
+            TemplateElement::HelperBlock(helper) => {
+                helper_references(helper, at_root, position, is_helper, out);
+                let keeps_context = matches!(&helper.name, Parameter::Name(name) if name == "if" || name == "unless");
+                if let Some(body) = &helper.template {
+                    walk(body, at_root && keeps_context, position, is_helper, out);
+                }
+                if let Some(inverse) = &helper.inverse {
+                    walk(inverse, at_root, position, is_helper, out);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn helper_references(helper: &HelperTemplate, at_root: bool, position: (usize, usize), is_helper: &dyn Fn(&str) -> bool, out: &mut Vec<VariableRef>) {
+    let helper_name = match &helper.name {
+        Parameter::Name(name) => Some(name.as_str()),
+        Parameter::Path(Path::Relative((segments, _))) if segments.len() == 1 => match &segments[0] {
+            PathSeg::Named(name) if is_helper(name) => Some(name.as_str()),
+            _ => None,
+        },
+        _ => None,
+    };
+    match (&helper.name, helper_name) {
+        (Parameter::Path(path), None) => path_reference(path, at_root, position, out),
+        (Parameter::Subexpression(sub), _) => subexpression_references(sub.as_element(), at_root, position, is_helper, out),
+        _ => {}
+    }
+    // `default` exists to read a variable that may be missing.
+    let skip_first = helper_name == Some("default");
+    for (index, param) in helper.params.iter().enumerate() {
+        if !(skip_first && index == 0) {
+            param_references(param, at_root, position, is_helper, out);
+        }
+    }
+    for param in helper.hash.values() {
+        param_references(param, at_root, position, is_helper, out);
+    }
+}
+
+fn subexpression_references(element: &TemplateElement, at_root: bool, position: (usize, usize), is_helper: &dyn Fn(&str) -> bool, out: &mut Vec<VariableRef>) {
+    if let TemplateElement::Expression(helper) = element {
+        helper_references(helper, at_root, position, is_helper, out);
+    }
+}
+
+fn param_references(param: &Parameter, at_root: bool, position: (usize, usize), is_helper: &dyn Fn(&str) -> bool, out: &mut Vec<VariableRef>) {
+    match param {
+        Parameter::Path(path) => path_reference(path, at_root, position, out),
+        Parameter::Subexpression(sub) => subexpression_references(sub.as_element(), at_root, position, is_helper, out),
+        _ => {}
+    }
+}
+
+fn path_reference(path: &Path, at_root: bool, position: (usize, usize), out: &mut Vec<VariableRef>) {
+    let Path::Relative((segments, written)) = path else {
+        return;
+    };
+    let from_root = written.starts_with("@root");
+    if !(at_root || from_root) {
+        return;
+    }
+    let mut named = Vec::with_capacity(segments.len());
+    for (index, segment) in segments.iter().enumerate() {
+        match segment {
+            PathSeg::Named(name) => named.push(name.clone()),
+            // `@root` at the start is fine; `../` or anything else makes the path relative to a
+            // context this check does not follow.
+            _ if index == 0 && from_root => {}
+            _ => return,
+        }
+    }
+    if named.is_empty() {
+        return;
+    }
+    out.push(VariableRef {
+        segments: named,
+        written: written.clone(),
+        line: position.0,
+        column: position.1,
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn refs(text: &str) -> Vec<String> {
+        let mut registry = registry();
+        compile(&mut registry, "t.hbs", text)
+            .unwrap()
+            .into_iter()
+            .map(|r| format!("{}@{}:{}", r.segments.join("."), r.line, r.column))
+            .collect()
+    }
+
+    #[test]
+    fn finds_root_references_in_branches_and_params() {
+        assert_eq!(refs("{{a}}\n  {{b.c}}"), ["a@1:1", "b.c@2:3"]);
+        assert_eq!(refs("{{#if x}}{{y}}{{else}}{{z}}{{/if}}"), ["x@1:1", "y@1:10", "z@1:23"]);
+        assert_eq!(refs("{{upper name}} {{join (lower a) sep}}"), ["name@1:1", "a@1:16", "sep@1:16"]);
+        assert_eq!(refs("{{#each items}}{{this.x}} {{@index}} {{@root.top}}{{/each}}"), ["items@1:1", "top@1:38"]);
+        assert_eq!(refs("{{default maybe 1}} {{lookup m \"k\"}}"), ["m@1:21"]);
+        assert_eq!(refs("{{#unless off}}{{on}}{{/unless}} {{#with w}}{{inner}}{{/with}}"), ["off@1:1", "on@1:16", "w@1:34"]);
+    }
+
+    #[test]
+    fn undefined_is_found_in_data() {
+        let mut registry = registry();
+        let references = compile(&mut registry, "t.hbs", "{{a.b}} {{list.1}} {{#if c}}{{/if}}").unwrap();
+        assert_eq!(first_undefined(&references, &json!({"a": {"b": 1}, "list": [0, 1], "c": false})), None);
+        let missing = first_undefined(&references, &json!({"a": {"b": 1}, "list": [0], "c": null})).unwrap();
+        assert_eq!(missing.written, "list.1");
+    }
+
+    #[test]
+    fn syntax_errors_have_a_position() {
+        let mut registry = registry();
+        let err = compile(&mut registry, "templates/a/default/x.hbs", "line\n{{#if a}}\n{{/each}}\n").unwrap_err();
+        let text = err.to_string();
+        assert!(text.starts_with("templates/a/default/x.hbs:3:"), "{text}");
+    }
+}
