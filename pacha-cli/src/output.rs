@@ -1,0 +1,100 @@
+//! Writing results: text (coloured on a terminal) or JSON to stdout; messages to stderr.
+
+use std::io::{self, BufWriter, IsTerminal, Stdout, Write};
+
+use serde::Serialize;
+
+use crate::cli::ColorChoice;
+
+/// Where command results go.
+pub struct Output {
+    pub json: bool,
+    pub style: Style,
+    out: BufWriter<Stdout>,
+}
+
+impl Output {
+    pub fn new(json: bool, color: ColorChoice, no_color_env: bool) -> Output {
+        let color = match color {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => !no_color_env && io::stdout().is_terminal(),
+        };
+        Output {
+            json,
+            style: Style { color },
+            out: BufWriter::new(io::stdout()),
+        }
+    }
+
+    /// Writes one line of text.
+    pub fn line(&mut self, text: impl AsRef<str>) -> io::Result<()> {
+        self.out.write_all(text.as_ref().as_bytes())?;
+        self.out.write_all(b"\n")
+    }
+
+    /// Writes raw text as is.
+    pub fn raw(&mut self, text: impl AsRef<[u8]>) -> io::Result<()> {
+        self.out.write_all(text.as_ref())
+    }
+
+    /// Writes `value` as one JSON document on its own line.
+    pub fn json_document<T: Serialize>(&mut self, value: &T) -> io::Result<()> {
+        serde_json::to_writer_pretty(&mut self.out, value)?;
+        self.out.write_all(b"\n")
+    }
+
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+/// ANSI styles, or none.
+#[derive(Debug, Clone, Copy)]
+pub struct Style {
+    pub color: bool,
+}
+
+impl Style {
+    fn paint(self, code: &str, text: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_owned()
+        }
+    }
+
+    pub fn bold(self, text: &str) -> String {
+        self.paint("1", text)
+    }
+
+    pub fn dim(self, text: &str) -> String {
+        self.paint("2", text)
+    }
+
+    pub fn green(self, text: &str) -> String {
+        self.paint("32", text)
+    }
+
+    pub fn red(self, text: &str) -> String {
+        self.paint("31", text)
+    }
+
+    pub fn yellow(self, text: &str) -> String {
+        self.paint("33", text)
+    }
+
+    pub fn cyan(self, text: &str) -> String {
+        self.paint("36", text)
+    }
+}
+
+/// Pads `text` with spaces to `width` characters.
+pub fn pad(text: &str, width: usize) -> String {
+    let len = text.chars().count();
+    if len >= width {
+        text.to_owned()
+    } else {
+        format!("{text}{}", " ".repeat(width - len))
+    }
+}
