@@ -1,0 +1,4 @@
+//! End-to-end tests of the `pacha` binary (one test binary for the crate).
+
+mod common;
+mod foundation;
