@@ -23,6 +23,7 @@
 //! ```
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
+mod connection;
 mod error;
 mod graph;
 mod master;
@@ -31,10 +32,14 @@ mod name;
 mod node;
 mod path;
 mod plan;
+mod push;
 mod settings;
 mod vars;
 pub mod yaml;
 
+pub use connection::{
+    Applied, Apply, Connection, Connector, FileStat, Inspect, Inspection, LiveFile, Placement, ScriptRun, TransportError,
+};
 pub use error::{ConfigError, GraphError, Location};
 pub use graph::{InheritedVars, NodeGraph};
 pub use master::{Master, NodeVars, SETTINGS_FILE, Target};
@@ -43,5 +48,6 @@ pub use name::{NameError, NameKind, check_name};
 pub use node::{Definition, MetaNode, Node, ScriptPhases, StateSettings, TransportKind, line_of};
 pub use path::{NodePath, PathError, normalize_relative};
 pub use plan::{ContentHash, Plan, PlannedFile, PlannedScript, Stage};
+pub use push::{Change, ChangeKind, NodeReport, Outcome, PushOptions, Quiet, Reporter, Timings, changes, in_parallel, push};
 pub use settings::{HostKeyPolicy, MasterSettings, SshSettings};
 pub use vars::{Vars, merge as merge_vars};

@@ -1,0 +1,62 @@
+//! Rendering a whole fleet: 10,000 nodes in 100 meta nodes, 20 templates each.
+//!
+//! Run with `cargo bench -p pacha-render`. Target: every plan of the fleet in under 2 s on a
+//! 2-core machine.
+
+use std::sync::LazyLock;
+
+use pacha_core::Master;
+use pacha_render::{Renderer, render_in_order};
+
+struct Fleet {
+    _dir: tempfile::TempDir,
+    master: Master,
+    leaves: Vec<String>,
+}
+
+static FLEET: LazyLock<Fleet> = LazyLock::new(|| {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let shape = fixtures::FleetShape {
+        nodes: 10_000,
+        metas: 100,
+        templates: 20,
+    };
+    let leaves = fixtures::generate_fleet(dir.path(), shape, &|_| String::new());
+    let master = Master::open(dir.path()).expect("generated master opens");
+    Fleet { _dir: dir, master, leaves }
+});
+
+fn main() {
+    divan::main();
+}
+
+/// Loading the master: pacha.yaml and 10,100 node files.
+#[divan::bench(sample_count = 5, sample_size = 1)]
+fn open_master() -> Master {
+    Master::open(FLEET._dir.path()).expect("opens")
+}
+
+/// Every plan of the fleet (200,000 files), on all cores, from a cold renderer.
+#[divan::bench(sample_count = 5, sample_size = 1)]
+fn render_fleet() -> usize {
+    let fleet = &*FLEET;
+    let renderer = Renderer::new(&fleet.master);
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let mut files = 0;
+    render_in_order(&renderer, &fleet.leaves, "production", threads, |_, plan| {
+        files += plan.expect("renders").files.len();
+        Ok::<(), ()>(())
+    })
+    .expect("no error");
+    assert_eq!(files, 200_000);
+    files
+}
+
+/// One node's plan with warm caches: the per-node cost.
+#[divan::bench]
+fn render_one_node(bencher: divan::Bencher<'_, '_>) {
+    let fleet = &*FLEET;
+    let renderer = Renderer::new(&fleet.master);
+    renderer.plan("node1", "production").expect("renders");
+    bencher.bench_local(|| renderer.plan("node1", "production").expect("renders"));
+}
