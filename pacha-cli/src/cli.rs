@@ -9,7 +9,12 @@ use clap::{Parser, Subcommand, ValueEnum};
 /// A master directory holds templates per app and state, scripts, and one YAML file per node;
 /// `pacha push NODE STATE` brings every node of NODE to STATE and records it in git.
 #[derive(Debug, Parser)]
-#[command(name = "pacha", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "pacha",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
 pub struct Cli {
     /// The master directory [default: the nearest folder upward holding pacha.yaml]
     #[arg(long, global = true, value_name = "DIR", env = "PACHA_MASTER")]
@@ -59,4 +64,41 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
     },
+    /// What a push would change on the live node(s): unified diffs, owner and mode changes (exit 2 if any)
+    Diff {
+        /// A node or meta node
+        node: String,
+        /// The state, e.g. production
+        state: String,
+        #[command(flatten)]
+        connection: ConnectionArgs,
+    },
+    /// Bring node(s) to STATE: place what changed, run scripts, report per node
+    Push {
+        /// A node or meta node
+        node: String,
+        /// The state, e.g. production
+        state: String,
+        /// Report what would change (exit 2 if anything would); write nothing, run no script
+        #[arg(long)]
+        dry_run: bool,
+        /// Place every file and run every script even when nothing changed
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        connection: ConnectionArgs,
+    },
+    /// Close the SSH connections kept for the next run (all, or NODE's)
+    Disconnect {
+        /// A node or meta node [default: every kept connection]
+        node: Option<String>,
+    },
+}
+
+/// Options of commands that talk to nodes.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConnectionArgs {
+    /// How many nodes to work on at once [default: jobs in pacha.yaml, else the number of nodes, at most 32]
+    #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub jobs: Option<u16>,
 }

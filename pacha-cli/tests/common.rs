@@ -13,7 +13,12 @@ pub fn pacha() -> Command {
 
 /// `pacha --master DIR ARGS…`; returns (exit code, stdout, stderr).
 pub fn run_in(master: &Path, args: &[&str]) -> (i32, String, String) {
-    let output = pacha().arg("--master").arg(master).args(args).output().expect("pacha runs");
+    let output = pacha()
+        .arg("--master")
+        .arg(master)
+        .args(args)
+        .output()
+        .expect("pacha runs");
     (
         output.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&output.stdout).into_owned(),

@@ -12,8 +12,15 @@ fn init_creates_a_master_that_renders() {
     let output = pacha().arg("init").arg(&dir).output().unwrap();
     assert!(output.status.success(), "{output:?}");
     assert!(dir.join("pacha.yaml").is_file());
-    assert!(fs::read_to_string(dir.join(".gitignore")).unwrap().contains("/hosts/"));
-    let mode = fs::metadata(dir.join("scripts/pre/check/10-announce.sh")).unwrap().permissions().mode();
+    assert!(
+        fs::read_to_string(dir.join(".gitignore"))
+            .unwrap()
+            .contains("/hosts/")
+    );
+    let mode = fs::metadata(dir.join("scripts/pre/check/10-announce.sh"))
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o111, 0o111, "scripts are executable");
 
     // A second init refuses to overwrite.
@@ -23,12 +30,23 @@ fn init_creates_a_master_that_renders() {
 
     // Discovery from a subfolder, as cargo finds Cargo.toml.
     let (code, stdout, stderr) = {
-        let output = pacha().current_dir(dir.join("templates/nginx")).args(["render", "webservers", "production"]).output().unwrap();
-        (output.status.code(), String::from_utf8_lossy(&output.stdout).into_owned(), String::from_utf8_lossy(&output.stderr).into_owned())
+        let output = pacha()
+            .current_dir(dir.join("templates/nginx"))
+            .args(["render", "webservers", "production"])
+            .output()
+            .unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
     };
     assert_eq!(code, Some(0), "{stderr}");
     assert!(stdout.contains("node web1 (state production"), "{stdout}");
-    let key_line = stdout.lines().find(|line| line.contains("/etc/nginx/ssl/site.key")).unwrap();
+    let key_line = stdout
+        .lines()
+        .find(|line| line.contains("/etc/nginx/ssl/site.key"))
+        .unwrap();
     assert!(key_line.contains(" 0600 "), "{key_line}");
 }
 
@@ -42,7 +60,10 @@ fn nodes_lists_nodes_and_meta_nodes() {
     let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     let nodes = json["nodes"].as_array().unwrap();
     assert_eq!(nodes.len(), 10);
-    assert_eq!(nodes[0], serde_json::json!({"kind": "meta", "name": "all", "include_nodes": ["webservers", "databases", "lb1"]}));
+    assert_eq!(
+        nodes[0],
+        serde_json::json!({"kind": "meta", "name": "all", "include_nodes": ["webservers", "databases", "lb1"]})
+    );
 }
 
 #[test]
@@ -51,19 +72,31 @@ fn expand_prints_leaves_in_order() {
     assert_eq!(code, 0);
     assert_eq!(stdout, "web1\nweb2\nweb3\ndb1\ndb2\nlb1\n");
     let (_, stdout, _) = run_in(&fixtures::master("fleet"), &["expand", "dmz", "--json"]);
-    assert_eq!(serde_json::from_str::<serde_json::Value>(&stdout).unwrap(), serde_json::json!({"node": "dmz", "nodes": ["web3", "web1"]}));
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&stdout).unwrap(),
+        serde_json::json!({"node": "dmz", "nodes": ["web3", "web1"]})
+    );
 }
 
 #[test]
 fn render_text_and_json_are_deterministic() {
-    let (code, text, _) = run_in(&fixtures::master("fleet"), &["render", "webservers", "production"]);
+    let (code, text, _) = run_in(
+        &fixtures::master("fleet"),
+        &["render", "webservers", "production"],
+    );
     assert_eq!(code, 0);
     insta::assert_snapshot!(text);
-    let (code, json, _) = run_in(&fixtures::master("fleet"), &["render", "webservers", "production", "--json"]);
+    let (code, json, _) = run_in(
+        &fixtures::master("fleet"),
+        &["render", "webservers", "production", "--json"],
+    );
     assert_eq!(code, 0);
     let value: serde_json::Value = serde_json::from_str(&json).unwrap();
     insta::assert_json_snapshot!(value);
-    let (_, again, _) = run_in(&fixtures::master("fleet"), &["render", "webservers", "production", "--json"]);
+    let (_, again, _) = run_in(
+        &fixtures::master("fleet"),
+        &["render", "webservers", "production", "--json"],
+    );
     assert_eq!(json, again);
 }
 
@@ -71,17 +104,47 @@ fn render_text_and_json_are_deterministic() {
 fn render_out_writes_each_nodes_files_with_modes() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("plan");
-    let (code, _, stderr) = run_in(&fixtures::master("fleet"), &["render", "webservers", "production", "--out", out.to_str().unwrap()]);
+    let (code, _, stderr) = run_in(
+        &fixtures::master("fleet"),
+        &[
+            "render",
+            "webservers",
+            "production",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
     assert_eq!(code, 0, "{stderr}");
     let key = out.join("web2/etc/apache2/ssl/server.key");
-    assert_eq!(fs::metadata(&key).unwrap().permissions().mode() & 0o7777, 0o600);
-    assert_eq!(fs::read_to_string(out.join("web2/etc/apache2/ports.conf")).unwrap(), "Listen 80\nListen 443\n");
+    assert_eq!(
+        fs::metadata(&key).unwrap().permissions().mode() & 0o7777,
+        0o600
+    );
+    assert_eq!(
+        fs::read_to_string(out.join("web2/etc/apache2/ports.conf")).unwrap(),
+        "Listen 80\nListen 443\n"
+    );
     let logo = fs::read(out.join("web3/var/www/assets/logo.png")).unwrap();
-    assert_eq!(logo, fs::read(fixtures::master("fleet").join("templates/assets/default/logo.png")).unwrap());
+    assert_eq!(
+        logo,
+        fs::read(fixtures::master("fleet").join("templates/assets/default/logo.png")).unwrap()
+    );
     let script = out.join("web1/var/www/assets/bin/rotate.sh");
-    assert_eq!(fs::metadata(&script).unwrap().permissions().mode() & 0o7777, 0o755);
+    assert_eq!(
+        fs::metadata(&script).unwrap().permissions().mode() & 0o7777,
+        0o755
+    );
     // Rendering again over the same folder works (read-only files are replaced).
-    let (code, _, stderr) = run_in(&fixtures::master("fleet"), &["render", "webservers", "production", "--out", out.to_str().unwrap()]);
+    let (code, _, stderr) = run_in(
+        &fixtures::master("fleet"),
+        &[
+            "render",
+            "webservers",
+            "production",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
     assert_eq!(code, 0, "{stderr}");
 }
 
@@ -93,18 +156,32 @@ fn every_invalid_case_fails_with_one_clear_error() {
         assert_eq!(code, 1, "{}: {stderr}", case.name);
         assert!(stdout.is_empty(), "{}: {stdout}", case.name);
         assert!(stderr.starts_with("error: "), "{}: {stderr}", case.name);
-        assert_eq!(stderr.matches("error:").count(), 1, "{}: printed once: {stderr}", case.name);
+        assert_eq!(
+            stderr.matches("error:").count(),
+            1,
+            "{}: printed once: {stderr}",
+            case.name
+        );
     }
 }
 
 #[test]
 fn no_master_is_a_clear_error() {
     let tmp = tempfile::tempdir().unwrap();
-    let output = pacha().current_dir(tmp.path()).arg("nodes").output().unwrap();
+    let output = pacha()
+        .current_dir(tmp.path())
+        .arg("nodes")
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("no pacha master here"), "{stderr}");
-    let output = pacha().current_dir(tmp.path()).env("PACHA_MASTER", fixtures::master("small")).arg("nodes").output().unwrap();
+    let output = pacha()
+        .current_dir(tmp.path())
+        .env("PACHA_MASTER", fixtures::master("small"))
+        .arg("nodes")
+        .output()
+        .unwrap();
     assert!(output.status.success(), "PACHA_MASTER is honoured");
 }
 

@@ -29,7 +29,10 @@ pub struct InheritedVars {
 
 impl NodeGraph {
     /// A graph of `definitions`; `files` maps each name to its node file for error messages.
-    pub fn new(definitions: BTreeMap<String, Definition>, files: BTreeMap<String, String>) -> NodeGraph {
+    pub fn new(
+        definitions: BTreeMap<String, Definition>,
+        files: BTreeMap<String, String>,
+    ) -> NodeGraph {
         let mut parents: HashMap<String, Vec<String>> = HashMap::new();
         for (name, definition) in &definitions {
             if let Definition::Meta(meta) = definition {
@@ -68,10 +71,12 @@ impl NodeGraph {
 
     pub fn definition(&self, name: &str) -> Result<&Definition, GraphError> {
         let name = name.strip_suffix(".conf").unwrap_or(name);
-        self.definitions.get(name).ok_or_else(|| GraphError::UnknownNode {
-            name: name.to_owned(),
-            suggestion: self.closest(name),
-        })
+        self.definitions
+            .get(name)
+            .ok_or_else(|| GraphError::UnknownNode {
+                name: name.to_owned(),
+                suggestion: self.closest(name),
+            })
     }
 
     /// The node `name`, which must not be a meta node.
@@ -94,7 +99,12 @@ impl NodeGraph {
         Ok(walk.leaves)
     }
 
-    fn visit(&self, name: &str, from: Option<(&str, &MetaNode, usize)>, walk: &mut Expansion) -> Result<(), GraphError> {
+    fn visit(
+        &self,
+        name: &str,
+        from: Option<(&str, &MetaNode, usize)>,
+        walk: &mut Expansion,
+    ) -> Result<(), GraphError> {
         let Some(definition) = self.definitions.get(name) else {
             return Err(match from {
                 Some((meta, definition, index)) => GraphError::MissingInclude {
@@ -142,7 +152,11 @@ impl NodeGraph {
     /// through nested meta nodes. An inner meta node overrides the ones that include it; two
     /// unrelated meta nodes that disagree on a variable the node does not set itself are an
     /// error. `node_sets` tells whether the node (or its state) sets a dotted variable path.
-    pub fn inherited_vars(&self, name: &str, node_sets: &dyn Fn(&str) -> bool) -> Result<InheritedVars, GraphError> {
+    pub fn inherited_vars(
+        &self,
+        name: &str,
+        node_sets: &dyn Fn(&str) -> bool,
+    ) -> Result<InheritedVars, GraphError> {
         let above = self.metas_above(name);
         if above.is_empty() {
             return Ok(InheritedVars::default());
@@ -156,7 +170,10 @@ impl NodeGraph {
         let mut ordered: Vec<&str> = above.iter().map(String::as_str).collect();
         ordered.sort_by_key(|meta| (ranks[meta], *meta));
 
-        let up: HashMap<&str, BTreeSet<String>> = ordered.iter().map(|meta| (*meta, self.metas_above(meta))).collect();
+        let up: HashMap<&str, BTreeSet<String>> = ordered
+            .iter()
+            .map(|meta| (*meta, self.metas_above(meta)))
+            .collect();
         let is_inner_of = |inner: &str, outer: &str| up[inner].contains(outer);
 
         let metas: Vec<(&str, &MetaNode)> = ordered
@@ -178,10 +195,16 @@ impl NodeGraph {
             }
             let innermost: Vec<&(&str, &serde_json::Value)> = set_by
                 .iter()
-                .filter(|(meta, _)| !set_by.iter().any(|(other, _)| other != meta && is_inner_of(other, meta)))
+                .filter(|(meta, _)| {
+                    !set_by
+                        .iter()
+                        .any(|(other, _)| other != meta && is_inner_of(other, meta))
+                })
                 .collect();
             if let Some((first, first_value)) = innermost.first() {
-                if let Some((second, second_value)) = innermost.iter().find(|(_, value)| value != first_value) {
+                if let Some((second, second_value)) =
+                    innermost.iter().find(|(_, value)| value != first_value)
+                {
                     return Err(GraphError::VarConflict {
                         node: name.to_owned(),
                         variable: path.clone(),
@@ -216,13 +239,22 @@ impl NodeGraph {
         found
     }
 
-    fn rank<'a>(&'a self, name: &'a str, ranks: &mut HashMap<&'a str, usize>, stack: &mut Vec<&'a str>) -> Result<usize, GraphError> {
+    fn rank<'a>(
+        &'a self,
+        name: &'a str,
+        ranks: &mut HashMap<&'a str, usize>,
+        stack: &mut Vec<&'a str>,
+    ) -> Result<usize, GraphError> {
         if let Some(rank) = ranks.get(name) {
             return Ok(*rank);
         }
         if let Some(start) = stack.iter().position(|entry| *entry == name) {
             // The stack runs from inner to outer; a cycle reads better outer to inner.
-            let mut cycle: Vec<String> = stack[start..].iter().rev().map(|s| (*s).to_owned()).collect();
+            let mut cycle: Vec<String> = stack[start..]
+                .iter()
+                .rev()
+                .map(|s| (*s).to_owned())
+                .collect();
             cycle.push(cycle[0].clone());
             return Err(GraphError::Cycle { cycle });
         }
@@ -241,7 +273,9 @@ impl NodeGraph {
         self.definitions
             .keys()
             .map(|candidate| (edit_distance(name, candidate), candidate))
-            .filter(|(distance, candidate)| *distance <= 2.max(candidate.len() / 4) && *distance > 0)
+            .filter(|(distance, candidate)| {
+                *distance <= 2.max(candidate.len() / 4) && *distance > 0
+            })
             .min()
             .map(|(_, candidate)| candidate.clone())
     }
@@ -262,7 +296,11 @@ fn edit_distance(a: &str, b: &str) -> usize {
         let mut current = vec![i + 1];
         for (j, cb) in b.iter().enumerate() {
             let cost = usize::from(ca != *cb);
-            current.push((previous[j] + cost).min(previous[j + 1] + 1).min(current[j] + 1));
+            current.push(
+                (previous[j] + cost)
+                    .min(previous[j + 1] + 1)
+                    .min(current[j] + 1),
+            );
         }
         previous = current;
     }
@@ -289,8 +327,17 @@ mod tests {
     }
 
     fn graph(entries: Vec<(&str, Definition)>) -> NodeGraph {
-        let files = entries.iter().map(|(n, _)| ((*n).to_owned(), format!("nodes/{n}/{n}.conf"))).collect();
-        NodeGraph::new(entries.into_iter().map(|(n, d)| (n.to_owned(), d)).collect(), files)
+        let files = entries
+            .iter()
+            .map(|(n, _)| ((*n).to_owned(), format!("nodes/{n}/{n}.conf")))
+            .collect();
+        NodeGraph::new(
+            entries
+                .into_iter()
+                .map(|(n, d)| (n.to_owned(), d))
+                .collect(),
+            files,
+        )
     }
 
     #[test]
@@ -316,12 +363,19 @@ mod tests {
             ("c", meta(&["a"], json!({}))),
             ("n", leaf()),
         ]);
-        assert_eq!(g.expand("a").unwrap_err().to_string(), "meta nodes include each other in a cycle: a -> b -> c -> a");
+        assert_eq!(
+            g.expand("a").unwrap_err().to_string(),
+            "meta nodes include each other in a cycle: a -> b -> c -> a"
+        );
     }
 
     #[test]
     fn missing_include_names_meta_and_suggests() {
-        let g = graph(vec![("m", meta(&["web1", "webb2"], json!({}))), ("web1", leaf()), ("web2", leaf())]);
+        let g = graph(vec![
+            ("m", meta(&["web1", "webb2"], json!({}))),
+            ("web1", leaf()),
+            ("web2", leaf()),
+        ]);
         assert_eq!(
             g.expand("m").unwrap_err().to_string(),
             "nodes/m/m.conf: meta node \"m\" includes \"webb2\", but there is no nodes/webb2/webb2.conf (did you mean \"web2\"?)"
@@ -331,12 +385,24 @@ mod tests {
     #[test]
     fn inner_meta_overrides_outer_and_node_is_reached_however_pushed() {
         let g = graph(vec![
-            ("all", meta(&["web"], json!({"port": 80, "tier": "x", "deep": {"a": 1, "b": 1}}))),
-            ("web", meta(&["web1"], json!({"port": 8080, "deep": {"b": 2}}))),
+            (
+                "all",
+                meta(
+                    &["web"],
+                    json!({"port": 80, "tier": "x", "deep": {"a": 1, "b": 1}}),
+                ),
+            ),
+            (
+                "web",
+                meta(&["web1"], json!({"port": 8080, "deep": {"b": 2}})),
+            ),
             ("web1", leaf()),
         ]);
         let inherited = g.inherited_vars("web1", &|_| false).unwrap();
-        assert_eq!(serde_json::Value::Object(inherited.vars), json!({"port": 8080, "tier": "x", "deep": {"a": 1, "b": 2}}));
+        assert_eq!(
+            serde_json::Value::Object(inherited.vars),
+            json!({"port": 8080, "tier": "x", "deep": {"a": 1, "b": 2}})
+        );
         assert_eq!(inherited.metas, ["all", "web"]);
     }
 
@@ -369,32 +435,56 @@ mod tests {
 
     #[test]
     fn cycle_above_a_node_is_an_error() {
-        let g = graph(vec![("a", meta(&["b", "n"], json!({}))), ("b", meta(&["a"], json!({}))), ("n", leaf())]);
-        assert!(matches!(g.inherited_vars("n", &|_| false), Err(GraphError::Cycle { .. })));
+        let g = graph(vec![
+            ("a", meta(&["b", "n"], json!({}))),
+            ("b", meta(&["a"], json!({}))),
+            ("n", leaf()),
+        ]);
+        assert!(matches!(
+            g.inherited_vars("n", &|_| false),
+            Err(GraphError::Cycle { .. })
+        ));
     }
 
     /// A random graph: `metas` meta nodes and `leaves` nodes, each meta including random names.
     fn random_graph() -> impl Strategy<Value = (NodeGraph, Vec<String>)> {
         (1usize..6, 1usize..6).prop_flat_map(|(metas, leaves)| {
-            let names: Vec<String> = (0..metas).map(|i| format!("m{i}")).chain((0..leaves).map(|i| format!("n{i}"))).collect();
+            let names: Vec<String> = (0..metas)
+                .map(|i| format!("m{i}"))
+                .chain((0..leaves).map(|i| format!("n{i}")))
+                .collect();
             let count = names.len();
-            prop::collection::vec(prop::collection::vec(0..count, 0..5), metas).prop_map(move |includes| {
-                let mut definitions = BTreeMap::new();
-                for (i, children) in includes.iter().enumerate() {
-                    let include_nodes: Vec<String> = children.iter().map(|c| names[*c].clone()).collect();
-                    definitions.insert(names[i].clone(), Definition::Meta(MetaNode { include_nodes, ..MetaNode::default() }));
-                }
-                for name in &names[metas..] {
-                    definitions.insert(name.clone(), Definition::Node(Box::default()));
-                }
-                (NodeGraph::new(definitions, BTreeMap::new()), names.clone())
-            })
+            prop::collection::vec(prop::collection::vec(0..count, 0..5), metas).prop_map(
+                move |includes| {
+                    let mut definitions = BTreeMap::new();
+                    for (i, children) in includes.iter().enumerate() {
+                        let include_nodes: Vec<String> =
+                            children.iter().map(|c| names[*c].clone()).collect();
+                        definitions.insert(
+                            names[i].clone(),
+                            Definition::Meta(MetaNode {
+                                include_nodes,
+                                ..MetaNode::default()
+                            }),
+                        );
+                    }
+                    for name in &names[metas..] {
+                        definitions.insert(name.clone(), Definition::Node(Box::default()));
+                    }
+                    (NodeGraph::new(definitions, BTreeMap::new()), names.clone())
+                },
+            )
         })
     }
 
     /// Reference: all leaves reachable from `name` in written order, by a plain recursive walk
     /// that gives up on cycles.
-    fn reference(g: &NodeGraph, name: &str, stack: &mut Vec<String>, out: &mut Vec<String>) -> bool {
+    fn reference(
+        g: &NodeGraph,
+        name: &str,
+        stack: &mut Vec<String>,
+        out: &mut Vec<String>,
+    ) -> bool {
         match &g.definitions[name] {
             Definition::Node(_) => {
                 if !out.iter().any(|n| n == name) {
@@ -407,7 +497,10 @@ mod tests {
                     return false;
                 }
                 stack.push(name.to_owned());
-                let ok = meta.include_nodes.iter().all(|child| reference(g, child, stack, out));
+                let ok = meta
+                    .include_nodes
+                    .iter()
+                    .all(|child| reference(g, child, stack, out));
                 stack.pop();
                 ok
             }

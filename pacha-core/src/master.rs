@@ -64,9 +64,17 @@ impl NodeVars {
 impl Master {
     /// Finds the master: `explicit` (`--master`), else `from_env` (`PACHA_MASTER`), else the
     /// nearest folder from `cwd` upward that holds `pacha.yaml`.
-    pub fn discover(explicit: Option<&Path>, from_env: Option<&Path>, cwd: &Path) -> Result<PathBuf, ConfigError> {
+    pub fn discover(
+        explicit: Option<&Path>,
+        from_env: Option<&Path>,
+        cwd: &Path,
+    ) -> Result<PathBuf, ConfigError> {
         if let Some(dir) = explicit.or(from_env) {
-            let dir = if dir.is_relative() { cwd.join(dir) } else { dir.to_path_buf() };
+            let dir = if dir.is_relative() {
+                cwd.join(dir)
+            } else {
+                dir.to_path_buf()
+            };
             if !dir.join(SETTINGS_FILE).is_file() {
                 return Err(ConfigError::NotAMaster { dir });
             }
@@ -87,7 +95,10 @@ impl Master {
         let mut settings: MasterSettings = yaml::parse(SETTINGS_FILE, &settings_text)?;
         let mut secrets = Vec::new();
         extract_marked_secrets(&mut settings.vars, &mut secrets);
-        collect_secret_values(&serde_json::Value::Object(settings.secrets.clone()), &mut secrets);
+        collect_secret_values(
+            &serde_json::Value::Object(settings.secrets.clone()),
+            &mut secrets,
+        );
         let master_secrets = settings.secrets.clone();
         vars::merge(&mut settings.vars, &master_secrets);
         if settings.jobs == Some(0) {
@@ -152,7 +163,11 @@ impl Master {
 
     /// Where the history repository lives.
     pub fn history_dir(&self) -> PathBuf {
-        let configured = self.settings.history.clone().unwrap_or_else(|| PathBuf::from("hosts"));
+        let configured = self
+            .settings
+            .history
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("hosts"));
         if configured.is_relative() {
             self.dir.join(configured)
         } else {
@@ -162,7 +177,10 @@ impl Master {
 
     /// `path` as the user should see it: relative to the master when inside it.
     pub fn display_path(&self, path: &Path) -> String {
-        path.strip_prefix(&self.dir).unwrap_or(path).display().to_string()
+        path.strip_prefix(&self.dir)
+            .unwrap_or(path)
+            .display()
+            .to_string()
     }
 
     /// The leaf nodes of `name`, in order.
@@ -181,7 +199,9 @@ impl Master {
         let file = self.graph.file(name).unwrap_or_default().to_owned();
         let written_root = node.root.clone().unwrap_or_else(|| "/".to_owned());
         let root = match node.transport {
-            TransportKind::Local if !written_root.starts_with('/') => self.dir.join(&written_root).display().to_string(),
+            TransportKind::Local if !written_root.starts_with('/') => {
+                self.dir.join(&written_root).display().to_string()
+            }
             _ => written_root,
         };
         let root = NodePath::parse(&root).map_err(|err| ConfigError::Invalid {
@@ -206,7 +226,10 @@ impl Master {
         })?;
         let node = self.node(name)?;
         let state_vars = node.states.get(state).map(|settings| &settings.vars);
-        let node_sets = |path: &str| vars::sets_path(&node.vars, path) || state_vars.is_some_and(|v| vars::sets_path(v, path));
+        let node_sets = |path: &str| {
+            vars::sets_path(&node.vars, path)
+                || state_vars.is_some_and(|v| vars::sets_path(v, path))
+        };
         let inherited = self.graph.inherited_vars(name, &node_sets)?;
         let mut upper = inherited.vars;
         vars::merge(&mut upper, &node.vars);
@@ -251,19 +274,33 @@ mod tests {
         let found = Master::discover(None, None, &tmp.path().join("templates/a/b")).unwrap();
         assert_eq!(found, tmp.path());
         let other = tempfile::tempdir().unwrap();
-        assert!(matches!(Master::discover(None, None, other.path()), Err(ConfigError::MasterNotFound { .. })));
+        assert!(matches!(
+            Master::discover(None, None, other.path()),
+            Err(ConfigError::MasterNotFound { .. })
+        ));
         assert!(matches!(
             Master::discover(Some(other.path()), None, tmp.path()),
             Err(ConfigError::NotAMaster { .. })
         ));
-        assert_eq!(Master::discover(None, Some(tmp.path()), other.path()).unwrap(), tmp.path());
+        assert_eq!(
+            Master::discover(None, Some(tmp.path()), other.path()).unwrap(),
+            tmp.path()
+        );
     }
 
     #[test]
     fn layers_vars_in_precedence_order() {
         let tmp = tempfile::tempdir().unwrap();
-        write(tmp.path(), "pacha.yaml", "vars: {a: master, b: master, c: master, d: master}\nsecrets: {token: s3cret}\n");
-        write(tmp.path(), "nodes/web/web.conf", "include_nodes: [web1]\nvars: {b: meta, c: meta, d: meta}\n");
+        write(
+            tmp.path(),
+            "pacha.yaml",
+            "vars: {a: master, b: master, c: master, d: master}\nsecrets: {token: s3cret}\n",
+        );
+        write(
+            tmp.path(),
+            "nodes/web/web.conf",
+            "include_nodes: [web1]\nvars: {b: meta, c: meta, d: meta}\n",
+        );
         write(
             tmp.path(),
             "nodes/web1/web1.conf",
@@ -271,7 +308,12 @@ mod tests {
         );
         let master = Master::open(tmp.path()).unwrap();
         let vars = master.node_vars("web1", "production").unwrap();
-        let merged = vars.for_app(&serde_json::json!({"a": "app", "b": "app"}).as_object().unwrap().clone());
+        let merged = vars.for_app(
+            &serde_json::json!({"a": "app", "b": "app"})
+                .as_object()
+                .unwrap()
+                .clone(),
+        );
         assert_eq!(
             serde_json::Value::Object(merged),
             serde_json::json!({"a": "app", "b": "meta", "c": "node", "d": "state", "token": "s3cret"})
@@ -286,10 +328,17 @@ mod tests {
     fn relative_root_of_local_node_resolves_against_master() {
         let tmp = tempfile::tempdir().unwrap();
         write(tmp.path(), "pacha.yaml", "");
-        write(tmp.path(), "nodes/n/n.conf", "transport: local\nroot: nodes-out/n\n");
+        write(
+            tmp.path(),
+            "nodes/n/n.conf",
+            "transport: local\nroot: nodes-out/n\n",
+        );
         write(tmp.path(), "nodes/s/s.conf", "root: relative\n");
         let master = Master::open(tmp.path()).unwrap();
-        assert_eq!(master.target("n").unwrap().root, tmp.path().join("nodes-out/n").display().to_string());
+        assert_eq!(
+            master.target("n").unwrap().root,
+            tmp.path().join("nodes-out/n").display().to_string()
+        );
         let err = master.target("s").unwrap_err().to_string();
         assert!(err.contains("nodes/s/s.conf: root:"), "{err}");
     }

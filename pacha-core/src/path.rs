@@ -132,7 +132,11 @@ impl NodePath {
     pub fn under_root(&self, root: &str) -> String {
         let root = root.trim_end_matches('/');
         if self.0 == "/" {
-            return if root.is_empty() { "/".to_owned() } else { root.to_owned() };
+            return if root.is_empty() {
+                "/".to_owned()
+            } else {
+                root.to_owned()
+            };
         }
         format!("{root}{}", self.0)
     }
@@ -166,7 +170,12 @@ mod tests {
 
     #[test]
     fn normalises() {
-        assert_eq!(NodePath::parse("/etc//apache2/./x/../ports.conf").unwrap().as_str(), "/etc/apache2/ports.conf");
+        assert_eq!(
+            NodePath::parse("/etc//apache2/./x/../ports.conf")
+                .unwrap()
+                .as_str(),
+            "/etc/apache2/ports.conf"
+        );
         assert_eq!(NodePath::parse("/").unwrap().as_str(), "/");
         assert_eq!(NodePath::parse("/etc/").unwrap().as_str(), "/etc");
         assert!(NodePath::parse("etc").is_err());
@@ -187,11 +196,17 @@ mod tests {
     fn parents_and_prefixes() {
         let path = NodePath::parse("/etc/app/x.conf").unwrap();
         assert_eq!(path.parent().unwrap().as_str(), "/etc/app");
-        assert_eq!(NodePath::parse("/etc").unwrap().parent().unwrap().as_str(), "/");
+        assert_eq!(
+            NodePath::parse("/etc").unwrap().parent().unwrap().as_str(),
+            "/"
+        );
         assert_eq!(NodePath::root().parent(), None);
         assert!(path.starts_with(&NodePath::parse("/etc").unwrap()));
         assert!(!path.starts_with(&NodePath::parse("/et").unwrap()));
-        assert_eq!(path.strip_prefix(&NodePath::parse("/etc").unwrap()), Some("app/x.conf"));
+        assert_eq!(
+            path.strip_prefix(&NodePath::parse("/etc").unwrap()),
+            Some("app/x.conf")
+        );
         assert_eq!(path.under_root("/srv/n1/"), "/srv/n1/etc/app/x.conf");
         assert_eq!(path.under_root("/"), "/etc/app/x.conf");
     }

@@ -66,7 +66,8 @@ impl Serialize for ContentHash {
 impl<'de> Deserialize<'de> for ContentHash {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<ContentHash, D::Error> {
         let text = String::deserialize(deserializer)?;
-        ContentHash::parse(&text).ok_or_else(|| serde::de::Error::custom(format!("invalid sha256 {text:?}")))
+        ContentHash::parse(&text)
+            .ok_or_else(|| serde::de::Error::custom(format!("invalid sha256 {text:?}")))
     }
 }
 
@@ -150,7 +151,9 @@ pub struct Plan {
 
 impl Plan {
     pub fn scripts(&self, stage: Stage) -> impl Iterator<Item = &PlannedScript> {
-        self.scripts.iter().filter(move |script| script.stage == stage)
+        self.scripts
+            .iter()
+            .filter(move |script| script.stage == stage)
     }
 }
 
@@ -161,7 +164,10 @@ mod tests {
     #[test]
     fn hash_round_trips_through_hex() {
         let hash = ContentHash::of(b"hello\n");
-        assert_eq!(hash.to_string(), "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03");
+        assert_eq!(
+            hash.to_string(),
+            "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03"
+        );
         assert_eq!(ContentHash::parse(&hash.to_string()), Some(hash));
         assert_eq!(ContentHash::parse("xyz"), None);
         assert_eq!(hash.short(8), "5891b5b5");

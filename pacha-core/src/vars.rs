@@ -48,7 +48,9 @@ pub fn sets_path(vars: &Vars, path: &str) -> bool {
     while let Some(part) = parts.next() {
         match current.get(part) {
             None => return false,
-            Some(Value::Object(inner)) if parts.peek().is_some() && !inner.is_empty() => current = inner,
+            Some(Value::Object(inner)) if parts.peek().is_some() && !inner.is_empty() => {
+                current = inner
+            }
             Some(_) => return true,
         }
     }
@@ -79,8 +81,12 @@ pub fn collect_secret_values(value: &Value, secrets: &mut Vec<String>) {
     match value {
         Value::String(text) if !text.is_empty() => secrets.push(text.clone()),
         Value::Number(number) => secrets.push(number.to_string()),
-        Value::Array(items) => items.iter().for_each(|item| collect_secret_values(item, secrets)),
-        Value::Object(map) => map.values().for_each(|item| collect_secret_values(item, secrets)),
+        Value::Array(items) => items
+            .iter()
+            .for_each(|item| collect_secret_values(item, secrets)),
+        Value::Object(map) => map
+            .values()
+            .for_each(|item| collect_secret_values(item, secrets)),
         _ => {}
     }
 }
@@ -111,7 +117,10 @@ mod tests {
     #[test]
     fn merges_maps_deeply_and_replaces_the_rest() {
         let mut base = vars(json!({"apache": {"port": 80, "user": "www"}, "list": [1, 2], "x": 1}));
-        merge(&mut base, &vars(json!({"apache": {"port": 8080}, "list": [3], "y": {"a": 1}})));
+        merge(
+            &mut base,
+            &vars(json!({"apache": {"port": 8080}, "list": [3], "y": {"a": 1}})),
+        );
         assert_eq!(
             Value::Object(base),
             json!({"apache": {"port": 8080, "user": "www"}, "list": [3], "x": 1, "y": {"a": 1}})
@@ -137,10 +146,15 @@ mod tests {
 
     #[test]
     fn marked_secrets_are_unwrapped_and_collected() {
-        let mut v = vars(json!({"db": {"password": {"secret": true, "value": "hunter2"}}, "port": {"secret": true, "value": 5432}}));
+        let mut v = vars(
+            json!({"db": {"password": {"secret": true, "value": "hunter2"}}, "port": {"secret": true, "value": 5432}}),
+        );
         let mut secrets = Vec::new();
         extract_marked_secrets(&mut v, &mut secrets);
-        assert_eq!(Value::Object(v), json!({"db": {"password": "hunter2"}, "port": 5432}));
+        assert_eq!(
+            Value::Object(v),
+            json!({"db": {"password": "hunter2"}, "port": 5432})
+        );
         assert_eq!(secrets, ["hunter2", "5432"]);
     }
 }

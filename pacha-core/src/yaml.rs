@@ -100,14 +100,21 @@ mod tests {
 
     #[test]
     fn seed_syntax_gets_the_yaml_to_write() {
-        let err = parse::<Sample>("nodes/srvs/srvs.conf", "# meta\ninclude_nodes = ['srv1.conf', 'srv2.conf']\n")
-            .unwrap_err();
+        let err = parse::<Sample>(
+            "nodes/srvs/srvs.conf",
+            "# meta\ninclude_nodes = ['srv1.conf', 'srv2.conf']\n",
+        )
+        .unwrap_err();
         assert_eq!(
             err.to_string(),
             "nodes/srvs/srvs.conf:2: `include_nodes = ['srv1.conf', 'srv2.conf']` is not YAML; write `include_nodes: [srv1, srv2]` instead"
         );
         let err = parse::<Sample>("n.conf", "host = web1.example.com\n").unwrap_err();
-        assert!(err.to_string().ends_with("write `host: web1.example.com` instead"), "{err}");
+        assert!(
+            err.to_string()
+                .ends_with("write `host: web1.example.com` instead"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -10,14 +10,28 @@ pub enum RenderError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error("{at}: app {app:?} has neither templates/{app}/{state} nor templates/{app}/default")]
-    MissingApp { at: Location, app: String, state: String },
+    MissingApp {
+        at: Location,
+        app: String,
+        state: String,
+    },
     #[error("{at}: undefined variable `{variable}` (rendering for node {node:?}){}", hint(.variable))]
-    UndefinedVariable { at: Location, variable: String, node: String },
+    UndefinedVariable {
+        at: Location,
+        variable: String,
+        node: String,
+    },
     #[error("{at}: {message}")]
     Template { at: Location, message: String },
     #[error("{at}: {message} (rendering for node {node:?})")]
-    Helper { at: Location, message: String, node: String },
-    #[error("{source_file}: symlink points outside {tree} (to {target}); a symlink in a template tree must stay inside it")]
+    Helper {
+        at: Location,
+        message: String,
+        node: String,
+    },
+    #[error(
+        "{source_file}: symlink points outside {tree} (to {target}); a symlink in a template tree must stay inside it"
+    )]
     SymlinkEscapes {
         source_file: String,
         tree: String,
@@ -29,10 +43,15 @@ pub enum RenderError {
     Conflict { at: Location, message: String },
     #[error("{source_file}: file names must be UTF-8")]
     NotUtf8Name { source_file: String },
-    #[error("{source_file}: a .hbs template must be UTF-8 text (rename it without .hbs to copy it byte for byte)")]
+    #[error(
+        "{source_file}: a .hbs template must be UTF-8 text (rename it without .hbs to copy it byte for byte)"
+    )]
     NotUtf8Template { source_file: String },
     #[error("{path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{destination} comes from two apps of node {node:?}: {first} and {second}")]
     DuplicateDestination {
         node: String,
@@ -41,7 +60,11 @@ pub enum RenderError {
         second: String,
     },
     #[error("{at}: no script folder scripts/{stage}/{phase}")]
-    MissingPhase { at: Location, stage: Stage, phase: String },
+    MissingPhase {
+        at: Location,
+        stage: Stage,
+        phase: String,
+    },
 }
 
 fn hint(variable: &str) -> String {

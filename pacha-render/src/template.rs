@@ -12,7 +12,8 @@ use crate::helpers;
 
 /// Handlebars' own helpers: `{{len}}` alone calls a helper, it does not read a variable.
 const BUILT_IN_HELPERS: [&str; 17] = [
-    "if", "unless", "each", "with", "lookup", "raw", "log", "eq", "ne", "gt", "gte", "lt", "lte", "and", "or", "not", "len",
+    "if", "unless", "each", "with", "lookup", "raw", "log", "eq", "ne", "gt", "gte", "lt", "lte",
+    "and", "or", "not", "len",
 ];
 
 /// A variable a template reads from the root of its data.
@@ -36,9 +37,15 @@ pub fn registry() -> Handlebars<'static> {
 
 /// Compiles `text` as the template `name` (the master file it comes from), registers it, and
 /// returns the root variables it refers to.
-pub fn compile(registry: &mut Handlebars<'static>, name: &str, text: &str) -> Result<Vec<VariableRef>, RenderError> {
+pub fn compile(
+    registry: &mut Handlebars<'static>,
+    name: &str,
+    text: &str,
+) -> Result<Vec<VariableRef>, RenderError> {
     let template = Template::compile_with_name(text, name.to_owned()).map_err(|err| {
-        let (line, column) = err.pos().map_or((None, None), |(line, column)| (Some(line), Some(column)));
+        let (line, column) = err
+            .pos()
+            .map_or((None, None), |(line, column)| (Some(line), Some(column)));
         RenderError::Template {
             at: Location {
                 file: name.to_owned(),
@@ -49,7 +56,9 @@ pub fn compile(registry: &mut Handlebars<'static>, name: &str, text: &str) -> Re
         }
     })?;
     let mut references = Vec::new();
-    let is_helper = |candidate: &str| BUILT_IN_HELPERS.contains(&candidate) || helpers::HELPERS.contains(&candidate);
+    let is_helper = |candidate: &str| {
+        BUILT_IN_HELPERS.contains(&candidate) || helpers::HELPERS.contains(&candidate)
+    };
     walk(&template, true, (1, 1), &is_helper, &mut references);
     registry.register_template(name, template);
     Ok(references)
@@ -57,7 +66,9 @@ pub fn compile(registry: &mut Handlebars<'static>, name: &str, text: &str) -> Re
 
 /// The first reference that `data` does not define.
 pub fn first_undefined<'a>(references: &'a [VariableRef], data: &Value) -> Option<&'a VariableRef> {
-    references.iter().find(|reference| !resolves(&reference.segments, data))
+    references
+        .iter()
+        .find(|reference| !resolves(&reference.segments, data))
 }
 
 fn resolves(segments: &[String], data: &Value) -> bool {
@@ -68,7 +79,11 @@ fn resolves(segments: &[String], data: &Value) -> bool {
                 Some(value) => value,
                 None => return false,
             },
-            Value::Array(items) => match segment.parse::<usize>().ok().and_then(|index| items.get(index)) {
+            Value::Array(items) => match segment
+                .parse::<usize>()
+                .ok()
+                .and_then(|index| items.get(index))
+            {
                 Some(value) => value,
                 None => return false,
             },
@@ -80,9 +95,18 @@ fn resolves(segments: &[String], data: &Value) -> bool {
 
 /// Collects the references of `template`; `at_root` says whether the context is still the
 /// root data (inside `#each` or `#with` it is not, and only `@root.` paths can be checked).
-fn walk(template: &Template, at_root: bool, position: (usize, usize), is_helper: &dyn Fn(&str) -> bool, out: &mut Vec<VariableRef>) {
+fn walk(
+    template: &Template,
+    at_root: bool,
+    position: (usize, usize),
+    is_helper: &dyn Fn(&str) -> bool,
+    out: &mut Vec<VariableRef>,
+) {
     for (index, element) in template.elements.iter().enumerate() {
-        let position = template.mapping.get(index).map_or(position, |mapping| (mapping.0, mapping.1));
+        let position = template
+            .mapping
+            .get(index)
+            .map_or(position, |mapping| (mapping.0, mapping.1));
         match element {
             TemplateElement::Expression(helper) | TemplateElement::HtmlExpression(helper) => {
                 helper_references(helper, at_root, position, is_helper, out);
@@ -102,10 +126,17 @@ fn walk(template: &Template, at_root: bool, position: (usize, usize), is_helper:
     }
 }
 
-fn helper_references(helper: &HelperTemplate, at_root: bool, position: (usize, usize), is_helper: &dyn Fn(&str) -> bool, out: &mut Vec<VariableRef>) {
+fn helper_references(
+    helper: &HelperTemplate,
+    at_root: bool,
+    position: (usize, usize),
+    is_helper: &dyn Fn(&str) -> bool,
+    out: &mut Vec<VariableRef>,
+) {
     let helper_name = match &helper.name {
         Parameter::Name(name) => Some(name.as_str()),
-        Parameter::Path(Path::Relative((segments, _))) if segments.len() == 1 => match &segments[0] {
+        Parameter::Path(Path::Relative((segments, _))) if segments.len() == 1 => match &segments[0]
+        {
             PathSeg::Named(name) if is_helper(name) => Some(name.as_str()),
             _ => None,
         },
@@ -113,7 +144,9 @@ fn helper_references(helper: &HelperTemplate, at_root: bool, position: (usize, u
     };
     match (&helper.name, helper_name) {
         (Parameter::Path(path), None) => path_reference(path, at_root, position, out),
-        (Parameter::Subexpression(sub), _) => subexpression_references(sub.as_element(), at_root, position, is_helper, out),
+        (Parameter::Subexpression(sub), _) => {
+            subexpression_references(sub.as_element(), at_root, position, is_helper, out)
+        }
         _ => {}
     }
     // `default` exists to read a variable that may be missing.
@@ -128,21 +161,40 @@ fn helper_references(helper: &HelperTemplate, at_root: bool, position: (usize, u
     }
 }
 
-fn subexpression_references(element: &TemplateElement, at_root: bool, position: (usize, usize), is_helper: &dyn Fn(&str) -> bool, out: &mut Vec<VariableRef>) {
+fn subexpression_references(
+    element: &TemplateElement,
+    at_root: bool,
+    position: (usize, usize),
+    is_helper: &dyn Fn(&str) -> bool,
+    out: &mut Vec<VariableRef>,
+) {
     if let TemplateElement::Expression(helper) = element {
         helper_references(helper, at_root, position, is_helper, out);
     }
 }
 
-fn param_references(param: &Parameter, at_root: bool, position: (usize, usize), is_helper: &dyn Fn(&str) -> bool, out: &mut Vec<VariableRef>) {
+fn param_references(
+    param: &Parameter,
+    at_root: bool,
+    position: (usize, usize),
+    is_helper: &dyn Fn(&str) -> bool,
+    out: &mut Vec<VariableRef>,
+) {
     match param {
         Parameter::Path(path) => path_reference(path, at_root, position, out),
-        Parameter::Subexpression(sub) => subexpression_references(sub.as_element(), at_root, position, is_helper, out),
+        Parameter::Subexpression(sub) => {
+            subexpression_references(sub.as_element(), at_root, position, is_helper, out)
+        }
         _ => {}
     }
 }
 
-fn path_reference(path: &Path, at_root: bool, position: (usize, usize), out: &mut Vec<VariableRef>) {
+fn path_reference(
+    path: &Path,
+    at_root: bool,
+    position: (usize, usize),
+    out: &mut Vec<VariableRef>,
+) {
     let Path::Relative((segments, written)) = path else {
         return;
     };
@@ -189,26 +241,55 @@ mod tests {
     #[test]
     fn finds_root_references_in_branches_and_params() {
         assert_eq!(refs("{{a}}\n  {{b.c}}"), ["a@1:1", "b.c@2:3"]);
-        assert_eq!(refs("{{#if x}}{{y}}{{else}}{{z}}{{/if}}"), ["x@1:1", "y@1:10", "z@1:23"]);
-        assert_eq!(refs("{{upper name}} {{join (lower a) sep}}"), ["name@1:1", "a@1:16", "sep@1:16"]);
-        assert_eq!(refs("{{#each items}}{{this.x}} {{@index}} {{@root.top}}{{/each}}"), ["items@1:1", "top@1:38"]);
+        assert_eq!(
+            refs("{{#if x}}{{y}}{{else}}{{z}}{{/if}}"),
+            ["x@1:1", "y@1:10", "z@1:23"]
+        );
+        assert_eq!(
+            refs("{{upper name}} {{join (lower a) sep}}"),
+            ["name@1:1", "a@1:16", "sep@1:16"]
+        );
+        assert_eq!(
+            refs("{{#each items}}{{this.x}} {{@index}} {{@root.top}}{{/each}}"),
+            ["items@1:1", "top@1:38"]
+        );
         assert_eq!(refs("{{default maybe 1}} {{lookup m \"k\"}}"), ["m@1:21"]);
-        assert_eq!(refs("{{#unless off}}{{on}}{{/unless}} {{#with w}}{{inner}}{{/with}}"), ["off@1:1", "on@1:16", "w@1:34"]);
+        assert_eq!(
+            refs("{{#unless off}}{{on}}{{/unless}} {{#with w}}{{inner}}{{/with}}"),
+            ["off@1:1", "on@1:16", "w@1:34"]
+        );
     }
 
     #[test]
     fn undefined_is_found_in_data() {
         let mut registry = registry();
-        let references = compile(&mut registry, "t.hbs", "{{a.b}} {{list.1}} {{#if c}}{{/if}}").unwrap();
-        assert_eq!(first_undefined(&references, &json!({"a": {"b": 1}, "list": [0, 1], "c": false})), None);
-        let missing = first_undefined(&references, &json!({"a": {"b": 1}, "list": [0], "c": null})).unwrap();
+        let references = compile(
+            &mut registry,
+            "t.hbs",
+            "{{a.b}} {{list.1}} {{#if c}}{{/if}}",
+        )
+        .unwrap();
+        assert_eq!(
+            first_undefined(
+                &references,
+                &json!({"a": {"b": 1}, "list": [0, 1], "c": false})
+            ),
+            None
+        );
+        let missing =
+            first_undefined(&references, &json!({"a": {"b": 1}, "list": [0], "c": null})).unwrap();
         assert_eq!(missing.written, "list.1");
     }
 
     #[test]
     fn syntax_errors_have_a_position() {
         let mut registry = registry();
-        let err = compile(&mut registry, "templates/a/default/x.hbs", "line\n{{#if a}}\n{{/each}}\n").unwrap_err();
+        let err = compile(
+            &mut registry,
+            "templates/a/default/x.hbs",
+            "line\n{{#if a}}\n{{/each}}\n",
+        )
+        .unwrap_err();
         let text = err.to_string();
         assert!(text.starts_with("templates/a/default/x.hbs:3:"), "{text}");
     }

@@ -11,10 +11,15 @@ fn describe(master: &Master, state: &str) -> String {
     let renderer = Renderer::new(master);
     let mut text = String::new();
     for name in master.graph().names() {
-        if !matches!(master.graph().definition(name).unwrap(), Definition::Node(_)) {
+        if !matches!(
+            master.graph().definition(name).unwrap(),
+            Definition::Node(_)
+        ) {
             continue;
         }
-        let plan = renderer.plan(name, state).unwrap_or_else(|err| panic!("{name} {state}: {err}"));
+        let plan = renderer
+            .plan(name, state)
+            .unwrap_or_else(|err| panic!("{name} {state}: {err}"));
         writeln!(text, "== {name} ({state}) host={}", plan.target.host).unwrap();
         for file in &plan.files {
             writeln!(
@@ -39,7 +44,16 @@ fn describe(master: &Master, state: &str) -> String {
             }
         }
         for script in &plan.scripts {
-            writeln!(text, "{} {}/{} <- {} {}", script.stage, script.phase, script.name, script.source, script.sha256.short(16)).unwrap();
+            writeln!(
+                text,
+                "{} {}/{} <- {} {}",
+                script.stage,
+                script.phase,
+                script.name,
+                script.source,
+                script.sha256.short(16)
+            )
+            .unwrap();
         }
         if !plan.secrets.is_empty() {
             writeln!(text, "secrets: {}", plan.secrets.len()).unwrap();
@@ -61,7 +75,10 @@ fn every_fixture_master_in_every_state() {
 #[test]
 fn meta_expansion_of_the_fleet() {
     let master = Master::open(&fixtures::master("fleet")).unwrap();
-    assert_eq!(master.expand("all").unwrap(), ["web1", "web2", "web3", "db1", "db2", "lb1"]);
+    assert_eq!(
+        master.expand("all").unwrap(),
+        ["web1", "web2", "web3", "db1", "db2", "lb1"]
+    );
     assert_eq!(master.expand("dmz").unwrap(), ["web3", "web1"]);
 }
 
@@ -73,12 +90,18 @@ fn a_node_renders_the_same_however_it_is_reached() {
     let renderer = Renderer::new(&master);
     let alone = renderer.plan("web1", "production").unwrap();
     let mut through_meta = None;
-    pacha_render::render_in_order(&renderer, &master.expand("all").unwrap(), "production", 2, |node, plan| {
-        if node == "web1" {
-            through_meta = Some(plan.unwrap());
-        }
-        Ok::<(), ()>(())
-    })
+    pacha_render::render_in_order(
+        &renderer,
+        &master.expand("all").unwrap(),
+        "production",
+        2,
+        |node, plan| {
+            if node == "web1" {
+                through_meta = Some(plan.unwrap());
+            }
+            Ok::<(), ()>(())
+        },
+    )
     .unwrap();
     assert_eq!(Some(alone), through_meta);
 }
@@ -98,10 +121,28 @@ fn non_utf8_files_are_copied_byte_for_byte() {
     let master = Master::open(&fixtures::master("fleet")).unwrap();
     let plan = Renderer::new(&master).plan("web2", "default").unwrap();
     let dir = fixtures::master("fleet").join("templates/assets/default");
-    for (destination, source) in [("/var/www/assets/latin1.txt", "latin1.txt"), ("/var/www/assets/logo.png", "logo.png")] {
-        let file = plan.files.iter().find(|f| f.destination.as_str() == destination).unwrap();
-        assert_eq!(&*file.content, std::fs::read(dir.join(source)).unwrap().as_slice());
+    for (destination, source) in [
+        ("/var/www/assets/latin1.txt", "latin1.txt"),
+        ("/var/www/assets/logo.png", "logo.png"),
+    ] {
+        let file = plan
+            .files
+            .iter()
+            .find(|f| f.destination.as_str() == destination)
+            .unwrap();
+        assert_eq!(
+            &*file.content,
+            std::fs::read(dir.join(source)).unwrap().as_slice()
+        );
     }
-    let script = plan.files.iter().find(|f| f.destination.as_str() == "/var/www/assets/bin/rotate.sh").unwrap();
-    assert_eq!(script.mode.to_string(), "0755", "an executable source keeps its x bits by default");
+    let script = plan
+        .files
+        .iter()
+        .find(|f| f.destination.as_str() == "/var/www/assets/bin/rotate.sh")
+        .unwrap();
+    assert_eq!(
+        script.mode.to_string(),
+        "0755",
+        "an executable source keeps its x bits by default"
+    );
 }

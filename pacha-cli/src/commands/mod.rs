@@ -2,6 +2,7 @@
 
 mod init;
 mod nodes;
+mod push;
 mod render;
 
 use std::io;
@@ -49,7 +50,11 @@ pub fn main() -> ExitCode {
             // Help and version go to stdout with success; usage errors exit 1, since 2 means
             // "changes found" for pacha.
             let _ = err.print();
-            return if err.use_stderr() { ExitCode::from(1) } else { ExitCode::SUCCESS };
+            return if err.use_stderr() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            };
         }
     };
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|value| !value.is_empty());
@@ -77,7 +82,24 @@ fn run(context: &Context<'_>, out: &mut Output) -> anyhow::Result<Status> {
         Command::Init { dir } => init::run(context, out, dir.as_deref()),
         Command::Nodes => nodes::list(context, out),
         Command::Expand { node } => nodes::expand(context, out, node),
-        Command::Render { node, state, out: dir } => render::run(context, out, node, state, dir.as_deref()),
+        Command::Render {
+            node,
+            state,
+            out: dir,
+        } => render::run(context, out, node, state, dir.as_deref()),
+        Command::Diff {
+            node,
+            state,
+            connection,
+        } => push::diff_command(context, out, node, state, connection),
+        Command::Push {
+            node,
+            state,
+            dry_run,
+            force,
+            connection,
+        } => push::push_command(context, out, node, state, *dry_run, *force, connection),
+        Command::Disconnect { node } => push::disconnect(context, out, node.as_deref()),
     }
 }
 
@@ -92,13 +114,19 @@ fn report(err: &anyhow::Error) {
         }
         last = text;
     }
-    #[expect(clippy::print_stderr, reason = "the CLI's one place that prints errors")]
+    #[expect(
+        clippy::print_stderr,
+        reason = "the CLI's one place that prints errors"
+    )]
     {
         eprintln!("{message}");
     }
 }
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
-    err.chain()
-        .any(|cause| cause.downcast_ref::<io::Error>().is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe))
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<io::Error>()
+            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+    })
 }

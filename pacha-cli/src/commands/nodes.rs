@@ -43,19 +43,39 @@ pub fn list(context: &Context<'_>, out: &mut Output) -> anyhow::Result<Status> {
         out.json_document(&serde_json::json!({ "nodes": entries }))?;
         return Ok(Status::Success);
     }
-    let width = graph.names().map(|name| name.chars().count()).max().unwrap_or(0);
+    let width = graph
+        .names()
+        .map(|name| name.chars().count())
+        .max()
+        .unwrap_or(0);
     let style = out.style;
     for entry in &entries {
         let line = match entry {
-            Entry::Node { name, host, transport, apps } => {
+            Entry::Node {
+                name,
+                host,
+                transport,
+                apps,
+            } => {
                 let via = match transport {
                     TransportKind::Ssh => String::new(),
                     TransportKind::Local => " (local)".to_owned(),
                 };
-                format!("{}  node  {host}{via}  apps: {}", style.bold(&pad(name, width)), apps.join(", "))
+                format!(
+                    "{}  node  {host}{via}  apps: {}",
+                    style.bold(&pad(name, width)),
+                    apps.join(", ")
+                )
             }
-            Entry::Meta { name, include_nodes } => {
-                format!("{}  meta  includes: {}", style.bold(&pad(name, width)), include_nodes.join(", "))
+            Entry::Meta {
+                name,
+                include_nodes,
+            } => {
+                format!(
+                    "{}  meta  includes: {}",
+                    style.bold(&pad(name, width)),
+                    include_nodes.join(", ")
+                )
             }
         };
         out.line(line)?;

@@ -90,7 +90,13 @@ impl<'a> PlanView<'a> {
     }
 }
 
-pub fn run(context: &Context<'_>, out: &mut Output, node: &str, state: &str, dir: Option<&Path>) -> anyhow::Result<Status> {
+pub fn run(
+    context: &Context<'_>,
+    out: &mut Output,
+    node: &str,
+    state: &str,
+    dir: Option<&Path>,
+) -> anyhow::Result<Status> {
     let master = context.master()?;
     let nodes = master.expand(node)?;
     let renderer = Renderer::new(&master);
@@ -98,24 +104,32 @@ pub fn run(context: &Context<'_>, out: &mut Output, node: &str, state: &str, dir
         out.raw("{\"plans\": [")?;
     }
     let mut first = true;
-    render_in_order(&renderer, &nodes, state, context.threads(), |_, plan| -> anyhow::Result<()> {
-        let plan = plan?;
-        if let Some(dir) = dir {
-            write_files(dir, &plan).with_context(|| format!("writing the files of {} to {}", plan.node, dir.display()))?;
-        }
-        let view = PlanView::new(&master, &plan);
-        if out.json {
-            if !first {
-                out.raw(",")?;
+    render_in_order(
+        &renderer,
+        &nodes,
+        state,
+        context.threads(),
+        |_, plan| -> anyhow::Result<()> {
+            let plan = plan?;
+            if let Some(dir) = dir {
+                write_files(dir, &plan).with_context(|| {
+                    format!("writing the files of {} to {}", plan.node, dir.display())
+                })?;
             }
-            out.raw("\n")?;
-            out.raw(serde_json::to_string(&view)?)?;
-        } else {
-            print_plan(out, &view)?;
-        }
-        first = false;
-        Ok(())
-    })?;
+            let view = PlanView::new(&master, &plan);
+            if out.json {
+                if !first {
+                    out.raw(",")?;
+                }
+                out.raw("\n")?;
+                out.raw(serde_json::to_string(&view)?)?;
+            } else {
+                print_plan(out, &view)?;
+            }
+            first = false;
+            Ok(())
+        },
+    )?;
     if out.json {
         out.raw("\n]}\n")?;
     }
@@ -127,10 +141,23 @@ fn print_plan(out: &mut Output, plan: &PlanView<'_>) -> io::Result<()> {
     out.line(format!(
         "{} {}",
         style.bold(&format!("node {}", plan.node)),
-        style.dim(&format!("(state {}, host {}, root {})", plan.state, plan.host, plan.root))
+        style.dim(&format!(
+            "(state {}, host {}, root {})",
+            plan.state, plan.host, plan.root
+        ))
     ))?;
-    let width = plan.files.iter().map(|file| file.destination.chars().count()).max().unwrap_or(0);
-    let owner_width = plan.files.iter().map(|file| owner_text(file).chars().count()).max().unwrap_or(0);
+    let width = plan
+        .files
+        .iter()
+        .map(|file| file.destination.chars().count())
+        .max()
+        .unwrap_or(0);
+    let owner_width = plan
+        .files
+        .iter()
+        .map(|file| owner_text(file).chars().count())
+        .max()
+        .unwrap_or(0);
     for file in &plan.files {
         out.line(format!(
             "  {}  {}  {}  {}  {}",
@@ -157,7 +184,11 @@ fn print_plan(out: &mut Output, plan: &PlanView<'_>) -> io::Result<()> {
 }
 
 fn owner_text(file: &FileView<'_>) -> String {
-    format!("{}:{}", file.owner.unwrap_or("-"), file.group.unwrap_or("-"))
+    format!(
+        "{}:{}",
+        file.owner.unwrap_or("-"),
+        file.group.unwrap_or("-")
+    )
 }
 
 /// Writes the files of `plan` under `dir/<node>/`, with the planned modes.

@@ -2,12 +2,14 @@
 //! connection: read every planned path in one round trip, compute what changed, and only
 //! then run pre scripts, place the changed files and run post scripts.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::connection::{Apply, Connection, Connector, Inspect, LiveFile, Placement, ScriptRun, TransportError};
+use crate::connection::{
+    Apply, Connection, Connector, Inspect, LiveFile, Placement, ScriptRun, TransportError,
+};
 use crate::mode::Mode;
 use crate::path::NodePath;
 use crate::plan::{Plan, PlannedFile, PlannedScript, Stage};
@@ -203,7 +205,8 @@ fn change(file: &PlannedFile, live: &LiveFile) -> Option<Change> {
                     change.group = Some((stat.group.clone(), group.clone()));
                 }
             }
-            let attributes = change.mode.is_some() || change.owner.is_some() || change.group.is_some();
+            let attributes =
+                change.mode.is_some() || change.owner.is_some() || change.group.is_some();
             change.kind = match (content, attributes) {
                 (true, _) => ChangeKind::Update,
                 (false, true) => ChangeKind::Attributes,
@@ -215,7 +218,11 @@ fn change(file: &PlannedFile, live: &LiveFile) -> Option<Change> {
 }
 
 /// Runs `work` over `items` on up to `jobs` threads; results come back in item order.
-pub fn in_parallel<T: Sync, R: Send>(items: &[T], jobs: usize, work: impl Fn(usize, &T) -> R + Sync) -> Vec<R> {
+pub fn in_parallel<T: Sync, R: Send>(
+    items: &[T],
+    jobs: usize,
+    work: impl Fn(usize, &T) -> R + Sync,
+) -> Vec<R> {
     let jobs = jobs.clamp(1, items.len().max(1));
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<R>>> = Mutex::new((0..items.len()).map(|_| None).collect());
@@ -226,7 +233,9 @@ pub fn in_parallel<T: Sync, R: Send>(items: &[T], jobs: usize, work: impl Fn(usi
                     let index = next.fetch_add(1, Ordering::Relaxed);
                     let Some(item) = items.get(index) else { break };
                     let result = work(index, item);
-                    results.lock().unwrap_or_else(std::sync::PoisonError::into_inner)[index] = Some(result);
+                    results
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)[index] = Some(result);
                 }
             });
         }
@@ -245,12 +254,18 @@ pub fn in_parallel<T: Sync, R: Send>(items: &[T], jobs: usize, work: impl Fn(usi
 /// nothing is placed anywhere and every such node is reported at once. Then each node is
 /// inspected and brought to its plan, up to `options.jobs` at a time; one node's failure does
 /// not stop the others.
-pub fn push(plans: &[Plan], connector: &dyn Connector, options: &PushOptions, reporter: &dyn Reporter) -> Vec<NodeReport> {
+pub fn push(
+    plans: &[Plan],
+    connector: &dyn Connector,
+    options: &PushOptions,
+    reporter: &dyn Reporter,
+) -> Vec<NodeReport> {
     let started = Instant::now();
-    let connections: Vec<Mutex<Option<Result<Box<dyn Connection>, TransportError>>>> = in_parallel(plans, options.jobs, |_, plan| {
-        reporter.step(&plan.node, "connect");
-        Mutex::new(Some(connector.connect(&plan.node, &plan.target)))
-    });
+    let connections: Vec<Mutex<Option<Result<Box<dyn Connection>, TransportError>>>> =
+        in_parallel(plans, options.jobs, |_, plan| {
+            reporter.step(&plan.node, "connect");
+            Mutex::new(Some(connector.connect(&plan.node, &plan.target)))
+        });
     let connect_time = started.elapsed();
     let host_key_failures: Vec<String> = plans
         .iter()
@@ -289,7 +304,13 @@ pub fn push(plans: &[Plan], connector: &dyn Connector, options: &PushOptions, re
     })
 }
 
-fn run_node(plan: &Plan, mut connection: Box<dyn Connection>, options: &PushOptions, reporter: &dyn Reporter, report: &mut NodeReport) {
+fn run_node(
+    plan: &Plan,
+    mut connection: Box<dyn Connection>,
+    options: &PushOptions,
+    reporter: &dyn Reporter,
+    report: &mut NodeReport,
+) {
     let result = node_steps(plan, connection.as_mut(), options, reporter, report);
     let closed = connection.close();
     if let Err(err) = result.and(closed) {
@@ -306,7 +327,11 @@ fn node_steps(
     reporter: &dyn Reporter,
     report: &mut NodeReport,
 ) -> Result<(), TransportError> {
-    let paths: Vec<NodePath> = plan.files.iter().map(|file| file.destination.clone()).collect();
+    let paths: Vec<NodePath> = plan
+        .files
+        .iter()
+        .map(|file| file.destination.clone())
+        .collect();
     reporter.step(&plan.node, "inspect");
     let clock = Instant::now();
     let lock = (!options.dry_run).then_some(options.holder.as_str());
@@ -320,10 +345,19 @@ fn node_steps(
         return Err(TransportError::Protocol {
             host: plan.target.host.clone(),
             step: "inspect",
-            detail: format!("{} answers for {} paths", inspection.files.len(), paths.len()),
+            detail: format!(
+                "{} answers for {} paths",
+                inspection.files.len(),
+                paths.len()
+            ),
         });
     }
-    if let Some((file, _)) = plan.files.iter().zip(&inspection.files).find(|(_, live)| **live == LiveFile::Other) {
+    if let Some((file, _)) = plan
+        .files
+        .iter()
+        .zip(&inspection.files)
+        .find(|(_, live)| **live == LiveFile::Other)
+    {
         report.error = Some(format!(
             "{}: {} exists on the node and is not a regular file or symlink; pacha will not replace it",
             plan.node, file.destination
@@ -339,13 +373,23 @@ fn node_steps(
     }
     if options.dry_run {
         let due = !report.changes.is_empty() || report.pending_post.is_some() || options.force;
-        report.outcome = if due { Outcome::WouldChange } else { Outcome::Unchanged };
+        report.outcome = if due {
+            Outcome::WouldChange
+        } else {
+            Outcome::Unchanged
+        };
         return Ok(());
     }
     let placements: Vec<Placement> = plan
         .files
         .iter()
-        .filter(|file| options.force || report.changes.iter().any(|change| change.destination == file.destination))
+        .filter(|file| {
+            options.force
+                || report
+                    .changes
+                    .iter()
+                    .any(|change| change.destination == file.destination)
+        })
         .map(|file| Placement {
             destination: file.destination.clone(),
             content: file.content.clone(),
@@ -366,7 +410,10 @@ fn node_steps(
         plan.scripts(Stage::Pre).collect()
     };
     let post: Vec<&PlannedScript> = plan.scripts(Stage::Post).collect();
-    let mut changed: Vec<NodePath> = placements.iter().map(|file| file.destination.clone()).collect();
+    let mut changed: Vec<NodePath> = placements
+        .iter()
+        .map(|file| file.destination.clone())
+        .collect();
     for path in report.pending_post.iter().flatten() {
         if !changed.contains(path) {
             changed.push(path.clone());
@@ -386,7 +433,11 @@ fn node_steps(
     report.placed = applied.placed;
     if applied.placed {
         for (placement, stat) in placements.iter().zip(&applied.placed_stats) {
-            if let Some(index) = plan.files.iter().position(|file| file.destination == placement.destination) {
+            if let Some(index) = plan
+                .files
+                .iter()
+                .position(|file| file.destination == placement.destination)
+            {
                 report.live[index] = stat.clone();
             }
         }
@@ -398,7 +449,10 @@ fn node_steps(
         } else {
             "files were placed; the post scripts run again on the next push"
         };
-        report.error = Some(format!("script {} failed with exit status {} ({stage})", failed.id, failed.status));
+        report.error = Some(format!(
+            "script {} failed with exit status {} ({stage})",
+            failed.id, failed.status
+        ));
         report.outcome = Outcome::Failed;
     } else {
         report.outcome = Outcome::Changed;
@@ -407,14 +461,18 @@ fn node_steps(
 }
 
 /// Reads the live contents of changed files that exist, for diffs.
-fn read_before(plan: &Plan, connection: &mut dyn Connection, live: &[LiveFile], changes: &mut [Change]) -> Result<(), TransportError> {
+fn read_before(
+    plan: &Plan,
+    connection: &mut dyn Connection,
+    live: &[LiveFile],
+    changes: &mut [Change],
+) -> Result<(), TransportError> {
     let wanted: Vec<NodePath> = changes
         .iter()
         .filter(|change| {
-            plan.files
-                .iter()
-                .zip(live)
-                .any(|(file, live)| file.destination == change.destination && matches!(live, LiveFile::File(_)))
+            plan.files.iter().zip(live).any(|(file, live)| {
+                file.destination == change.destination && matches!(live, LiveFile::File(_))
+            })
         })
         .map(|change| change.destination.clone())
         .collect();
@@ -427,7 +485,10 @@ fn read_before(plan: &Plan, connection: &mut dyn Connection, live: &[LiveFile], 
         lock: None,
     })?;
     for (path, content) in wanted.iter().zip(inspection.contents) {
-        if let Some(change) = changes.iter_mut().find(|change| &change.destination == path) {
+        if let Some(change) = changes
+            .iter_mut()
+            .find(|change| &change.destination == path)
+        {
             change.before = content;
         }
     }

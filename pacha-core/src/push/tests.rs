@@ -42,12 +42,21 @@ impl Connector for Memory {
         let nodes = self.0.lock().unwrap();
         let state = &nodes[node];
         if state.unknown_host_key {
-            return Err(TransportError::HostKey { host: target.host.clone(), detail: "no key known".into() });
+            return Err(TransportError::HostKey {
+                host: target.host.clone(),
+                detail: "no key known".into(),
+            });
         }
         if state.unreachable {
-            return Err(TransportError::Connect { host: target.host.clone(), detail: "Connection refused".into() });
+            return Err(TransportError::Connect {
+                host: target.host.clone(),
+                detail: "Connection refused".into(),
+            });
         }
-        Ok(Box::new(MemoryConnection { node: node.to_owned(), memory: self.clone() }))
+        Ok(Box::new(MemoryConnection {
+            node: node.to_owned(),
+            memory: self.clone(),
+        }))
     }
 }
 
@@ -75,9 +84,18 @@ impl Connection for MemoryConnection {
         let contents = request
             .paths
             .iter()
-            .map(|path| request.contents.then(|| node.files.get(path).map(|f| f.content.clone())).flatten())
+            .map(|path| {
+                request
+                    .contents
+                    .then(|| node.files.get(path).map(|f| f.content.clone()))
+                    .flatten()
+            })
             .collect();
-        Ok(Inspection { files, contents, pending_post: node.pending_post.clone() })
+        Ok(Inspection {
+            files,
+            contents,
+            pending_post: node.pending_post.clone(),
+        })
     }
 
     fn apply(&mut self, request: &Apply<'_>) -> Result<Applied, TransportError> {
@@ -87,8 +105,16 @@ impl Connection for MemoryConnection {
         let mut applied = Applied::default();
         let mut run = |node: &mut MemoryNode, script: &PlannedScript| {
             node.ran.push(script.id());
-            let status = if node.failing_scripts.contains(&script.id()) { 3 } else { 0 };
-            applied.scripts.push(ScriptRun { id: script.id(), status, output: b"ran\n".to_vec() });
+            let status = if node.failing_scripts.contains(&script.id()) {
+                3
+            } else {
+                0
+            };
+            applied.scripts.push(ScriptRun {
+                id: script.id(),
+                status,
+                output: b"ran\n".to_vec(),
+            });
             status == 0
         };
         for script in request.pre {
@@ -102,7 +128,11 @@ impl Connection for MemoryConnection {
         for file in request.files {
             node.files.insert(
                 file.destination.clone(),
-                MemoryFile { content: file.content.to_vec(), mode: file.mode, owner: file.owner.clone().unwrap_or("root".into()) },
+                MemoryFile {
+                    content: file.content.to_vec(),
+                    mode: file.mode,
+                    owner: file.owner.clone().unwrap_or("root".into()),
+                },
             );
         }
         applied.placed = true;
@@ -163,28 +193,51 @@ fn plan(node: &str, files: &[(&str, &str)]) -> Plan {
 fn memory(nodes: &[&str]) -> Memory {
     let memory = Memory::default();
     for node in nodes {
-        memory.0.lock().unwrap().insert((*node).to_owned(), MemoryNode::default());
+        memory
+            .0
+            .lock()
+            .unwrap()
+            .insert((*node).to_owned(), MemoryNode::default());
     }
     memory
 }
 
 fn options() -> PushOptions {
-    PushOptions { jobs: 4, ..PushOptions::default() }
+    PushOptions {
+        jobs: 4,
+        ..PushOptions::default()
+    }
 }
 
 #[test]
 fn first_push_places_and_second_changes_nothing() {
     let memory = memory(&["a", "b"]);
-    let plans = [plan("a", &[("/etc/x", "1"), ("/etc/y", "2")]), plan("b", &[("/etc/x", "3")])];
+    let plans = [
+        plan("a", &[("/etc/x", "1"), ("/etc/y", "2")]),
+        plan("b", &[("/etc/x", "3")]),
+    ];
     let reports = push(&plans, &memory, &options(), &Quiet);
-    assert_eq!(reports.iter().map(|r| r.outcome).collect::<Vec<_>>(), [Outcome::Changed, Outcome::Changed]);
+    assert_eq!(
+        reports.iter().map(|r| r.outcome).collect::<Vec<_>>(),
+        [Outcome::Changed, Outcome::Changed]
+    );
     assert_eq!(reports[0].changes.len(), 2);
-    assert_eq!(memory.0.lock().unwrap()["a"].ran, ["pre/p/10-pre", "post/p/10-post"]);
+    assert_eq!(
+        memory.0.lock().unwrap()["a"].ran,
+        ["pre/p/10-pre", "post/p/10-post"]
+    );
 
     let again = push(&plans, &memory, &options(), &Quiet);
-    assert!(again.iter().all(|r| r.outcome == Outcome::Unchanged && r.changes.is_empty()));
+    assert!(
+        again
+            .iter()
+            .all(|r| r.outcome == Outcome::Unchanged && r.changes.is_empty())
+    );
     let nodes = memory.0.lock().unwrap();
-    assert_eq!(nodes["a"].applies, 1, "an unchanged node gets no write and no script");
+    assert_eq!(
+        nodes["a"].applies, 1,
+        "an unchanged node gets no write and no script"
+    );
     assert_eq!(nodes["a"].ran.len(), 2);
 }
 
@@ -197,34 +250,76 @@ fn only_changed_files_are_placed_and_mode_changes_count() {
     let reports = push(&[p], &memory, &options(), &Quiet);
     assert_eq!(reports[0].changes.len(), 1);
     assert_eq!(reports[0].changes[0].kind, ChangeKind::Attributes);
-    assert_eq!(reports[0].changes[0].mode, Some((Mode::FILE, Mode::parse("0600").unwrap())));
+    assert_eq!(
+        reports[0].changes[0].mode,
+        Some((Mode::FILE, Mode::parse("0600").unwrap()))
+    );
 }
 
 #[test]
 fn a_failing_pre_script_places_nothing() {
     let memory = memory(&["a"]);
-    memory.0.lock().unwrap().get_mut("a").unwrap().failing_scripts.push("pre/p/10-pre".into());
-    let reports = push(&[plan("a", &[("/etc/x", "1")])], &memory, &options(), &Quiet);
+    memory
+        .0
+        .lock()
+        .unwrap()
+        .get_mut("a")
+        .unwrap()
+        .failing_scripts
+        .push("pre/p/10-pre".into());
+    let reports = push(
+        &[plan("a", &[("/etc/x", "1")])],
+        &memory,
+        &options(),
+        &Quiet,
+    );
     assert_eq!(reports[0].outcome, Outcome::Failed);
-    assert!(reports[0].error.as_deref().unwrap().contains("pre/p/10-pre failed with exit status 3 (nothing was placed)"));
+    assert!(
+        reports[0]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("pre/p/10-pre failed with exit status 3 (nothing was placed)")
+    );
     assert!(memory.0.lock().unwrap()["a"].files.is_empty());
 }
 
 #[test]
 fn post_scripts_left_due_run_on_the_next_push() {
     let memory = memory(&["a"]);
-    memory.0.lock().unwrap().get_mut("a").unwrap().failing_scripts.push("post/p/10-post".into());
+    memory
+        .0
+        .lock()
+        .unwrap()
+        .get_mut("a")
+        .unwrap()
+        .failing_scripts
+        .push("post/p/10-post".into());
     let p = plan("a", &[("/etc/x", "1")]);
     let first = push(&[p.clone()], &memory, &options(), &Quiet);
     assert_eq!(first[0].outcome, Outcome::Failed);
-    memory.0.lock().unwrap().get_mut("a").unwrap().failing_scripts.clear();
+    memory
+        .0
+        .lock()
+        .unwrap()
+        .get_mut("a")
+        .unwrap()
+        .failing_scripts
+        .clear();
 
     let second = push(&[p.clone()], &memory, &options(), &Quiet);
     assert_eq!(second[0].outcome, Outcome::Changed);
     assert!(second[0].changes.is_empty(), "files were already placed");
-    assert_eq!(second[0].pending_post.as_deref(), Some(&[NodePath::parse("/etc/x").unwrap()][..]));
+    assert_eq!(
+        second[0].pending_post.as_deref(),
+        Some(&[NodePath::parse("/etc/x").unwrap()][..])
+    );
     let ran = memory.0.lock().unwrap()["a"].ran.clone();
-    assert_eq!(ran.as_slice(), ["pre/p/10-pre", "post/p/10-post", "post/p/10-post"], "no pre script for a pending-only run");
+    assert_eq!(
+        ran.as_slice(),
+        ["pre/p/10-pre", "post/p/10-post", "post/p/10-post"],
+        "no pre script for a pending-only run"
+    );
 
     let third = push(&[p], &memory, &options(), &Quiet);
     assert_eq!(third[0].outcome, Outcome::Unchanged);
@@ -233,12 +328,34 @@ fn post_scripts_left_due_run_on_the_next_push() {
 #[test]
 fn an_unknown_host_key_anywhere_stops_every_node() {
     let memory = memory(&["a", "b", "c"]);
-    memory.0.lock().unwrap().get_mut("b").unwrap().unknown_host_key = true;
-    memory.0.lock().unwrap().get_mut("c").unwrap().unknown_host_key = true;
-    let plans = [plan("a", &[("/etc/x", "1")]), plan("b", &[("/etc/x", "1")]), plan("c", &[("/etc/x", "1")])];
+    memory
+        .0
+        .lock()
+        .unwrap()
+        .get_mut("b")
+        .unwrap()
+        .unknown_host_key = true;
+    memory
+        .0
+        .lock()
+        .unwrap()
+        .get_mut("c")
+        .unwrap()
+        .unknown_host_key = true;
+    let plans = [
+        plan("a", &[("/etc/x", "1")]),
+        plan("b", &[("/etc/x", "1")]),
+        plan("c", &[("/etc/x", "1")]),
+    ];
     let reports = push(&plans, &memory, &options(), &Quiet);
     assert!(reports.iter().all(|r| r.outcome == Outcome::Failed));
-    assert!(reports[0].error.as_deref().unwrap().contains("host key verification failed for b, c"));
+    assert!(
+        reports[0]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("host key verification failed for b, c")
+    );
     assert!(reports[1].host_key_error && reports[2].host_key_error);
     assert_eq!(memory.0.lock().unwrap()["a"].applies, 0);
 }
@@ -247,11 +364,21 @@ fn an_unknown_host_key_anywhere_stops_every_node() {
 fn an_unreachable_node_does_not_stop_the_others() {
     let memory = memory(&["a", "b", "c"]);
     memory.0.lock().unwrap().get_mut("b").unwrap().unreachable = true;
-    let plans = [plan("a", &[("/etc/x", "1")]), plan("b", &[("/etc/x", "1")]), plan("c", &[("/etc/x", "1")])];
+    let plans = [
+        plan("a", &[("/etc/x", "1")]),
+        plan("b", &[("/etc/x", "1")]),
+        plan("c", &[("/etc/x", "1")]),
+    ];
     let reports = push(&plans, &memory, &options(), &Quiet);
     let outcomes: Vec<Outcome> = reports.iter().map(|r| r.outcome).collect();
-    assert_eq!(outcomes, [Outcome::Changed, Outcome::Failed, Outcome::Changed]);
-    assert_eq!(reports[1].error.as_deref(), Some("b.example.com: cannot connect: Connection refused"));
+    assert_eq!(
+        outcomes,
+        [Outcome::Changed, Outcome::Failed, Outcome::Changed]
+    );
+    assert_eq!(
+        reports[1].error.as_deref(),
+        Some("b.example.com: cannot connect: Connection refused")
+    );
 }
 
 #[test]
@@ -260,12 +387,24 @@ fn dry_run_writes_nothing_and_reads_contents_for_diffs() {
     let p = plan("a", &[("/etc/x", "new"), ("/etc/y", "2")]);
     memory.0.lock().unwrap().get_mut("a").unwrap().files.insert(
         NodePath::parse("/etc/x").unwrap(),
-        MemoryFile { content: b"old".to_vec(), mode: Mode::FILE, owner: "root".into() },
+        MemoryFile {
+            content: b"old".to_vec(),
+            mode: Mode::FILE,
+            owner: "root".into(),
+        },
     );
-    let options = PushOptions { dry_run: true, read_contents: true, ..options() };
+    let options = PushOptions {
+        dry_run: true,
+        read_contents: true,
+        ..options()
+    };
     let reports = push(&[p], &memory, &options, &Quiet);
     assert_eq!(reports[0].outcome, Outcome::WouldChange);
-    let x = reports[0].changes.iter().find(|c| c.destination.as_str() == "/etc/x").unwrap();
+    let x = reports[0]
+        .changes
+        .iter()
+        .find(|c| c.destination.as_str() == "/etc/x")
+        .unwrap();
     assert_eq!(x.kind, ChangeKind::Update);
     assert_eq!(x.before.as_deref(), Some(&b"old"[..]));
     assert_eq!(memory.0.lock().unwrap()["a"].applies, 0);
@@ -276,7 +415,15 @@ fn force_places_everything_and_runs_every_script() {
     let memory = memory(&["a"]);
     let p = plan("a", &[("/etc/x", "1")]);
     push(&[p.clone()], &memory, &options(), &Quiet);
-    let reports = push(&[p], &memory, &PushOptions { force: true, ..options() }, &Quiet);
+    let reports = push(
+        &[p],
+        &memory,
+        &PushOptions {
+            force: true,
+            ..options()
+        },
+        &Quiet,
+    );
     assert_eq!(reports[0].outcome, Outcome::Changed);
     assert_eq!(memory.0.lock().unwrap()["a"].ran.len(), 4);
 }
@@ -284,10 +431,30 @@ fn force_places_everything_and_runs_every_script() {
 #[test]
 fn a_folder_where_a_file_goes_is_refused() {
     let memory = memory(&["a"]);
-    memory.0.lock().unwrap().get_mut("a").unwrap().dirs.push(NodePath::parse("/etc/x").unwrap());
-    let reports = push(&[plan("a", &[("/etc/x", "1")])], &memory, &options(), &Quiet);
+    memory
+        .0
+        .lock()
+        .unwrap()
+        .get_mut("a")
+        .unwrap()
+        .dirs
+        .push(NodePath::parse("/etc/x").unwrap());
+    let reports = push(
+        &[plan("a", &[("/etc/x", "1")])],
+        &memory,
+        &options(),
+        &Quiet,
+    );
     assert_eq!(reports[0].outcome, Outcome::Failed);
-    assert!(reports[0].error.as_deref().unwrap().contains("not a regular file"), "{:?}", reports[0].error);
+    assert!(
+        reports[0]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("not a regular file"),
+        "{:?}",
+        reports[0].error
+    );
     assert_eq!(memory.0.lock().unwrap()["a"].applies, 0);
 }
 
@@ -308,5 +475,8 @@ fn owners_compare_by_name_or_number() {
     p.files[0].owner = Some("www-data".into());
     let found = changes(&p, &[LiveFile::File(stat)]);
     assert_eq!(found[0].owner, Some(("root".into(), "www-data".into())));
-    assert_eq!(changes(&p, &[LiveFile::Symlink])[0].kind, ChangeKind::ReplaceSymlink);
+    assert_eq!(
+        changes(&p, &[LiveFile::Symlink])[0].kind,
+        ChangeKind::ReplaceSymlink
+    );
 }

@@ -1,0 +1,128 @@
+//! Nodes on this machine (`transport: local`): the same snippets, run by the local `/bin/sh`.
+
+use std::io::{Read, Write};
+use std::process::{Child, Command, Stdio};
+use std::thread;
+
+use pacha_core::{Connection, Connector, Target, TransportError};
+
+use crate::session::{Finished, Held, Shell, ShellConnection};
+
+/// Connects to `transport: local` nodes.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct LocalConnector;
+
+impl Connector for LocalConnector {
+    fn connect(&self, _node: &str, target: &Target) -> Result<Box<dyn Connection>, TransportError> {
+        let shell = LocalShell {
+            host: target.host.clone(),
+            held: None,
+        };
+        Ok(Box::new(ShellConnection::new(
+            Box::new(shell),
+            &target.host,
+            &target.root,
+        )))
+    }
+}
+
+/// `/bin/sh` on this machine.
+pub struct LocalShell {
+    host: String,
+    held: Option<Child>,
+}
+
+impl LocalShell {
+    fn io(&self, context: &str, source: std::io::Error) -> TransportError {
+        TransportError::Io {
+            host: self.host.clone(),
+            context: context.to_owned(),
+            source,
+        }
+    }
+
+    fn spawn(&self, script: &str) -> Result<Child, TransportError> {
+        Command::new("/bin/sh")
+            .arg("-c")
+            .arg(script)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|err| self.io("starting /bin/sh", err))
+    }
+}
+
+impl Shell for LocalShell {
+    fn run(&mut self, script: &str, input: &[u8]) -> Result<Finished, TransportError> {
+        let mut child = self.spawn(script)?;
+        let mut stdin = child.stdin.take();
+        let output = thread::scope(|scope| {
+            let writer = scope.spawn(move || {
+                if let Some(stdin) = stdin.as_mut() {
+                    // The snippet may stop reading early (a failing step); that is reported
+                    // through its exit status.
+                    let _ = stdin.write_all(input);
+                }
+                drop(stdin);
+            });
+            let output = child.wait_with_output();
+            let _ = writer.join();
+            output
+        })
+        .map_err(|err| self.io("running /bin/sh", err))?;
+        Ok(Finished {
+            status: output.status.code(),
+            stdout: output.stdout,
+            stderr: output.stderr,
+        })
+    }
+
+    fn start_held(&mut self, script: &str, marker: &[u8]) -> Result<Held, TransportError> {
+        let mut child = self.spawn(script)?;
+        let mut stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| self.io("reading /bin/sh", std::io::Error::other("no stdout")))?;
+        let mut output = Vec::new();
+        let mut buffer = [0u8; 65536];
+        loop {
+            let read = stdout
+                .read(&mut buffer)
+                .map_err(|err| self.io("reading /bin/sh", err))?;
+            if read == 0 {
+                drop(child.stdin.take());
+                let mut stderr = Vec::new();
+                if let Some(mut pipe) = child.stderr.take() {
+                    let _ = pipe.read_to_end(&mut stderr);
+                }
+                let status = child
+                    .wait()
+                    .map_err(|err| self.io("waiting for /bin/sh", err))?;
+                return Ok(Held::Exited(Finished {
+                    status: status.code(),
+                    stdout: output,
+                    stderr,
+                }));
+            }
+            output.extend_from_slice(&buffer[..read]);
+            if output.ends_with(marker) {
+                child.stdout = Some(stdout);
+                self.held = Some(child);
+                return Ok(Held::Running(output));
+            }
+        }
+    }
+
+    fn release(&mut self) {
+        if let Some(mut child) = self.held.take() {
+            drop(child.stdin.take());
+            let _ = child.wait();
+        }
+    }
+
+    fn close(mut self: Box<Self>) -> Result<(), TransportError> {
+        self.release();
+        Ok(())
+    }
+}

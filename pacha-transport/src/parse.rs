@@ -1,0 +1,358 @@
+//! Reading what the node's snippets print: pure functions over bytes.
+
+use pacha_core::{ContentHash, FileStat, Inspection, LiveFile, Mode, NodePath, ScriptRun};
+
+/// What an inspect snippet reported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Inspected {
+    /// Another pacha holds the node; its holder text.
+    Locked(String),
+    Done(Inspection),
+}
+
+/// Attributes of a file as `stat -c '%a:%u:%g:%s:%U:%G'` prints them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatLine {
+    pub mode: Mode,
+    pub uid: u32,
+    pub gid: u32,
+    pub size: u64,
+    pub owner: String,
+    pub group: String,
+}
+
+impl StatLine {
+    pub fn with_hash(self, sha256: ContentHash) -> FileStat {
+        FileStat {
+            sha256,
+            size: self.size,
+            mode: self.mode,
+            uid: self.uid,
+            gid: self.gid,
+            owner: self.owner,
+            group: self.group,
+        }
+    }
+}
+
+/// A cursor over the snippet's output.
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn line(&mut self) -> Result<&'a [u8], String> {
+        let rest = &self.bytes[self.at..];
+        let end = rest.iter().position(|byte| *byte == b'\n').ok_or_else(|| {
+            format!(
+                "output ends in the middle of a line: {:?}",
+                String::from_utf8_lossy(&rest[..rest.len().min(80)])
+            )
+        })?;
+        self.at += end + 1;
+        Ok(&rest[..end])
+    }
+
+    fn text_line(&mut self) -> Result<&'a str, String> {
+        let line = self.line()?;
+        std::str::from_utf8(line)
+            .map_err(|_| format!("unexpected bytes: {:?}", String::from_utf8_lossy(line)))
+    }
+
+    fn take(&mut self, len: usize) -> Result<&'a [u8], String> {
+        let rest = &self.bytes[self.at..];
+        if rest.len() < len {
+            return Err(format!("output ends {} bytes early", len - rest.len()));
+        }
+        self.at += len;
+        Ok(&rest[..len])
+    }
+
+    fn peek_starts_with(&self, prefix: &[u8]) -> bool {
+        self.bytes[self.at..].starts_with(prefix)
+    }
+
+    fn at_end(&self) -> bool {
+        self.at >= self.bytes.len()
+    }
+}
+
+/// Parses one stat line.
+pub fn parse_stat(line: &str) -> Result<StatLine, String> {
+    let fields: Vec<&str> = line.splitn(6, ':').collect();
+    let [mode, uid, gid, size, owner, group] = fields.as_slice() else {
+        return Err(format!("not a stat line: {line:?}"));
+    };
+    let number = |text: &str| {
+        text.parse::<u64>()
+            .map_err(|_| format!("not a stat line: {line:?}"))
+    };
+    let mode = u32::from_str_radix(mode, 8)
+        .ok()
+        .and_then(|bits| Mode::from_bits(bits & 0o7777).ok())
+        .ok_or_else(|| format!("bad mode in {line:?}"))?;
+    Ok(StatLine {
+        mode,
+        uid: u32::try_from(number(uid)?).map_err(|err| err.to_string())?,
+        gid: u32::try_from(number(gid)?).map_err(|err| err.to_string())?,
+        size: number(size)?,
+        owner: (*owner).to_owned(),
+        group: (*group).to_owned(),
+    })
+}
+
+/// Parses one `sha256sum` line: the digest, with the leading `\` GNU adds when the file name
+/// needed escaping.
+pub fn parse_sha256sum(line: &str) -> Result<ContentHash, String> {
+    let line = line.strip_prefix('\\').unwrap_or(line);
+    line.get(..64)
+        .and_then(ContentHash::parse)
+        .ok_or_else(|| format!("not a sha256sum line: {line:?}"))
+}
+
+/// Parses the output of [`crate::script::inspect`] for `count` paths.
+pub fn parse_inspection(
+    output: &[u8],
+    count: usize,
+    contents: bool,
+    nonce: &str,
+) -> Result<Inspected, String> {
+    let mut reader = Reader {
+        bytes: output,
+        at: 0,
+    };
+    if reader.peek_starts_with(b"LOCKED ") {
+        let line = reader.text_line()?;
+        return Ok(Inspected::Locked(line["LOCKED ".len()..].to_owned()));
+    }
+    let mut pending_post = None;
+    if reader.peek_starts_with(b"P ") {
+        let line = reader.text_line()?;
+        let size: usize = line[2..]
+            .trim()
+            .parse()
+            .map_err(|_| format!("bad pending line {line:?}"))?;
+        let list = reader.take(size)?;
+        let mut paths = Vec::new();
+        for entry in list
+            .split(|byte| *byte == 0)
+            .filter(|entry| !entry.is_empty())
+        {
+            let text =
+                std::str::from_utf8(entry).map_err(|_| "a pending path is not UTF-8".to_owned())?;
+            paths.push(NodePath::parse(text).map_err(|err| err.to_string())?);
+        }
+        pending_post = Some(paths);
+    }
+    let classes = reader.text_line()?;
+    let classes = classes
+        .strip_prefix("C ")
+        .ok_or_else(|| format!("expected the kinds of the paths, got {classes:?}"))?;
+    if classes.len() != count {
+        return Err(format!("{} kinds for {count} paths", classes.len()));
+    }
+    let regular = classes.bytes().filter(|class| *class == b'F').count();
+    let mut stats = Vec::with_capacity(regular);
+    for _ in 0..regular {
+        stats.push(parse_stat(reader.text_line()?)?);
+    }
+    let mut hashes = Vec::with_capacity(regular);
+    for _ in 0..regular {
+        hashes.push(parse_sha256sum(reader.text_line()?)?);
+    }
+    let mut bodies = Vec::with_capacity(regular);
+    if contents {
+        for (stat, hash) in stats.iter().zip(&hashes) {
+            let size = usize::try_from(stat.size).map_err(|err| err.to_string())?;
+            let body = reader.take(size)?;
+            if ContentHash::of(body) != *hash {
+                return Err("a file changed while it was read; try again".to_owned());
+            }
+            bodies.push(body.to_vec());
+        }
+    }
+    let end = reader.text_line()?;
+    if end != format!("END-{nonce}") {
+        return Err(format!("expected the end marker, got {end:?}"));
+    }
+    let mut regular_files = stats.into_iter().zip(hashes);
+    let mut bodies = bodies.into_iter();
+    let mut files = Vec::with_capacity(count);
+    let mut file_contents = Vec::with_capacity(count);
+    for class in classes.bytes() {
+        match class {
+            b'F' => {
+                let (stat, hash) = regular_files.next().ok_or("fewer stat lines than files")?;
+                files.push(LiveFile::File(stat.with_hash(hash)));
+                file_contents.push(bodies.next());
+            }
+            b'L' => {
+                files.push(LiveFile::Symlink);
+                file_contents.push(None);
+            }
+            b'M' => {
+                files.push(LiveFile::Missing);
+                file_contents.push(None);
+            }
+            b'O' => {
+                files.push(LiveFile::Other);
+                file_contents.push(None);
+            }
+            other => return Err(format!("unknown kind {:?}", other as char)),
+        }
+    }
+    Ok(Inspected::Done(Inspection {
+        files,
+        contents: if contents { file_contents } else { Vec::new() },
+        pending_post,
+    }))
+}
+
+/// What an apply snippet reported.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AppliedStep {
+    pub scripts: Vec<ScriptRun>,
+    pub placed: bool,
+    pub placed_stats: Vec<StatLine>,
+    /// Whether the snippet ran to its end.
+    pub done: bool,
+}
+
+/// Parses the output of [`crate::script::apply`]; `script_ids` names the step's scripts in
+/// run order, `files` is how many files the step places.
+pub fn parse_applied(
+    output: &[u8],
+    script_ids: &[String],
+    files: usize,
+    nonce: &str,
+) -> Result<AppliedStep, String> {
+    let mut reader = Reader {
+        bytes: output,
+        at: 0,
+    };
+    let mut applied = AppliedStep::default();
+    let done = format!("DONE-{nonce}");
+    while !reader.at_end() {
+        let line = reader.text_line()?;
+        if let Some(record) = line.strip_prefix("S ") {
+            let fields: Vec<&str> = record.split(' ').collect();
+            let [index, status, size] = fields.as_slice() else {
+                return Err(format!("bad script record {line:?}"));
+            };
+            let index: usize = index
+                .parse()
+                .map_err(|_| format!("bad script record {line:?}"))?;
+            let status: i32 = status
+                .parse()
+                .map_err(|_| format!("bad script record {line:?}"))?;
+            let size: usize = size
+                .trim()
+                .parse()
+                .map_err(|_| format!("bad script record {line:?}"))?;
+            let id = script_ids
+                .get(index)
+                .ok_or_else(|| format!("unknown script {index}"))?
+                .clone();
+            let output = reader.take(size)?.to_vec();
+            applied.scripts.push(ScriptRun { id, status, output });
+        } else if line == "PLACED" {
+            applied.placed = true;
+        } else if line == "A" {
+            for _ in 0..files {
+                applied.placed_stats.push(parse_stat(reader.text_line()?)?);
+            }
+        } else if line == done {
+            applied.done = true;
+        } else {
+            return Err(format!("unexpected line {line:?}"));
+        }
+    }
+    Ok(applied)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HASH_A: &str = "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03";
+
+    #[test]
+    fn parses_an_inspection() {
+        let output = format!(
+            "P 16\n/etc/a\0/etc/b c\0C FMLFO\n644:0:0:6:root:root\n4755:1000:27:3:alice:sudo\n{HASH_A}  /r/etc/a\n\\{}  /r/etc/we\\nird\nEND-n1\n",
+            ContentHash::of(b"abc")
+        );
+        let Inspected::Done(inspection) =
+            parse_inspection(output.as_bytes(), 5, false, "n1").unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(inspection.pending_post.as_ref().unwrap().len(), 2);
+        assert_eq!(
+            inspection.pending_post.as_ref().unwrap()[1].as_str(),
+            "/etc/b c"
+        );
+        assert!(
+            matches!(&inspection.files[0], LiveFile::File(stat) if stat.mode == Mode::FILE && stat.owner == "root" && stat.sha256.to_string() == HASH_A)
+        );
+        assert_eq!(inspection.files[1], LiveFile::Missing);
+        assert_eq!(inspection.files[2], LiveFile::Symlink);
+        let LiveFile::File(second) = &inspection.files[3] else {
+            panic!()
+        };
+        assert_eq!(
+            (
+                second.mode.to_string().as_str(),
+                second.uid,
+                second.group.as_str()
+            ),
+            ("4755", 1000, "sudo")
+        );
+        assert_eq!(inspection.files[4], LiveFile::Other);
+    }
+
+    #[test]
+    fn parses_contents_and_checks_them() {
+        let output = format!("C F\n644:0:0:6:root:root\n{HASH_A}  /x\nhello\nEND-n\n");
+        let Inspected::Done(inspection) =
+            parse_inspection(output.as_bytes(), 1, true, "n").unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(inspection.contents, [Some(b"hello\n".to_vec())]);
+        let tampered = format!("C F\n644:0:0:6:root:root\n{HASH_A}  /x\nHELLO\nEND-n\n");
+        assert!(
+            parse_inspection(tampered.as_bytes(), 1, true, "n")
+                .unwrap_err()
+                .contains("changed while")
+        );
+    }
+
+    #[test]
+    fn reports_lock_and_refuses_truncation() {
+        assert_eq!(
+            parse_inspection(b"LOCKED pacha push by bob@admin (pid 4)\n", 3, false, "n").unwrap(),
+            Inspected::Locked("pacha push by bob@admin (pid 4)".into())
+        );
+        assert!(parse_inspection(b"C MF\n", 2, false, "n").is_err());
+        assert!(parse_inspection(b"C M\nEND-other\n", 1, false, "n").is_err());
+        assert!(parse_inspection(b"C MM\nEND-n\n", 1, false, "n").is_err());
+    }
+
+    #[test]
+    fn parses_apply_records() {
+        let output = b"S 0 0 6\nhello\nPLACED\nA\n600:0:0:3:root:root\nS 1 4 0\n";
+        let ids = vec!["pre/a/1".to_owned(), "post/b/2".to_owned()];
+        let applied = parse_applied(output, &ids, 1, "n").unwrap();
+        assert_eq!(applied.scripts[0].output, b"hello\n");
+        assert_eq!(applied.scripts[1].status, 4);
+        assert_eq!(applied.scripts[1].id, "post/b/2");
+        assert!(applied.placed && !applied.done);
+        assert_eq!(applied.placed_stats[0].mode.to_string(), "0600");
+        let done = parse_applied(b"DONE-n\n", &[], 0, "n").unwrap();
+        assert!(done.done);
+        assert!(parse_applied(b"S 0 0 10\nshort", &ids, 0, "n").is_err());
+        assert!(parse_applied(b"garbage\n", &ids, 0, "n").is_err());
+    }
+}

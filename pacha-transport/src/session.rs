@@ -1,0 +1,209 @@
+//! A connection to a node as a shell that runs pacha's snippets: the same code over SSH and
+//! locally, so both transports behave alike.
+
+use pacha_core::{Applied, Apply, Connection, Inspect, Inspection, LiveFile, TransportError};
+
+use crate::parse::{self, Inspected};
+use crate::script::{self, EXIT_LOCKED, EXIT_POST_FAILED, EXIT_PRE_FAILED};
+use crate::shell::quote;
+
+/// How a command on the node ended.
+#[derive(Debug, Clone, Default)]
+pub struct Finished {
+    /// The exit status; `None` when the command was killed or the connection dropped.
+    pub status: Option<i32>,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+/// A command started and kept running (it holds the node's lock).
+#[derive(Debug)]
+pub enum Held {
+    /// It printed its marker and is still running: what it printed.
+    Running(Vec<u8>),
+    /// It ended before its marker.
+    Exited(Finished),
+}
+
+/// A way to run `sh` snippets on a node.
+pub trait Shell: Send {
+    /// Runs `script` with `input` on its standard input, to its end.
+    fn run(&mut self, script: &str, input: &[u8]) -> Result<Finished, TransportError>;
+    /// Starts `script` and reads its output until it ends with `marker`; the command keeps
+    /// running until [`Shell::release`].
+    fn start_held(&mut self, script: &str, marker: &[u8]) -> Result<Held, TransportError>;
+    /// Closes the held command's input, so that it ends.
+    fn release(&mut self);
+    /// Ends the connection (or keeps it for the next run, as configured).
+    fn close(self: Box<Self>) -> Result<(), TransportError>;
+}
+
+/// Wraps a script so that a POSIX `sh` runs it whatever the login shell is.
+pub fn sh_command(script: &str) -> String {
+    format!("exec /bin/sh -c {}", quote(script))
+}
+
+/// A random token naming this connection's lock and temp files.
+pub fn nonce() -> String {
+    use std::io::Read;
+    let mut bytes = [0u8; 8];
+    let random =
+        std::fs::File::open("/dev/urandom").and_then(|mut file| file.read_exact(&mut bytes));
+    if random.is_err() {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_nanos());
+        bytes = (seed as u64 ^ u64::from(std::process::id()).rotate_left(32)).to_le_bytes();
+    }
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// A [`Connection`] made of a [`Shell`].
+pub struct ShellConnection {
+    shell: Box<dyn Shell>,
+    host: String,
+    root: String,
+    nonce: String,
+}
+
+impl ShellConnection {
+    pub fn new(shell: Box<dyn Shell>, host: &str, root: &str) -> ShellConnection {
+        ShellConnection {
+            shell,
+            host: host.to_owned(),
+            root: root.to_owned(),
+            nonce: nonce(),
+        }
+    }
+
+    fn remote_error(&self, step: &'static str, finished: &Finished) -> TransportError {
+        let stderr = String::from_utf8_lossy(&finished.stderr).into_owned();
+        match finished.status {
+            Some(status) => TransportError::Remote {
+                host: self.host.clone(),
+                step,
+                status,
+                stderr,
+            },
+            None => TransportError::Disconnected {
+                host: self.host.clone(),
+                step,
+                detail: stderr,
+            },
+        }
+    }
+
+    fn protocol(&self, step: &'static str, detail: String) -> TransportError {
+        TransportError::Protocol {
+            host: self.host.clone(),
+            step,
+            detail,
+        }
+    }
+
+    fn inspect_chunk(
+        &mut self,
+        paths: &[String],
+        contents: bool,
+        lock: Option<&str>,
+    ) -> Result<Inspection, TransportError> {
+        let state = script::state_dir(&self.root);
+        let snippet = script::inspect(&state, &self.nonce, paths, contents, lock);
+        let output = if lock.is_some() {
+            let marker = format!("END-{}\n", self.nonce);
+            match self.shell.start_held(&snippet, marker.as_bytes())? {
+                Held::Running(output) => output,
+                Held::Exited(finished) if finished.status == Some(EXIT_LOCKED) => finished.stdout,
+                Held::Exited(finished) => {
+                    return Err(self.remote_error("reading the node's files", &finished));
+                }
+            }
+        } else {
+            let finished = self.shell.run(&snippet, &[])?;
+            if finished.status != Some(0) {
+                return Err(self.remote_error("reading the node's files", &finished));
+            }
+            finished.stdout
+        };
+        match parse::parse_inspection(&output, paths.len(), contents, &self.nonce) {
+            Ok(Inspected::Done(inspection)) => Ok(inspection),
+            Ok(Inspected::Locked(holder)) => Err(TransportError::Locked {
+                host: self.host.clone(),
+                holder,
+            }),
+            Err(detail) => Err(self.protocol("reading the node's files", detail)),
+        }
+    }
+}
+
+impl Connection for ShellConnection {
+    fn inspect(&mut self, request: &Inspect<'_>) -> Result<Inspection, TransportError> {
+        let paths: Vec<String> = request
+            .paths
+            .iter()
+            .map(|path| path.under_root(&self.root))
+            .collect();
+        // Keep each snippet under the size of one command line.
+        let mut chunks: Vec<&[String]> = Vec::new();
+        let (mut start, mut size) = (0, 0);
+        for (index, path) in paths.iter().enumerate() {
+            if size + path.len() + 3 > script::MAX_SCRIPT - 4096 && index > start {
+                chunks.push(&paths[start..index]);
+                start = index;
+                size = 0;
+            }
+            size += path.len() + 3;
+        }
+        chunks.push(&paths[start..]);
+        let mut whole = Inspection::default();
+        for (index, chunk) in chunks.into_iter().enumerate() {
+            let lock = if index == 0 { request.lock } else { None };
+            let part = self.inspect_chunk(chunk, request.contents, lock)?;
+            if index == 0 {
+                whole.pending_post = part.pending_post;
+            }
+            whole.files.extend(part.files);
+            whole.contents.extend(part.contents);
+        }
+        Ok(whole)
+    }
+
+    fn apply(&mut self, request: &Apply<'_>) -> Result<Applied, TransportError> {
+        let mut applied = Applied::default();
+        for step in script::apply_steps(request) {
+            let (snippet, input) = script::apply(request, &step, &self.root, &self.nonce);
+            let finished = self.shell.run(&snippet, &input)?;
+            let ids: Vec<String> = step
+                .pre
+                .iter()
+                .chain(step.post)
+                .map(|planned| planned.id())
+                .collect();
+            let parsed =
+                parse::parse_applied(&finished.stdout, &ids, step.files.len(), &self.nonce)
+                    .map_err(|detail| self.protocol("placing files", detail))?;
+            applied.scripts.extend(parsed.scripts);
+            if parsed.placed {
+                applied.placed = true;
+                for (placement, stat) in step.files.iter().zip(parsed.placed_stats) {
+                    applied
+                        .placed_stats
+                        .push(LiveFile::File(stat.with_hash(placement.sha256)));
+                }
+            }
+            match finished.status {
+                Some(0) if parsed.done => {}
+                Some(EXIT_PRE_FAILED | EXIT_POST_FAILED) if applied.failed_script().is_some() => {
+                    return Ok(applied);
+                }
+                _ => return Err(self.remote_error("placing files", &finished)),
+            }
+        }
+        Ok(applied)
+    }
+
+    fn close(mut self: Box<Self>) -> Result<(), TransportError> {
+        self.shell.release();
+        self.shell.close()
+    }
+}
