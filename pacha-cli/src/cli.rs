@@ -9,12 +9,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 /// A master directory holds templates per app and state, scripts, and one YAML file per node;
 /// `pacha push NODE STATE` brings every node of NODE to STATE and records it in git.
 #[derive(Debug, Parser)]
-#[command(
-    name = "pacha",
-    version,
-    propagate_version = true,
-    max_term_width = 100
-)]
+#[command(name = "pacha", version, propagate_version = true, max_term_width = 100)]
 pub struct Cli {
     /// The master directory [default: the nearest folder upward holding pacha.yaml]
     #[arg(long, global = true, value_name = "DIR", env = "PACHA_MASTER")]

@@ -12,11 +12,7 @@ fn init_creates_a_master_that_renders() {
     let output = pacha().arg("init").arg(&dir).output().unwrap();
     assert!(output.status.success(), "{output:?}");
     assert!(dir.join("pacha.yaml").is_file());
-    assert!(
-        fs::read_to_string(dir.join(".gitignore"))
-            .unwrap()
-            .contains("/hosts/")
-    );
+    assert!(fs::read_to_string(dir.join(".gitignore")).unwrap().contains("/hosts/"));
     let mode = fs::metadata(dir.join("scripts/pre/check/10-announce.sh"))
         .unwrap()
         .permissions()
@@ -80,10 +76,7 @@ fn expand_prints_leaves_in_order() {
 
 #[test]
 fn render_text_and_json_are_deterministic() {
-    let (code, text, _) = run_in(
-        &fixtures::master("fleet"),
-        &["render", "webservers", "production"],
-    );
+    let (code, text, _) = run_in(&fixtures::master("fleet"), &["render", "webservers", "production"]);
     assert_eq!(code, 0);
     insta::assert_snapshot!(text);
     let (code, json, _) = run_in(
@@ -106,20 +99,11 @@ fn render_out_writes_each_nodes_files_with_modes() {
     let out = tmp.path().join("plan");
     let (code, _, stderr) = run_in(
         &fixtures::master("fleet"),
-        &[
-            "render",
-            "webservers",
-            "production",
-            "--out",
-            out.to_str().unwrap(),
-        ],
+        &["render", "webservers", "production", "--out", out.to_str().unwrap()],
     );
     assert_eq!(code, 0, "{stderr}");
     let key = out.join("web2/etc/apache2/ssl/server.key");
-    assert_eq!(
-        fs::metadata(&key).unwrap().permissions().mode() & 0o7777,
-        0o600
-    );
+    assert_eq!(fs::metadata(&key).unwrap().permissions().mode() & 0o7777, 0o600);
     assert_eq!(
         fs::read_to_string(out.join("web2/etc/apache2/ports.conf")).unwrap(),
         "Listen 80\nListen 443\n"
@@ -130,20 +114,11 @@ fn render_out_writes_each_nodes_files_with_modes() {
         fs::read(fixtures::master("fleet").join("templates/assets/default/logo.png")).unwrap()
     );
     let script = out.join("web1/var/www/assets/bin/rotate.sh");
-    assert_eq!(
-        fs::metadata(&script).unwrap().permissions().mode() & 0o7777,
-        0o755
-    );
+    assert_eq!(fs::metadata(&script).unwrap().permissions().mode() & 0o7777, 0o755);
     // Rendering again over the same folder works (read-only files are replaced).
     let (code, _, stderr) = run_in(
         &fixtures::master("fleet"),
-        &[
-            "render",
-            "webservers",
-            "production",
-            "--out",
-            out.to_str().unwrap(),
-        ],
+        &["render", "webservers", "production", "--out", out.to_str().unwrap()],
     );
     assert_eq!(code, 0, "{stderr}");
 }
@@ -168,11 +143,7 @@ fn every_invalid_case_fails_with_one_clear_error() {
 #[test]
 fn no_master_is_a_clear_error() {
     let tmp = tempfile::tempdir().unwrap();
-    let output = pacha()
-        .current_dir(tmp.path())
-        .arg("nodes")
-        .output()
-        .unwrap();
+    let output = pacha().current_dir(tmp.path()).arg("nodes").output().unwrap();
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("no pacha master here"), "{stderr}");

@@ -82,10 +82,7 @@ pub enum ConfigError {
 #[derive(Debug, thiserror::Error)]
 pub enum GraphError {
     #[error("unknown node {name:?}: there is no nodes/{name}/{name}.conf{}", hint(suggestion.as_deref()))]
-    UnknownNode {
-        name: String,
-        suggestion: Option<String>,
-    },
+    UnknownNode { name: String, suggestion: Option<String> },
     #[error("{at}: meta node {meta:?} includes {name:?}, but there is no nodes/{name}/{name}.conf{}", hint(suggestion.as_deref()))]
     MissingInclude {
         at: Location,

@@ -29,10 +29,7 @@ pub struct InheritedVars {
 
 impl NodeGraph {
     /// A graph of `definitions`; `files` maps each name to its node file for error messages.
-    pub fn new(
-        definitions: BTreeMap<String, Definition>,
-        files: BTreeMap<String, String>,
-    ) -> NodeGraph {
+    pub fn new(definitions: BTreeMap<String, Definition>, files: BTreeMap<String, String>) -> NodeGraph {
         let mut parents: HashMap<String, Vec<String>> = HashMap::new();
         for (name, definition) in &definitions {
             if let Definition::Meta(meta) = definition {
@@ -71,12 +68,10 @@ impl NodeGraph {
 
     pub fn definition(&self, name: &str) -> Result<&Definition, GraphError> {
         let name = name.strip_suffix(".conf").unwrap_or(name);
-        self.definitions
-            .get(name)
-            .ok_or_else(|| GraphError::UnknownNode {
-                name: name.to_owned(),
-                suggestion: self.closest(name),
-            })
+        self.definitions.get(name).ok_or_else(|| GraphError::UnknownNode {
+            name: name.to_owned(),
+            suggestion: self.closest(name),
+        })
     }
 
     /// The node `name`, which must not be a meta node.
@@ -152,11 +147,7 @@ impl NodeGraph {
     /// through nested meta nodes. An inner meta node overrides the ones that include it; two
     /// unrelated meta nodes that disagree on a variable the node does not set itself are an
     /// error. `node_sets` tells whether the node (or its state) sets a dotted variable path.
-    pub fn inherited_vars(
-        &self,
-        name: &str,
-        node_sets: &dyn Fn(&str) -> bool,
-    ) -> Result<InheritedVars, GraphError> {
+    pub fn inherited_vars(&self, name: &str, node_sets: &dyn Fn(&str) -> bool) -> Result<InheritedVars, GraphError> {
         let above = self.metas_above(name);
         if above.is_empty() {
             return Ok(InheritedVars::default());
@@ -170,10 +161,7 @@ impl NodeGraph {
         let mut ordered: Vec<&str> = above.iter().map(String::as_str).collect();
         ordered.sort_by_key(|meta| (ranks[meta], *meta));
 
-        let up: HashMap<&str, BTreeSet<String>> = ordered
-            .iter()
-            .map(|meta| (*meta, self.metas_above(meta)))
-            .collect();
+        let up: HashMap<&str, BTreeSet<String>> = ordered.iter().map(|meta| (*meta, self.metas_above(meta))).collect();
         let is_inner_of = |inner: &str, outer: &str| up[inner].contains(outer);
 
         let metas: Vec<(&str, &MetaNode)> = ordered
@@ -202,9 +190,7 @@ impl NodeGraph {
                 })
                 .collect();
             if let Some((first, first_value)) = innermost.first() {
-                if let Some((second, second_value)) =
-                    innermost.iter().find(|(_, value)| value != first_value)
-                {
+                if let Some((second, second_value)) = innermost.iter().find(|(_, value)| value != first_value) {
                     return Err(GraphError::VarConflict {
                         node: name.to_owned(),
                         variable: path.clone(),
@@ -250,11 +236,7 @@ impl NodeGraph {
         }
         if let Some(start) = stack.iter().position(|entry| *entry == name) {
             // The stack runs from inner to outer; a cycle reads better outer to inner.
-            let mut cycle: Vec<String> = stack[start..]
-                .iter()
-                .rev()
-                .map(|s| (*s).to_owned())
-                .collect();
+            let mut cycle: Vec<String> = stack[start..].iter().rev().map(|s| (*s).to_owned()).collect();
             cycle.push(cycle[0].clone());
             return Err(GraphError::Cycle { cycle });
         }
@@ -273,9 +255,7 @@ impl NodeGraph {
         self.definitions
             .keys()
             .map(|candidate| (edit_distance(name, candidate), candidate))
-            .filter(|(distance, candidate)| {
-                *distance <= 2.max(candidate.len() / 4) && *distance > 0
-            })
+            .filter(|(distance, candidate)| *distance <= 2.max(candidate.len() / 4) && *distance > 0)
             .min()
             .map(|(_, candidate)| candidate.clone())
     }
@@ -296,11 +276,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
         let mut current = vec![i + 1];
         for (j, cb) in b.iter().enumerate() {
             let cost = usize::from(ca != *cb);
-            current.push(
-                (previous[j] + cost)
-                    .min(previous[j + 1] + 1)
-                    .min(current[j] + 1),
-            );
+            current.push((previous[j] + cost).min(previous[j + 1] + 1).min(current[j] + 1));
         }
         previous = current;
     }
@@ -331,13 +307,7 @@ mod tests {
             .iter()
             .map(|(n, _)| ((*n).to_owned(), format!("nodes/{n}/{n}.conf")))
             .collect();
-        NodeGraph::new(
-            entries
-                .into_iter()
-                .map(|(n, d)| (n.to_owned(), d))
-                .collect(),
-            files,
-        )
+        NodeGraph::new(entries.into_iter().map(|(n, d)| (n.to_owned(), d)).collect(), files)
     }
 
     #[test]
@@ -387,15 +357,9 @@ mod tests {
         let g = graph(vec![
             (
                 "all",
-                meta(
-                    &["web"],
-                    json!({"port": 80, "tier": "x", "deep": {"a": 1, "b": 1}}),
-                ),
+                meta(&["web"], json!({"port": 80, "tier": "x", "deep": {"a": 1, "b": 1}})),
             ),
-            (
-                "web",
-                meta(&["web1"], json!({"port": 8080, "deep": {"b": 2}})),
-            ),
+            ("web", meta(&["web1"], json!({"port": 8080, "deep": {"b": 2}}))),
             ("web1", leaf()),
         ]);
         let inherited = g.inherited_vars("web1", &|_| false).unwrap();
@@ -454,37 +418,29 @@ mod tests {
                 .chain((0..leaves).map(|i| format!("n{i}")))
                 .collect();
             let count = names.len();
-            prop::collection::vec(prop::collection::vec(0..count, 0..5), metas).prop_map(
-                move |includes| {
-                    let mut definitions = BTreeMap::new();
-                    for (i, children) in includes.iter().enumerate() {
-                        let include_nodes: Vec<String> =
-                            children.iter().map(|c| names[*c].clone()).collect();
-                        definitions.insert(
-                            names[i].clone(),
-                            Definition::Meta(MetaNode {
-                                include_nodes,
-                                ..MetaNode::default()
-                            }),
-                        );
-                    }
-                    for name in &names[metas..] {
-                        definitions.insert(name.clone(), Definition::Node(Box::default()));
-                    }
-                    (NodeGraph::new(definitions, BTreeMap::new()), names.clone())
-                },
-            )
+            prop::collection::vec(prop::collection::vec(0..count, 0..5), metas).prop_map(move |includes| {
+                let mut definitions = BTreeMap::new();
+                for (i, children) in includes.iter().enumerate() {
+                    let include_nodes: Vec<String> = children.iter().map(|c| names[*c].clone()).collect();
+                    definitions.insert(
+                        names[i].clone(),
+                        Definition::Meta(MetaNode {
+                            include_nodes,
+                            ..MetaNode::default()
+                        }),
+                    );
+                }
+                for name in &names[metas..] {
+                    definitions.insert(name.clone(), Definition::Node(Box::default()));
+                }
+                (NodeGraph::new(definitions, BTreeMap::new()), names.clone())
+            })
         })
     }
 
     /// Reference: all leaves reachable from `name` in written order, by a plain recursive walk
     /// that gives up on cycles.
-    fn reference(
-        g: &NodeGraph,
-        name: &str,
-        stack: &mut Vec<String>,
-        out: &mut Vec<String>,
-    ) -> bool {
+    fn reference(g: &NodeGraph, name: &str, stack: &mut Vec<String>, out: &mut Vec<String>) -> bool {
         match &g.definitions[name] {
             Definition::Node(_) => {
                 if !out.iter().any(|n| n == name) {
@@ -497,10 +453,7 @@ mod tests {
                     return false;
                 }
                 stack.push(name.to_owned());
-                let ok = meta
-                    .include_nodes
-                    .iter()
-                    .all(|child| reference(g, child, stack, out));
+                let ok = meta.include_nodes.iter().all(|child| reference(g, child, stack, out));
                 stack.pop();
                 ok
             }

@@ -38,8 +38,8 @@ mod vars;
 pub mod yaml;
 
 pub use connection::{
-    Applied, Apply, Connection, Connector, FileStat, Inspect, Inspection, LiveFile, Placement,
-    ScriptRun, TransportError,
+    Applied, Apply, Connection, Connector, FileStat, Inspect, Inspection, LiveFile, Placement, ScriptRun,
+    TransportError,
 };
 pub use error::{ConfigError, GraphError, Location};
 pub use graph::{InheritedVars, NodeGraph};
@@ -50,8 +50,7 @@ pub use node::{Definition, MetaNode, Node, ScriptPhases, StateSettings, Transpor
 pub use path::{NodePath, PathError, normalize_relative};
 pub use plan::{ContentHash, Plan, PlannedFile, PlannedScript, Stage};
 pub use push::{
-    Change, ChangeKind, NodeReport, Outcome, PushOptions, Quiet, Reporter, Timings, changes,
-    in_parallel, push,
+    Change, ChangeKind, NodeReport, Outcome, PushOptions, Quiet, Reporter, Timings, changes, in_parallel, push,
 };
 pub use settings::{HostKeyPolicy, MasterSettings, SshSettings};
 pub use vars::{Vars, merge as merge_vars};

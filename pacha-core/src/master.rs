@@ -64,11 +64,7 @@ impl NodeVars {
 impl Master {
     /// Finds the master: `explicit` (`--master`), else `from_env` (`PACHA_MASTER`), else the
     /// nearest folder from `cwd` upward that holds `pacha.yaml`.
-    pub fn discover(
-        explicit: Option<&Path>,
-        from_env: Option<&Path>,
-        cwd: &Path,
-    ) -> Result<PathBuf, ConfigError> {
+    pub fn discover(explicit: Option<&Path>, from_env: Option<&Path>, cwd: &Path) -> Result<PathBuf, ConfigError> {
         if let Some(dir) = explicit.or(from_env) {
             let dir = if dir.is_relative() {
                 cwd.join(dir)
@@ -95,10 +91,7 @@ impl Master {
         let mut settings: MasterSettings = yaml::parse(SETTINGS_FILE, &settings_text)?;
         let mut secrets = Vec::new();
         extract_marked_secrets(&mut settings.vars, &mut secrets);
-        collect_secret_values(
-            &serde_json::Value::Object(settings.secrets.clone()),
-            &mut secrets,
-        );
+        collect_secret_values(&serde_json::Value::Object(settings.secrets.clone()), &mut secrets);
         let master_secrets = settings.secrets.clone();
         vars::merge(&mut settings.vars, &master_secrets);
         if settings.jobs == Some(0) {
@@ -163,11 +156,7 @@ impl Master {
 
     /// Where the history repository lives.
     pub fn history_dir(&self) -> PathBuf {
-        let configured = self
-            .settings
-            .history
-            .clone()
-            .unwrap_or_else(|| PathBuf::from("hosts"));
+        let configured = self.settings.history.clone().unwrap_or_else(|| PathBuf::from("hosts"));
         if configured.is_relative() {
             self.dir.join(configured)
         } else {
@@ -177,10 +166,7 @@ impl Master {
 
     /// `path` as the user should see it: relative to the master when inside it.
     pub fn display_path(&self, path: &Path) -> String {
-        path.strip_prefix(&self.dir)
-            .unwrap_or(path)
-            .display()
-            .to_string()
+        path.strip_prefix(&self.dir).unwrap_or(path).display().to_string()
     }
 
     /// The leaf nodes of `name`, in order.
@@ -226,10 +212,8 @@ impl Master {
         })?;
         let node = self.node(name)?;
         let state_vars = node.states.get(state).map(|settings| &settings.vars);
-        let node_sets = |path: &str| {
-            vars::sets_path(&node.vars, path)
-                || state_vars.is_some_and(|v| vars::sets_path(v, path))
-        };
+        let node_sets =
+            |path: &str| vars::sets_path(&node.vars, path) || state_vars.is_some_and(|v| vars::sets_path(v, path));
         let inherited = self.graph.inherited_vars(name, &node_sets)?;
         let mut upper = inherited.vars;
         vars::merge(&mut upper, &node.vars);
@@ -308,12 +292,7 @@ mod tests {
         );
         let master = Master::open(tmp.path()).unwrap();
         let vars = master.node_vars("web1", "production").unwrap();
-        let merged = vars.for_app(
-            &serde_json::json!({"a": "app", "b": "app"})
-                .as_object()
-                .unwrap()
-                .clone(),
-        );
+        let merged = vars.for_app(&serde_json::json!({"a": "app", "b": "app"}).as_object().unwrap().clone());
         assert_eq!(
             serde_json::Value::Object(merged),
             serde_json::json!({"a": "app", "b": "meta", "c": "node", "d": "state", "token": "s3cret"})
@@ -328,11 +307,7 @@ mod tests {
     fn relative_root_of_local_node_resolves_against_master() {
         let tmp = tempfile::tempdir().unwrap();
         write(tmp.path(), "pacha.yaml", "");
-        write(
-            tmp.path(),
-            "nodes/n/n.conf",
-            "transport: local\nroot: nodes-out/n\n",
-        );
+        write(tmp.path(), "nodes/n/n.conf", "transport: local\nroot: nodes-out/n\n");
         write(tmp.path(), "nodes/s/s.conf", "root: relative\n");
         let master = Master::open(tmp.path()).unwrap();
         assert_eq!(

@@ -12,9 +12,7 @@ pub struct Mode(u32);
 
 /// A mode that is not an octal number from `0000` to `7777`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "invalid mode {text:?}: write it as octal digits, like \"0644\" or \"0755\" (at most 7777)"
-)]
+#[error("invalid mode {text:?}: write it as octal digits, like \"0644\" or \"0755\" (at most 7777)")]
 pub struct ModeError {
     pub text: String,
 }
@@ -37,15 +35,10 @@ impl Mode {
 
     /// Parses `"0644"`, `"644"`, `"0o644"` or `"04755"`.
     pub fn parse(text: &str) -> Result<Mode, ModeError> {
-        let error = || ModeError {
-            text: text.to_owned(),
-        };
+        let error = || ModeError { text: text.to_owned() };
         let digits = text.trim();
         let digits = digits.strip_prefix("0o").unwrap_or(digits);
-        if digits.is_empty()
-            || digits.len() > 5
-            || !digits.bytes().all(|b| (b'0'..=b'7').contains(&b))
-        {
+        if digits.is_empty() || digits.len() > 5 || !digits.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
             return Err(error());
         }
         let bits = u32::from_str_radix(digits, 8).map_err(|_| error())?;
@@ -136,9 +129,7 @@ mod tests {
         let file: File = yaml_serde::from_str("a: \"0600\"\nb: 0755\n").unwrap();
         assert_eq!(file.a.bits(), 0o600);
         assert_eq!(file.b.bits(), 0o755);
-        let err = yaml_serde::from_str::<File>("a: \"0600\"\nb: 0999\n")
-            .err()
-            .unwrap();
+        let err = yaml_serde::from_str::<File>("a: \"0600\"\nb: 0999\n").err().unwrap();
         assert!(err.to_string().contains("invalid mode"), "{err}");
     }
 }

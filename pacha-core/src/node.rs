@@ -127,10 +127,7 @@ impl Definition {
             }
             let mut secrets = Vec::new();
             extract_marked_secrets(&mut meta.vars, &mut secrets);
-            collect_secret_values(
-                &serde_json::Value::Object(meta.secrets.clone()),
-                &mut secrets,
-            );
+            collect_secret_values(&serde_json::Value::Object(meta.secrets.clone()), &mut secrets);
             crate::vars::merge(&mut meta.vars, &meta.secrets.clone());
             meta.secret_values = secrets;
             return Ok(Definition::Meta(meta));
@@ -169,18 +166,12 @@ impl Definition {
         }
         let mut secrets = Vec::new();
         extract_marked_secrets(&mut node.vars, &mut secrets);
-        collect_secret_values(
-            &serde_json::Value::Object(node.secrets.clone()),
-            &mut secrets,
-        );
+        collect_secret_values(&serde_json::Value::Object(node.secrets.clone()), &mut secrets);
         let node_secrets = node.secrets.clone();
         crate::vars::merge(&mut node.vars, &node_secrets);
         for state in node.states.values_mut() {
             extract_marked_secrets(&mut state.vars, &mut secrets);
-            collect_secret_values(
-                &serde_json::Value::Object(state.secrets.clone()),
-                &mut secrets,
-            );
+            collect_secret_values(&serde_json::Value::Object(state.secrets.clone()), &mut secrets);
             let state_secrets = state.secrets.clone();
             crate::vars::merge(&mut state.vars, &state_secrets);
         }
@@ -203,8 +194,7 @@ mod tests {
     #[test]
     fn parses_a_node() {
         let text = "host: web1.example.com\nport: 2222\napps: [apache, php]\nvars:\n  port: 80\nstates:\n  production:\n    vars: {port: 443}\nscripts:\n  pre: [install]\n  post: [reload]\n";
-        let Definition::Node(node) = Definition::parse("nodes/web1/web1.conf", text).unwrap()
-        else {
+        let Definition::Node(node) = Definition::parse("nodes/web1/web1.conf", text).unwrap() else {
             panic!()
         };
         assert_eq!(node.host.as_deref(), Some("web1.example.com"));
@@ -218,8 +208,7 @@ mod tests {
     #[test]
     fn parses_a_meta_node_and_drops_conf_suffix() {
         let text = "include_nodes:\n  - srv1.conf\n  - srv2\nvars: {tier: web}\n";
-        let Definition::Meta(meta) = Definition::parse("nodes/srvs/srvs.conf", text).unwrap()
-        else {
+        let Definition::Meta(meta) = Definition::parse("nodes/srvs/srvs.conf", text).unwrap() else {
             panic!()
         };
         assert_eq!(meta.include_nodes, ["srv1", "srv2"]);
@@ -254,9 +243,6 @@ mod tests {
     #[test]
     fn option_like_hosts_are_refused() {
         let err = Definition::parse("n.conf", "host: -oProxyCommand=x\n").unwrap_err();
-        assert!(
-            err.to_string().contains("not a valid SSH destination"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("not a valid SSH destination"), "{err}");
     }
 }

@@ -28,9 +28,7 @@ pub enum PathError {
 /// start itself.
 pub fn normalize_relative(path: &str) -> Result<String, PathError> {
     if path.contains('\0') {
-        return Err(PathError::Nul {
-            path: path.to_owned(),
-        });
+        return Err(PathError::Nul { path: path.to_owned() });
     }
     let mut parts: Vec<&str> = Vec::new();
     for component in path.split('/') {
@@ -59,9 +57,7 @@ impl NodePath {
     /// Parses an absolute path and normalises it; `..` may not climb above `/`.
     pub fn parse(path: &str) -> Result<NodePath, PathError> {
         let Some(rest) = path.strip_prefix('/') else {
-            return Err(PathError::NotAbsolute {
-                path: path.to_owned(),
-            });
+            return Err(PathError::NotAbsolute { path: path.to_owned() });
         };
         let relative = normalize_relative(rest).map_err(|err| match err {
             PathError::Escapes { .. } => PathError::Escapes {
@@ -123,9 +119,7 @@ impl NodePath {
         if base.0 == "/" {
             return Some(self.relative());
         }
-        self.0
-            .strip_prefix(&base.0)
-            .and_then(|rest| rest.strip_prefix('/'))
+        self.0.strip_prefix(&base.0).and_then(|rest| rest.strip_prefix('/'))
     }
 
     /// This path placed under a node's `root` (itself an absolute path on the node).
@@ -171,9 +165,7 @@ mod tests {
     #[test]
     fn normalises() {
         assert_eq!(
-            NodePath::parse("/etc//apache2/./x/../ports.conf")
-                .unwrap()
-                .as_str(),
+            NodePath::parse("/etc//apache2/./x/../ports.conf").unwrap().as_str(),
             "/etc/apache2/ports.conf"
         );
         assert_eq!(NodePath::parse("/").unwrap().as_str(), "/");
@@ -196,17 +188,11 @@ mod tests {
     fn parents_and_prefixes() {
         let path = NodePath::parse("/etc/app/x.conf").unwrap();
         assert_eq!(path.parent().unwrap().as_str(), "/etc/app");
-        assert_eq!(
-            NodePath::parse("/etc").unwrap().parent().unwrap().as_str(),
-            "/"
-        );
+        assert_eq!(NodePath::parse("/etc").unwrap().parent().unwrap().as_str(), "/");
         assert_eq!(NodePath::root().parent(), None);
         assert!(path.starts_with(&NodePath::parse("/etc").unwrap()));
         assert!(!path.starts_with(&NodePath::parse("/et").unwrap()));
-        assert_eq!(
-            path.strip_prefix(&NodePath::parse("/etc").unwrap()),
-            Some("app/x.conf")
-        );
+        assert_eq!(path.strip_prefix(&NodePath::parse("/etc").unwrap()), Some("app/x.conf"));
         assert_eq!(path.under_root("/srv/n1/"), "/srv/n1/etc/app/x.conf");
         assert_eq!(path.under_root("/"), "/etc/app/x.conf");
     }

@@ -66,8 +66,7 @@ impl Serialize for ContentHash {
 impl<'de> Deserialize<'de> for ContentHash {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<ContentHash, D::Error> {
         let text = String::deserialize(deserializer)?;
-        ContentHash::parse(&text)
-            .ok_or_else(|| serde::de::Error::custom(format!("invalid sha256 {text:?}")))
+        ContentHash::parse(&text).ok_or_else(|| serde::de::Error::custom(format!("invalid sha256 {text:?}")))
     }
 }
 
@@ -151,9 +150,7 @@ pub struct Plan {
 
 impl Plan {
     pub fn scripts(&self, stage: Stage) -> impl Iterator<Item = &PlannedScript> {
-        self.scripts
-            .iter()
-            .filter(move |script| script.stage == stage)
+        self.scripts.iter().filter(move |script| script.stage == stage)
     }
 }
 

@@ -61,15 +61,9 @@ impl SshSettings {
     /// These settings with every key that `over` sets replaced by its value.
     pub fn overlaid(&self, over: &SshSettings) -> SshSettings {
         SshSettings {
-            config_file: over
-                .config_file
-                .clone()
-                .or_else(|| self.config_file.clone()),
+            config_file: over.config_file.clone().or_else(|| self.config_file.clone()),
             identity: over.identity.clone().or_else(|| self.identity.clone()),
-            known_hosts: over
-                .known_hosts
-                .clone()
-                .or_else(|| self.known_hosts.clone()),
+            known_hosts: over.known_hosts.clone().or_else(|| self.known_hosts.clone()),
             host_keys: over.host_keys.or(self.host_keys),
             connect_timeout: over.connect_timeout.or(self.connect_timeout),
             persist: over.persist.or(self.persist),
@@ -78,13 +72,9 @@ impl SshSettings {
 
     /// Relative paths made absolute against `dir` (the master directory).
     pub fn resolved(mut self, dir: &Path) -> SshSettings {
-        for path in [
-            &mut self.config_file,
-            &mut self.identity,
-            &mut self.known_hosts,
-        ]
-        .into_iter()
-        .flatten()
+        for path in [&mut self.config_file, &mut self.identity, &mut self.known_hosts]
+            .into_iter()
+            .flatten()
         {
             if path.is_relative() {
                 *path = dir.join(&*path);
@@ -119,18 +109,14 @@ mod tests {
             ..SshSettings::default()
         };
         let merged = master.overlaid(&node).resolved(Path::new("/m"));
-        assert_eq!(
-            merged.config_file.as_deref(),
-            Some(Path::new("/m/ssh_config"))
-        );
+        assert_eq!(merged.config_file.as_deref(), Some(Path::new("/m/ssh_config")));
         assert_eq!(merged.persist_seconds(), 0);
         assert_eq!(merged.host_key_policy(), HostKeyPolicy::AcceptNew);
     }
 
     #[test]
     fn parses_kebab_case_policy() {
-        let ssh: SshSettings =
-            yaml_serde::from_str("host_keys: accept-new\nconnect_timeout: 5\n").unwrap();
+        let ssh: SshSettings = yaml_serde::from_str("host_keys: accept-new\nconnect_timeout: 5\n").unwrap();
         assert_eq!(ssh.host_key_policy(), HostKeyPolicy::AcceptNew);
         assert!(yaml_serde::from_str::<SshSettings>("host_keys: loose\n").is_err());
     }

@@ -48,9 +48,7 @@ pub fn sets_path(vars: &Vars, path: &str) -> bool {
     while let Some(part) = parts.next() {
         match current.get(part) {
             None => return false,
-            Some(Value::Object(inner)) if parts.peek().is_some() && !inner.is_empty() => {
-                current = inner
-            }
+            Some(Value::Object(inner)) if parts.peek().is_some() && !inner.is_empty() => current = inner,
             Some(_) => return true,
         }
     }
@@ -62,9 +60,8 @@ pub fn sets_path(vars: &Vars, path: &str) -> bool {
 pub fn extract_marked_secrets(vars: &mut Vars, secrets: &mut Vec<String>) {
     for value in vars.values_mut() {
         if let Value::Object(inner) = value {
-            let marked = inner.len() == 2
-                && inner.get("secret") == Some(&Value::Bool(true))
-                && inner.contains_key("value");
+            let marked =
+                inner.len() == 2 && inner.get("secret") == Some(&Value::Bool(true)) && inner.contains_key("value");
             if marked {
                 let secret = inner.remove("value").unwrap_or(Value::Null);
                 collect_secret_values(&secret, secrets);
@@ -81,12 +78,8 @@ pub fn collect_secret_values(value: &Value, secrets: &mut Vec<String>) {
     match value {
         Value::String(text) if !text.is_empty() => secrets.push(text.clone()),
         Value::Number(number) => secrets.push(number.to_string()),
-        Value::Array(items) => items
-            .iter()
-            .for_each(|item| collect_secret_values(item, secrets)),
-        Value::Object(map) => map
-            .values()
-            .for_each(|item| collect_secret_values(item, secrets)),
+        Value::Array(items) => items.iter().for_each(|item| collect_secret_values(item, secrets)),
+        Value::Object(map) => map.values().for_each(|item| collect_secret_values(item, secrets)),
         _ => {}
     }
 }
@@ -151,10 +144,7 @@ mod tests {
         );
         let mut secrets = Vec::new();
         extract_marked_secrets(&mut v, &mut secrets);
-        assert_eq!(
-            Value::Object(v),
-            json!({"db": {"password": "hunter2"}, "port": 5432})
-        );
+        assert_eq!(Value::Object(v), json!({"db": {"password": "hunter2"}, "port": 5432}));
         assert_eq!(secrets, ["hunter2", "5432"]);
     }
 }

@@ -53,9 +53,7 @@ fn find_key_equals_value(text: &str) -> Option<(usize, String, String)> {
         };
         let key = key.trim_end();
         let is_identifier = !key.is_empty()
-            && key
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
             && key.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_');
         if !is_identifier || line.contains(": ") || line.trim_end().ends_with(':') {
             continue;
@@ -111,8 +109,7 @@ mod tests {
         );
         let err = parse::<Sample>("n.conf", "host = web1.example.com\n").unwrap_err();
         assert!(
-            err.to_string()
-                .ends_with("write `host: web1.example.com` instead"),
+            err.to_string().ends_with("write `host: web1.example.com` instead"),
             "{err}"
         );
     }

@@ -47,16 +47,10 @@ fn render_fleet() -> usize {
     let renderer = Renderer::new(&fleet.master);
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
     let mut files = 0;
-    render_in_order(
-        &renderer,
-        &fleet.leaves,
-        "production",
-        threads,
-        |_, plan| {
-            files += plan.expect("renders").files.len();
-            Ok::<(), ()>(())
-        },
-    )
+    render_in_order(&renderer, &fleet.leaves, "production", threads, |_, plan| {
+        files += plan.expect("renders").files.len();
+        Ok::<(), ()>(())
+    })
     .expect("no error");
     assert_eq!(files, 200_000);
     files

@@ -178,27 +178,17 @@ ignore: ["**/*.swp"]
 
     #[test]
     fn errors_name_the_line() {
-        let err = AppConfig::parse(
-            "templates/app/app.yaml",
-            Some("dest: /etc\nmode: \"0999\"\n"),
-        )
-        .unwrap_err();
-        assert!(
-            err.to_string().starts_with("templates/app/app.yaml:2:"),
-            "{err}"
-        );
+        let err = AppConfig::parse("templates/app/app.yaml", Some("dest: /etc\nmode: \"0999\"\n")).unwrap_err();
+        assert!(err.to_string().starts_with("templates/app/app.yaml:2:"), "{err}");
         assert!(err.to_string().contains("invalid mode"), "{err}");
-        let err =
-            AppConfig::parse("templates/app/app.yaml", Some("dest: /etc/../..\n")).unwrap_err();
+        let err = AppConfig::parse("templates/app/app.yaml", Some("dest: /etc/../..\n")).unwrap_err();
         assert_eq!(
             err.to_string(),
             "templates/app/app.yaml:1: dest: \"/etc/../..\" leaves /"
         );
-        let err =
-            AppConfig::parse("templates/app/app.yaml", Some("ignore: [\"a[\"]\n")).unwrap_err();
+        let err = AppConfig::parse("templates/app/app.yaml", Some("ignore: [\"a[\"]\n")).unwrap_err();
         assert!(
-            err.to_string()
-                .starts_with("templates/app/app.yaml:1: invalid glob"),
+            err.to_string().starts_with("templates/app/app.yaml:1: invalid glob"),
             "{err}"
         );
     }

@@ -10,11 +10,7 @@ pub enum RenderError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error("{at}: app {app:?} has neither templates/{app}/{state} nor templates/{app}/default")]
-    MissingApp {
-        at: Location,
-        app: String,
-        state: String,
-    },
+    MissingApp { at: Location, app: String, state: String },
     #[error("{at}: undefined variable `{variable}` (rendering for node {node:?}){}", hint(.variable))]
     UndefinedVariable {
         at: Location,
@@ -43,15 +39,10 @@ pub enum RenderError {
     Conflict { at: Location, message: String },
     #[error("{source_file}: file names must be UTF-8")]
     NotUtf8Name { source_file: String },
-    #[error(
-        "{source_file}: a .hbs template must be UTF-8 text (rename it without .hbs to copy it byte for byte)"
-    )]
+    #[error("{source_file}: a .hbs template must be UTF-8 text (rename it without .hbs to copy it byte for byte)")]
     NotUtf8Template { source_file: String },
     #[error("{path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
+    Io { path: String, source: std::io::Error },
     #[error("{destination} comes from two apps of node {node:?}: {first} and {second}")]
     DuplicateDestination {
         node: String,
@@ -60,11 +51,7 @@ pub enum RenderError {
         second: String,
     },
     #[error("{at}: no script folder scripts/{stage}/{phase}")]
-    MissingPhase {
-        at: Location,
-        stage: Stage,
-        phase: String,
-    },
+    MissingPhase { at: Location, stage: Stage, phase: String },
 }
 
 fn hint(variable: &str) -> String {

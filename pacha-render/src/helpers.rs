@@ -2,8 +2,7 @@
 //! small functions that configuration files need.
 
 use handlebars::{
-    Context, Handlebars, Helper, HelperDef, JsonRender, RenderContext, RenderError,
-    RenderErrorReason, ScopedJson,
+    Context, Handlebars, Helper, HelperDef, JsonRender, RenderContext, RenderError, RenderErrorReason, ScopedJson,
 };
 use serde_json::Value;
 
@@ -27,9 +26,7 @@ impl HelperDef for FunctionHelper {
         let hash = |key: &str| helper.hash_get(key).map(|value| value.value().clone());
         (self.function)(&params, &hash)
             .map(ScopedJson::Derived)
-            .map_err(|message| {
-                RenderErrorReason::Other(format!("helper `{}`: {message}", self.name)).into()
-            })
+            .map_err(|message| RenderErrorReason::Other(format!("helper `{}`: {message}", self.name)).into())
     }
 }
 
@@ -41,18 +38,10 @@ pub const HELPERS: [&str; 9] = [
 /// Registers pacha's helpers on `registry`.
 pub fn register(registry: &mut Handlebars<'_>) {
     let helpers: [(&'static str, HelperFn); 9] = [
-        ("upper", |p, _| {
-            Ok(Value::String(text(arg(p, 0, 1)?).to_uppercase()))
-        }),
-        ("lower", |p, _| {
-            Ok(Value::String(text(arg(p, 0, 1)?).to_lowercase()))
-        }),
-        ("add", |p, _| {
-            arithmetic(p, |a, b| a.checked_add(b), |a, b| a + b)
-        }),
-        ("sub", |p, _| {
-            arithmetic(p, |a, b| a.checked_sub(b), |a, b| a - b)
-        }),
+        ("upper", |p, _| Ok(Value::String(text(arg(p, 0, 1)?).to_uppercase()))),
+        ("lower", |p, _| Ok(Value::String(text(arg(p, 0, 1)?).to_lowercase()))),
+        ("add", |p, _| arithmetic(p, |a, b| a.checked_add(b), |a, b| a + b)),
+        ("sub", |p, _| arithmetic(p, |a, b| a.checked_sub(b), |a, b| a - b)),
         ("join", join),
         ("default", |p, _| {
             let value = arg(p, 0, 2)?;
@@ -87,12 +76,10 @@ pub fn register(registry: &mut Handlebars<'_>) {
 }
 
 fn arg<'a>(params: &[&'a Value], index: usize, wanted: usize) -> Result<&'a Value, String> {
-    params.get(index).copied().ok_or_else(|| {
-        format!(
-            "takes {wanted} parameter{}",
-            if wanted == 1 { "" } else { "s" }
-        )
-    })
+    params
+        .get(index)
+        .copied()
+        .ok_or_else(|| format!("takes {wanted} parameter{}", if wanted == 1 { "" } else { "s" }))
 }
 
 /// A value as a template would print it.
@@ -143,9 +130,7 @@ fn number(value: &Value) -> Result<serde_json::Number, String> {
 /// `{{join list ", "}}`: the items of a list as text, separated (default `, `).
 fn join(params: &[&Value], _: &dyn Fn(&str) -> Option<Value>) -> Result<Value, String> {
     let list = arg(params, 0, 1)?;
-    let separator = params
-        .get(1)
-        .map_or_else(|| ", ".to_owned(), |value| text(value));
+    let separator = params.get(1).map_or_else(|| ", ".to_owned(), |value| text(value));
     let Value::Array(items) = list else {
         return Err(format!("needs a list, got {list}"));
     };
@@ -185,24 +170,19 @@ mod tests {
         registry.set_strict_mode(true);
         registry.register_escape_fn(handlebars::no_escape);
         register(&mut registry);
-        registry
-            .render_template(template, &data)
-            .map_err(|err| err.to_string())
+        registry.render_template(template, &data).map_err(|err| err.to_string())
     }
 
     #[test]
     fn documented_examples() {
-        let data = json!({"name": "Web", "port": 80, "hosts": ["a", "b"], "empty": null, "block": "x\ny", "m": {"k": [1]}});
+        let data =
+            json!({"name": "Web", "port": 80, "hosts": ["a", "b"], "empty": null, "block": "x\ny", "m": {"k": [1]}});
         assert_eq!(
             render("{{upper name}} {{lower name}}", data.clone()).unwrap(),
             "WEB web"
         );
         assert_eq!(
-            render(
-                "{{add port 363}} {{sub port 1}} {{add 1.5 1}}",
-                data.clone()
-            )
-            .unwrap(),
+            render("{{add port 363}} {{sub port 1}} {{add 1.5 1}}", data.clone()).unwrap(),
             "443 79 2.5"
         );
         assert_eq!(
@@ -213,10 +193,7 @@ mod tests {
             render("{{default empty 8080}} {{default port 1}}", data.clone()).unwrap(),
             "8080 80"
         );
-        assert_eq!(
-            render("{{indent 2 block}}", data.clone()).unwrap(),
-            "  x\n  y"
-        );
+        assert_eq!(render("{{indent 2 block}}", data.clone()).unwrap(), "  x\n  y");
         assert_eq!(render("{{json m}}", data.clone()).unwrap(), "{\"k\":[1]}");
         assert_eq!(render("{{yaml m}}", data.clone()).unwrap(), "k:\n- 1");
         assert_eq!(render("{{upper (join hosts \"-\")}}", data).unwrap(), "A-B");

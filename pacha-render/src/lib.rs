@@ -57,8 +57,7 @@ pub fn render_in_order<E>(
 ) -> Result<(), E> {
     let threads = threads.max(1);
     for batch in nodes.chunks(threads * 4) {
-        let mut results: Vec<Option<Result<Plan, RenderError>>> =
-            (0..batch.len()).map(|_| None).collect();
+        let mut results: Vec<Option<Result<Plan, RenderError>>> = (0..batch.len()).map(|_| None).collect();
         if threads == 1 || batch.len() == 1 {
             for (slot, node) in results.iter_mut().zip(batch) {
                 *slot = Some(renderer.plan(node, state));

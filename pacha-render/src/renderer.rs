@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use handlebars::{Context, Handlebars, RenderErrorReason};
 use pacha_core::{
-    ContentHash, Location, Master, Mode, NameKind, NodePath, Plan, PlannedFile, PlannedScript,
-    Stage, check_name, line_of,
+    ContentHash, Location, Master, Mode, NameKind, NodePath, Plan, PlannedFile, PlannedScript, Stage, check_name,
+    line_of,
 };
 use serde_json::{Value, json};
 
@@ -78,8 +78,7 @@ impl<'m> Renderer<'m> {
         let graph = self.master.graph();
         let node = graph.node(name, "rendering")?;
         let node_file = graph.file(name).unwrap_or_default().to_owned();
-        let node_text =
-            || fs::read_to_string(self.master.dir().join(&node_file)).unwrap_or_default();
+        let node_text = || fs::read_to_string(self.master.dir().join(&node_file)).unwrap_or_default();
         let target = self.master.target(name)?;
         let node_vars = self.master.node_vars(name, state)?;
 
@@ -133,10 +132,7 @@ impl<'m> Renderer<'m> {
             }
         }
         files.sort_by(|a, b| a.destination.cmp(&b.destination));
-        if let Some(pair) = files
-            .windows(2)
-            .find(|pair| pair[0].destination == pair[1].destination)
-        {
+        if let Some(pair) = files.windows(2).find(|pair| pair[0].destination == pair[1].destination) {
             return Err(RenderError::DuplicateDestination {
                 node: name.to_owned(),
                 destination: pair[0].destination.to_string(),
@@ -146,10 +142,7 @@ impl<'m> Renderer<'m> {
         }
 
         let mut scripts = Vec::new();
-        for (stage, phases) in [
-            (Stage::Pre, &node.scripts.pre),
-            (Stage::Post, &node.scripts.post),
-        ] {
+        for (stage, phases) in [(Stage::Pre, &node.scripts.pre), (Stage::Post, &node.scripts.post)] {
             for phase in phases {
                 let at = || Location::line(&node_file, line_of(&node_text(), phase));
                 for script in self.phase(stage, phase, at)?.iter() {
@@ -175,19 +168,9 @@ impl<'m> Renderer<'m> {
         })
     }
 
-    fn app(
-        &self,
-        app: &str,
-        state: &str,
-        at: impl Fn() -> Location,
-    ) -> Result<Arc<ResolvedApp>, RenderError> {
+    fn app(&self, app: &str, state: &str, at: impl Fn() -> Location) -> Result<Arc<ResolvedApp>, RenderError> {
         let key = (app.to_owned(), state.to_owned());
-        if let Some(found) = self
-            .apps
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&key)
-        {
+        if let Some(found) = self.apps.lock().unwrap_or_else(PoisonError::into_inner).get(&key) {
             return Ok(found.clone());
         }
         let resolved = Arc::new(self.resolve_app(app, state, at)?);
@@ -198,12 +181,7 @@ impl<'m> Renderer<'m> {
         Ok(resolved)
     }
 
-    fn resolve_app(
-        &self,
-        app: &str,
-        state: &str,
-        at: impl Fn() -> Location,
-    ) -> Result<ResolvedApp, RenderError> {
+    fn resolve_app(&self, app: &str, state: &str, at: impl Fn() -> Location) -> Result<ResolvedApp, RenderError> {
         let templates = self.master.dir().join("templates");
         let Some(tree) = tree::app_files(&templates, app, state)? else {
             return Err(RenderError::MissingApp {
@@ -226,14 +204,10 @@ impl<'m> Renderer<'m> {
             if config.is_ignored(&relative) {
                 continue;
             }
-            let destination =
-                config
-                    .dest
-                    .join(&relative)
-                    .map_err(|err| RenderError::PathEscapes {
-                        at: Location::file(&file.source),
-                        message: err.to_string(),
-                    })?;
+            let destination = config.dest.join(&relative).map_err(|err| RenderError::PathEscapes {
+                at: Location::file(&file.source),
+                message: err.to_string(),
+            })?;
             let bytes = fs::read(&file.path).map_err(|err| RenderError::io(&file.source, err))?;
             let executable = fs::metadata(&file.path)
                 .map(|meta| meta.permissions().mode() & 0o111 != 0)
@@ -248,11 +222,7 @@ impl<'m> Renderer<'m> {
                 Content::Bytes(Arc::from(bytes), hash)
             };
             let attributes = config.attributes(&relative);
-            let default_mode = if executable {
-                Mode::EXECUTABLE
-            } else {
-                Mode::FILE
-            };
+            let default_mode = if executable { Mode::EXECUTABLE } else { Mode::FILE };
             files.push(AppFile {
                 destination,
                 source: file.source,
@@ -276,20 +246,10 @@ impl<'m> Renderer<'m> {
         at: impl Fn() -> Location,
     ) -> Result<Arc<Vec<ScriptSource>>, RenderError> {
         let key = (stage, phase.to_owned());
-        if let Some(found) = self
-            .phases
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&key)
-        {
+        if let Some(found) = self.phases.lock().unwrap_or_else(PoisonError::into_inner).get(&key) {
             return Ok(found.clone());
         }
-        let dir = self
-            .master
-            .dir()
-            .join("scripts")
-            .join(stage.as_str())
-            .join(phase);
+        let dir = self.master.dir().join("scripts").join(stage.as_str()).join(phase);
         if !dir.is_dir() {
             return Err(RenderError::MissingPhase {
                 at: at(),
@@ -336,10 +296,7 @@ impl<'m> Renderer<'m> {
 /// A Handlebars rendering error as a pacha error with the template's position.
 fn render_error(source: &str, node: &str, err: &handlebars::RenderError) -> RenderError {
     let at = Location {
-        file: err
-            .template_name
-            .clone()
-            .unwrap_or_else(|| source.to_owned()),
+        file: err.template_name.clone().unwrap_or_else(|| source.to_owned()),
         line: err.line_no,
         column: err.column_no,
     };

@@ -12,8 +12,8 @@ use crate::helpers;
 
 /// Handlebars' own helpers: `{{len}}` alone calls a helper, it does not read a variable.
 const BUILT_IN_HELPERS: [&str; 17] = [
-    "if", "unless", "each", "with", "lookup", "raw", "log", "eq", "ne", "gt", "gte", "lt", "lte",
-    "and", "or", "not", "len",
+    "if", "unless", "each", "with", "lookup", "raw", "log", "eq", "ne", "gt", "gte", "lt", "lte", "and", "or", "not",
+    "len",
 ];
 
 /// A variable a template reads from the root of its data.
@@ -37,11 +37,7 @@ pub fn registry() -> Handlebars<'static> {
 
 /// Compiles `text` as the template `name` (the master file it comes from), registers it, and
 /// returns the root variables it refers to.
-pub fn compile(
-    registry: &mut Handlebars<'static>,
-    name: &str,
-    text: &str,
-) -> Result<Vec<VariableRef>, RenderError> {
+pub fn compile(registry: &mut Handlebars<'static>, name: &str, text: &str) -> Result<Vec<VariableRef>, RenderError> {
     let template = Template::compile_with_name(text, name.to_owned()).map_err(|err| {
         let (line, column) = err
             .pos()
@@ -56,9 +52,7 @@ pub fn compile(
         }
     })?;
     let mut references = Vec::new();
-    let is_helper = |candidate: &str| {
-        BUILT_IN_HELPERS.contains(&candidate) || helpers::HELPERS.contains(&candidate)
-    };
+    let is_helper = |candidate: &str| BUILT_IN_HELPERS.contains(&candidate) || helpers::HELPERS.contains(&candidate);
     walk(&template, true, (1, 1), &is_helper, &mut references);
     registry.register_template(name, template);
     Ok(references)
@@ -66,9 +60,7 @@ pub fn compile(
 
 /// The first reference that `data` does not define.
 pub fn first_undefined<'a>(references: &'a [VariableRef], data: &Value) -> Option<&'a VariableRef> {
-    references
-        .iter()
-        .find(|reference| !resolves(&reference.segments, data))
+    references.iter().find(|reference| !resolves(&reference.segments, data))
 }
 
 fn resolves(segments: &[String], data: &Value) -> bool {
@@ -79,11 +71,7 @@ fn resolves(segments: &[String], data: &Value) -> bool {
                 Some(value) => value,
                 None => return false,
             },
-            Value::Array(items) => match segment
-                .parse::<usize>()
-                .ok()
-                .and_then(|index| items.get(index))
-            {
+            Value::Array(items) => match segment.parse::<usize>().ok().and_then(|index| items.get(index)) {
                 Some(value) => value,
                 None => return false,
             },
@@ -135,8 +123,7 @@ fn helper_references(
 ) {
     let helper_name = match &helper.name {
         Parameter::Name(name) => Some(name.as_str()),
-        Parameter::Path(Path::Relative((segments, _))) if segments.len() == 1 => match &segments[0]
-        {
+        Parameter::Path(Path::Relative((segments, _))) if segments.len() == 1 => match &segments[0] {
             PathSeg::Named(name) if is_helper(name) => Some(name.as_str()),
             _ => None,
         },
@@ -182,19 +169,12 @@ fn param_references(
 ) {
     match param {
         Parameter::Path(path) => path_reference(path, at_root, position, out),
-        Parameter::Subexpression(sub) => {
-            subexpression_references(sub.as_element(), at_root, position, is_helper, out)
-        }
+        Parameter::Subexpression(sub) => subexpression_references(sub.as_element(), at_root, position, is_helper, out),
         _ => {}
     }
 }
 
-fn path_reference(
-    path: &Path,
-    at_root: bool,
-    position: (usize, usize),
-    out: &mut Vec<VariableRef>,
-) {
+fn path_reference(path: &Path, at_root: bool, position: (usize, usize), out: &mut Vec<VariableRef>) {
     let Path::Relative((segments, written)) = path else {
         return;
     };
@@ -263,21 +243,12 @@ mod tests {
     #[test]
     fn undefined_is_found_in_data() {
         let mut registry = registry();
-        let references = compile(
-            &mut registry,
-            "t.hbs",
-            "{{a.b}} {{list.1}} {{#if c}}{{/if}}",
-        )
-        .unwrap();
+        let references = compile(&mut registry, "t.hbs", "{{a.b}} {{list.1}} {{#if c}}{{/if}}").unwrap();
         assert_eq!(
-            first_undefined(
-                &references,
-                &json!({"a": {"b": 1}, "list": [0, 1], "c": false})
-            ),
+            first_undefined(&references, &json!({"a": {"b": 1}, "list": [0, 1], "c": false})),
             None
         );
-        let missing =
-            first_undefined(&references, &json!({"a": {"b": 1}, "list": [0], "c": null})).unwrap();
+        let missing = first_undefined(&references, &json!({"a": {"b": 1}, "list": [0], "c": null})).unwrap();
         assert_eq!(missing.written, "list.1");
     }
 

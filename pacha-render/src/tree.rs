@@ -30,23 +30,16 @@ pub fn destination_name(relative: &str) -> (&str, bool) {
 
 /// The files of one tree keyed by their destination name (relative to `dest`).
 pub fn walk_tree(dir: &Path, shown: &str) -> Result<BTreeMap<String, TreeFile>, RenderError> {
-    let root = dir
-        .canonicalize()
-        .map_err(|err| RenderError::io(shown, err))?;
+    let root = dir.canonicalize().map_err(|err| RenderError::io(shown, err))?;
     let mut files: BTreeMap<String, TreeFile> = BTreeMap::new();
-    for entry in walkdir::WalkDir::new(dir)
-        .follow_links(true)
-        .sort_by_file_name()
-    {
+    for entry in walkdir::WalkDir::new(dir).follow_links(true).sort_by_file_name() {
         let entry = entry.map_err(|err| {
             let path = err
                 .path()
                 .map_or_else(|| shown.to_owned(), |p| display_in(dir, shown, p));
             let message = match err.loop_ancestor() {
                 Some(_) => "symlink loop".to_owned(),
-                None => err
-                    .io_error()
-                    .map_or_else(|| err.to_string(), ToString::to_string),
+                None => err.io_error().map_or_else(|| err.to_string(), ToString::to_string),
             };
             RenderError::io(path, std::io::Error::other(message))
         })?;
@@ -111,18 +104,11 @@ pub fn overlay<T>(default: BTreeMap<String, T>, state: BTreeMap<String, T>) -> B
 
 /// The file set of `app` in `state` under `templates`, or `None` when the app has neither
 /// folder.
-pub fn app_files(
-    templates: &Path,
-    app: &str,
-    state: &str,
-) -> Result<Option<BTreeMap<String, TreeFile>>, RenderError> {
+pub fn app_files(templates: &Path, app: &str, state: &str) -> Result<Option<BTreeMap<String, TreeFile>>, RenderError> {
     let default_dir = templates.join(app).join("default");
     let state_dir = templates.join(app).join(state);
     let default = if default_dir.is_dir() {
-        Some(walk_tree(
-            &default_dir,
-            &format!("templates/{app}/default"),
-        )?)
+        Some(walk_tree(&default_dir, &format!("templates/{app}/default"))?)
     } else {
         None
     };
@@ -161,10 +147,7 @@ mod tests {
         write(&t.join("apache/production/ports.conf"), "p");
         write(&t.join("apache/production/extra/x.conf"), "p");
         let files = app_files(t, "apache", "production").unwrap().unwrap();
-        let sources: Vec<(&str, &str)> = files
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.source.as_str()))
-            .collect();
+        let sources: Vec<(&str, &str)> = files.iter().map(|(k, v)| (k.as_str(), v.source.as_str())).collect();
         assert_eq!(
             sources,
             [
@@ -191,9 +174,10 @@ mod tests {
         std::os::unix::fs::symlink("../../outside/secret", t.join("app/default/leak")).unwrap();
         let err = app_files(t, "app", "default").unwrap_err();
         assert!(matches!(err, RenderError::SymlinkEscapes { .. }), "{err}");
-        assert!(err.to_string().starts_with(
-            "templates/app/default/leak: symlink points outside templates/app/default"
-        ));
+        assert!(
+            err.to_string()
+                .starts_with("templates/app/default/leak: symlink points outside templates/app/default")
+        );
     }
 
     #[cfg(unix)]

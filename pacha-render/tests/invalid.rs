@@ -22,11 +22,7 @@ fn render_error(dir: &std::path::Path, node: &str, state: &str) -> String {
 #[test]
 fn every_invalid_case_has_its_error() {
     let cases = fixtures::invalid_cases();
-    assert!(
-        cases.len() >= 20,
-        "fixtures/invalid has {} cases",
-        cases.len()
-    );
+    assert!(cases.len() >= 20, "fixtures/invalid has {} cases", cases.len());
     for case in cases {
         assert_eq!(case.command[0], "render", "{}", case.name);
         let message = render_error(&case.dir, &case.command[1], &case.command[2]);

@@ -11,10 +11,7 @@ fn describe(master: &Master, state: &str) -> String {
     let renderer = Renderer::new(master);
     let mut text = String::new();
     for name in master.graph().names() {
-        if !matches!(
-            master.graph().definition(name).unwrap(),
-            Definition::Node(_)
-        ) {
+        if !matches!(master.graph().definition(name).unwrap(), Definition::Node(_)) {
             continue;
         }
         let plan = renderer
@@ -130,10 +127,7 @@ fn non_utf8_files_are_copied_byte_for_byte() {
             .iter()
             .find(|f| f.destination.as_str() == destination)
             .unwrap();
-        assert_eq!(
-            &*file.content,
-            std::fs::read(dir.join(source)).unwrap().as_slice()
-        );
+        assert_eq!(&*file.content, std::fs::read(dir.join(source)).unwrap().as_slice());
     }
     let script = plan
         .files

@@ -19,7 +19,7 @@
 //!     root: root.path().display().to_string(),
 //!     ssh: SshSettings::default(),
 //! };
-//! let mut connection = LocalConnector.connect("n1", &target)?;
+//! let mut connection = LocalConnector::default().connect("n1", &target)?;
 //! let paths = [NodePath::parse("/etc/motd")?, NodePath::parse("/etc/absent")?];
 //! let inspection = connection.inspect(&Inspect { paths: &paths, contents: false, lock: None })?;
 //! assert!(matches!(inspection.files[0], LiveFile::File(_)));

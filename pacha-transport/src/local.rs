@@ -3,6 +3,7 @@
 use std::io::{Read, Write};
 use std::process::{Child, Command, Stdio};
 use std::thread;
+use std::time::Duration;
 
 use pacha_core::{Connection, Connector, Target, TransportError};
 
@@ -10,7 +11,17 @@ use crate::session::{Finished, Held, Shell, ShellConnection};
 
 /// Connects to `transport: local` nodes.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct LocalConnector;
+pub struct LocalConnector {
+    lock_wait: Option<Duration>,
+}
+
+impl LocalConnector {
+    /// How long to wait for another pacha to release a node (default 10 s).
+    pub fn with_lock_wait(mut self, lock_wait: Duration) -> LocalConnector {
+        self.lock_wait = Some(lock_wait);
+        self
+    }
+}
 
 impl Connector for LocalConnector {
     fn connect(&self, _node: &str, target: &Target) -> Result<Box<dyn Connection>, TransportError> {
@@ -18,11 +29,9 @@ impl Connector for LocalConnector {
             host: target.host.clone(),
             held: None,
         };
-        Ok(Box::new(ShellConnection::new(
-            Box::new(shell),
-            &target.host,
-            &target.root,
-        )))
+        let connection = ShellConnection::new(Box::new(shell), &target.host, &target.root)
+            .with_lock_wait(self.lock_wait.unwrap_or(crate::script::DEFAULT_LOCK_WAIT));
+        Ok(Box::new(connection))
     }
 }
 
@@ -96,9 +105,7 @@ impl Shell for LocalShell {
                 if let Some(mut pipe) = child.stderr.take() {
                     let _ = pipe.read_to_end(&mut stderr);
                 }
-                let status = child
-                    .wait()
-                    .map_err(|err| self.io("waiting for /bin/sh", err))?;
+                let status = child.wait().map_err(|err| self.io("waiting for /bin/sh", err))?;
                 return Ok(Held::Exited(Finished {
                     status: status.code(),
                     stdout: output,

@@ -56,8 +56,7 @@ impl<'a> Reader<'a> {
 
     fn text_line(&mut self) -> Result<&'a str, String> {
         let line = self.line()?;
-        std::str::from_utf8(line)
-            .map_err(|_| format!("unexpected bytes: {:?}", String::from_utf8_lossy(line)))
+        std::str::from_utf8(line).map_err(|_| format!("unexpected bytes: {:?}", String::from_utf8_lossy(line)))
     }
 
     fn take(&mut self, len: usize) -> Result<&'a [u8], String> {
@@ -84,10 +83,7 @@ pub fn parse_stat(line: &str) -> Result<StatLine, String> {
     let [mode, uid, gid, size, owner, group] = fields.as_slice() else {
         return Err(format!("not a stat line: {line:?}"));
     };
-    let number = |text: &str| {
-        text.parse::<u64>()
-            .map_err(|_| format!("not a stat line: {line:?}"))
-    };
+    let number = |text: &str| text.parse::<u64>().map_err(|_| format!("not a stat line: {line:?}"));
     let mode = u32::from_str_radix(mode, 8)
         .ok()
         .and_then(|bits| Mode::from_bits(bits & 0o7777).ok())
@@ -112,16 +108,8 @@ pub fn parse_sha256sum(line: &str) -> Result<ContentHash, String> {
 }
 
 /// Parses the output of [`crate::script::inspect`] for `count` paths.
-pub fn parse_inspection(
-    output: &[u8],
-    count: usize,
-    contents: bool,
-    nonce: &str,
-) -> Result<Inspected, String> {
-    let mut reader = Reader {
-        bytes: output,
-        at: 0,
-    };
+pub fn parse_inspection(output: &[u8], count: usize, contents: bool, nonce: &str) -> Result<Inspected, String> {
+    let mut reader = Reader { bytes: output, at: 0 };
     if reader.peek_starts_with(b"LOCKED ") {
         let line = reader.text_line()?;
         return Ok(Inspected::Locked(line["LOCKED ".len()..].to_owned()));
@@ -135,12 +123,8 @@ pub fn parse_inspection(
             .map_err(|_| format!("bad pending line {line:?}"))?;
         let list = reader.take(size)?;
         let mut paths = Vec::new();
-        for entry in list
-            .split(|byte| *byte == 0)
-            .filter(|entry| !entry.is_empty())
-        {
-            let text =
-                std::str::from_utf8(entry).map_err(|_| "a pending path is not UTF-8".to_owned())?;
+        for entry in list.split(|byte| *byte == 0).filter(|entry| !entry.is_empty()) {
+            let text = std::str::from_utf8(entry).map_err(|_| "a pending path is not UTF-8".to_owned())?;
             paths.push(NodePath::parse(text).map_err(|err| err.to_string())?);
         }
         pending_post = Some(paths);
@@ -221,16 +205,8 @@ pub struct AppliedStep {
 
 /// Parses the output of [`crate::script::apply`]; `script_ids` names the step's scripts in
 /// run order, `files` is how many files the step places.
-pub fn parse_applied(
-    output: &[u8],
-    script_ids: &[String],
-    files: usize,
-    nonce: &str,
-) -> Result<AppliedStep, String> {
-    let mut reader = Reader {
-        bytes: output,
-        at: 0,
-    };
+pub fn parse_applied(output: &[u8], script_ids: &[String], files: usize, nonce: &str) -> Result<AppliedStep, String> {
+    let mut reader = Reader { bytes: output, at: 0 };
     let mut applied = AppliedStep::default();
     let done = format!("DONE-{nonce}");
     while !reader.at_end() {
@@ -240,16 +216,9 @@ pub fn parse_applied(
             let [index, status, size] = fields.as_slice() else {
                 return Err(format!("bad script record {line:?}"));
             };
-            let index: usize = index
-                .parse()
-                .map_err(|_| format!("bad script record {line:?}"))?;
-            let status: i32 = status
-                .parse()
-                .map_err(|_| format!("bad script record {line:?}"))?;
-            let size: usize = size
-                .trim()
-                .parse()
-                .map_err(|_| format!("bad script record {line:?}"))?;
+            let index: usize = index.parse().map_err(|_| format!("bad script record {line:?}"))?;
+            let status: i32 = status.parse().map_err(|_| format!("bad script record {line:?}"))?;
+            let size: usize = size.trim().parse().map_err(|_| format!("bad script record {line:?}"))?;
             let id = script_ids
                 .get(index)
                 .ok_or_else(|| format!("unknown script {index}"))?
@@ -283,16 +252,11 @@ mod tests {
             "P 16\n/etc/a\0/etc/b c\0C FMLFO\n644:0:0:6:root:root\n4755:1000:27:3:alice:sudo\n{HASH_A}  /r/etc/a\n\\{}  /r/etc/we\\nird\nEND-n1\n",
             ContentHash::of(b"abc")
         );
-        let Inspected::Done(inspection) =
-            parse_inspection(output.as_bytes(), 5, false, "n1").unwrap()
-        else {
+        let Inspected::Done(inspection) = parse_inspection(output.as_bytes(), 5, false, "n1").unwrap() else {
             panic!()
         };
         assert_eq!(inspection.pending_post.as_ref().unwrap().len(), 2);
-        assert_eq!(
-            inspection.pending_post.as_ref().unwrap()[1].as_str(),
-            "/etc/b c"
-        );
+        assert_eq!(inspection.pending_post.as_ref().unwrap()[1].as_str(), "/etc/b c");
         assert!(
             matches!(&inspection.files[0], LiveFile::File(stat) if stat.mode == Mode::FILE && stat.owner == "root" && stat.sha256.to_string() == HASH_A)
         );
@@ -302,11 +266,7 @@ mod tests {
             panic!()
         };
         assert_eq!(
-            (
-                second.mode.to_string().as_str(),
-                second.uid,
-                second.group.as_str()
-            ),
+            (second.mode.to_string().as_str(), second.uid, second.group.as_str()),
             ("4755", 1000, "sudo")
         );
         assert_eq!(inspection.files[4], LiveFile::Other);
@@ -315,9 +275,7 @@ mod tests {
     #[test]
     fn parses_contents_and_checks_them() {
         let output = format!("C F\n644:0:0:6:root:root\n{HASH_A}  /x\nhello\nEND-n\n");
-        let Inspected::Done(inspection) =
-            parse_inspection(output.as_bytes(), 1, true, "n").unwrap()
-        else {
+        let Inspected::Done(inspection) = parse_inspection(output.as_bytes(), 1, true, "n").unwrap() else {
             panic!()
         };
         assert_eq!(inspection.contents, [Some(b"hello\n".to_vec())]);

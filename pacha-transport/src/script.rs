@@ -7,10 +7,14 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::time::Duration;
 
 use pacha_core::{Apply, Mode, NodePath, Placement, PlannedScript};
 
 use crate::shell::quote;
+
+/// How long a push waits for another pacha to release a node by default.
+pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(10);
 
 /// Exit status of a snippet that found the node locked by another pacha.
 pub const EXIT_LOCKED: i32 = 75;
@@ -37,7 +41,7 @@ until mkdir "$S/lock" 2>/dev/null; do
   pid=; { read -r pid < "$S/lock/pid"; } 2>/dev/null
   if [ -n "$pid" ] && ! alive "$pid"; then rm -rf "$S/lock"; continue; fi
   i=$((i + 1))
-  if [ "$i" -gt 200 ]; then
+  if [ "$i" -gt "$W" ]; then
     holder=; { read -r holder < "$S/lock/holder"; } 2>/dev/null
     printf 'LOCKED %s\n' "${holder:-another pacha}"; exit 75
   fi
@@ -65,24 +69,22 @@ if [ "$#" -gt 0 ]; then
 
 /// The snippet that reads `paths` (absolute on the node, root included): for each, its kind;
 /// for regular files, mode, owner, group, size and SHA-256 (and contents when asked); then the
-/// pending post scripts. With `lock`, it first takes the node's lock (waiting up to 10 s for
-/// another pacha to finish) and then holds it until its standard input is closed.
+/// pending post scripts. With `lock`, it first takes the node's lock (waiting up to `lock_wait`
+/// for another pacha to finish) and then holds it until its standard input is closed.
 pub fn inspect(
     state: &str,
     nonce: &str,
     paths: &[String],
     contents: bool,
     lock: Option<&str>,
+    lock_wait: Duration,
 ) -> String {
     let mut script = String::with_capacity(1024 + paths.iter().map(|p| p.len() + 3).sum::<usize>());
     let _ = writeln!(script, "set -u\nS={}\nN={}", quote(state), quote(nonce));
     if let Some(holder) = lock {
+        let _ = writeln!(script, "W={}", lock_wait.as_millis() / 50);
         script.push_str(LOCK);
-        let _ = writeln!(
-            script,
-            "printf '%s\\n' {} > \"$S/lock/holder\"",
-            quote(holder)
-        );
+        let _ = writeln!(script, "printf '%s\\n' {} > \"$S/lock/holder\"", quote(holder));
         script.push_str("[ -f \"$S/pending-post\" ] && { printf 'P %s\\n' \"$(wc -c < \"$S/pending-post\")\"; cat \"$S/pending-post\"; }\n");
     }
     script.push_str("set --");
@@ -151,12 +153,7 @@ pub fn apply_steps<'a>(request: &'a Apply<'a>) -> Vec<ApplyStep<'a>> {
 /// failure, with nothing placed); records the due post scripts; renames each temp file over
 /// its target (replacing a symlink, never following it); reports the placed files'
 /// attributes; runs the post scripts and, when all succeed, clears the due record.
-pub fn apply(
-    request: &Apply<'_>,
-    step: &ApplyStep<'_>,
-    root: &str,
-    nonce: &str,
-) -> (String, Vec<u8>) {
+pub fn apply(request: &Apply<'_>, step: &ApplyStep<'_>, root: &str, nonce: &str) -> (String, Vec<u8>) {
     let state = state_dir(root);
     let cd_root = if root.is_empty() { "/" } else { root };
     let mut script = String::with_capacity(4096);
@@ -181,10 +178,7 @@ mkdir "$T" || fail "cannot create $T"
         .enumerate()
         .map(|(index, file)| {
             let target = file.destination.under_root(root);
-            let folder = target
-                .rsplit_once('/')
-                .map_or("", |(folder, _)| folder)
-                .to_owned();
+            let folder = target.rsplit_once('/').map_or("", |(folder, _)| folder).to_owned();
             format!("{folder}/.pacha-{nonce}-{index}")
         })
         .collect();
@@ -210,11 +204,7 @@ run() {
 }
 "#,
     );
-    let changed: Vec<String> = request
-        .changed
-        .iter()
-        .map(|path| path.under_root(root))
-        .collect();
+    let changed: Vec<String> = request.changed.iter().map(|path| path.under_root(root)).collect();
     let _ = writeln!(
         script,
         "PACHA_NODE={} PACHA_STATE={} PACHA_ROOT={} PACHA_CHANGED={}\nexport PACHA_NODE PACHA_STATE PACHA_ROOT PACHA_CHANGED",
@@ -244,9 +234,7 @@ run() {
             if folder.as_str() == "/" {
                 break;
             }
-            folders
-                .entry(folder.under_root(root))
-                .or_insert(file.dir_mode);
+            folders.entry(folder.under_root(root)).or_insert(file.dir_mode);
             parent = folder.parent();
         }
     }
@@ -266,10 +254,7 @@ run() {
         script.push_str("chmod 700 \"$T\"/[0-9]*\n");
     }
     if !temps.is_empty() {
-        script.push_str(&format!(
-            "sync -- {} 2>/dev/null || sync\n",
-            join_quoted(&temps)
-        ));
+        script.push_str(&format!("sync -- {} 2>/dev/null || sync\n", join_quoted(&temps)));
         // Owner first: chown clears setuid and setgid bits, chmod then sets them.
         let mut by_owner: BTreeMap<String, Vec<&str>> = BTreeMap::new();
         let mut by_mode: BTreeMap<Mode, Vec<&str>> = BTreeMap::new();
@@ -313,11 +298,7 @@ run() {
         index += 1;
     }
     if step.record_pending {
-        let listed: Vec<String> = request
-            .changed
-            .iter()
-            .map(|path| path.as_str().to_owned())
-            .collect();
+        let listed: Vec<String> = request.changed.iter().map(|path| path.as_str().to_owned()).collect();
         let _ = writeln!(
             script,
             "printf '%s\\000' {} > \"$S/pending-post.$N\" && mv -f \"$S/pending-post.$N\" \"$S/pending-post\" || fail 'cannot record the due post scripts'",

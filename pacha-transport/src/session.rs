@@ -1,6 +1,8 @@
 //! A connection to a node as a shell that runs pacha's snippets: the same code over SSH and
 //! locally, so both transports behave alike.
 
+use std::time::Duration;
+
 use pacha_core::{Applied, Apply, Connection, Inspect, Inspection, LiveFile, TransportError};
 
 use crate::parse::{self, Inspected};
@@ -47,8 +49,7 @@ pub fn sh_command(script: &str) -> String {
 pub fn nonce() -> String {
     use std::io::Read;
     let mut bytes = [0u8; 8];
-    let random =
-        std::fs::File::open("/dev/urandom").and_then(|mut file| file.read_exact(&mut bytes));
+    let random = std::fs::File::open("/dev/urandom").and_then(|mut file| file.read_exact(&mut bytes));
     if random.is_err() {
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -64,6 +65,7 @@ pub struct ShellConnection {
     host: String,
     root: String,
     nonce: String,
+    lock_wait: Duration,
 }
 
 impl ShellConnection {
@@ -73,7 +75,14 @@ impl ShellConnection {
             host: host.to_owned(),
             root: root.to_owned(),
             nonce: nonce(),
+            lock_wait: script::DEFAULT_LOCK_WAIT,
         }
+    }
+
+    /// How long to wait for another pacha to release the node (default 10 s).
+    pub fn with_lock_wait(mut self, lock_wait: Duration) -> ShellConnection {
+        self.lock_wait = lock_wait;
+        self
     }
 
     fn remote_error(&self, step: &'static str, finished: &Finished) -> TransportError {
@@ -108,7 +117,7 @@ impl ShellConnection {
         lock: Option<&str>,
     ) -> Result<Inspection, TransportError> {
         let state = script::state_dir(&self.root);
-        let snippet = script::inspect(&state, &self.nonce, paths, contents, lock);
+        let snippet = script::inspect(&state, &self.nonce, paths, contents, lock, self.lock_wait);
         let output = if lock.is_some() {
             let marker = format!("END-{}\n", self.nonce);
             match self.shell.start_held(&snippet, marker.as_bytes())? {
@@ -138,11 +147,7 @@ impl ShellConnection {
 
 impl Connection for ShellConnection {
     fn inspect(&mut self, request: &Inspect<'_>) -> Result<Inspection, TransportError> {
-        let paths: Vec<String> = request
-            .paths
-            .iter()
-            .map(|path| path.under_root(&self.root))
-            .collect();
+        let paths: Vec<String> = request.paths.iter().map(|path| path.under_root(&self.root)).collect();
         // Keep each snippet under the size of one command line.
         let mut chunks: Vec<&[String]> = Vec::new();
         let (mut start, mut size) = (0, 0);
@@ -173,15 +178,9 @@ impl Connection for ShellConnection {
         for step in script::apply_steps(request) {
             let (snippet, input) = script::apply(request, &step, &self.root, &self.nonce);
             let finished = self.shell.run(&snippet, &input)?;
-            let ids: Vec<String> = step
-                .pre
-                .iter()
-                .chain(step.post)
-                .map(|planned| planned.id())
-                .collect();
-            let parsed =
-                parse::parse_applied(&finished.stdout, &ids, step.files.len(), &self.nonce)
-                    .map_err(|detail| self.protocol("placing files", detail))?;
+            let ids: Vec<String> = step.pre.iter().chain(step.post).map(|planned| planned.id()).collect();
+            let parsed = parse::parse_applied(&finished.stdout, &ids, step.files.len(), &self.nonce)
+                .map_err(|detail| self.protocol("placing files", detail))?;
             applied.scripts.extend(parsed.scripts);
             if parsed.placed {
                 applied.placed = true;

@@ -29,17 +29,9 @@ mod tests {
     fn echo_back(values: &[&str]) -> Vec<String> {
         let script = format!(
             "for a in {}; do printf '%s\\0' \"$a\"; done",
-            values
-                .iter()
-                .map(|value| quote(value))
-                .collect::<Vec<_>>()
-                .join(" ")
+            values.iter().map(|value| quote(value)).collect::<Vec<_>>().join(" ")
         );
-        let output = Command::new("/bin/sh")
-            .arg("-c")
-            .arg(script)
-            .output()
-            .expect("sh runs");
+        let output = Command::new("/bin/sh").arg("-c").arg(script).output().expect("sh runs");
         assert!(output.status.success(), "{output:?}");
         let text = String::from_utf8(output.stdout).expect("utf-8");
         text.split_terminator('\0').map(str::to_owned).collect()

@@ -12,9 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use openssh::{Session, Stdio as RemoteStdio};
-use pacha_core::{
-    Connection, Connector, ContentHash, HostKeyPolicy, Target, TransportError, TransportKind,
-};
+use pacha_core::{Connection, Connector, ContentHash, HostKeyPolicy, Target, TransportError, TransportKind};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::runtime::Runtime;
 
@@ -33,6 +31,7 @@ pub struct SshConnector {
     runtime: Arc<Runtime>,
     control_dir: PathBuf,
     program: OsString,
+    lock_wait: Duration,
 }
 
 impl SshConnector {
@@ -49,7 +48,14 @@ impl SshConnector {
             runtime: Arc::new(runtime),
             control_dir,
             program: OsString::from("ssh"),
+            lock_wait: crate::script::DEFAULT_LOCK_WAIT,
         })
+    }
+
+    /// How long to wait for another pacha to release a node (default 10 s).
+    pub fn with_lock_wait(mut self, lock_wait: Duration) -> SshConnector {
+        self.lock_wait = lock_wait;
+        self
     }
 
     /// Uses another `ssh` program (default: `ssh` from `PATH`).
@@ -82,10 +88,7 @@ impl SshConnector {
             .map(|entry| entry.path())
             .filter(|path| path.extension().is_none())
             .collect();
-        sockets
-            .iter()
-            .filter(|socket| self.close_socket(socket))
-            .count()
+        sockets.iter().filter(|socket| self.close_socket(socket)).count()
     }
 
     fn close_socket(&self, socket: &Path) -> bool {
@@ -125,15 +128,13 @@ impl SshConnector {
         // One pacha at a time sets up a given master.
         let guard = File::create(self.control_dir.join(format!("{name}.lock")))
             .map_err(|err| io("locking the control folder", err))?;
-        guard
-            .lock()
-            .map_err(|err| io("locking the control folder", err))?;
+        guard.lock().map_err(|err| io("locking the control folder", err))?;
 
         if socket.exists() {
             let session = Session::resume_mux(socket.clone().into(), Some(log.clone().into()));
-            let alive = self.runtime.block_on(async {
-                tokio::time::timeout(Duration::from_secs(5), session.check()).await
-            });
+            let alive = self
+                .runtime
+                .block_on(async { tokio::time::timeout(Duration::from_secs(5), session.check()).await });
             if matches!(alive, Ok(Ok(()))) {
                 return Ok((Arc::new(session), persist == 0));
             }
@@ -168,7 +169,9 @@ impl SshConnector {
 impl Connector for SshConnector {
     fn connect(&self, node: &str, target: &Target) -> Result<Box<dyn Connection>, TransportError> {
         if target.transport == TransportKind::Local {
-            return LocalConnector.connect(node, target);
+            return LocalConnector::default()
+                .with_lock_wait(self.lock_wait)
+                .connect(node, target);
         }
         let (session, close_master) = self.open(target)?;
         let shell = SshShell {
@@ -178,11 +181,9 @@ impl Connector for SshConnector {
             host: target.host.clone(),
             close_master,
         };
-        Ok(Box::new(ShellConnection::new(
-            Box::new(shell),
-            &target.host,
-            &target.root,
-        )))
+        let connection =
+            ShellConnection::new(Box::new(shell), &target.host, &target.root).with_lock_wait(self.lock_wait);
+        Ok(Box::new(connection))
     }
 }
 
@@ -234,13 +235,7 @@ pub fn master_args(target: &Target, socket: &Path, log: &Path) -> Vec<OsString> 
     args.push("-E".into());
     args.push(log.into());
     args.push("-S".into());
-    args.push(
-        socket
-            .as_os_str()
-            .to_string_lossy()
-            .replace('%', "%%")
-            .into(),
-    );
+    args.push(socket.as_os_str().to_string_lossy().replace('%', "%%").into());
     for flag in ["-M", "-N", "-f", "-T"] {
         args.push(flag.into());
     }
@@ -313,17 +308,12 @@ fn private_dir(dir: &Path) -> io::Result<()> {
         Ok(()) => return Ok(()),
         Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
         Err(err) => {
-            return Err(io::Error::new(
-                err.kind(),
-                format!("creating {}: {err}", dir.display()),
-            ));
+            return Err(io::Error::new(err.kind(), format!("creating {}: {err}", dir.display())));
         }
     }
     let meta = fs::symlink_metadata(dir)?;
     let me = fs::metadata("/proc/self").map(|proc| proc.uid()).ok();
-    let private = meta.is_dir()
-        && meta.permissions().mode() & 0o077 == 0
-        && me.is_none_or(|uid| uid == meta.uid());
+    let private = meta.is_dir() && meta.permissions().mode() & 0o077 == 0 && me.is_none_or(|uid| uid == meta.uid());
     if !private {
         return Err(io::Error::new(
             io::ErrorKind::PermissionDenied,
@@ -515,14 +505,10 @@ mod tests {
 
     #[test]
     fn master_arguments() {
-        let args: Vec<String> = master_args(
-            &target(),
-            Path::new("/run/p/abc"),
-            Path::new("/run/p/abc.log"),
-        )
-        .into_iter()
-        .map(|arg| arg.into_string().unwrap())
-        .collect();
+        let args: Vec<String> = master_args(&target(), Path::new("/run/p/abc"), Path::new("/run/p/abc.log"))
+            .into_iter()
+            .map(|arg| arg.into_string().unwrap())
+            .collect();
         assert_eq!(
             args.join(" "),
             "-o BatchMode=yes -o StrictHostKeyChecking=yes -o ConnectTimeout=3 -o ServerAliveInterval=15 \
@@ -565,11 +551,7 @@ mod tests {
             refused.to_string(),
             "web1: cannot connect: ssh: connect to host 127.0.0.1 port 1: Connection refused"
         );
-        assert!(
-            classify("web1", "", Some(255))
-                .to_string()
-                .contains("exit status 255")
-        );
+        assert!(classify("web1", "", Some(255)).to_string().contains("exit status 255"));
     }
 
     #[test]
@@ -577,17 +559,9 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("ctl");
         private_dir(&dir).unwrap();
-        assert_eq!(
-            fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
-            0o700
-        );
+        assert_eq!(fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
         private_dir(&dir).unwrap();
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
-        assert!(
-            private_dir(&dir)
-                .unwrap_err()
-                .to_string()
-                .contains("mode 0700")
-        );
+        assert!(private_dir(&dir).unwrap_err().to_string().contains("mode 0700"));
     }
 }

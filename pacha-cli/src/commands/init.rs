@@ -36,10 +36,7 @@ pub const SCAFFOLD: &[(&str, &[u8], u32)] = scaffold![
 pub fn run(context: &Context<'_>, out: &mut Output, dir: Option<&Path>) -> anyhow::Result<Status> {
     let dir = context.cwd.join(dir.unwrap_or(Path::new(".")));
     if dir.join(pacha_core::SETTINGS_FILE).exists() {
-        bail!(
-            "{} is already a pacha master (it has a pacha.yaml)",
-            dir.display()
-        );
+        bail!("{} is already a pacha master (it has a pacha.yaml)", dir.display());
     }
     for (path, contents, mode) in SCAFFOLD {
         let target = dir.join(path);
@@ -88,12 +85,7 @@ mod tests {
         while let Some(dir) = stack.pop() {
             for entry in fs::read_dir(&dir).unwrap() {
                 let path = entry.unwrap().path();
-                let relative = path
-                    .strip_prefix(&example)
-                    .unwrap()
-                    .to_str()
-                    .unwrap()
-                    .to_owned();
+                let relative = path.strip_prefix(&example).unwrap().to_str().unwrap().to_owned();
                 if relative == "hosts" || relative == "nodes-root" {
                     continue;
                 }
@@ -105,10 +97,7 @@ mod tests {
             }
         }
         on_disk.sort();
-        let mut listed: Vec<String> = SCAFFOLD
-            .iter()
-            .map(|(path, _, _)| (*path).to_owned())
-            .collect();
+        let mut listed: Vec<String> = SCAFFOLD.iter().map(|(path, _, _)| (*path).to_owned()).collect();
         listed.sort();
         assert_eq!(on_disk, listed);
     }

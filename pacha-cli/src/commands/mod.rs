@@ -82,11 +82,7 @@ fn run(context: &Context<'_>, out: &mut Output) -> anyhow::Result<Status> {
         Command::Init { dir } => init::run(context, out, dir.as_deref()),
         Command::Nodes => nodes::list(context, out),
         Command::Expand { node } => nodes::expand(context, out, node),
-        Command::Render {
-            node,
-            state,
-            out: dir,
-        } => render::run(context, out, node, state, dir.as_deref()),
+        Command::Render { node, state, out: dir } => render::run(context, out, node, state, dir.as_deref()),
         Command::Diff {
             node,
             state,
@@ -114,10 +110,7 @@ fn report(err: &anyhow::Error) {
         }
         last = text;
     }
-    #[expect(
-        clippy::print_stderr,
-        reason = "the CLI's one place that prints errors"
-    )]
+    #[expect(clippy::print_stderr, reason = "the CLI's one place that prints errors")]
     {
         eprintln!("{message}");
     }

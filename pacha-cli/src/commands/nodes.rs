@@ -43,11 +43,7 @@ pub fn list(context: &Context<'_>, out: &mut Output) -> anyhow::Result<Status> {
         out.json_document(&serde_json::json!({ "nodes": entries }))?;
         return Ok(Status::Success);
     }
-    let width = graph
-        .names()
-        .map(|name| name.chars().count())
-        .max()
-        .unwrap_or(0);
+    let width = graph.names().map(|name| name.chars().count()).max().unwrap_or(0);
     let style = out.style;
     for entry in &entries {
         let line = match entry {
@@ -67,10 +63,7 @@ pub fn list(context: &Context<'_>, out: &mut Output) -> anyhow::Result<Status> {
                     apps.join(", ")
                 )
             }
-            Entry::Meta {
-                name,
-                include_nodes,
-            } => {
+            Entry::Meta { name, include_nodes } => {
                 format!(
                     "{}  meta  includes: {}",
                     style.bold(&pad(name, width)),

@@ -8,9 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressStyle};
-use pacha_core::{
-    Change, ChangeKind, Master, NodeReport, Outcome, Plan, PushOptions, Reporter, Target, push,
-};
+use pacha_core::{Change, ChangeKind, Master, NodeReport, Outcome, Plan, PushOptions, Reporter, Target, push};
 use pacha_render::{Renderer, render_in_order};
 use pacha_transport::SshConnector;
 use serde::Serialize;
@@ -20,12 +18,7 @@ use crate::cli::ConnectionArgs;
 use crate::output::{Output, Style};
 
 /// Renders every leaf of `node`; nothing goes further if any plan fails.
-pub fn render_all(
-    context: &Context<'_>,
-    master: &Master,
-    node: &str,
-    state: &str,
-) -> anyhow::Result<Vec<Plan>> {
+pub fn render_all(context: &Context<'_>, master: &Master, node: &str, state: &str) -> anyhow::Result<Vec<Plan>> {
     let nodes = master.expand(node)?;
     let renderer = Renderer::new(master);
     let mut plans = Vec::with_capacity(nodes.len());
@@ -51,15 +44,13 @@ pub fn control_dir() -> PathBuf {
             return dir.join("pacha");
         }
     }
-    let uid = std::fs::metadata("/proc/self")
-        .map_or(0, |meta| std::os::unix::fs::MetadataExt::uid(&meta));
+    let uid = std::fs::metadata("/proc/self").map_or(0, |meta| std::os::unix::fs::MetadataExt::uid(&meta));
     PathBuf::from(format!("/tmp/pacha-{uid}"))
 }
 
 pub fn connector() -> anyhow::Result<SshConnector> {
     let dir = control_dir();
-    SshConnector::new(&dir)
-        .with_context(|| format!("preparing the SSH control folder {}", dir.display()))
+    SshConnector::new(&dir).with_context(|| format!("preparing the SSH control folder {}", dir.display()))
 }
 
 /// Who is pushing, as a busy node tells a second pacha.
@@ -69,10 +60,7 @@ pub fn holder(command: &str) -> String {
         .unwrap_or_else(|_| "someone".to_owned());
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map_or_else(|_| "localhost".to_owned(), |name| name.trim().to_owned());
-    format!(
-        "pacha {command} by {user}@{host} (pid {})",
-        std::process::id()
-    )
+    format!("pacha {command} by {user}@{host} (pid {})", std::process::id())
 }
 
 /// How many nodes to work on at once.
@@ -92,11 +80,7 @@ struct CliReporter<'a> {
 }
 
 impl<'a> CliReporter<'a> {
-    fn new(
-        count: usize,
-        show_progress: bool,
-        print: Option<Box<dyn Fn(&NodeReport) + Sync + 'a>>,
-    ) -> CliReporter<'a> {
+    fn new(count: usize, show_progress: bool, print: Option<Box<dyn Fn(&NodeReport) + Sync + 'a>>) -> CliReporter<'a> {
         let bar = (show_progress && io::stderr().is_terminal() && count > 0).then(|| {
             let bar = ProgressBar::new(count as u64);
             bar.set_style(
@@ -132,10 +116,7 @@ impl Reporter for CliReporter<'_> {
             bar.inc(1);
         }
         let Some(print) = &self.print else { return };
-        let mut pending = self
-            .pending
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut pending = self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         pending.1.insert(index, report.clone());
         loop {
             let next = pending.0;
@@ -172,9 +153,7 @@ fn run_push(
     let printer = Mutex::new(&mut *out);
     let print_one = |report: &NodeReport| {
         if let Some(plan) = plans.iter().find(|plan| plan.node == report.node) {
-            let mut out = printer
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut out = printer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             let _ = print(&mut out, plan, report).and_then(|()| out.flush());
         }
     };
@@ -204,15 +183,9 @@ pub fn push_command(
         holder: holder("push"),
         ..PushOptions::default()
     };
-    let (plans, reports) = run_push(
-        context,
-        out,
-        node,
-        state,
-        args,
-        options,
-        &|out, plan, report| print_report(out, plan, report, false),
-    )?;
+    let (plans, reports) = run_push(context, out, node, state, args, options, &|out, plan, report| {
+        print_report(out, plan, report, false)
+    })?;
     finish(out, &plans, &reports, false)
 }
 
@@ -229,31 +202,15 @@ pub fn diff_command(
         holder: holder("diff"),
         ..PushOptions::default()
     };
-    let (plans, reports) = run_push(
-        context,
-        out,
-        node,
-        state,
-        args,
-        options,
-        &|out, plan, report| print_report(out, plan, report, true),
-    )?;
+    let (plans, reports) = run_push(context, out, node, state, args, options, &|out, plan, report| {
+        print_report(out, plan, report, true)
+    })?;
     finish(out, &plans, &reports, true)
 }
 
 /// Prints the summary (or the JSON document) and picks the exit status.
-fn finish(
-    out: &mut Output,
-    plans: &[Plan],
-    reports: &[NodeReport],
-    diffs: bool,
-) -> anyhow::Result<Status> {
-    let count = |outcome| {
-        reports
-            .iter()
-            .filter(|report| report.outcome == outcome)
-            .count()
-    };
+fn finish(out: &mut Output, plans: &[Plan], reports: &[NodeReport], diffs: bool) -> anyhow::Result<Status> {
+    let count = |outcome| reports.iter().filter(|report| report.outcome == outcome).count();
     let (changed, unchanged, would, failed) = (
         count(Outcome::Changed),
         count(Outcome::Unchanged),
@@ -298,11 +255,7 @@ fn finish(
                 .join(", ")
         );
     }
-    Ok(if would > 0 {
-        Status::Changes
-    } else {
-        Status::Success
-    })
+    Ok(if would > 0 { Status::Changes } else { Status::Success })
 }
 
 /// Replaces every secret value in `text` by `<redacted>`.
@@ -340,13 +293,7 @@ fn change_line(change: &Change, style: Style) -> String {
 }
 
 /// A unified diff of a change, secrets redacted.
-pub fn unified_diff(
-    node: &str,
-    state: &str,
-    change: &Change,
-    planned: &[u8],
-    secrets: &[String],
-) -> String {
+pub fn unified_diff(node: &str, state: &str, change: &Change, planned: &[u8], secrets: &[String]) -> String {
     let before = change.before.as_deref().unwrap_or_default();
     match (std::str::from_utf8(before), std::str::from_utf8(planned)) {
         (Ok(old), Ok(new)) => {
@@ -360,17 +307,10 @@ pub fn unified_diff(
             similar::TextDiff::from_lines(&old, &new)
                 .unified_diff()
                 .context_radius(3)
-                .header(
-                    &header_old,
-                    &format!("{node}:{} ({state})", change.destination),
-                )
+                .header(&header_old, &format!("{node}:{} ({state})", change.destination))
                 .to_string()
         }
-        _ => format!(
-            "binary files differ ({} -> {} bytes)\n",
-            before.len(),
-            planned.len()
-        ),
+        _ => format!("binary files differ ({} -> {} bytes)\n", before.len(), planned.len()),
     }
 }
 
@@ -400,11 +340,7 @@ fn print_report(out: &mut Output, plan: &Plan, report: &NodeReport, diffs: bool)
     summary.push_str(&style.dim(&format!(" ({:.2} s)", report.timings.total.as_secs_f64())));
     out.line(summary)?;
     if let Some(error) = &report.error {
-        out.line(format!(
-            "  {} {}",
-            style.red("error:"),
-            redact(error, &plan.secrets)
-        ))?;
+        out.line(format!("  {} {}", style.red("error:"), redact(error, &plan.secrets)))?;
     }
     if let Some(pending) = &report.pending_post {
         let verb = if report.outcome == Outcome::WouldChange {
@@ -425,20 +361,8 @@ fn print_report(out: &mut Output, plan: &Plan, report: &NodeReport, diffs: bool)
                 ChangeKind::Create | ChangeKind::Update | ChangeKind::ReplaceSymlink
             )
         {
-            if let Some(file) = plan
-                .files
-                .iter()
-                .find(|file| file.destination == change.destination)
-            {
-                for line in unified_diff(
-                    &plan.node,
-                    &plan.state,
-                    change,
-                    &file.content,
-                    &plan.secrets,
-                )
-                .lines()
-                {
+            if let Some(file) = plan.files.iter().find(|file| file.destination == change.destination) {
+                for line in unified_diff(&plan.node, &plan.state, change, &file.content, &plan.secrets).lines() {
                     let line = if line.starts_with('+') && !line.starts_with("+++") {
                         style.green(line)
                     } else if line.starts_with('-') && !line.starts_with("---") {
@@ -525,10 +449,7 @@ impl<'a> ReportView<'a> {
             host: &report.host,
             state: &report.state,
             outcome: report.outcome.as_str(),
-            error: report
-                .error
-                .as_ref()
-                .map(|error| redact(error, &plan.secrets)),
+            error: report.error.as_ref().map(|error| redact(error, &plan.secrets)),
             changes: report
                 .changes
                 .iter()
@@ -542,22 +463,10 @@ impl<'a> ReportView<'a> {
                     owner: from_to(&change.owner),
                     group: from_to(&change.group),
                     diff: diffs
-                        .then(|| {
-                            plan.files
-                                .iter()
-                                .find(|file| file.destination == change.destination)
-                        })
+                        .then(|| plan.files.iter().find(|file| file.destination == change.destination))
                         .flatten()
                         .filter(|_| change.kind != ChangeKind::Attributes)
-                        .map(|file| {
-                            unified_diff(
-                                &plan.node,
-                                &plan.state,
-                                change,
-                                &file.content,
-                                &plan.secrets,
-                            )
-                        }),
+                        .map(|file| unified_diff(&plan.node, &plan.state, change, &file.content, &plan.secrets)),
                 })
                 .collect(),
             pending_post: report
@@ -583,11 +492,7 @@ impl<'a> ReportView<'a> {
     }
 }
 
-pub fn disconnect(
-    context: &Context<'_>,
-    out: &mut Output,
-    node: Option<&str>,
-) -> anyhow::Result<Status> {
+pub fn disconnect(context: &Context<'_>, out: &mut Output, node: Option<&str>) -> anyhow::Result<Status> {
     let connector = connector()?;
     let closed = match node {
         None => connector.disconnect_all(),

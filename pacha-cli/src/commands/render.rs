@@ -112,9 +112,8 @@ pub fn run(
         |_, plan| -> anyhow::Result<()> {
             let plan = plan?;
             if let Some(dir) = dir {
-                write_files(dir, &plan).with_context(|| {
-                    format!("writing the files of {} to {}", plan.node, dir.display())
-                })?;
+                write_files(dir, &plan)
+                    .with_context(|| format!("writing the files of {} to {}", plan.node, dir.display()))?;
             }
             let view = PlanView::new(&master, &plan);
             if out.json {
@@ -184,11 +183,7 @@ fn print_plan(out: &mut Output, plan: &PlanView<'_>) -> io::Result<()> {
 }
 
 fn owner_text(file: &FileView<'_>) -> String {
-    format!(
-        "{}:{}",
-        file.owner.unwrap_or("-"),
-        file.group.unwrap_or("-")
-    )
+    format!("{}:{}", file.owner.unwrap_or("-"), file.group.unwrap_or("-"))
 }
 
 /// Writes the files of `plan` under `dir/<node>/`, with the planned modes.

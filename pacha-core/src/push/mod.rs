@@ -7,9 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::connection::{
-    Apply, Connection, Connector, Inspect, LiveFile, Placement, ScriptRun, TransportError,
-};
+use crate::connection::{Apply, Connection, Connector, Inspect, LiveFile, Placement, ScriptRun, TransportError};
 use crate::mode::Mode;
 use crate::path::NodePath;
 use crate::plan::{Plan, PlannedFile, PlannedScript, Stage};
@@ -205,8 +203,7 @@ fn change(file: &PlannedFile, live: &LiveFile) -> Option<Change> {
                     change.group = Some((stat.group.clone(), group.clone()));
                 }
             }
-            let attributes =
-                change.mode.is_some() || change.owner.is_some() || change.group.is_some();
+            let attributes = change.mode.is_some() || change.owner.is_some() || change.group.is_some();
             change.kind = match (content, attributes) {
                 (true, _) => ChangeKind::Update,
                 (false, true) => ChangeKind::Attributes,
@@ -218,11 +215,7 @@ fn change(file: &PlannedFile, live: &LiveFile) -> Option<Change> {
 }
 
 /// Runs `work` over `items` on up to `jobs` threads; results come back in item order.
-pub fn in_parallel<T: Sync, R: Send>(
-    items: &[T],
-    jobs: usize,
-    work: impl Fn(usize, &T) -> R + Sync,
-) -> Vec<R> {
+pub fn in_parallel<T: Sync, R: Send>(items: &[T], jobs: usize, work: impl Fn(usize, &T) -> R + Sync) -> Vec<R> {
     let jobs = jobs.clamp(1, items.len().max(1));
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<R>>> = Mutex::new((0..items.len()).map(|_| None).collect());
@@ -233,9 +226,7 @@ pub fn in_parallel<T: Sync, R: Send>(
                     let index = next.fetch_add(1, Ordering::Relaxed);
                     let Some(item) = items.get(index) else { break };
                     let result = work(index, item);
-                    results
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)[index] = Some(result);
+                    results.lock().unwrap_or_else(std::sync::PoisonError::into_inner)[index] = Some(result);
                 }
             });
         }
@@ -327,11 +318,7 @@ fn node_steps(
     reporter: &dyn Reporter,
     report: &mut NodeReport,
 ) -> Result<(), TransportError> {
-    let paths: Vec<NodePath> = plan
-        .files
-        .iter()
-        .map(|file| file.destination.clone())
-        .collect();
+    let paths: Vec<NodePath> = plan.files.iter().map(|file| file.destination.clone()).collect();
     reporter.step(&plan.node, "inspect");
     let clock = Instant::now();
     let lock = (!options.dry_run).then_some(options.holder.as_str());
@@ -345,11 +332,7 @@ fn node_steps(
         return Err(TransportError::Protocol {
             host: plan.target.host.clone(),
             step: "inspect",
-            detail: format!(
-                "{} answers for {} paths",
-                inspection.files.len(),
-                paths.len()
-            ),
+            detail: format!("{} answers for {} paths", inspection.files.len(), paths.len()),
         });
     }
     if let Some((file, _)) = plan
@@ -373,11 +356,7 @@ fn node_steps(
     }
     if options.dry_run {
         let due = !report.changes.is_empty() || report.pending_post.is_some() || options.force;
-        report.outcome = if due {
-            Outcome::WouldChange
-        } else {
-            Outcome::Unchanged
-        };
+        report.outcome = if due { Outcome::WouldChange } else { Outcome::Unchanged };
         return Ok(());
     }
     let placements: Vec<Placement> = plan
@@ -410,10 +389,7 @@ fn node_steps(
         plan.scripts(Stage::Pre).collect()
     };
     let post: Vec<&PlannedScript> = plan.scripts(Stage::Post).collect();
-    let mut changed: Vec<NodePath> = placements
-        .iter()
-        .map(|file| file.destination.clone())
-        .collect();
+    let mut changed: Vec<NodePath> = placements.iter().map(|file| file.destination.clone()).collect();
     for path in report.pending_post.iter().flatten() {
         if !changed.contains(path) {
             changed.push(path.clone());
@@ -470,9 +446,10 @@ fn read_before(
     let wanted: Vec<NodePath> = changes
         .iter()
         .filter(|change| {
-            plan.files.iter().zip(live).any(|(file, live)| {
-                file.destination == change.destination && matches!(live, LiveFile::File(_))
-            })
+            plan.files
+                .iter()
+                .zip(live)
+                .any(|(file, live)| file.destination == change.destination && matches!(live, LiveFile::File(_)))
         })
         .map(|change| change.destination.clone())
         .collect();
@@ -485,10 +462,7 @@ fn read_before(
         lock: None,
     })?;
     for (path, content) in wanted.iter().zip(inspection.contents) {
-        if let Some(change) = changes
-            .iter_mut()
-            .find(|change| &change.destination == path)
-        {
+        if let Some(change) = changes.iter_mut().find(|change| &change.destination == path) {
             change.before = content;
         }
     }

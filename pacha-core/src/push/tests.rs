@@ -222,10 +222,7 @@ fn first_push_places_and_second_changes_nothing() {
         [Outcome::Changed, Outcome::Changed]
     );
     assert_eq!(reports[0].changes.len(), 2);
-    assert_eq!(
-        memory.0.lock().unwrap()["a"].ran,
-        ["pre/p/10-pre", "post/p/10-post"]
-    );
+    assert_eq!(memory.0.lock().unwrap()["a"].ran, ["pre/p/10-pre", "post/p/10-post"]);
 
     let again = push(&plans, &memory, &options(), &Quiet);
     assert!(
@@ -234,10 +231,7 @@ fn first_push_places_and_second_changes_nothing() {
             .all(|r| r.outcome == Outcome::Unchanged && r.changes.is_empty())
     );
     let nodes = memory.0.lock().unwrap();
-    assert_eq!(
-        nodes["a"].applies, 1,
-        "an unchanged node gets no write and no script"
-    );
+    assert_eq!(nodes["a"].applies, 1, "an unchanged node gets no write and no script");
     assert_eq!(nodes["a"].ran.len(), 2);
 }
 
@@ -267,12 +261,7 @@ fn a_failing_pre_script_places_nothing() {
         .unwrap()
         .failing_scripts
         .push("pre/p/10-pre".into());
-    let reports = push(
-        &[plan("a", &[("/etc/x", "1")])],
-        &memory,
-        &options(),
-        &Quiet,
-    );
+    let reports = push(&[plan("a", &[("/etc/x", "1")])], &memory, &options(), &Quiet);
     assert_eq!(reports[0].outcome, Outcome::Failed);
     assert!(
         reports[0]
@@ -298,14 +287,7 @@ fn post_scripts_left_due_run_on_the_next_push() {
     let p = plan("a", &[("/etc/x", "1")]);
     let first = push(&[p.clone()], &memory, &options(), &Quiet);
     assert_eq!(first[0].outcome, Outcome::Failed);
-    memory
-        .0
-        .lock()
-        .unwrap()
-        .get_mut("a")
-        .unwrap()
-        .failing_scripts
-        .clear();
+    memory.0.lock().unwrap().get_mut("a").unwrap().failing_scripts.clear();
 
     let second = push(&[p.clone()], &memory, &options(), &Quiet);
     assert_eq!(second[0].outcome, Outcome::Changed);
@@ -328,20 +310,8 @@ fn post_scripts_left_due_run_on_the_next_push() {
 #[test]
 fn an_unknown_host_key_anywhere_stops_every_node() {
     let memory = memory(&["a", "b", "c"]);
-    memory
-        .0
-        .lock()
-        .unwrap()
-        .get_mut("b")
-        .unwrap()
-        .unknown_host_key = true;
-    memory
-        .0
-        .lock()
-        .unwrap()
-        .get_mut("c")
-        .unwrap()
-        .unknown_host_key = true;
+    memory.0.lock().unwrap().get_mut("b").unwrap().unknown_host_key = true;
+    memory.0.lock().unwrap().get_mut("c").unwrap().unknown_host_key = true;
     let plans = [
         plan("a", &[("/etc/x", "1")]),
         plan("b", &[("/etc/x", "1")]),
@@ -371,10 +341,7 @@ fn an_unreachable_node_does_not_stop_the_others() {
     ];
     let reports = push(&plans, &memory, &options(), &Quiet);
     let outcomes: Vec<Outcome> = reports.iter().map(|r| r.outcome).collect();
-    assert_eq!(
-        outcomes,
-        [Outcome::Changed, Outcome::Failed, Outcome::Changed]
-    );
+    assert_eq!(outcomes, [Outcome::Changed, Outcome::Failed, Outcome::Changed]);
     assert_eq!(
         reports[1].error.as_deref(),
         Some("b.example.com: cannot connect: Connection refused")
@@ -439,19 +406,10 @@ fn a_folder_where_a_file_goes_is_refused() {
         .unwrap()
         .dirs
         .push(NodePath::parse("/etc/x").unwrap());
-    let reports = push(
-        &[plan("a", &[("/etc/x", "1")])],
-        &memory,
-        &options(),
-        &Quiet,
-    );
+    let reports = push(&[plan("a", &[("/etc/x", "1")])], &memory, &options(), &Quiet);
     assert_eq!(reports[0].outcome, Outcome::Failed);
     assert!(
-        reports[0]
-            .error
-            .as_deref()
-            .unwrap()
-            .contains("not a regular file"),
+        reports[0].error.as_deref().unwrap().contains("not a regular file"),
         "{:?}",
         reports[0].error
     );
@@ -475,8 +433,5 @@ fn owners_compare_by_name_or_number() {
     p.files[0].owner = Some("www-data".into());
     let found = changes(&p, &[LiveFile::File(stat)]);
     assert_eq!(found[0].owner, Some(("root".into(), "www-data".into())));
-    assert_eq!(
-        changes(&p, &[LiveFile::Symlink])[0].kind,
-        ChangeKind::ReplaceSymlink
-    );
+    assert_eq!(changes(&p, &[LiveFile::Symlink])[0].kind, ChangeKind::ReplaceSymlink);
 }

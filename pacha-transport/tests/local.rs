@@ -1,0 +1,288 @@
+//! The local transport runs the same snippets with the local `/bin/sh`.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
+
+use pacha_core::{
+    Connector, Inspect, NodePath, Outcome, PushOptions, Quiet, SshSettings, Stage, TransportError, TransportKind, push,
+};
+use pacha_transport::LocalConnector;
+
+use crate::support::{file, plan, script, target};
+
+#[test]
+fn push_places_files_with_modes_and_runs_scripts_in_order() {
+    let root = tempfile::tempdir().unwrap();
+    let log = root.path().join("log");
+    let t = target("local", root.path(), TransportKind::Local, SshSettings::default());
+    let body = format!(
+        "#!/bin/sh\necho \"$PACHA_STAGE $PACHA_PHASE $PACHA_SCRIPT $PACHA_NODE\" >> {}\n",
+        log.display()
+    );
+    let p = plan(
+        "n1",
+        t,
+        vec![
+            file("/etc/app/a.conf", b"a\n", "0640"),
+            file("/etc/app/deep/b.key", b"\x00\xffbin", "0600"),
+        ],
+        vec![
+            script(Stage::Pre, "install", "10-first", &body),
+            script(Stage::Pre, "install", "20-second", &body),
+            script(Stage::Post, "reload", "10-reload", &body),
+        ],
+    );
+    let reports = push(
+        &[p.clone()],
+        &LocalConnector::default(),
+        &PushOptions::default(),
+        &Quiet,
+    );
+    assert_eq!(reports[0].outcome, Outcome::Changed, "{:?}", reports[0].error);
+    let a = root.path().join("etc/app/a.conf");
+    assert_eq!(fs::read(&a).unwrap(), b"a\n");
+    assert_eq!(fs::metadata(&a).unwrap().permissions().mode() & 0o7777, 0o640);
+    assert_eq!(
+        fs::read(root.path().join("etc/app/deep/b.key")).unwrap(),
+        b"\x00\xffbin"
+    );
+    assert_eq!(
+        fs::metadata(root.path().join("etc/app/deep"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777,
+        0o755
+    );
+    assert_eq!(
+        fs::read_to_string(&log).unwrap(),
+        "pre install 10-first n1\npre install 20-second n1\npost reload 10-reload n1\n"
+    );
+    // Nothing left behind: no temp files, no run folder, no lock, no due post scripts.
+    let leftovers: Vec<String> = walk(root.path())
+        .into_iter()
+        .filter(|p| p.contains(".pacha-") || p.contains("run.") || p.ends_with("pending-post") || p.ends_with("/lock"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    let mtime = fs::metadata(&a).unwrap().modified().unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    let again = push(&[p], &LocalConnector::default(), &PushOptions::default(), &Quiet);
+    assert_eq!(again[0].outcome, Outcome::Unchanged);
+    assert_eq!(
+        fs::metadata(&a).unwrap().modified().unwrap(),
+        mtime,
+        "an unchanged push writes nothing"
+    );
+    assert_eq!(
+        fs::read_to_string(&log).unwrap().lines().count(),
+        3,
+        "and runs no script"
+    );
+}
+
+fn walk(dir: &std::path::Path) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        found.push(path.display().to_string());
+        if path.is_dir() && !path.is_symlink() {
+            found.extend(walk(&path));
+        }
+    }
+    found
+}
+
+#[test]
+fn a_symlink_at_the_target_is_replaced_not_followed() {
+    let root = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let victim = outside.path().join("victim");
+    fs::write(&victim, "untouched").unwrap();
+    fs::create_dir_all(root.path().join("etc")).unwrap();
+    std::os::unix::fs::symlink(&victim, root.path().join("etc/motd")).unwrap();
+    let t = target("local", root.path(), TransportKind::Local, SshSettings::default());
+    let reports = push(
+        &[plan("n1", t, vec![file("/etc/motd", b"new\n", "0644")], vec![])],
+        &LocalConnector::default(),
+        &PushOptions::default(),
+        &Quiet,
+    );
+    assert_eq!(reports[0].outcome, Outcome::Changed, "{:?}", reports[0].error);
+    assert_eq!(fs::read_to_string(&victim).unwrap(), "untouched");
+    assert!(
+        !fs::symlink_metadata(root.path().join("etc/motd"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(fs::read_to_string(root.path().join("etc/motd")).unwrap(), "new\n");
+}
+
+#[test]
+fn names_and_contents_with_shell_syntax_are_placed_literally() {
+    let root = tempfile::tempdir().unwrap();
+    let canary = root.path().join("canary");
+    let t = target("local", root.path(), TransportKind::Local, SshSettings::default());
+    let nasty = [
+        "/etc/it's here.conf",
+        "/etc/$(touch canary).conf",
+        "/etc/a;touch canary;.conf",
+        "/etc/new\nline.conf",
+        "/etc/`touch canary`",
+        "/etc/back\\slash \"dq\"",
+    ];
+    let files = nasty
+        .iter()
+        .map(|path| {
+            file(
+                path,
+                format!("$(touch {}) '\"; x\n", canary.display()).as_bytes(),
+                "0644",
+            )
+        })
+        .collect();
+    let mut p = plan(
+        "node 'quoted' $(x)",
+        t,
+        files,
+        vec![script(
+            Stage::Post,
+            "p",
+            "it's",
+            "#!/bin/sh\nprintf '%s' \"$PACHA_NODE\" > \"$PACHA_ROOT/node-name\"\n",
+        )],
+    );
+    p.state = "st;ate".into();
+    let reports = push(&[p], &LocalConnector::default(), &PushOptions::default(), &Quiet);
+    assert_eq!(reports[0].outcome, Outcome::Changed, "{:?}", reports[0].error);
+    for path in nasty {
+        let placed = root.path().join(&path[1..]);
+        assert!(placed.is_file(), "{path:?} was not placed");
+        assert!(fs::read_to_string(placed).unwrap().starts_with("$(touch"));
+    }
+    assert!(!canary.exists(), "something was executed");
+    assert_eq!(
+        fs::read_to_string(root.path().join("node-name")).unwrap(),
+        "node 'quoted' $(x)"
+    );
+}
+
+#[test]
+fn a_second_push_waits_for_the_lock_then_fails_clearly() {
+    let root = tempfile::tempdir().unwrap();
+    let t = target("local", root.path(), TransportKind::Local, SshSettings::default());
+    let connector = LocalConnector::default().with_lock_wait(Duration::from_millis(300));
+    let paths = [NodePath::parse("/etc/x").unwrap()];
+    let mut first = connector.connect("n1", &t).unwrap();
+    first
+        .inspect(&Inspect {
+            paths: &paths,
+            contents: false,
+            lock: Some("pacha push by alice@admin (pid 1)"),
+        })
+        .unwrap();
+    let mut second = connector.connect("n1", &t).unwrap();
+    let err = second
+        .inspect(&Inspect {
+            paths: &paths,
+            contents: false,
+            lock: Some("bob"),
+        })
+        .unwrap_err();
+    assert!(matches!(err, TransportError::Locked { .. }), "{err}");
+    assert_eq!(
+        err.to_string(),
+        "local: the node is busy: pacha push by alice@admin (pid 1); try again when it is done"
+    );
+    first.close().unwrap();
+    second
+        .inspect(&Inspect {
+            paths: &paths,
+            contents: false,
+            lock: Some("bob"),
+        })
+        .unwrap();
+    second.close().unwrap();
+}
+
+#[test]
+fn a_lock_left_by_a_dead_process_is_taken_over() {
+    let root = tempfile::tempdir().unwrap();
+    let lock = root.path().join("var/lib/pacha/lock");
+    fs::create_dir_all(&lock).unwrap();
+    fs::write(lock.join("pid"), "999999999\n").unwrap();
+    fs::write(lock.join("holder"), "a pacha that was killed\n").unwrap();
+    let t = target("local", root.path(), TransportKind::Local, SshSettings::default());
+    let reports = push(
+        &[plan("n1", t, vec![file("/x", b"x", "0644")], vec![])],
+        &LocalConnector::default(),
+        &PushOptions::default(),
+        &Quiet,
+    );
+    assert_eq!(reports[0].outcome, Outcome::Changed, "{:?}", reports[0].error);
+}
+
+#[test]
+fn a_failing_pre_script_places_nothing_and_a_failing_post_script_runs_again() {
+    let root = tempfile::tempdir().unwrap();
+    let flag = root.path().join("post-may-pass");
+    let t = target("local", root.path(), TransportKind::Local, SshSettings::default());
+    let failing_pre = plan(
+        "n1",
+        t.clone(),
+        vec![file("/etc/x", b"x", "0644")],
+        vec![script(Stage::Pre, "p", "fail", "#!/bin/sh\necho nope >&2\nexit 3\n")],
+    );
+    let reports = push(
+        &[failing_pre],
+        &LocalConnector::default(),
+        &PushOptions::default(),
+        &Quiet,
+    );
+    assert_eq!(reports[0].outcome, Outcome::Failed);
+    assert_eq!(reports[0].scripts[0].output, b"nope\n");
+    assert!(
+        !root.path().join("etc/x").exists(),
+        "a failing pre script stops the node before anything is placed"
+    );
+
+    let post = format!(
+        "#!/bin/sh\necho \"$PACHA_CHANGED\" >> {0}.log\n[ -f {0} ]\n",
+        flag.display()
+    );
+    let p = plan(
+        "n1",
+        t,
+        vec![file("/etc/x", b"x", "0644")],
+        vec![script(Stage::Post, "p", "reload", &post)],
+    );
+    let first = push(
+        &[p.clone()],
+        &LocalConnector::default(),
+        &PushOptions::default(),
+        &Quiet,
+    );
+    assert_eq!(first[0].outcome, Outcome::Failed);
+    assert!(
+        root.path().join("etc/x").exists(),
+        "files were placed before the post script"
+    );
+    fs::write(&flag, "").unwrap();
+    let second = push(
+        &[p.clone()],
+        &LocalConnector::default(),
+        &PushOptions::default(),
+        &Quiet,
+    );
+    assert_eq!(second[0].outcome, Outcome::Changed, "{:?}", second[0].error);
+    assert!(second[0].changes.is_empty());
+    let expected_path = root.path().join("etc/x").display().to_string();
+    assert_eq!(
+        fs::read_to_string(format!("{}.log", flag.display())).unwrap(),
+        format!("{expected_path}\n{expected_path}\n")
+    );
+    let third = push(&[p], &LocalConnector::default(), &PushOptions::default(), &Quiet);
+    assert_eq!(third[0].outcome, Outcome::Unchanged);
+}
