@@ -25,3 +25,79 @@ pub fn run_in(master: &Path, args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
 }
+
+/// A master in a temp folder whose nodes are reached over a test sshd: each node in `nodes`
+/// gets `root` under the temp folder and the sshd alias of its name.
+pub struct SshMaster {
+    pub dir: tempfile::TempDir,
+    pub sshd: fixtures::Sshd,
+}
+
+impl SshMaster {
+    pub fn new(nodes: &[&str]) -> SshMaster {
+        let sshd = fixtures::Sshd::start(nodes);
+        let dir = tempfile::tempdir().expect("temp dir");
+        fixtures::write(
+            dir.path(),
+            "pacha.yaml",
+            format!("vars:\n  greeting: hello\n{}", sshd.pacha_ssh_settings()),
+        );
+        fixtures::write(dir.path(), "templates/motd/app.yaml", "dest: /etc\n");
+        fixtures::write(
+            dir.path(),
+            "templates/motd/default/motd.hbs",
+            "{{greeting}} from {{pacha.node}} ({{pacha.state}})\n",
+        );
+        fixtures::write(dir.path(), "templates/motd/default/app/app.conf", "port = 80\n");
+        fixtures::write(
+            dir.path(),
+            "scripts/post/reload/10-reload",
+            "#!/bin/sh\necho \"reloaded $PACHA_NODE\"\n",
+        );
+        for node in nodes {
+            let master = SshMaster::node_text(node, &dir.path().join("roots").join(node));
+            fixtures::write(dir.path(), &format!("nodes/{node}/{node}.conf"), master);
+        }
+        SshMaster { dir, sshd }
+    }
+
+    pub fn node_text(node: &str, root: &Path) -> String {
+        format!(
+            "host: {node}\nroot: {}\napps: [motd]\nscripts:\n  post: [reload]\n",
+            root.display()
+        )
+    }
+
+    pub fn root(&self, node: &str) -> std::path::PathBuf {
+        self.dir.path().join("roots").join(node)
+    }
+
+    /// Runs pacha on this master with its own private SSH control folder.
+    pub fn run(&self, args: &[&str]) -> (i32, String, String) {
+        let runtime = self.dir.path().join("run");
+        std::fs::create_dir_all(&runtime).expect("runtime dir");
+        let output = pacha()
+            .env("XDG_RUNTIME_DIR", &runtime)
+            .arg("--master")
+            .arg(self.dir.path())
+            .args(args)
+            .output()
+            .expect("pacha runs");
+        (
+            output.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+
+    pub fn write(&self, path: &str, text: &str) {
+        fixtures::write(self.dir.path(), path, text);
+    }
+}
+
+impl Drop for SshMaster {
+    fn drop(&mut self) {
+        let runtime = self.dir.path().join("run");
+        let _ = pacha().env("XDG_RUNTIME_DIR", &runtime).arg("disconnect").output();
+    }
+}

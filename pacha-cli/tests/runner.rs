@@ -2,3 +2,5 @@
 
 mod common;
 mod foundation;
+mod interrupt;
+mod push;

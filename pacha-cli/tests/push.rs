@@ -1,0 +1,184 @@
+//! `push` and `diff` through the binary against a real sshd.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+
+use crate::common::SshMaster;
+
+#[test]
+fn push_then_push_again_then_diff() {
+    let master = SshMaster::new(&["web1", "web2"]);
+    master.write("nodes/webservers/webservers.conf", "include_nodes: [web2, web1]\n");
+    let (code, stdout, stderr) = master.run(&["push", "webservers", "production"]);
+    assert_eq!(code, 0, "{stdout}{stderr}\n{}", master.sshd.log());
+    // Output grouped per node, in the expanded order.
+    let web2 = stdout.find("web2 changed").unwrap();
+    let web1 = stdout.find("web1 changed").unwrap();
+    assert!(web2 < web1, "{stdout}");
+    assert!(stdout.contains("reloaded web1"), "{stdout}");
+    assert!(stdout.contains("2 nodes: 2 changed"), "{stdout}");
+    let motd = master.root("web1").join("etc/motd");
+    assert_eq!(fs::read_to_string(&motd).unwrap(), "hello from web1 (production)\n");
+    let mtime = fs::metadata(&motd).unwrap().modified().unwrap();
+
+    let (code, stdout, _) = master.run(&["push", "webservers", "production", "--json"]);
+    assert_eq!(code, 0);
+    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(
+        json["summary"],
+        serde_json::json!({"changed": 0, "unchanged": 2, "would_change": 0, "failed": 0})
+    );
+    assert_eq!(json["nodes"][0]["node"], "web2");
+    assert!(
+        json["nodes"][0]["scripts"].as_array().unwrap().is_empty(),
+        "no script runs on an unchanged node"
+    );
+    assert_eq!(
+        fs::metadata(&motd).unwrap().modified().unwrap(),
+        mtime,
+        "an unchanged push writes nothing"
+    );
+
+    // Nothing to diff: exit 0. A hand edit: exit 2 with a unified diff.
+    let (code, _, _) = master.run(&["diff", "webservers", "production"]);
+    assert_eq!(code, 0);
+    fs::write(&motd, "hello from web1 (production)\nedited by hand\n").unwrap();
+    fs::set_permissions(
+        master.root("web1").join("etc/app/app.conf"),
+        fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    let (code, stdout, _) = master.run(&["diff", "web1", "production"]);
+    assert_eq!(code, 2, "{stdout}");
+    assert!(stdout.contains("-edited by hand"), "{stdout}");
+    assert!(stdout.contains("/etc/app/app.conf (mode 0600 -> 0644)"), "{stdout}");
+    let (code, stdout, _) = master.run(&["push", "web1", "production", "--dry-run", "--json"]);
+    assert_eq!(code, 2);
+    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(json["nodes"][0]["outcome"], "would-change");
+    assert_eq!(
+        fs::read_to_string(&motd).unwrap(),
+        "hello from web1 (production)\nedited by hand\n",
+        "a dry run writes nothing"
+    );
+
+    let (code, _, _) = master.run(&["push", "web1", "production"]);
+    assert_eq!(code, 0);
+    assert_eq!(fs::read_to_string(&motd).unwrap(), "hello from web1 (production)\n");
+}
+
+#[test]
+fn an_unreachable_node_fails_alone() {
+    let master = SshMaster::new(&["web1", "web2"]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    master.write(
+        "nodes/down/down.conf",
+        &format!(
+            "host: 127.0.0.1\nport: {port}\nroot: {}\napps: [motd]\n",
+            master.root("down").display()
+        ),
+    );
+    master.write("nodes/all/all.conf", "include_nodes: [web1, down, web2]\n");
+    let (code, stdout, stderr) = master.run(&["push", "all", "production"]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(stdout.contains("down FAILED"), "{stdout}");
+    assert!(
+        stdout.contains("127.0.0.1: cannot connect:") && stdout.contains("Connection refused"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("1 of 3 nodes failed: down"), "{stderr}");
+    assert!(master.root("web1").join("etc/motd").exists());
+    assert!(master.root("web2").join("etc/motd").exists());
+}
+
+#[test]
+fn a_render_error_in_one_node_touches_no_node() {
+    let master = SshMaster::new(&["web1", "web2"]);
+    master.write("templates/broken/default/x.hbs", "{{undefined_thing}}\n");
+    master.write(
+        "nodes/web2/web2.conf",
+        &format!(
+            "host: web2\nroot: {}\napps: [motd, broken]\n",
+            master.root("web2").display()
+        ),
+    );
+    master.write("nodes/all/all.conf", "include_nodes: [web1, web2]\n");
+    let (code, stdout, stderr) = master.run(&["push", "all", "production"]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(
+        stderr.contains("templates/broken/default/x.hbs:1:1: undefined variable `undefined_thing`"),
+        "{stderr}"
+    );
+    assert!(!master.root("web1").exists(), "web1 must not be touched");
+    assert!(!master.root("web2").exists());
+}
+
+#[test]
+fn an_unknown_host_key_stops_every_node_and_names_them_all() {
+    let master = SshMaster::new(&["web1", "web2", "web3"]);
+    // web2 and web3 are reached through an ssh_config whose known_hosts file is empty.
+    let empty = master.dir.path().join("empty_known_hosts");
+    fs::write(&empty, "").unwrap();
+    let config = master.dir.path().join("strangers_config");
+    fs::write(
+        &config,
+        format!(
+            "Host web2 web3\n  HostName 127.0.0.1\n  Port {}\n  User {}\n  IdentityFile {}\n  UserKnownHostsFile {}\n",
+            master.sshd.port,
+            master.sshd.user,
+            master.sshd.identity.display(),
+            empty.display()
+        ),
+    )
+    .unwrap();
+    for node in ["web2", "web3"] {
+        master.write(
+            &format!("nodes/{node}/{node}.conf"),
+            &format!(
+                "{}ssh:\n  config_file: {}\n  known_hosts: {}\n",
+                SshMaster::node_text(node, &master.root(node)),
+                config.display(),
+                empty.display()
+            ),
+        );
+    }
+    master.write("nodes/all/all.conf", "include_nodes: [web1, web2, web3]\n");
+    let (code, stdout, _) = master.run(&["push", "all", "production"]);
+    assert_eq!(code, 1);
+    assert!(
+        stdout.contains("host key verification failed for web2, web3 (nothing was placed on any node)"),
+        "{stdout}"
+    );
+    assert!(!master.root("web1").exists(), "nothing is placed anywhere");
+}
+
+#[test]
+fn nodes_on_two_sshd_instances() {
+    let master = SshMaster::new(&["web1"]);
+    let other = fixtures::Sshd::start(&["far1"]);
+    master.write(
+        "nodes/far1/far1.conf",
+        &format!(
+            "{}ssh:\n  config_file: {}\n  known_hosts: {}\n",
+            SshMaster::node_text("far1", &master.root("far1")),
+            other.config.display(),
+            other.known_hosts.display()
+        ),
+    );
+    master.write("nodes/both/both.conf", "include_nodes: [web1, far1]\n");
+    let (code, stdout, stderr) = master.run(&["push", "both", "production", "--jobs", "2"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert_eq!(
+        fs::read_to_string(master.root("far1").join("etc/motd")).unwrap(),
+        "hello from far1 (production)\n"
+    );
+    assert_eq!(
+        fs::read_to_string(master.root("web1").join("etc/motd")).unwrap(),
+        "hello from web1 (production)\n"
+    );
+    let _ = master.run(&["disconnect"]);
+}
