@@ -1,6 +1,7 @@
 //! The POSIX shell snippets pacha runs on a node, built in one place. Every value goes in
 //! through [`quote`]; the node needs only `sh` and coreutils (`stat`, `sha256sum`, `head`,
-//! `mv`, `chmod`, `chown`, `sync`).
+//! `mkdir`, `mv`, `chmod`, `chown`, `sync`). Commands run once per step, not once per file,
+//! wherever coreutils allow it.
 //!
 //! Node-side state lives under `<root>/var/lib/pacha`: the lock (`lock/`), and the list of
 //! paths whose post scripts are still due (`pending-post`).
@@ -105,6 +106,10 @@ pub fn inspect(
     script
 }
 
+/// Files up to this size travel inside the snippet (written by the shell's `printf`, no
+/// process per file); larger ones are streamed on standard input.
+pub const EMBED_LIMIT: usize = 16 * 1024;
+
 /// One exchange of an apply: a slice of the files, with the scripts that belong to it.
 #[derive(Debug, Clone, Copy)]
 pub struct ApplyStep<'a> {
@@ -115,16 +120,31 @@ pub struct ApplyStep<'a> {
     pub record_pending: bool,
 }
 
+/// What a file costs in a snippet: its paths a few times, and its contents when embedded.
+fn snippet_cost(file: &Placement) -> usize {
+    let embedded = if file.content.len() <= EMBED_LIMIT {
+        2 * file.content.len()
+    } else {
+        0
+    };
+    6 * (file.destination.as_str().len() + 40) + embedded
+}
+
 /// Splits an apply into steps whose snippets fit in one command: usually one step; pre
 /// scripts go with the first, post scripts with the last.
 pub fn apply_steps<'a>(request: &'a Apply<'a>) -> Vec<ApplyStep<'a>> {
+    let scripts: usize = request
+        .pre
+        .iter()
+        .chain(request.post)
+        .map(|s| 2 * s.content.len() + 200)
+        .sum();
     let mut chunks: Vec<&'a [Placement]> = Vec::new();
     let mut start = 0;
-    let mut size = 0;
+    let mut size = scripts;
     for (index, file) in request.files.iter().enumerate() {
-        // A file costs its destination about five times in the snippet.
-        let cost = 5 * (file.destination.as_str().len() + 40);
-        if size + cost > MAX_SCRIPT / 2 && index > start {
+        let cost = snippet_cost(file);
+        if size + cost > MAX_SCRIPT - 8192 && index > start {
             chunks.push(&request.files[start..index]);
             start = index;
             size = 0;
@@ -145,18 +165,42 @@ pub fn apply_steps<'a>(request: &'a Apply<'a>) -> Vec<ApplyStep<'a>> {
         .collect()
 }
 
+/// `bytes` as a `printf` format in single quotes that prints exactly them: `%` doubled, and
+/// anything but plain printable ASCII written as an octal escape (NUL included).
+pub fn printf_format(bytes: &[u8]) -> String {
+    let mut format = String::with_capacity(bytes.len() + bytes.len() / 8 + 2);
+    format.push('\'');
+    for byte in bytes {
+        match byte {
+            b'%' => format.push_str("%%"),
+            b'\\' => format.push_str("\\\\"),
+            b'\'' => format.push_str("\\047"),
+            b'\n' => format.push_str("\\n"),
+            b' '..=b'~' => format.push(char::from(*byte)),
+            other => {
+                let _ = write!(format, "\\{other:03o}");
+            }
+        }
+    }
+    format.push('\'');
+    format
+}
+
 /// The snippet of one apply step and the bytes to send on its standard input.
 ///
-/// It checks that this push holds the node's lock; reads script and file contents from its
-/// input into private temp files (files in their target's folder); checks the input arrived
-/// whole; fsyncs and sets owner and mode; runs the pre scripts (stopping at the first
-/// failure, with nothing placed); records the due post scripts; renames each temp file over
-/// its target (replacing a symlink, never following it); reports the placed files'
-/// attributes; runs the post scripts and, when all succeed, clears the due record.
+/// It checks that this push holds the node's lock; creates missing folders (with their
+/// `dir_mode`) and a private staging folder inside each target folder, so that every rename
+/// stays on one filesystem; writes each file there (small ones from the snippet itself, large
+/// ones from its input, checked to have arrived whole); fsyncs them and sets owner, then mode;
+/// runs the pre scripts (stopping at the first failure, with nothing placed); records the due
+/// post scripts; renames the staged files over their targets, one `mv` per folder (a rename
+/// replaces a symlink, it never follows it); reports the placed files' attributes; runs the
+/// post scripts and, when all succeed, clears the due record. Staging folders and scripts are
+/// removed however it ends.
 pub fn apply(request: &Apply<'_>, step: &ApplyStep<'_>, root: &str, nonce: &str) -> (String, Vec<u8>) {
     let state = state_dir(root);
     let cd_root = if root.is_empty() { "/" } else { root };
-    let mut script = String::with_capacity(4096);
+    let mut script = String::with_capacity(8192);
     let mut input: Vec<u8> = Vec::new();
     let _ = writeln!(
         script,
@@ -169,33 +213,31 @@ pub fn apply(request: &Apply<'_>, step: &ApplyStep<'_>, root: &str, nonce: &str)
         r#"fail() { printf '%s\n' "$1" >&2; exit "${2:-1}"; }
 held=; { read -r held < "$S/lock/nonce"; } 2>/dev/null
 [ "$held" = "$N" ] || fail "this push does not hold the node's lock" 76
-mkdir "$T" || fail "cannot create $T"
 "#,
     );
-    let temps: Vec<String> = step
-        .files
-        .iter()
-        .enumerate()
-        .map(|(index, file)| {
-            let target = file.destination.under_root(root);
-            let folder = target.rsplit_once('/').map_or("", |(folder, _)| folder).to_owned();
-            format!("{folder}/.pacha-{nonce}-{index}")
-        })
-        .collect();
-    let _ = writeln!(
-        script,
-        "cleanup() {{ rm -rf \"$T\"; {}; }}",
-        if temps.is_empty() {
-            ":".to_owned()
-        } else {
-            format!("rm -f -- {}", join_quoted(&temps))
+
+    // Target folders (under the root), each with its staging folder.
+    let mut targets: Vec<(String, String, String)> = Vec::with_capacity(step.files.len());
+    let mut folder_order: Vec<String> = Vec::new();
+    for file in step.files {
+        let target = file.destination.under_root(root);
+        let (folder, name) = target
+            .rsplit_once('/')
+            .map_or((String::new(), target.clone()), |(f, n)| (f.to_owned(), n.to_owned()));
+        let folder = if folder.is_empty() { "/".to_owned() } else { folder };
+        if !folder_order.contains(&folder) {
+            folder_order.push(folder.clone());
         }
-    );
+        targets.push((target, folder, name));
+    }
+    let staging = |folder: &str| format!("{}/.pacha-{nonce}", folder.trim_end_matches('/'));
+
+    let mut cleanup = vec!["\"$T\"".to_owned()];
+    cleanup.extend(folder_order.iter().map(|folder| quote(&staging(folder))));
+    let _ = writeln!(script, "cleanup() {{ rm -rf -- {}; }}", cleanup.join(" "));
     script.push_str("trap cleanup EXIT\ntrap 'exit 1' HUP INT TERM PIPE\n");
     script.push_str(
-        r#"w() { head -c "$1" > "$2" || fail "cannot write $2"; }
-md() { [ -d "$1" ] || { mkdir "$1" && chmod "$2" "$1"; } || fail "cannot create folder $1"; }
-run() {
+        r#"run() {
   ( cd "$R" 2>/dev/null || cd /; PACHA_STAGE=$2 PACHA_PHASE=$3 PACHA_SCRIPT=$4 exec "$T/$1" ) < /dev/null > "$T/out" 2>&1
   st=$?
   printf 'S %s %s %s\n' "$1" "$st" "$(wc -c < "$T/out")"
@@ -214,18 +256,9 @@ run() {
         quote(&changed.join("\n"))
     );
 
-    // Scripts of this step, uploaded in run order.
-    let scripts: Vec<&PlannedScript> = step.pre.iter().chain(step.post).copied().collect();
-    for (index, planned) in scripts.iter().enumerate() {
-        let _ = writeln!(script, "w {} \"$T/{index}\"", planned.content.len());
-        input.extend_from_slice(&planned.content);
-    }
-    // Folders: the root, then every missing folder on the way to each file.
+    // Missing folders, parents first, created with their mode in as few `mkdir` as possible.
     if !step.files.is_empty() {
-        let _ = writeln!(
-            script,
-            "[ -d \"$R\" ] || (umask 022 && mkdir -p \"$R\") || fail \"cannot create $R\""
-        );
+        script.push_str("[ -d \"$R\" ] || (umask 022 && mkdir -p \"$R\") || fail \"cannot create $R\"\n");
     }
     let mut folders: BTreeMap<String, Mode> = BTreeMap::new();
     for file in step.files {
@@ -238,27 +271,77 @@ run() {
             parent = folder.parent();
         }
     }
+    let mut runs: Vec<(Mode, Vec<&str>)> = Vec::new();
     for (folder, mode) in &folders {
-        let _ = writeln!(script, "md {} {mode}", quote(folder));
+        match runs.last_mut() {
+            Some((run_mode, list)) if run_mode == mode => list.push(folder),
+            _ => runs.push((*mode, vec![folder])),
+        }
     }
-    for (file, temp) in step.files.iter().zip(&temps) {
-        let _ = writeln!(script, "w {} {}", file.content.len(), quote(temp));
-        input.extend_from_slice(&file.content);
+    for (mode, list) in runs {
+        let _ = writeln!(
+            script,
+            "set --\nfor d in {}; do [ -d \"$d\" ] || set -- \"$@\" \"$d\"; done\n[ \"$#\" -eq 0 ] || mkdir -m {mode} -- \"$@\" || fail 'cannot create a folder'",
+            join_quoted(&list)
+        );
     }
+    let mut private = vec!["\"$T\"".to_owned()];
+    private.extend(folder_order.iter().map(|folder| quote(&staging(folder))));
     let _ = writeln!(
         script,
-        "IFS= read -r end || fail 'the input ended early' 81\n[ \"$end\" = \"END-$N\" ] || fail 'the input arrived damaged' 81"
+        "mkdir -- {} || fail 'cannot create staging folders'",
+        private.join(" ")
     );
-    input.extend_from_slice(format!("END-{nonce}\n").as_bytes());
+
+    // Scripts of this step, in run order, then the files.
+    let scripts: Vec<&PlannedScript> = step.pre.iter().chain(step.post).copied().collect();
+    let mut streamed = false;
+    let mut write = |script: &mut String, content: &[u8], path: &str| {
+        if content.len() <= EMBED_LIMIT {
+            let _ = writeln!(
+                script,
+                "printf {} > {} || fail {}",
+                printf_format(content),
+                path,
+                quote(&format!("cannot write {path}"))
+            );
+        } else {
+            let _ = writeln!(
+                script,
+                "head -c {} > {} || fail 'cannot write a file'",
+                content.len(),
+                path
+            );
+            input.extend_from_slice(content);
+            streamed = true;
+        }
+    };
+    for (index, planned) in scripts.iter().enumerate() {
+        write(&mut script, &planned.content, &format!("\"$T/{index}\""));
+    }
+    let staged: Vec<String> = targets
+        .iter()
+        .map(|(_, folder, name)| format!("{}/{name}", staging(folder)))
+        .collect();
+    for (file, staged) in step.files.iter().zip(&staged) {
+        write(&mut script, &file.content, &quote(staged));
+    }
+    if streamed {
+        let _ = writeln!(
+            script,
+            "IFS= read -r end || fail 'the input ended early' 81\n[ \"$end\" = \"END-$N\" ] || fail 'the input arrived damaged' 81"
+        );
+        input.extend_from_slice(format!("END-{nonce}\n").as_bytes());
+    }
     if !scripts.is_empty() {
         script.push_str("chmod 700 \"$T\"/[0-9]*\n");
     }
-    if !temps.is_empty() {
-        script.push_str(&format!("sync -- {} 2>/dev/null || sync\n", join_quoted(&temps)));
+    if !staged.is_empty() {
+        let _ = writeln!(script, "sync -- {} 2>/dev/null || sync", join_quoted(&staged));
         // Owner first: chown clears setuid and setgid bits, chmod then sets them.
         let mut by_owner: BTreeMap<String, Vec<&str>> = BTreeMap::new();
         let mut by_mode: BTreeMap<Mode, Vec<&str>> = BTreeMap::new();
-        for (file, temp) in step.files.iter().zip(&temps) {
+        for (file, staged) in step.files.iter().zip(&staged) {
             let owner = match (&file.owner, &file.group) {
                 (Some(owner), Some(group)) => Some(format!("{owner}:{group}")),
                 (Some(owner), None) => Some(owner.clone()),
@@ -266,9 +349,9 @@ run() {
                 (None, None) => None,
             };
             if let Some(owner) = owner {
-                by_owner.entry(owner).or_default().push(temp);
+                by_owner.entry(owner).or_default().push(staged);
             }
-            by_mode.entry(file.mode).or_default().push(temp);
+            by_mode.entry(file.mode).or_default().push(staged);
         }
         for (owner, group) in &by_owner {
             let _ = writeln!(
@@ -298,7 +381,7 @@ run() {
         index += 1;
     }
     if step.record_pending {
-        let listed: Vec<String> = request.changed.iter().map(|path| path.as_str().to_owned()).collect();
+        let listed: Vec<&str> = request.changed.iter().map(NodePath::as_str).collect();
         let _ = writeln!(
             script,
             "printf '%s\\000' {} > \"$S/pending-post.$N\" && mv -f \"$S/pending-post.$N\" \"$S/pending-post\" || fail 'cannot record the due post scripts'",
@@ -306,31 +389,28 @@ run() {
         );
     }
     if !step.files.is_empty() {
-        for (file, temp) in step.files.iter().zip(&temps) {
-            let target = file.destination.under_root(root);
+        for folder in &folder_order {
+            let names: Vec<&str> = targets
+                .iter()
+                .zip(&staged)
+                .filter(|((_, f, _), _)| f == folder)
+                .map(|(_, staged)| staged.as_str())
+                .collect();
             let _ = writeln!(
                 script,
-                "mv -f -T -- {} {} || fail {}",
-                quote(temp),
-                quote(&target),
-                quote(&format!("cannot place {target}"))
+                "mv -f -t {} -- {} || fail {}",
+                quote(folder),
+                join_quoted(&names),
+                quote(&format!("cannot place files in {folder}"))
             );
         }
         script.push_str("printf 'PLACED\\n'\n");
-        let _ = writeln!(
-            script,
-            "sync -- {} 2>/dev/null",
-            join_quoted(&folders.keys().cloned().collect::<Vec<_>>())
-        );
-        let targets: Vec<String> = step
-            .files
-            .iter()
-            .map(|file| file.destination.under_root(root))
-            .collect();
+        let _ = writeln!(script, "sync -- {} 2>/dev/null", join_quoted(&folder_order));
+        let placed: Vec<&str> = targets.iter().map(|(target, _, _)| target.as_str()).collect();
         let _ = writeln!(
             script,
             "printf 'A\\n'\nstat -c '%a:%u:%g:%s:%U:%G' -- {} || exit 94",
-            join_quoted(&targets)
+            join_quoted(&placed)
         );
     }
     for planned in step.post {
@@ -355,4 +435,39 @@ fn join_quoted<S: AsRef<str>>(values: &[S]) -> String {
         .map(|value| quote(value.as_ref()))
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::process::Command;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn printed(bytes: &[u8]) -> Vec<u8> {
+        let output = Command::new("/bin/sh")
+            .arg("-c")
+            .arg(format!("printf {}", printf_format(bytes)))
+            .output()
+            .unwrap();
+        assert!(output.status.success());
+        output.stdout
+    }
+
+    #[test]
+    fn printf_format_reproduces_every_byte() {
+        let all: Vec<u8> = (0..=255).collect();
+        assert_eq!(printed(&all), all);
+        assert_eq!(printed(b"100% 'quoted' \\n $(x)\n"), b"100% 'quoted' \\n $(x)\n");
+        assert_eq!(printf_format(b"a%b"), "'a%%b'");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(32))]
+        #[test]
+        fn printf_format_round_trips(bytes in prop::collection::vec(any::<u8>(), 0..300)) {
+            prop_assert_eq!(printed(&bytes), bytes);
+        }
+    }
 }
