@@ -166,10 +166,12 @@ pub fn apply_steps<'a>(request: &'a Apply<'a>) -> Vec<ApplyStep<'a>> {
 }
 
 /// `bytes` as a `printf` format in single quotes that prints exactly them: `%` doubled, and
-/// anything but plain printable ASCII written as an octal escape (NUL included).
+/// anything but plain printable ASCII written as an octal escape (NUL included). It starts
+/// with `%s` (to be given an empty argument) so that contents starting with `-` are never
+/// read as an option.
 pub fn printf_format(bytes: &[u8]) -> String {
-    let mut format = String::with_capacity(bytes.len() + bytes.len() / 8 + 2);
-    format.push('\'');
+    let mut format = String::with_capacity(bytes.len() + bytes.len() / 8 + 4);
+    format.push_str("'%s");
     for byte in bytes {
         match byte {
             b'%' => format.push_str("%%"),
@@ -300,7 +302,7 @@ held=; { read -r held < "$S/lock/nonce"; } 2>/dev/null
         if content.len() <= EMBED_LIMIT {
             let _ = writeln!(
                 script,
-                "printf {} > {} || fail {}",
+                "printf {} '' > {} || fail {}",
                 printf_format(content),
                 path,
                 quote(&format!("cannot write {path}"))
@@ -448,7 +450,7 @@ mod tests {
     fn printed(bytes: &[u8]) -> Vec<u8> {
         let output = Command::new("/bin/sh")
             .arg("-c")
-            .arg(format!("printf {}", printf_format(bytes)))
+            .arg(format!("printf {} ''", printf_format(bytes)))
             .output()
             .unwrap();
         assert!(output.status.success());
@@ -460,7 +462,10 @@ mod tests {
         let all: Vec<u8> = (0..=255).collect();
         assert_eq!(printed(&all), all);
         assert_eq!(printed(b"100% 'quoted' \\n $(x)\n"), b"100% 'quoted' \\n $(x)\n");
-        assert_eq!(printf_format(b"a%b"), "'a%%b'");
+        assert_eq!(printf_format(b"a%b"), "'%sa%%b'");
+        assert_eq!(printed(b"-----BEGIN KEY-----\n"), b"-----BEGIN KEY-----\n");
+        assert_eq!(printed(b"--"), b"--");
+        assert_eq!(printed(b""), b"");
     }
 
     proptest! {
