@@ -166,7 +166,7 @@ fn baseline_tar_ssh(bencher: divan::Bencher<'_, '_>, nodes: usize) {
         let target = fleet.dir.path().join("tar-target");
         bencher.bench_local(|| {
             in_parallel(&sockets, 32, |index, socket| {
-                let tar = Command::new("tar")
+                let mut tar = Command::new("tar")
                     .arg("-C")
                     .arg(out.join(format!("node{index}")))
                     .args(["-cf", "-", "."])
@@ -181,8 +181,9 @@ fn baseline_tar_ssh(bencher: divan::Bencher<'_, '_>, nodes: usize) {
                     socket,
                     &format!("node{index}.example.com"),
                     &remote,
-                    tar.stdout.map(Stdio::from),
+                    tar.stdout.take().map(Stdio::from),
                 );
+                assert!(tar.wait().expect("tar ends").success());
             });
         });
     });

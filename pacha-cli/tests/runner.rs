@@ -1,4 +1,5 @@
 //! End-to-end tests of the `pacha` binary (one test binary for the crate).
+#![allow(clippy::unwrap_used, reason = "a test fails loudly at the first unexpected error")]
 
 mod common;
 mod embed;

@@ -167,7 +167,7 @@ impl NodeGraph {
         let metas: Vec<(&str, &MetaNode)> = ordered
             .iter()
             .filter_map(|name| match self.definitions.get(*name) {
-                Some(Definition::Meta(meta)) => Some((*name, meta)),
+                Some(Definition::Meta(meta)) => Some((*name, &**meta)),
                 _ => None,
             })
             .collect();
@@ -189,17 +189,17 @@ impl NodeGraph {
                         .any(|(other, _)| other != meta && is_inner_of(other, meta))
                 })
                 .collect();
-            if let Some((first, first_value)) = innermost.first() {
-                if let Some((second, second_value)) = innermost.iter().find(|(_, value)| value != first_value) {
-                    return Err(GraphError::VarConflict {
-                        node: name.to_owned(),
-                        variable: path.clone(),
-                        first: (*first).to_owned(),
-                        first_value: vars::describe(first_value),
-                        second: (*second).to_owned(),
-                        second_value: vars::describe(second_value),
-                    });
-                }
+            if let Some((first, first_value)) = innermost.first()
+                && let Some((second, second_value)) = innermost.iter().find(|(_, value)| value != first_value)
+            {
+                return Err(GraphError::VarConflict {
+                    node: name.to_owned(),
+                    variable: path.clone(),
+                    first: (*first).to_owned(),
+                    first_value: vars::describe(first_value),
+                    second: (*second).to_owned(),
+                    second_value: vars::describe(second_value),
+                });
             }
         }
         let mut inherited = InheritedVars::default();
@@ -291,11 +291,11 @@ mod tests {
     use super::*;
 
     fn meta(include: &[&str], vars: serde_json::Value) -> Definition {
-        Definition::Meta(MetaNode {
+        Definition::Meta(Box::new(MetaNode {
             include_nodes: include.iter().map(|s| (*s).to_owned()).collect(),
             vars: vars.as_object().cloned().unwrap_or_default(),
             ..MetaNode::default()
-        })
+        }))
     }
 
     fn leaf() -> Definition {
@@ -424,10 +424,10 @@ mod tests {
                     let include_nodes: Vec<String> = children.iter().map(|c| names[*c].clone()).collect();
                     definitions.insert(
                         names[i].clone(),
-                        Definition::Meta(MetaNode {
+                        Definition::Meta(Box::new(MetaNode {
                             include_nodes,
                             ..MetaNode::default()
-                        }),
+                        })),
                     );
                 }
                 for name in &names[metas..] {

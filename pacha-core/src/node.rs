@@ -99,7 +99,7 @@ pub struct MetaNode {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Definition {
     Node(Box<Node>),
-    Meta(MetaNode),
+    Meta(Box<MetaNode>),
 }
 
 impl Definition {
@@ -130,7 +130,7 @@ impl Definition {
             collect_secret_values(&serde_json::Value::Object(meta.secrets.clone()), &mut secrets);
             crate::vars::merge(&mut meta.vars, &meta.secrets.clone());
             meta.secret_values = secrets;
-            return Ok(Definition::Meta(meta));
+            return Ok(Definition::Meta(Box::new(meta)));
         }
         let mut node: Node = yaml::parse(file, text)?;
         let named = |kind, value: &str| {
@@ -148,21 +148,21 @@ impl Definition {
         for phase in node.scripts.pre.iter().chain(&node.scripts.post) {
             named(NameKind::Phase, phase)?;
         }
-        if let Some(host) = &node.host {
-            if host.starts_with('-') || host.is_empty() {
-                return Err(ConfigError::Invalid {
-                    at: Location::line(file, line_of(text, "host")),
-                    message: format!("host {host:?} is not a valid SSH destination"),
-                });
-            }
+        if let Some(host) = &node.host
+            && (host.starts_with('-') || host.is_empty())
+        {
+            return Err(ConfigError::Invalid {
+                at: Location::line(file, line_of(text, "host")),
+                message: format!("host {host:?} is not a valid SSH destination"),
+            });
         }
-        if let Some(user) = &node.user {
-            if user.starts_with('-') || user.is_empty() {
-                return Err(ConfigError::Invalid {
-                    at: Location::line(file, line_of(text, "user")),
-                    message: format!("user {user:?} is not a valid user name"),
-                });
-            }
+        if let Some(user) = &node.user
+            && (user.starts_with('-') || user.is_empty())
+        {
+            return Err(ConfigError::Invalid {
+                at: Location::line(file, line_of(text, "user")),
+                message: format!("user {user:?} is not a valid user name"),
+            });
         }
         let mut secrets = Vec::new();
         extract_marked_secrets(&mut node.vars, &mut secrets);

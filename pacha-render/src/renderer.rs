@@ -23,8 +23,11 @@ use crate::tree;
 pub struct Renderer<'m> {
     master: &'m Master,
     apps: Mutex<HashMap<(String, String), Arc<ResolvedApp>>>,
-    phases: Mutex<HashMap<(Stage, String), Arc<Vec<ScriptSource>>>>,
+    phases: Mutex<HashMap<(Stage, String), ScriptList>>,
 }
+
+/// The scripts of one phase, in name order.
+type ScriptList = Arc<Vec<ScriptSource>>;
 
 /// An app in a state: its settings, files and compiled templates.
 struct ResolvedApp {
@@ -239,12 +242,7 @@ impl<'m> Renderer<'m> {
         })
     }
 
-    fn phase(
-        &self,
-        stage: Stage,
-        phase: &str,
-        at: impl Fn() -> Location,
-    ) -> Result<Arc<Vec<ScriptSource>>, RenderError> {
+    fn phase(&self, stage: Stage, phase: &str, at: impl Fn() -> Location) -> Result<ScriptList, RenderError> {
         let key = (stage, phase.to_owned());
         if let Some(found) = self.phases.lock().unwrap_or_else(PoisonError::into_inner).get(&key) {
             return Ok(found.clone());

@@ -1,4 +1,5 @@
 //! Integration tests of pacha-render over the fixture masters (one test binary for the crate).
+#![allow(clippy::unwrap_used, reason = "a test fails loudly at the first unexpected error")]
 
 mod invalid;
 mod plans;

@@ -470,10 +470,10 @@ impl Shell for SshShell {
 
     fn close(mut self: Box<Self>) -> Result<(), TransportError> {
         self.release();
-        if self.close_master {
-            if let Ok(session) = Arc::try_unwrap(self.session) {
-                let _ = self.runtime.block_on(session.close());
-            }
+        if self.close_master
+            && let Ok(session) = Arc::try_unwrap(self.session)
+        {
+            let _ = self.runtime.block_on(session.close());
         }
         Ok(())
     }

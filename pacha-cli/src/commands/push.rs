@@ -71,16 +71,19 @@ pub fn jobs(args: &ConnectionArgs, master: &Master, nodes: usize) -> usize {
         .unwrap_or_else(|| nodes.clamp(1, 32))
 }
 
+/// Prints one node's report.
+type PrintReport<'a> = Box<dyn Fn(&NodeReport) + Sync + 'a>;
+
 /// Live progress on stderr (on a terminal only), and each node's report printed as soon as it
 /// and every node before it are done, so output stays in the expanded order.
 struct CliReporter<'a> {
     bar: Option<ProgressBar>,
-    print: Option<Box<dyn Fn(&NodeReport) + Sync + 'a>>,
+    print: Option<PrintReport<'a>>,
     pending: Mutex<(usize, BTreeMap<usize, NodeReport>)>,
 }
 
 impl<'a> CliReporter<'a> {
-    fn new(count: usize, show_progress: bool, print: Option<Box<dyn Fn(&NodeReport) + Sync + 'a>>) -> CliReporter<'a> {
+    fn new(count: usize, show_progress: bool, print: Option<PrintReport<'a>>) -> CliReporter<'a> {
         let bar = (show_progress && io::stderr().is_terminal() && count > 0).then(|| {
             let bar = ProgressBar::new(count as u64);
             bar.set_style(
@@ -360,18 +363,17 @@ fn print_report(out: &mut Output, plan: &Plan, report: &NodeReport, diffs: bool)
                 change.kind,
                 ChangeKind::Create | ChangeKind::Update | ChangeKind::ReplaceSymlink
             )
+            && let Some(file) = plan.files.iter().find(|file| file.destination == change.destination)
         {
-            if let Some(file) = plan.files.iter().find(|file| file.destination == change.destination) {
-                for line in unified_diff(&plan.node, &plan.state, change, &file.content, &plan.secrets).lines() {
-                    let line = if line.starts_with('+') && !line.starts_with("+++") {
-                        style.green(line)
-                    } else if line.starts_with('-') && !line.starts_with("---") {
-                        style.red(line)
-                    } else {
-                        line.to_owned()
-                    };
-                    out.line(format!("    {line}"))?;
-                }
+            for line in unified_diff(&plan.node, &plan.state, change, &file.content, &plan.secrets).lines() {
+                let line = if line.starts_with('+') && !line.starts_with("+++") {
+                    style.green(line)
+                } else if line.starts_with('-') && !line.starts_with("---") {
+                    style.red(line)
+                } else {
+                    line.to_owned()
+                };
+                out.line(format!("    {line}"))?;
             }
         }
     }

@@ -193,15 +193,15 @@ fn change(file: &PlannedFile, live: &LiveFile) -> Option<Change> {
             if stat.mode != file.mode {
                 change.mode = Some((stat.mode, file.mode));
             }
-            if let Some(owner) = &file.owner {
-                if !stat.owner_is(owner) {
-                    change.owner = Some((stat.owner.clone(), owner.clone()));
-                }
+            if let Some(owner) = &file.owner
+                && !stat.owner_is(owner)
+            {
+                change.owner = Some((stat.owner.clone(), owner.clone()));
             }
-            if let Some(group) = &file.group {
-                if !stat.group_is(group) {
-                    change.group = Some((stat.group.clone(), group.clone()));
-                }
+            if let Some(group) = &file.group
+                && !stat.group_is(group)
+            {
+                change.group = Some((stat.group.clone(), group.clone()));
             }
             let attributes = change.mode.is_some() || change.owner.is_some() || change.group.is_some();
             change.kind = match (content, attributes) {
@@ -239,6 +239,9 @@ pub fn in_parallel<T: Sync, R: Send>(items: &[T], jobs: usize, work: impl Fn(usi
         .collect()
 }
 
+/// A connection opened in the first phase of a push, taken by the node's worker.
+type ConnectionSlot = Mutex<Option<Result<Box<dyn Connection>, TransportError>>>;
+
 /// Pushes every plan to its node; returns one report per plan, in plan order.
 ///
 /// Connections are opened first, all of them; if any node's host key is unknown or changed,
@@ -252,11 +255,10 @@ pub fn push(
     reporter: &dyn Reporter,
 ) -> Vec<NodeReport> {
     let started = Instant::now();
-    let connections: Vec<Mutex<Option<Result<Box<dyn Connection>, TransportError>>>> =
-        in_parallel(plans, options.jobs, |_, plan| {
-            reporter.step(&plan.node, "connect");
-            Mutex::new(Some(connector.connect(&plan.node, &plan.target)))
-        });
+    let connections: Vec<ConnectionSlot> = in_parallel(plans, options.jobs, |_, plan| {
+        reporter.step(&plan.node, "connect");
+        Mutex::new(Some(connector.connect(&plan.node, &plan.target)))
+    });
     let connect_time = started.elapsed();
     let host_key_failures: Vec<String> = plans
         .iter()
@@ -304,10 +306,10 @@ fn run_node(
 ) {
     let result = node_steps(plan, connection.as_mut(), options, reporter, report);
     let closed = connection.close();
-    if let Err(err) = result.and(closed) {
-        if report.error.is_none() {
-            report.fail(&err);
-        }
+    if let Err(err) = result.and(closed)
+        && report.error.is_none()
+    {
+        report.fail(&err);
     }
 }
 

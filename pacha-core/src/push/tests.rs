@@ -239,7 +239,7 @@ fn first_push_places_and_second_changes_nothing() {
 fn only_changed_files_are_placed_and_mode_changes_count() {
     let memory = memory(&["a"]);
     let mut p = plan("a", &[("/etc/x", "1"), ("/etc/y", "2")]);
-    push(&[p.clone()], &memory, &options(), &Quiet);
+    push(std::slice::from_ref(&p), &memory, &options(), &Quiet);
     p.files[1].mode = Mode::parse("0600").unwrap();
     let reports = push(&[p], &memory, &options(), &Quiet);
     assert_eq!(reports[0].changes.len(), 1);
@@ -285,11 +285,11 @@ fn post_scripts_left_due_run_on_the_next_push() {
         .failing_scripts
         .push("post/p/10-post".into());
     let p = plan("a", &[("/etc/x", "1")]);
-    let first = push(&[p.clone()], &memory, &options(), &Quiet);
+    let first = push(std::slice::from_ref(&p), &memory, &options(), &Quiet);
     assert_eq!(first[0].outcome, Outcome::Failed);
     memory.0.lock().unwrap().get_mut("a").unwrap().failing_scripts.clear();
 
-    let second = push(&[p.clone()], &memory, &options(), &Quiet);
+    let second = push(std::slice::from_ref(&p), &memory, &options(), &Quiet);
     assert_eq!(second[0].outcome, Outcome::Changed);
     assert!(second[0].changes.is_empty(), "files were already placed");
     assert_eq!(
@@ -381,7 +381,7 @@ fn dry_run_writes_nothing_and_reads_contents_for_diffs() {
 fn force_places_everything_and_runs_every_script() {
     let memory = memory(&["a"]);
     let p = plan("a", &[("/etc/x", "1")]);
-    push(&[p.clone()], &memory, &options(), &Quiet);
+    push(std::slice::from_ref(&p), &memory, &options(), &Quiet);
     let reports = push(
         &[p],
         &memory,
