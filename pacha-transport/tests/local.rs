@@ -34,7 +34,7 @@ fn push_places_files_with_modes_and_runs_scripts_in_order() {
         ],
     );
     let reports = push(
-        &[p.clone()],
+        std::slice::from_ref(&p),
         &LocalConnector::default(),
         &PushOptions::default(),
         &Quiet,
@@ -259,7 +259,7 @@ fn a_failing_pre_script_places_nothing_and_a_failing_post_script_runs_again() {
         vec![script(Stage::Post, "p", "reload", &post)],
     );
     let first = push(
-        &[p.clone()],
+        std::slice::from_ref(&p),
         &LocalConnector::default(),
         &PushOptions::default(),
         &Quiet,
@@ -271,7 +271,7 @@ fn a_failing_pre_script_places_nothing_and_a_failing_post_script_runs_again() {
     );
     fs::write(&flag, "").unwrap();
     let second = push(
-        &[p.clone()],
+        std::slice::from_ref(&p),
         &LocalConnector::default(),
         &PushOptions::default(),
         &Quiet,
