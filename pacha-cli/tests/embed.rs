@@ -8,7 +8,7 @@ use pacha_transport::SshConnector;
 #[test]
 fn push_from_library_code() -> Result<(), Box<dyn std::error::Error>> {
     let tmp = tempfile::tempdir()?;
-    fixtures::copy_tree(&fixtures::master("demo"), tmp.path())?;
+    fixtures::copy_master("demo", tmp.path())?;
 
     // The embedding program: open a master, render every node of a meta node, push.
     let master = Master::open(tmp.path())?;
