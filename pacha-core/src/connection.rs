@@ -19,6 +19,8 @@ pub enum LiveFile {
     Symlink,
     /// A folder or special file: pacha will not replace it.
     Other,
+    /// A regular file this connection may not read.
+    Unreadable,
 }
 
 /// A regular file's attributes and content hash.
@@ -193,6 +195,9 @@ pub trait Connection: Send {
     /// Runs pre scripts, places files and runs post scripts, in one exchange where possible.
     /// A failing script is reported in [`Applied`], not as an error.
     fn apply(&mut self, request: &Apply<'_>) -> Result<Applied, TransportError>;
+
+    /// Every regular file below `folders` (recursively), as the node sees them.
+    fn find(&mut self, folders: &[NodePath]) -> Result<Vec<NodePath>, TransportError>;
 
     /// Releases the node's lock and the connection.
     fn close(self: Box<Self>) -> Result<(), TransportError>;

@@ -26,6 +26,7 @@
 mod connection;
 mod error;
 mod graph;
+mod history;
 mod master;
 mod mode;
 mod name;
@@ -33,6 +34,7 @@ mod node;
 mod path;
 mod plan;
 mod push;
+mod restore;
 mod settings;
 mod vars;
 pub mod yaml;
@@ -43,6 +45,7 @@ pub use connection::{
 };
 pub use error::{ConfigError, GraphError, Location};
 pub use graph::{InheritedVars, NodeGraph};
+pub use history::{Entry, Event, EventKind, History, HistoryError, RecordedFile, RecordedScript, Snapshot};
 pub use master::{Master, NodeVars, SETTINGS_FILE, Target};
 pub use mode::{Mode, ModeError};
 pub use name::{NameError, NameKind, check_name};
@@ -51,6 +54,10 @@ pub use path::{NodePath, PathError, normalize_relative};
 pub use plan::{ContentHash, Plan, PlannedFile, PlannedScript, Stage};
 pub use push::{
     Change, ChangeKind, NodeReport, Outcome, PushOptions, Quiet, Reporter, Timings, changes, in_parallel, push,
+};
+pub use restore::{
+    Captured, Drift, NodeStatus, RestoreError, Restored, Track, capture, latest_snapshot, pushed_snapshot, rebuild,
+    record_push, rollback, snapshot_plan, status,
 };
 pub use settings::{HostKeyPolicy, MasterSettings, SshSettings};
 pub use vars::{Vars, merge as merge_vars};

@@ -183,6 +183,10 @@ pub fn parse_inspection(output: &[u8], count: usize, contents: bool, nonce: &str
                 files.push(LiveFile::Other);
                 file_contents.push(None);
             }
+            b'U' => {
+                files.push(LiveFile::Unreadable);
+                file_contents.push(None);
+            }
             other => return Err(format!("unknown kind {:?}", other as char)),
         }
     }
@@ -191,6 +195,24 @@ pub fn parse_inspection(output: &[u8], count: usize, contents: bool, nonce: &str
         contents: if contents { file_contents } else { Vec::new() },
         pending_post,
     }))
+}
+
+/// Parses the output of [`crate::script::find`]: NUL-separated paths, `root` removed.
+pub fn parse_found(output: &[u8], root: &str) -> Result<Vec<NodePath>, String> {
+    let root = root.trim_end_matches('/');
+    let mut paths = Vec::new();
+    for entry in output.split(|byte| *byte == 0).filter(|entry| !entry.is_empty()) {
+        let Ok(text) = std::str::from_utf8(entry) else {
+            continue; // pacha's paths are UTF-8; other files cannot be tracked
+        };
+        let Some(inside) = text.strip_prefix(root) else {
+            return Err(format!("{text:?} is outside the node's root"));
+        };
+        let inside = if inside.is_empty() { "/" } else { inside };
+        paths.push(NodePath::parse(inside).map_err(|err| err.to_string())?);
+    }
+    paths.sort();
+    Ok(paths)
 }
 
 /// What an apply snippet reported.
@@ -296,6 +318,20 @@ mod tests {
         assert!(parse_inspection(b"C MF\n", 2, false, "n").is_err());
         assert!(parse_inspection(b"C M\nEND-other\n", 1, false, "n").is_err());
         assert!(parse_inspection(b"C MM\nEND-n\n", 1, false, "n").is_err());
+    }
+
+    #[test]
+    fn parses_found_files_under_the_root() {
+        let found = parse_found(b"/srv/n1/etc/b\0/srv/n1/etc/a c\0", "/srv/n1").unwrap();
+        assert_eq!(
+            found,
+            [NodePath::parse("/etc/a c").unwrap(), NodePath::parse("/etc/b").unwrap()]
+        );
+        assert_eq!(
+            parse_found(b"/etc/x\0", "/").unwrap(),
+            [NodePath::parse("/etc/x").unwrap()]
+        );
+        assert!(parse_found(b"/other/x\0", "/srv/n1").is_err());
     }
 
     #[test]

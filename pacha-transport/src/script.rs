@@ -58,6 +58,7 @@ const CLASSIFY: &str = r#"c=
 for p do
   shift
   if [ -L "$p" ]; then c="${c}L"
+  elif [ -f "$p" ] && [ ! -r "$p" ]; then c="${c}U"
   elif [ -f "$p" ]; then c="${c}F"; set -- "$@" "$p"
   elif [ -e "$p" ]; then c="${c}O"
   else c="${c}M"; fi
@@ -109,6 +110,15 @@ pub fn inspect(
 /// Files up to this size travel inside the snippet (written by the shell's `printf`, no
 /// process per file); larger ones are streamed on standard input.
 pub const EMBED_LIMIT: usize = 16 * 1024;
+
+/// The snippet that lists every regular file below `folders` (absolute on the node, root
+/// included), NUL-separated; folders that do not exist or cannot be read are passed over.
+pub fn find(folders: &[String]) -> String {
+    format!(
+        "for d in {}; do [ -d \"$d\" ] && find \"$d\" -type f -print0 2>/dev/null; done; :\n",
+        join_quoted(folders)
+    )
+}
 
 /// One exchange of an apply: a slice of the files, with the scripts that belong to it.
 #[derive(Debug, Clone, Copy)]

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use pacha_core::{Applied, Apply, Connection, Inspect, Inspection, LiveFile, TransportError};
+use pacha_core::{Applied, Apply, Connection, Inspect, Inspection, LiveFile, NodePath, TransportError};
 
 use crate::parse::{self, Inspected};
 use crate::script::{self, EXIT_LOCKED, EXIT_POST_FAILED, EXIT_PRE_FAILED};
@@ -199,6 +199,16 @@ impl Connection for ShellConnection {
             }
         }
         Ok(applied)
+    }
+
+    fn find(&mut self, folders: &[NodePath]) -> Result<Vec<NodePath>, TransportError> {
+        let folders: Vec<String> = folders.iter().map(|folder| folder.under_root(&self.root)).collect();
+        let finished = self.shell.run(&script::find(&folders), &[])?;
+        if finished.status != Some(0) {
+            return Err(self.remote_error("listing tracked files", &finished));
+        }
+        parse::parse_found(&finished.stdout, &self.root)
+            .map_err(|detail| self.protocol("listing tracked files", detail))
     }
 
     fn close(mut self: Box<Self>) -> Result<(), TransportError> {

@@ -188,6 +188,7 @@ fn change(file: &PlannedFile, live: &LiveFile) -> Option<Change> {
     match live {
         LiveFile::Missing | LiveFile::Other => {}
         LiveFile::Symlink => change.kind = ChangeKind::ReplaceSymlink,
+        LiveFile::Unreadable => change.kind = ChangeKind::Update,
         LiveFile::File(stat) => {
             let content = stat.sha256 != file.sha256;
             if stat.mode != file.mode {

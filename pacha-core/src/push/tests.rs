@@ -146,6 +146,16 @@ impl Connection for MemoryConnection {
         Ok(applied)
     }
 
+    fn find(&mut self, folders: &[NodePath]) -> Result<Vec<NodePath>, TransportError> {
+        let nodes = self.memory.0.lock().unwrap();
+        Ok(nodes[&self.node]
+            .files
+            .keys()
+            .filter(|path| folders.iter().any(|folder| path.starts_with(folder)))
+            .cloned()
+            .collect())
+    }
+
     fn close(self: Box<Self>) -> Result<(), TransportError> {
         Ok(())
     }

@@ -1,0 +1,207 @@
+//! The history of nodes: every push, capture, rollback and rebuild of a node recorded as a
+//! snapshot of its files (contents, owner, group, mode) and scripts. `pacha-vcs` stores it in
+//! git; rollback and rebuild read from it, and nothing else is needed to rebuild a host.
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::mode::Mode;
+use crate::path::NodePath;
+use crate::plan::{ContentHash, Stage};
+
+/// One file as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedFile {
+    pub path: NodePath,
+    pub content: Arc<[u8]>,
+    pub sha256: ContentHash,
+    pub mode: Mode,
+    /// Owner and group names as the node reported them (a number when the node has no name).
+    pub owner: String,
+    pub group: String,
+}
+
+/// One script as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedScript {
+    pub stage: Stage,
+    pub phase: String,
+    pub name: String,
+    pub content: Arc<[u8]>,
+    pub sha256: ContentHash,
+}
+
+/// Everything recorded of a node at one revision.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    /// Sorted by path.
+    pub files: Vec<RecordedFile>,
+    /// Pre scripts then post scripts, in run order.
+    pub scripts: Vec<RecordedScript>,
+}
+
+impl Snapshot {
+    pub fn file(&self, path: &NodePath) -> Option<&RecordedFile> {
+        self.files
+            .binary_search_by(|file| file.path.cmp(path))
+            .ok()
+            .map(|index| &self.files[index])
+    }
+
+    /// Sorts files by path, keeping the last of duplicates.
+    pub fn normalize(&mut self) {
+        self.files.sort_by(|a, b| a.path.cmp(&b.path));
+        self.files.reverse();
+        self.files.dedup_by(|a, b| a.path == b.path);
+        self.files.reverse();
+    }
+
+    /// The paths whose recorded file differs from `other` (or exists in only one of them).
+    pub fn differences(&self, other: &Snapshot) -> Vec<NodePath> {
+        let mut changed: Vec<NodePath> = Vec::new();
+        for file in &self.files {
+            match other.file(&file.path) {
+                Some(theirs)
+                    if theirs.sha256 == file.sha256
+                        && theirs.mode == file.mode
+                        && theirs.owner == file.owner
+                        && theirs.group == file.group => {}
+                _ => changed.push(file.path.clone()),
+            }
+        }
+        for file in &other.files {
+            if self.file(&file.path).is_none() {
+                changed.push(file.path.clone());
+            }
+        }
+        changed.sort();
+        changed
+    }
+}
+
+/// What happened to a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventKind {
+    Push,
+    Capture,
+    Rollback,
+    Rebuild,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Push => "push",
+            EventKind::Capture => "capture",
+            EventKind::Rollback => "rollback",
+            EventKind::Rebuild => "rebuild",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<EventKind> {
+        [
+            EventKind::Push,
+            EventKind::Capture,
+            EventKind::Rollback,
+            EventKind::Rebuild,
+        ]
+        .into_iter()
+        .find(|kind| kind.as_str() == text)
+    }
+}
+
+impl fmt::Display for EventKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An event to record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub kind: EventKind,
+    pub node: String,
+    pub state: Option<String>,
+    /// The paths this event changed on the node.
+    pub changed: Vec<NodePath>,
+    /// Whether the event failed part way (what was placed is still recorded).
+    pub failed: bool,
+    /// More to say in the summary: `to <rev>` for a rollback, `onto <host>` for a rebuild.
+    pub detail: Option<String>,
+}
+
+impl Event {
+    /// The one-line summary: `push web1 production: 3 files changed`.
+    pub fn summary(&self) -> String {
+        let mut text = format!("{} {}", self.kind, self.node);
+        if let Some(state) = &self.state {
+            text.push(' ');
+            text.push_str(state);
+        }
+        if let Some(detail) = &self.detail {
+            text.push(' ');
+            text.push_str(detail);
+        }
+        if self.failed {
+            text.push_str(" (failed)");
+        }
+        let count = self.changed.len();
+        text.push_str(&format!(": {count} file{} changed", if count == 1 { "" } else { "s" }));
+        text
+    }
+}
+
+/// A recorded event, as `pacha log` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Entry {
+    /// The revision (a commit id of the history).
+    pub revision: String,
+    pub node: String,
+    pub kind: EventKind,
+    pub state: Option<String>,
+    /// Seconds since the Unix epoch.
+    pub time: i64,
+    /// Who ran pacha: `Name <email>`.
+    pub author: String,
+    pub summary: String,
+    pub changed: Vec<String>,
+    pub failed: bool,
+}
+
+/// Why the history could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryError {
+    #[error("node {node:?} has no recorded history yet (push it first)")]
+    Empty { node: String },
+    #[error("no revision {revision:?} in the history of node {node:?} (see `pacha log {node}`)")]
+    UnknownRevision { node: String, revision: String },
+    #[error("revision {revision} records node {actual:?}, not {node:?}")]
+    OtherNode {
+        node: String,
+        revision: String,
+        actual: String,
+    },
+    #[error("revision prefix {revision:?} is ambiguous; give more digits")]
+    Ambiguous { revision: String },
+    #[error("{path}: {message}")]
+    Storage { path: String, message: String },
+    #[error("revision {revision}: {message}")]
+    Corrupt { revision: String, message: String },
+}
+
+/// Where node histories are kept.
+pub trait History: Sync {
+    /// Records `snapshot` as the node's state after `event`; returns the new entry.
+    fn record(&self, event: &Event, snapshot: &Snapshot) -> Result<Entry, HistoryError>;
+    /// The node's entries, newest first.
+    fn log(&self, node: &str) -> Result<Vec<Entry>, HistoryError>;
+    /// The node's newest entry, if any.
+    fn latest(&self, node: &str) -> Result<Option<Entry>, HistoryError>;
+    /// The entry at `revision` (a unique prefix is enough), which must be the node's.
+    fn entry(&self, node: &str, revision: &str) -> Result<Entry, HistoryError>;
+    /// The node's snapshot at `revision` (a full revision from an [`Entry`]).
+    fn snapshot(&self, node: &str, revision: &str) -> Result<Snapshot, HistoryError>;
+}

@@ -1,0 +1,562 @@
+//! History-driven work on nodes: recording a push, rollback, rebuild, capture and status. Each
+//! reuses push's reading and placing paths; there is no second copy of them.
+
+use std::sync::Arc;
+
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+
+use crate::connection::{Connector, Inspect, LiveFile, TransportError};
+use crate::history::{Entry, Event, EventKind, History, HistoryError, RecordedFile, RecordedScript, Snapshot};
+use crate::master::Target;
+use crate::mode::Mode;
+use crate::path::NodePath;
+use crate::plan::{Plan, PlannedFile, PlannedScript};
+use crate::push::{NodeReport, Outcome, PushOptions, Reporter, push};
+
+/// A node's `track` globs: extra files whose changes capture records.
+#[derive(Debug, Clone, Default)]
+pub struct Track {
+    globs: Vec<String>,
+    set: GlobSet,
+}
+
+impl Track {
+    /// Compiles `globs` (absolute paths on the node; `*` stays in a folder, `**` crosses).
+    pub fn new(globs: &[String]) -> Result<Track, String> {
+        let mut builder = GlobSetBuilder::new();
+        for glob in globs {
+            if !glob.starts_with('/') {
+                return Err(format!("track: {glob:?} must be an absolute path on the node"));
+            }
+            let compiled = GlobBuilder::new(glob)
+                .literal_separator(true)
+                .build()
+                .map_err(|err| format!("track: invalid glob {glob:?}: {}", err.kind()))?;
+            builder.add(compiled);
+        }
+        let set = builder.build().map_err(|err| err.to_string())?;
+        Ok(Track {
+            globs: globs.to_vec(),
+            set,
+        })
+    }
+
+    pub fn matches(&self, path: &NodePath) -> bool {
+        self.set.is_match(path.as_str())
+    }
+
+    /// Literal paths (globs without wildcards) and the folders to search for the others.
+    pub fn search(&self) -> (Vec<NodePath>, Vec<NodePath>) {
+        let mut literal = Vec::new();
+        let mut folders = Vec::new();
+        for glob in &self.globs {
+            let wild = glob.find(['*', '?', '[', '{']);
+            match wild {
+                None => literal.extend(NodePath::parse(glob).ok()),
+                Some(at) => {
+                    let base = glob[..at]
+                        .rsplit_once('/')
+                        .map_or("/", |(base, _)| if base.is_empty() { "/" } else { base });
+                    if let Ok(folder) = NodePath::parse(base) {
+                        if !folders.contains(&folder) {
+                            folders.push(folder);
+                        }
+                    }
+                }
+            }
+        }
+        (literal, folders)
+    }
+}
+
+/// The node's owner or group as recorded: the name, or the number when the node has none.
+fn name_or_id(name: &str, id: u32) -> String {
+    if name.is_empty() || name == "UNKNOWN" {
+        id.to_string()
+    } else {
+        name.to_owned()
+    }
+}
+
+fn recorded_scripts(plan: &Plan) -> Vec<RecordedScript> {
+    plan.scripts
+        .iter()
+        .map(|script| RecordedScript {
+            stage: script.stage,
+            phase: script.phase.clone(),
+            name: script.name.clone(),
+            content: script.content.clone(),
+            sha256: script.sha256,
+        })
+        .collect()
+}
+
+/// What a push left on a node: the plan's files with the attributes the node reported, the
+/// plan's scripts, and the tracked files recorded before.
+pub fn pushed_snapshot(plan: &Plan, report: &NodeReport, previous: Option<&Snapshot>, track: &Track) -> Snapshot {
+    let mut files: Vec<RecordedFile> = plan
+        .files
+        .iter()
+        .enumerate()
+        .map(|(index, file)| {
+            let (mode, owner, group) = match report.live.get(index) {
+                Some(LiveFile::File(stat)) => (
+                    stat.mode,
+                    name_or_id(&stat.owner, stat.uid),
+                    name_or_id(&stat.group, stat.gid),
+                ),
+                _ => (
+                    file.mode,
+                    file.owner.clone().unwrap_or_default(),
+                    file.group.clone().unwrap_or_default(),
+                ),
+            };
+            RecordedFile {
+                path: file.destination.clone(),
+                content: file.content.clone(),
+                sha256: file.sha256,
+                mode,
+                owner,
+                group,
+            }
+        })
+        .collect();
+    if let Some(previous) = previous {
+        for file in &previous.files {
+            let planned = plan.files.iter().any(|planned| planned.destination == file.path);
+            if !planned && track.matches(&file.path) {
+                files.push(file.clone());
+            }
+        }
+    }
+    let mut snapshot = Snapshot {
+        files,
+        scripts: recorded_scripts(plan),
+    };
+    snapshot.normalize();
+    snapshot
+}
+
+/// The latest snapshot of `node`, if it has one.
+pub fn latest_snapshot(history: &dyn History, node: &str) -> Result<Option<(Entry, Snapshot)>, HistoryError> {
+    match history.latest(node)? {
+        Some(entry) => {
+            let snapshot = history.snapshot(node, &entry.revision)?;
+            Ok(Some((entry, snapshot)))
+        }
+        None => Ok(None),
+    }
+}
+
+/// Records a push of `plan` when it placed files: a push that changed nothing records nothing;
+/// a failed push records what it placed, marked as failed.
+pub fn record_push(
+    history: &dyn History,
+    plan: &Plan,
+    report: &NodeReport,
+    track: &Track,
+) -> Result<Option<Entry>, HistoryError> {
+    if !report.placed || report.changes.is_empty() {
+        return Ok(None);
+    }
+    let previous = latest_snapshot(history, &plan.node)?;
+    let snapshot = pushed_snapshot(plan, report, previous.as_ref().map(|(_, snapshot)| snapshot), track);
+    let event = Event {
+        kind: EventKind::Push,
+        node: plan.node.clone(),
+        state: Some(plan.state.clone()),
+        changed: report.changes.iter().map(|change| change.destination.clone()).collect(),
+        failed: report.outcome == Outcome::Failed,
+        detail: None,
+    };
+    history.record(&event, &snapshot).map(Some)
+}
+
+/// A plan that places `snapshot` exactly: contents, owners, groups and modes as recorded, with
+/// the recorded scripts.
+pub fn snapshot_plan(node: &str, state: &str, target: Target, snapshot: &Snapshot) -> Plan {
+    Plan {
+        node: node.to_owned(),
+        state: state.to_owned(),
+        target,
+        files: snapshot
+            .files
+            .iter()
+            .map(|file| PlannedFile {
+                destination: file.path.clone(),
+                app: "history".to_owned(),
+                source: "history".to_owned(),
+                owner: (!file.owner.is_empty()).then(|| file.owner.clone()),
+                group: (!file.group.is_empty()).then(|| file.group.clone()),
+                mode: file.mode,
+                dir_mode: Mode::EXECUTABLE,
+                content: file.content.clone(),
+                sha256: file.sha256,
+            })
+            .collect(),
+        scripts: snapshot
+            .scripts
+            .iter()
+            .map(|script| PlannedScript {
+                stage: script.stage,
+                phase: script.phase.clone(),
+                name: script.name.clone(),
+                source: "history".to_owned(),
+                content: script.content.clone(),
+                sha256: script.sha256,
+            })
+            .collect(),
+        secrets: Vec::new(),
+    }
+}
+
+/// Why a rollback, rebuild, capture or status failed as a whole.
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    #[error(transparent)]
+    History(#[from] HistoryError),
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+}
+
+/// What a rollback or rebuild did.
+#[derive(Debug, Clone)]
+pub struct Restored {
+    /// The revision that was placed.
+    pub from: Entry,
+    pub report: NodeReport,
+    /// The new history entry, when files changed.
+    pub recorded: Option<Entry>,
+}
+
+fn place_snapshot(
+    history: &dyn History,
+    from: Entry,
+    snapshot: &Snapshot,
+    target: Target,
+    kind: EventKind,
+    detail: String,
+    connector: &dyn Connector,
+    options: &PushOptions,
+    reporter: &dyn Reporter,
+) -> Result<Restored, RestoreError> {
+    let state = from.state.clone().unwrap_or_else(|| "default".to_owned());
+    let plan = snapshot_plan(&from.node, &state, target, snapshot);
+    let report = push(std::slice::from_ref(&plan), connector, options, reporter)
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| unreachable_report(&plan));
+    let mut recorded = None;
+    if report.placed && (!report.changes.is_empty() || options.force) {
+        let placed = pushed_snapshot(&plan, &report, None, &Track::default());
+        let changed = if options.force {
+            plan.files.iter().map(|file| file.destination.clone()).collect()
+        } else {
+            report.changes.iter().map(|change| change.destination.clone()).collect()
+        };
+        let event = Event {
+            kind,
+            node: from.node.clone(),
+            state: from.state.clone(),
+            changed,
+            failed: report.outcome == Outcome::Failed,
+            detail: Some(detail),
+        };
+        recorded = Some(history.record(&event, &placed)?);
+    }
+    Ok(Restored { from, report, recorded })
+}
+
+fn unreachable_report(plan: &Plan) -> NodeReport {
+    NodeReport {
+        node: plan.node.clone(),
+        host: plan.target.host.clone(),
+        state: plan.state.clone(),
+        outcome: Outcome::Failed,
+        changes: Vec::new(),
+        pending_post: None,
+        scripts: Vec::new(),
+        placed: false,
+        live: Vec::new(),
+        error: Some("internal error: no report".to_owned()),
+        host_key_error: false,
+        timings: Default::default(),
+    }
+}
+
+/// Places `node`'s files exactly as recorded at `revision` (content, owner, group, mode; its
+/// scripts run when files change, as in a push), then records that.
+pub fn rollback(
+    history: &dyn History,
+    node: &str,
+    revision: &str,
+    target: Target,
+    connector: &dyn Connector,
+    options: &PushOptions,
+    reporter: &dyn Reporter,
+) -> Result<Restored, RestoreError> {
+    let from = history.entry(node, revision)?;
+    let snapshot = history.snapshot(node, &from.revision)?;
+    let detail = format!("to {}", &from.revision[..from.revision.len().min(12)]);
+    place_snapshot(
+        history,
+        from,
+        &snapshot,
+        target,
+        EventKind::Rollback,
+        detail,
+        connector,
+        options,
+        reporter,
+    )
+}
+
+/// Rebuilds a (new) host from `node`'s latest recorded state: every file placed with its
+/// owner and mode, every script run. `target` says where (the node's, or another host).
+pub fn rebuild(
+    history: &dyn History,
+    node: &str,
+    target: Target,
+    connector: &dyn Connector,
+    options: &PushOptions,
+    reporter: &dyn Reporter,
+) -> Result<Restored, RestoreError> {
+    let Some((from, snapshot)) = latest_snapshot(history, node)? else {
+        return Err(HistoryError::Empty { node: node.to_owned() }.into());
+    };
+    let detail = format!("onto {}", target.host);
+    let options = PushOptions {
+        force: true,
+        ..options.clone()
+    };
+    place_snapshot(
+        history,
+        from,
+        &snapshot,
+        target,
+        EventKind::Rebuild,
+        detail,
+        connector,
+        &options,
+        reporter,
+    )
+}
+
+/// How a recorded file differs from the live node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Drift {
+    pub path: NodePath,
+    /// What differs: `content`, `missing`, `mode 0644 -> 0600`, ...
+    pub what: String,
+}
+
+/// A node's recorded state against its live state.
+#[derive(Debug, Clone)]
+pub struct NodeStatus {
+    pub node: String,
+    /// The latest entry (`None`: never recorded).
+    pub latest: Option<Entry>,
+    /// The latest push (it may be older than the latest entry).
+    pub last_push: Option<Entry>,
+    pub drift: Vec<Drift>,
+}
+
+fn drift_of(recorded: &RecordedFile, live: &LiveFile) -> Option<String> {
+    match live {
+        LiveFile::Missing => Some("missing".to_owned()),
+        LiveFile::Symlink => Some("replaced by a symlink".to_owned()),
+        LiveFile::Other => Some("replaced by a folder or special file".to_owned()),
+        LiveFile::Unreadable => Some("unreadable".to_owned()),
+        LiveFile::File(stat) => {
+            let mut what = Vec::new();
+            if stat.sha256 != recorded.sha256 {
+                what.push("content".to_owned());
+            }
+            if stat.mode != recorded.mode {
+                what.push(format!("mode {} -> {}", recorded.mode, stat.mode));
+            }
+            if name_or_id(&stat.owner, stat.uid) != recorded.owner && stat.uid.to_string() != recorded.owner {
+                what.push(format!("owner {} -> {}", recorded.owner, stat.owner));
+            }
+            if name_or_id(&stat.group, stat.gid) != recorded.group && stat.gid.to_string() != recorded.group {
+                what.push(format!("group {} -> {}", recorded.group, stat.group));
+            }
+            (!what.is_empty()).then(|| what.join(", "))
+        }
+    }
+}
+
+/// Compares `node`'s latest recorded files with the live node, in one round trip.
+pub fn status(
+    history: &dyn History,
+    node: &str,
+    target: &Target,
+    connector: &dyn Connector,
+) -> Result<NodeStatus, RestoreError> {
+    let entries = history.log(node)?;
+    let latest = entries.first().cloned();
+    let last_push = entries.iter().find(|entry| entry.kind == EventKind::Push).cloned();
+    let mut status = NodeStatus {
+        node: node.to_owned(),
+        latest: latest.clone(),
+        last_push,
+        drift: Vec::new(),
+    };
+    let Some(latest) = latest else {
+        return Ok(status);
+    };
+    let snapshot = history.snapshot(node, &latest.revision)?;
+    let paths: Vec<NodePath> = snapshot.files.iter().map(|file| file.path.clone()).collect();
+    let mut connection = connector.connect(node, target)?;
+    let inspection = connection.inspect(&Inspect {
+        paths: &paths,
+        contents: false,
+        lock: None,
+    });
+    let closed = connection.close();
+    let inspection = inspection?;
+    closed?;
+    for (recorded, live) in snapshot.files.iter().zip(&inspection.files) {
+        if let Some(what) = drift_of(recorded, live) {
+            status.drift.push(Drift {
+                path: recorded.path.clone(),
+                what,
+            });
+        }
+    }
+    Ok(status)
+}
+
+/// What a capture found.
+#[derive(Debug, Clone, Default)]
+pub struct Captured {
+    /// The new entry, when live files differed from the latest recorded ones.
+    pub recorded: Option<Entry>,
+    pub changed: Vec<NodePath>,
+    /// Files that could not be read, with why.
+    pub skipped: Vec<(NodePath, String)>,
+}
+
+/// Reads the live files of `node` (its recorded files and its tracked files, or only `only`
+/// when given) into history, when they differ from the latest recorded ones.
+pub fn capture(
+    history: &dyn History,
+    node: &str,
+    target: &Target,
+    track: &Track,
+    only: &[NodePath],
+    connector: &dyn Connector,
+    holder: &str,
+) -> Result<Captured, RestoreError> {
+    let previous = latest_snapshot(history, node)?;
+    let (state, old) = match &previous {
+        Some((entry, snapshot)) => (entry.state.clone(), snapshot.clone()),
+        None => (None, Snapshot::default()),
+    };
+    let mut connection = connector.connect(node, target)?;
+    let result = (|| -> Result<Captured, RestoreError> {
+        let mut paths: Vec<NodePath> = if only.is_empty() {
+            let mut paths: Vec<NodePath> = old.files.iter().map(|file| file.path.clone()).collect();
+            let (literal, folders) = track.search();
+            paths.extend(literal);
+            if !folders.is_empty() {
+                paths.extend(
+                    connection
+                        .find(&folders)?
+                        .into_iter()
+                        .filter(|path| track.matches(path)),
+                );
+            }
+            paths
+        } else {
+            only.to_vec()
+        };
+        paths.sort();
+        paths.dedup();
+        let inspection = connection.inspect(&Inspect {
+            paths: &paths,
+            contents: true,
+            lock: Some(holder),
+        })?;
+        let mut captured = Captured::default();
+        // Start from the recorded files when capturing a few paths only.
+        let mut files: Vec<RecordedFile> = if only.is_empty() {
+            Vec::new()
+        } else {
+            old.files
+                .iter()
+                .filter(|file| !paths.contains(&file.path))
+                .cloned()
+                .collect()
+        };
+        for ((path, live), content) in paths.iter().zip(&inspection.files).zip(&inspection.contents) {
+            match (live, content) {
+                (LiveFile::File(stat), Some(content)) => files.push(RecordedFile {
+                    path: path.clone(),
+                    content: Arc::from(content.as_slice()),
+                    sha256: stat.sha256,
+                    mode: stat.mode,
+                    owner: name_or_id(&stat.owner, stat.uid),
+                    group: name_or_id(&stat.group, stat.gid),
+                }),
+                (LiveFile::Unreadable, _) => captured.skipped.push((path.clone(), "not readable".to_owned())),
+                (LiveFile::Symlink, _) => captured.skipped.push((path.clone(), "a symlink".to_owned())),
+                (LiveFile::Other, _) => captured.skipped.push((path.clone(), "not a regular file".to_owned())),
+                (LiveFile::Missing, _) => {}
+                (LiveFile::File(_), None) => captured.skipped.push((path.clone(), "contents not read".to_owned())),
+            }
+        }
+        // A file that could not be read keeps its recorded version.
+        for (path, _) in &captured.skipped {
+            if let Some(file) = old.file(path) {
+                files.push(file.clone());
+            }
+        }
+        let mut snapshot = Snapshot {
+            files,
+            scripts: old.scripts.clone(),
+        };
+        snapshot.normalize();
+        captured.changed = snapshot.differences(&old);
+        if !captured.changed.is_empty() {
+            let event = Event {
+                kind: EventKind::Capture,
+                node: node.to_owned(),
+                state: state.clone(),
+                changed: captured.changed.clone(),
+                failed: false,
+                detail: None,
+            };
+            captured.recorded = Some(history.record(&event, &snapshot)?);
+        }
+        Ok(captured)
+    })();
+    let closed = connection.close();
+    let captured = result?;
+    closed?;
+    Ok(captured)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn track_globs_split_into_literals_and_folders() {
+        let track = Track::new(&[
+            "/etc/ssh/sshd_config".into(),
+            "/etc/nginx/**/*.conf".into(),
+            "/var/*.log".into(),
+        ])
+        .unwrap();
+        let (literal, folders) = track.search();
+        assert_eq!(literal, [NodePath::parse("/etc/ssh/sshd_config").unwrap()]);
+        assert_eq!(
+            folders,
+            [NodePath::parse("/etc/nginx").unwrap(), NodePath::parse("/var").unwrap()]
+        );
+        assert!(track.matches(&NodePath::parse("/etc/nginx/sites/a.conf").unwrap()));
+        assert!(!track.matches(&NodePath::parse("/var/log/x.log").unwrap()));
+        assert!(Track::new(&["relative/*".into()]).is_err());
+    }
+}

@@ -1,0 +1,513 @@
+//! The git2 implementation of the history.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use git2::{ErrorCode, FileMode, Oid, Repository, RepositoryInitOptions, Signature, Tree};
+use pacha_core::{
+    ContentHash, Entry, Event, EventKind, History, HistoryError, NodePath, RecordedFile, RecordedScript, Snapshot,
+};
+
+use crate::meta::{FileMeta, NodeMeta, ScriptMeta};
+
+/// The branch every event is recorded on.
+const BRANCH: &str = "refs/heads/main";
+const META_FILE: &str = "meta.yaml";
+
+/// Who records: the person running pacha.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Author {
+    pub name: String,
+    pub email: String,
+}
+
+impl Author {
+    pub fn new(name: impl Into<String>, email: impl Into<String>) -> Author {
+        Author {
+            name: name.into(),
+            email: email.into(),
+        }
+    }
+
+    /// `user.name` and `user.email` from the user's git configuration, when both are set.
+    pub fn from_git_config() -> Option<Author> {
+        let config = git2::Config::open_default().ok()?;
+        let name = config.get_string("user.name").ok()?;
+        let email = config.get_string("user.email").ok()?;
+        (!name.is_empty() && !email.is_empty()).then(|| Author::new(name, email))
+    }
+}
+
+/// A node's history in a git repository.
+pub struct GitHistory {
+    path: PathBuf,
+    repo: Mutex<Repository>,
+    author: Author,
+}
+
+/// A git error with the repository it happened in.
+fn storage(path: &Path, context: &str, err: impl std::fmt::Display) -> HistoryError {
+    HistoryError::Storage {
+        path: path.display().to_string(),
+        message: format!("{context}: {err}"),
+    }
+}
+
+/// The ref that points at `node`'s newest commit (node names may hold characters refs cannot).
+fn node_ref(node: &str) -> String {
+    let hex: String = node.bytes().map(|byte| format!("{byte:02x}")).collect();
+    format!("refs/pacha/nodes/{hex}")
+}
+
+/// A trailer value on one line.
+fn escape(value: &str) -> String {
+    value.replace('%', "%25").replace('\n', "%0A").replace('\r', "%0D")
+}
+
+fn unescape(value: &str) -> String {
+    value.replace("%0A", "\n").replace("%0D", "\r").replace("%25", "%")
+}
+
+/// The `Pacha-*` trailers of a commit message.
+fn trailers(message: &str) -> BTreeMap<&str, String> {
+    message
+        .lines()
+        .filter_map(|line| line.strip_prefix("Pacha-"))
+        .filter_map(|line| line.split_once(": "))
+        .map(|(key, value)| (key, unescape(value)))
+        .collect()
+}
+
+/// A tree being built from memory: blobs and folders by name.
+#[derive(Default)]
+struct TreeDraft {
+    blobs: BTreeMap<String, (Oid, FileMode)>,
+    folders: BTreeMap<String, TreeDraft>,
+}
+
+impl TreeDraft {
+    fn insert(&mut self, path: &[&str], oid: Oid, mode: FileMode) {
+        match path {
+            [] => {}
+            [name] => {
+                self.blobs.insert((*name).to_owned(), (oid, mode));
+            }
+            [folder, rest @ ..] => self
+                .folders
+                .entry((*folder).to_owned())
+                .or_default()
+                .insert(rest, oid, mode),
+        }
+    }
+
+    fn write(&self, repo: &Repository) -> Result<Oid, git2::Error> {
+        let mut builder = repo.treebuilder(None)?;
+        for (name, (oid, mode)) in &self.blobs {
+            builder.insert(name, *oid, i32::from(*mode))?;
+        }
+        for (name, folder) in &self.folders {
+            builder.insert(name, folder.write(repo)?, i32::from(FileMode::Tree))?;
+        }
+        builder.write()
+    }
+}
+
+impl GitHistory {
+    /// Opens the history at `path`, creating an empty bare repository there when there is
+    /// none. `author` signs the commits this handle records.
+    pub fn open(path: &Path, author: Author) -> Result<GitHistory, HistoryError> {
+        let repo = match Repository::open_bare(path) {
+            Ok(repo) => repo,
+            Err(err) if err.code() == ErrorCode::NotFound => {
+                let mut options = RepositoryInitOptions::new();
+                options.bare(true).initial_head("main").mkpath(true);
+                let repo =
+                    Repository::init_opts(path, &options).map_err(|err| storage(path, "creating the history", err))?;
+                fs::write(
+                    path.join("description"),
+                    "pacha history: one commit per push, capture, rollback or rebuild of a node\n",
+                )
+                .map_err(|err| storage(path, "writing the description", err))?;
+                repo
+            }
+            Err(err) => return Err(storage(path, "opening the history", err)),
+        };
+        Ok(GitHistory {
+            path: path.to_path_buf(),
+            repo: Mutex::new(repo),
+            author,
+        })
+    }
+
+    /// Opens the history at `path` only if it exists (reading commands create nothing).
+    pub fn open_existing(path: &Path, author: Author) -> Result<Option<GitHistory>, HistoryError> {
+        if !path.exists() {
+            return Ok(None);
+        }
+        GitHistory::open(path, author).map(Some)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn err(&self, context: &str, err: impl std::fmt::Display) -> HistoryError {
+        storage(&self.path, context, err)
+    }
+
+    fn repo(&self) -> std::sync::MutexGuard<'_, Repository> {
+        self.repo.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The entry a commit records, or `None` for a commit pacha did not write.
+    fn entry_of(&self, commit: &git2::Commit<'_>) -> Option<Entry> {
+        let message = commit.message().ok()?;
+        let trailers = trailers(message);
+        let node = trailers.get("Node")?.clone();
+        let kind = EventKind::parse(trailers.get("Event")?)?;
+        let summary = message.lines().next().unwrap_or_default().to_owned();
+        let changed = message
+            .lines()
+            .skip(2)
+            .take_while(|line| !line.is_empty())
+            .map(str::to_owned)
+            .collect();
+        let author = commit.author();
+        Some(Entry {
+            revision: commit.id().to_string(),
+            node,
+            kind,
+            state: trailers.get("State").cloned(),
+            time: commit.time().seconds(),
+            author: format!("{} <{}>", author.name().unwrap_or("?"), author.email().unwrap_or("?")),
+            summary,
+            changed,
+            failed: trailers.get("Failed").is_some_and(|value| value == "yes"),
+        })
+    }
+
+    /// The newest commit of `node`: its ref, unless the last record was cut short between
+    /// moving `main` and moving the node's ref (then `main`'s tip, which is the node's).
+    fn head_of(&self, repo: &Repository, node: &str) -> Result<Option<Oid>, HistoryError> {
+        let from_ref = match repo.refname_to_id(&node_ref(node)) {
+            Ok(oid) => Some(oid),
+            Err(err) if err.code() == ErrorCode::NotFound => None,
+            Err(err) => return Err(self.err("reading the node's ref", err)),
+        };
+        let tip = match repo.refname_to_id(BRANCH) {
+            Ok(oid) => oid,
+            Err(err) if err.code() == ErrorCode::NotFound || err.code() == ErrorCode::UnbornBranch => {
+                return Ok(from_ref);
+            }
+            Err(err) => return Err(self.err("reading main", err)),
+        };
+        if Some(tip) != from_ref {
+            let commit = repo.find_commit(tip).map_err(|err| self.err("reading main", err))?;
+            if self.entry_of(&commit).is_some_and(|entry| entry.node == node) {
+                return Ok(Some(tip));
+            }
+        }
+        Ok(from_ref)
+    }
+
+    fn node_tree<'r>(&self, repo: &'r Repository, revision: Oid, node: &str) -> Result<Tree<'r>, HistoryError> {
+        let commit = repo
+            .find_commit(revision)
+            .map_err(|err| self.err("reading a commit", err))?;
+        let tree = commit.tree().map_err(|err| self.err("reading a tree", err))?;
+        let entry = tree.get_name(node).ok_or_else(|| HistoryError::Corrupt {
+            revision: revision.to_string(),
+            message: format!("no folder for node {node:?}"),
+        })?;
+        repo.find_tree(entry.id())
+            .map_err(|err| self.err("reading a tree", err))
+    }
+
+    fn blob(&self, repo: &Repository, tree: &Tree<'_>, path: &str, revision: Oid) -> Result<Arc<[u8]>, HistoryError> {
+        let entry = tree.get_path(Path::new(path)).map_err(|_| HistoryError::Corrupt {
+            revision: revision.to_string(),
+            message: format!("{path} is missing"),
+        })?;
+        let blob = repo
+            .find_blob(entry.id())
+            .map_err(|err| self.err("reading a file", err))?;
+        Ok(Arc::from(blob.content()))
+    }
+
+    fn record_locked(&self, event: &Event, snapshot: &Snapshot) -> Result<Entry, HistoryError> {
+        let repo = self.repo();
+        let tip = match repo.refname_to_id(BRANCH) {
+            Ok(oid) => Some(oid),
+            Err(err) if err.code() == ErrorCode::NotFound || err.code() == ErrorCode::UnbornBranch => None,
+            Err(err) => return Err(self.err("reading main", err)),
+        };
+        // A record cut short after moving main leaves the node ref of main's tip behind.
+        if let Some(tip) = tip {
+            let commit = repo.find_commit(tip).map_err(|err| self.err("reading main", err))?;
+            if let Some(entry) = self.entry_of(&commit) {
+                if repo.refname_to_id(&node_ref(&entry.node)).ok() != Some(tip) {
+                    repo.reference(&node_ref(&entry.node), tip, true, "pacha: repair")
+                        .map_err(|err| self.err("repairing a node ref", err))?;
+                }
+            }
+        }
+        let previous = self.head_of(&repo, &event.node)?;
+
+        let mut draft = TreeDraft::default();
+        let mut meta = NodeMeta {
+            node: event.node.clone(),
+            event: event.kind,
+            state: event.state.clone(),
+            failed: event.failed,
+            files: BTreeMap::new(),
+            scripts: Vec::new(),
+        };
+        for file in &snapshot.files {
+            let oid = repo
+                .blob(&file.content)
+                .map_err(|err| self.err("writing a file", err))?;
+            let mode = if file.mode.bits() & 0o111 != 0 {
+                FileMode::BlobExecutable
+            } else {
+                FileMode::Blob
+            };
+            let parts: Vec<&str> = std::iter::once("files")
+                .chain(file.path.relative().split('/'))
+                .collect();
+            draft.insert(&parts, oid, mode);
+            meta.files.insert(
+                file.path.to_string(),
+                FileMeta {
+                    sha256: file.sha256.to_string(),
+                    mode: file.mode,
+                    owner: file.owner.clone(),
+                    group: file.group.clone(),
+                    size: file.content.len() as u64,
+                },
+            );
+        }
+        for script in &snapshot.scripts {
+            let oid = repo
+                .blob(&script.content)
+                .map_err(|err| self.err("writing a script", err))?;
+            draft.insert(
+                &["scripts", script.stage.as_str(), &script.phase, &script.name],
+                oid,
+                FileMode::BlobExecutable,
+            );
+            meta.scripts.push(ScriptMeta {
+                stage: script.stage,
+                phase: script.phase.clone(),
+                name: script.name.clone(),
+                sha256: script.sha256.to_string(),
+            });
+        }
+        let meta_text = yaml_serde::to_string(&meta).map_err(|err| self.err("writing meta.yaml", err))?;
+        let meta_oid = repo
+            .blob(meta_text.as_bytes())
+            .map_err(|err| self.err("writing meta.yaml", err))?;
+        draft.insert(&[META_FILE], meta_oid, FileMode::Blob);
+        let node_tree = draft
+            .write(&repo)
+            .map_err(|err| self.err("writing the node's tree", err))?;
+
+        let parent = tip
+            .map(|oid| repo.find_commit(oid))
+            .transpose()
+            .map_err(|err| self.err("reading main", err))?;
+        let base = parent
+            .as_ref()
+            .map(git2::Commit::tree)
+            .transpose()
+            .map_err(|err| self.err("reading main", err))?;
+        let mut root = repo
+            .treebuilder(base.as_ref())
+            .map_err(|err| self.err("writing the tree", err))?;
+        root.insert(&event.node, node_tree, i32::from(FileMode::Tree))
+            .map_err(|err| self.err(&format!("recording node {:?}", event.node), err))?;
+        let root = root.write().map_err(|err| self.err("writing the tree", err))?;
+        let root = repo.find_tree(root).map_err(|err| self.err("writing the tree", err))?;
+
+        let mut message = event.summary();
+        message.push_str("\n\n");
+        for path in &event.changed {
+            message.push_str(&escape(path.as_str()));
+            message.push('\n');
+        }
+        if !event.changed.is_empty() {
+            message.push('\n');
+        }
+        message.push_str(&format!(
+            "Pacha-Node: {}\nPacha-Event: {}\n",
+            escape(&event.node),
+            event.kind
+        ));
+        if let Some(state) = &event.state {
+            message.push_str(&format!("Pacha-State: {}\n", escape(state)));
+        }
+        if event.failed {
+            message.push_str("Pacha-Failed: yes\n");
+        }
+        if let Some(previous) = previous {
+            message.push_str(&format!("Pacha-Previous: {previous}\n"));
+        }
+        let signature =
+            Signature::now(&self.author.name, &self.author.email).map_err(|err| self.err("signing the commit", err))?;
+        let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
+        // Moving main is the moment the event is recorded: libgit2 writes the ref through a
+        // lock file and a rename, and only if main is still at the parent.
+        let commit = repo
+            .commit(Some(BRANCH), &signature, &signature, &message, &root, &parents)
+            .map_err(|err| self.err("recording the commit", err))?;
+        repo.reference(&node_ref(&event.node), commit, true, "pacha: record")
+            .map_err(|err| self.err("moving the node's ref", err))?;
+        let commit = repo
+            .find_commit(commit)
+            .map_err(|err| self.err("reading the commit", err))?;
+        self.entry_of(&commit).ok_or_else(|| HistoryError::Corrupt {
+            revision: commit.id().to_string(),
+            message: "the commit just written cannot be read back".to_owned(),
+        })
+    }
+}
+
+impl History for GitHistory {
+    fn record(&self, event: &Event, snapshot: &Snapshot) -> Result<Entry, HistoryError> {
+        // One recorder at a time, across processes: the lock file is released when the file
+        // is closed, also when the process dies.
+        let lock = File::create(self.path.join("pacha.lock")).map_err(|err| self.err("locking the history", err))?;
+        lock.lock().map_err(|err| self.err("locking the history", err))?;
+        self.record_locked(event, snapshot)
+    }
+
+    fn log(&self, node: &str) -> Result<Vec<Entry>, HistoryError> {
+        let repo = self.repo();
+        let mut entries = Vec::new();
+        let mut next = self.head_of(&repo, node)?;
+        while let Some(oid) = next {
+            let commit = repo.find_commit(oid).map_err(|err| self.err("reading a commit", err))?;
+            let entry = self.entry_of(&commit).ok_or_else(|| HistoryError::Corrupt {
+                revision: oid.to_string(),
+                message: "not a pacha commit".to_owned(),
+            })?;
+            next = commit.message().ok().and_then(|message| {
+                trailers(message)
+                    .get("Previous")
+                    .and_then(|text| Oid::from_str(text).ok())
+            });
+            entries.push(entry);
+        }
+        Ok(entries)
+    }
+
+    fn latest(&self, node: &str) -> Result<Option<Entry>, HistoryError> {
+        let repo = self.repo();
+        let Some(oid) = self.head_of(&repo, node)? else {
+            return Ok(None);
+        };
+        let commit = repo.find_commit(oid).map_err(|err| self.err("reading a commit", err))?;
+        Ok(self.entry_of(&commit))
+    }
+
+    fn entry(&self, node: &str, revision: &str) -> Result<Entry, HistoryError> {
+        let unknown = || HistoryError::UnknownRevision {
+            node: node.to_owned(),
+            revision: revision.to_owned(),
+        };
+        if revision.len() < 4 || revision.len() > 40 || !revision.bytes().all(|byte| byte.is_ascii_hexdigit()) {
+            return Err(unknown());
+        }
+        let repo = self.repo();
+        let object = match repo.revparse_single(revision) {
+            Ok(object) => object,
+            Err(err) if err.code() == ErrorCode::Ambiguous => {
+                return Err(HistoryError::Ambiguous {
+                    revision: revision.to_owned(),
+                });
+            }
+            Err(_) => return Err(unknown()),
+        };
+        let commit = object.peel_to_commit().map_err(|_| unknown())?;
+        let entry = self.entry_of(&commit).ok_or_else(unknown)?;
+        if entry.node != node {
+            return Err(HistoryError::OtherNode {
+                node: node.to_owned(),
+                revision: entry.revision,
+                actual: entry.node,
+            });
+        }
+        Ok(entry)
+    }
+
+    fn snapshot(&self, node: &str, revision: &str) -> Result<Snapshot, HistoryError> {
+        let oid = Oid::from_str(revision).map_err(|_| HistoryError::UnknownRevision {
+            node: node.to_owned(),
+            revision: revision.to_owned(),
+        })?;
+        let repo = self.repo();
+        let tree = self.node_tree(&repo, oid, node)?;
+        let corrupt = |message: String| HistoryError::Corrupt {
+            revision: revision.to_owned(),
+            message,
+        };
+        let meta_text = self.blob(&repo, &tree, META_FILE, oid)?;
+        let meta: NodeMeta =
+            yaml_serde::from_slice(&meta_text).map_err(|err| corrupt(format!("{META_FILE}: {err}")))?;
+        let mut snapshot = Snapshot::default();
+        for (path, file) in &meta.files {
+            let path = NodePath::parse(path).map_err(|err| corrupt(err.to_string()))?;
+            let content = self.blob(&repo, &tree, &format!("files/{}", path.relative()), oid)?;
+            let sha256 = ContentHash::parse(&file.sha256).ok_or_else(|| corrupt(format!("bad sha256 for {path}")))?;
+            if ContentHash::of(&content) != sha256 {
+                return Err(corrupt(format!("{path} does not match its recorded sha256")));
+            }
+            snapshot.files.push(RecordedFile {
+                path,
+                content,
+                sha256,
+                mode: file.mode,
+                owner: file.owner.clone(),
+                group: file.group.clone(),
+            });
+        }
+        for script in &meta.scripts {
+            let content = self.blob(
+                &repo,
+                &tree,
+                &format!("scripts/{}/{}/{}", script.stage, script.phase, script.name),
+                oid,
+            )?;
+            snapshot.scripts.push(RecordedScript {
+                stage: script.stage,
+                phase: script.phase.clone(),
+                name: script.name.clone(),
+                sha256: ContentHash::of(&content),
+                content,
+            });
+        }
+        snapshot.normalize();
+        Ok(snapshot)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trailer_values_survive_newlines_and_percents() {
+        let value = "odd\nnode 100%";
+        assert_eq!(unescape(&escape(value)), value);
+        assert!(!escape(value).contains('\n'));
+        let parsed = trailers("summary\n\nPacha-Node: a%0Ab\nPacha-Event: push\n");
+        assert_eq!(parsed["Node"], "a\nb");
+    }
+
+    #[test]
+    fn node_refs_are_valid_for_any_name() {
+        assert_eq!(node_ref("web 1"), "refs/pacha/nodes/7765622031");
+        assert!(git2::Reference::is_valid_name(&node_ref("it's $(x); ..")));
+    }
+}

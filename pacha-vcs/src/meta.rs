@@ -1,0 +1,40 @@
+//! `<node>/meta.yaml`: what git does not keep about files (owner, group, all twelve mode bits).
+
+use std::collections::BTreeMap;
+
+use pacha_core::{EventKind, Mode, Stage};
+use serde::{Deserialize, Serialize};
+
+/// The metadata file of one node at one revision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeMeta {
+    pub node: String,
+    pub event: EventKind,
+    pub state: Option<String>,
+    #[serde(default)]
+    pub failed: bool,
+    /// Recorded files by path on the node.
+    pub files: BTreeMap<String, FileMeta>,
+    #[serde(default)]
+    pub scripts: Vec<ScriptMeta>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileMeta {
+    pub sha256: String,
+    pub mode: Mode,
+    pub owner: String,
+    pub group: String,
+    pub size: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScriptMeta {
+    pub stage: Stage,
+    pub phase: String,
+    pub name: String,
+    pub sha256: String,
+}
