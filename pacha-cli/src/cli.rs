@@ -83,6 +83,52 @@ pub enum Command {
         #[command(flatten)]
         connection: ConnectionArgs,
     },
+    /// The node's history: every push, capture, rollback and rebuild, newest first
+    Log {
+        /// A node
+        node: String,
+    },
+    /// Files, owners and modes as recorded at REV (default: the latest); with PATH, that file
+    Show {
+        /// A node
+        node: String,
+        /// A revision as `pacha log` prints it (a unique prefix is enough)
+        rev: Option<String>,
+        /// A file's path on the node, e.g. /etc/motd
+        path: Option<String>,
+    },
+    /// Place the node's files exactly as recorded at REV, then record that
+    Rollback {
+        /// A node
+        node: String,
+        /// A revision as `pacha log` prints it (a unique prefix is enough)
+        rev: String,
+    },
+    /// Rebuild a (new) host from the node's latest recorded state: files, owners, modes, scripts
+    Rebuild {
+        /// A node
+        node: String,
+        /// The SSH destination to rebuild [default: the node's host]
+        #[arg(long, value_name = "DEST")]
+        host: Option<String>,
+        /// The folder on the host under which files go [default: the node's root]
+        #[arg(long, value_name = "DIR")]
+        root: Option<String>,
+    },
+    /// Read the node's live files (recorded and tracked, or PATHs) into history when they differ
+    Capture {
+        /// A node
+        node: String,
+        /// Only these files (paths on the node)
+        paths: Vec<String>,
+    },
+    /// Per node: the last recorded push and whether the live files drifted from the history (exit 2 on drift)
+    Status {
+        /// A node or meta node [default: every node]
+        node: Option<String>,
+        #[command(flatten)]
+        connection: ConnectionArgs,
+    },
     /// Close the SSH connections kept for the next run (all, or NODE's)
     Disconnect {
         /// A node or meta node [default: every kept connection]

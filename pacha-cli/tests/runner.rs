@@ -4,5 +4,6 @@
 mod common;
 mod embed;
 mod foundation;
+mod history;
 mod interrupt;
 mod push;

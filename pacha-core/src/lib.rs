@@ -36,6 +36,8 @@ mod plan;
 mod push;
 mod restore;
 mod settings;
+#[cfg(test)]
+mod testing;
 mod vars;
 pub mod yaml;
 

@@ -57,10 +57,10 @@ impl Track {
                     let base = glob[..at]
                         .rsplit_once('/')
                         .map_or("/", |(base, _)| if base.is_empty() { "/" } else { base });
-                    if let Ok(folder) = NodePath::parse(base) {
-                        if !folders.contains(&folder) {
-                            folders.push(folder);
-                        }
+                    if let Ok(folder) = NodePath::parse(base)
+                        && !folders.contains(&folder)
+                    {
+                        folders.push(folder);
                     }
                 }
             }
@@ -224,21 +224,23 @@ pub enum RestoreError {
 pub struct Restored {
     /// The revision that was placed.
     pub from: Entry,
+    /// The plan made of it.
+    pub plan: Plan,
     pub report: NodeReport,
     /// The new history entry, when files changed.
     pub recorded: Option<Entry>,
 }
+
+/// How to push: the connector, the options and who hears about progress.
+type PushWith<'a> = (&'a dyn Connector, &'a PushOptions, &'a dyn Reporter);
 
 fn place_snapshot(
     history: &dyn History,
     from: Entry,
     snapshot: &Snapshot,
     target: Target,
-    kind: EventKind,
-    detail: String,
-    connector: &dyn Connector,
-    options: &PushOptions,
-    reporter: &dyn Reporter,
+    (kind, detail): (EventKind, String),
+    (connector, options, reporter): PushWith<'_>,
 ) -> Result<Restored, RestoreError> {
     let state = from.state.clone().unwrap_or_else(|| "default".to_owned());
     let plan = snapshot_plan(&from.node, &state, target, snapshot);
@@ -264,7 +266,12 @@ fn place_snapshot(
         };
         recorded = Some(history.record(&event, &placed)?);
     }
-    Ok(Restored { from, report, recorded })
+    Ok(Restored {
+        from,
+        plan,
+        report,
+        recorded,
+    })
 }
 
 fn unreachable_report(plan: &Plan) -> NodeReport {
@@ -303,11 +310,8 @@ pub fn rollback(
         from,
         &snapshot,
         target,
-        EventKind::Rollback,
-        detail,
-        connector,
-        options,
-        reporter,
+        (EventKind::Rollback, detail),
+        (connector, options, reporter),
     )
 }
 
@@ -334,11 +338,8 @@ pub fn rebuild(
         from,
         &snapshot,
         target,
-        EventKind::Rebuild,
-        detail,
-        connector,
-        &options,
-        reporter,
+        (EventKind::Rebuild, detail),
+        (connector, &options, reporter),
     )
 }
 
@@ -540,6 +541,153 @@ pub fn capture(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::node::TransportKind;
+    use crate::push::Quiet;
+    use crate::settings::SshSettings;
+    use crate::testing::{Memory, MemoryFile, MemoryHistory, MemoryNode};
+
+    fn path(text: &str) -> NodePath {
+        NodePath::parse(text).unwrap()
+    }
+
+    fn target() -> Target {
+        Target {
+            transport: TransportKind::Local,
+            host: "n1".into(),
+            port: None,
+            user: None,
+            root: "/".into(),
+            ssh: SshSettings::default(),
+        }
+    }
+
+    fn plan(files: &[(&str, &str)]) -> Plan {
+        let mut plan = snapshot_plan("n1", "production", target(), &Snapshot::default());
+        for (file, content) in files {
+            plan.files.push(PlannedFile {
+                destination: path(file),
+                app: "app".into(),
+                source: "templates".into(),
+                owner: None,
+                group: None,
+                mode: Mode::FILE,
+                dir_mode: Mode::EXECUTABLE,
+                content: Arc::from(content.as_bytes()),
+                sha256: crate::plan::ContentHash::of(content.as_bytes()),
+            });
+        }
+        plan
+    }
+
+    fn setup() -> (Memory, MemoryHistory) {
+        let memory = Memory::default();
+        memory.0.lock().unwrap().insert("n1".into(), MemoryNode::default());
+        (memory, MemoryHistory::default())
+    }
+
+    fn push_and_record(memory: &Memory, history: &MemoryHistory, plan: &Plan) -> Entry {
+        let report = push(std::slice::from_ref(plan), memory, &PushOptions::default(), &Quiet).remove(0);
+        record_push(history, plan, &report, &Track::default()).unwrap().unwrap()
+    }
+
+    #[test]
+    fn capture_skips_unreadable_files_and_keeps_their_recorded_version() {
+        let (memory, history) = setup();
+        push_and_record(&memory, &history, &plan(&[("/etc/a", "a1"), ("/etc/b", "b1")]));
+        {
+            let mut nodes = memory.0.lock().unwrap();
+            let node = nodes.get_mut("n1").unwrap();
+            node.files.insert(
+                path("/etc/a"),
+                MemoryFile {
+                    content: b"a2".to_vec(),
+                    mode: Mode::FILE,
+                    owner: "root".into(),
+                },
+            );
+            node.files.insert(
+                path("/etc/b"),
+                MemoryFile {
+                    content: b"b2".to_vec(),
+                    mode: Mode::FILE,
+                    owner: "root".into(),
+                },
+            );
+            node.unreadable.push(path("/etc/b"));
+        }
+        let captured = capture(&history, "n1", &target(), &Track::default(), &[], &memory, "test").unwrap();
+        assert_eq!(captured.changed, [path("/etc/a")]);
+        assert_eq!(captured.skipped, [(path("/etc/b"), "not readable".to_owned())]);
+        let entry = captured.recorded.unwrap();
+        let snapshot = history.snapshot("n1", &entry.revision).unwrap();
+        assert_eq!(&*snapshot.file(&path("/etc/a")).unwrap().content, b"a2");
+        assert_eq!(
+            &*snapshot.file(&path("/etc/b")).unwrap().content,
+            b"b1",
+            "the unreadable file keeps its recorded version"
+        );
+    }
+
+    #[test]
+    fn status_reports_drift_and_rollback_restores() {
+        let (memory, history) = setup();
+        let first = push_and_record(&memory, &history, &plan(&[("/etc/a", "one")]));
+        push_and_record(&memory, &history, &plan(&[("/etc/a", "two")]));
+        let clean = status(&history, "n1", &target(), &memory).unwrap();
+        assert!(clean.drift.is_empty());
+        memory
+            .0
+            .lock()
+            .unwrap()
+            .get_mut("n1")
+            .unwrap()
+            .files
+            .remove(&path("/etc/a"));
+        let drifted = status(&history, "n1", &target(), &memory).unwrap();
+        assert_eq!(
+            drifted.drift,
+            [Drift {
+                path: path("/etc/a"),
+                what: "missing".into()
+            }]
+        );
+
+        let done = rollback(
+            &history,
+            "n1",
+            &first.revision,
+            target(),
+            &memory,
+            &PushOptions::default(),
+            &Quiet,
+        )
+        .unwrap();
+        assert_eq!(done.report.outcome, Outcome::Changed);
+        assert_eq!(memory.0.lock().unwrap()["n1"].files[&path("/etc/a")].content, b"one");
+        assert_eq!(history.log("n1").unwrap()[0].kind, EventKind::Rollback);
+        assert!(matches!(
+            rollback(
+                &history,
+                "n1",
+                "ffff",
+                target(),
+                &memory,
+                &PushOptions::default(),
+                &Quiet
+            ),
+            Err(RestoreError::History(HistoryError::UnknownRevision { .. }))
+        ));
+    }
+
+    #[test]
+    fn a_push_that_changes_nothing_records_nothing() {
+        let (memory, history) = setup();
+        let p = plan(&[("/etc/a", "one")]);
+        push_and_record(&memory, &history, &p);
+        let report = push(std::slice::from_ref(&p), &memory, &PushOptions::default(), &Quiet).remove(0);
+        assert_eq!(record_push(&history, &p, &report, &Track::default()).unwrap(), None);
+        assert_eq!(history.log("n1").unwrap().len(), 1);
+    }
 
     #[test]
     fn track_globs_split_into_literals_and_folders() {

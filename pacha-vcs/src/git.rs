@@ -246,11 +246,11 @@ impl GitHistory {
         // A record cut short after moving main leaves the node ref of main's tip behind.
         if let Some(tip) = tip {
             let commit = repo.find_commit(tip).map_err(|err| self.err("reading main", err))?;
-            if let Some(entry) = self.entry_of(&commit) {
-                if repo.refname_to_id(&node_ref(&entry.node)).ok() != Some(tip) {
-                    repo.reference(&node_ref(&entry.node), tip, true, "pacha: repair")
-                        .map_err(|err| self.err("repairing a node ref", err))?;
-                }
+            if let Some(entry) = self.entry_of(&commit)
+                && repo.refname_to_id(&node_ref(&entry.node)).ok() != Some(tip)
+            {
+                repo.reference(&node_ref(&entry.node), tip, true, "pacha: repair")
+                    .map_err(|err| self.err("repairing a node ref", err))?;
             }
         }
         let previous = self.head_of(&repo, &event.node)?;

@@ -1,5 +1,6 @@
 //! What each command does: parse, call the libraries, print.
 
+mod history;
 mod init;
 mod nodes;
 mod push;
@@ -96,6 +97,14 @@ fn run(context: &Context<'_>, out: &mut Output) -> anyhow::Result<Status> {
             connection,
         } => push::push_command(context, out, node, state, *dry_run, *force, connection),
         Command::Disconnect { node } => push::disconnect(context, out, node.as_deref()),
+        Command::Log { node } => history::log(context, out, node),
+        Command::Show { node, rev, path } => history::show(context, out, node, rev.as_deref(), path.as_deref()),
+        Command::Rollback { node, rev } => history::rollback_command(context, out, node, rev),
+        Command::Rebuild { node, host, root } => {
+            history::rebuild_command(context, out, node, host.as_deref(), root.as_deref())
+        }
+        Command::Capture { node, paths } => history::capture_command(context, out, node, paths),
+        Command::Status { node, connection } => history::status_command(context, out, node.as_deref(), connection),
     }
 }
 

@@ -8,9 +8,13 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressStyle};
-use pacha_core::{Change, ChangeKind, Master, NodeReport, Outcome, Plan, PushOptions, Reporter, Target, push};
+use pacha_core::{
+    Change, ChangeKind, Entry, Master, NodeReport, Outcome, Plan, PushOptions, Reporter, Target, Track, push,
+    record_push,
+};
 use pacha_render::{Renderer, render_in_order};
 use pacha_transport::SshConnector;
+use pacha_vcs::{Author, GitHistory};
 use serde::Serialize;
 
 use super::{Context, Status};
@@ -71,19 +75,19 @@ pub fn jobs(args: &ConnectionArgs, master: &Master, nodes: usize) -> usize {
         .unwrap_or_else(|| nodes.clamp(1, 32))
 }
 
-/// Prints one node's report.
-type PrintReport<'a> = Box<dyn Fn(&NodeReport) + Sync + 'a>;
+/// Handles one node's finished report, in the expanded order.
+type OnNode<'a> = Box<dyn Fn(usize, &NodeReport) + Sync + 'a>;
 
 /// Live progress on stderr (on a terminal only), and each node's report printed as soon as it
 /// and every node before it are done, so output stays in the expanded order.
 struct CliReporter<'a> {
     bar: Option<ProgressBar>,
-    print: Option<PrintReport<'a>>,
+    on_node: OnNode<'a>,
     pending: Mutex<(usize, BTreeMap<usize, NodeReport>)>,
 }
 
 impl<'a> CliReporter<'a> {
-    fn new(count: usize, show_progress: bool, print: Option<PrintReport<'a>>) -> CliReporter<'a> {
+    fn new(count: usize, show_progress: bool, on_node: OnNode<'a>) -> CliReporter<'a> {
         let bar = (show_progress && io::stderr().is_terminal() && count > 0).then(|| {
             let bar = ProgressBar::new(count as u64);
             bar.set_style(
@@ -95,7 +99,7 @@ impl<'a> CliReporter<'a> {
         });
         CliReporter {
             bar,
-            print,
+            on_node,
             pending: Mutex::new((0, BTreeMap::new())),
         }
     }
@@ -118,7 +122,6 @@ impl Reporter for CliReporter<'_> {
         if let Some(bar) = &self.bar {
             bar.inc(1);
         }
-        let Some(print) = &self.print else { return };
         let mut pending = self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         pending.1.insert(index, report.clone());
         loop {
@@ -127,15 +130,40 @@ impl Reporter for CliReporter<'_> {
                 break;
             };
             match &self.bar {
-                Some(bar) => bar.suspend(|| print(&ready)),
-                None => print(&ready),
+                Some(bar) => bar.suspend(|| (self.on_node)(next, &ready)),
+                None => (self.on_node)(next, &ready),
             }
             pending.0 += 1;
         }
     }
 }
 
-/// Runs a push (or a dry run, or a diff) and returns the plans with their reports.
+/// What recording a node's push gave: the new entry, nothing (no change), or why it failed.
+pub type Recorded = Result<Option<Entry>, String>;
+
+/// Prints one node's report (with what was recorded, after a real push).
+pub type PrintNode<'p> = dyn Fn(&mut Output, &Plan, &NodeReport, Option<&Recorded>) -> io::Result<()> + Sync + 'p;
+
+/// The person running pacha, for the history's commits.
+pub fn author() -> Author {
+    Author::from_git_config().unwrap_or_else(|| {
+        let user = std::env::var("USER").unwrap_or_else(|_| "pacha".to_owned());
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map_or_else(|_| "localhost".to_owned(), |name| name.trim().to_owned());
+        Author::new(user.clone(), format!("{user}@{host}"))
+    })
+}
+
+/// The master's history, created on first use.
+pub fn open_history(master: &Master) -> anyhow::Result<GitHistory> {
+    Ok(GitHistory::open(&master.history_dir(), author())?)
+}
+
+/// Plans, their reports and what was recorded of each, in push order.
+type Pushed = (Vec<Plan>, Vec<NodeReport>, Vec<Option<Recorded>>);
+
+/// Runs a push (or a dry run, or a diff); records each node that changed in the history when
+/// `record` is set; returns the plans with their reports and records.
 fn run_push(
     context: &Context<'_>,
     out: &mut Output,
@@ -143,10 +171,15 @@ fn run_push(
     state: &str,
     args: &ConnectionArgs,
     options: PushOptions,
-    print: &(dyn Fn(&mut Output, &Plan, &NodeReport) -> io::Result<()> + Sync),
-) -> anyhow::Result<(Vec<Plan>, Vec<NodeReport>)> {
+    print: &PrintNode<'_>,
+) -> anyhow::Result<Pushed> {
     let master = context.master()?;
     let plans = render_all(context, &master, node, state)?;
+    let history = if options.dry_run {
+        None
+    } else {
+        Some(open_history(&master)?)
+    };
     let connector = connector()?;
     let options = PushOptions {
         jobs: jobs(args, &master, plans.len()),
@@ -154,21 +187,28 @@ fn run_push(
     };
     let json = out.json;
     let printer = Mutex::new(&mut *out);
-    let print_one = |report: &NodeReport| {
-        if let Some(plan) = plans.iter().find(|plan| plan.node == report.node) {
+    let records: Mutex<Vec<Option<Recorded>>> = Mutex::new(vec![None; plans.len()]);
+    let on_node = |index: usize, report: &NodeReport| {
+        let Some(plan) = plans.get(index) else { return };
+        let recorded = history.as_ref().map(|history| {
+            let track = master
+                .node(&plan.node)
+                .map_err(|err| err.to_string())
+                .and_then(|node| Track::new(&node.track));
+            track.and_then(|track| record_push(history, plan, report, &track).map_err(|err| err.to_string()))
+        });
+        if !json {
             let mut out = printer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            let _ = print(&mut out, plan, report).and_then(|()| out.flush());
+            let _ = print(&mut out, plan, report, recorded.as_ref()).and_then(|()| out.flush());
         }
+        records.lock().unwrap_or_else(std::sync::PoisonError::into_inner)[index] = recorded;
     };
-    let reporter = CliReporter::new(
-        plans.len(),
-        !json,
-        (!json).then(|| Box::new(print_one) as Box<dyn Fn(&NodeReport) + Sync>),
-    );
+    let reporter = CliReporter::new(plans.len(), !json, Box::new(on_node));
     let reports = push(&plans, &connector, &options, &reporter);
     reporter.finish();
     drop(reporter);
-    Ok((plans, reports))
+    let records = records.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+    Ok((plans, reports, records))
 }
 
 pub fn push_command(
@@ -186,10 +226,16 @@ pub fn push_command(
         holder: holder("push"),
         ..PushOptions::default()
     };
-    let (plans, reports) = run_push(context, out, node, state, args, options, &|out, plan, report| {
-        print_report(out, plan, report, false)
-    })?;
-    finish(out, &plans, &reports, false)
+    let (plans, reports, records) = run_push(
+        context,
+        out,
+        node,
+        state,
+        args,
+        options,
+        &|out, plan, report, recorded| print_report(out, plan, report, false, recorded),
+    )?;
+    finish(out, &plans, &reports, &records, false)
 }
 
 pub fn diff_command(
@@ -205,14 +251,26 @@ pub fn diff_command(
         holder: holder("diff"),
         ..PushOptions::default()
     };
-    let (plans, reports) = run_push(context, out, node, state, args, options, &|out, plan, report| {
-        print_report(out, plan, report, true)
-    })?;
-    finish(out, &plans, &reports, true)
+    let (plans, reports, records) = run_push(
+        context,
+        out,
+        node,
+        state,
+        args,
+        options,
+        &|out, plan, report, recorded| print_report(out, plan, report, true, recorded),
+    )?;
+    finish(out, &plans, &reports, &records, true)
 }
 
 /// Prints the summary (or the JSON document) and picks the exit status.
-fn finish(out: &mut Output, plans: &[Plan], reports: &[NodeReport], diffs: bool) -> anyhow::Result<Status> {
+fn finish(
+    out: &mut Output,
+    plans: &[Plan],
+    reports: &[NodeReport],
+    records: &[Option<Recorded>],
+    diffs: bool,
+) -> anyhow::Result<Status> {
     let count = |outcome| reports.iter().filter(|report| report.outcome == outcome).count();
     let (changed, unchanged, would, failed) = (
         count(Outcome::Changed),
@@ -224,7 +282,8 @@ fn finish(out: &mut Output, plans: &[Plan], reports: &[NodeReport], diffs: bool)
         let nodes: Vec<ReportView<'_>> = plans
             .iter()
             .zip(reports)
-            .map(|(plan, report)| ReportView::new(plan, report, diffs))
+            .zip(records)
+            .map(|((plan, report), recorded)| ReportView::new(plan, report, diffs, recorded.as_ref()))
             .collect();
         out.json_document(&serde_json::json!({
             "nodes": nodes,
@@ -317,7 +376,13 @@ pub fn unified_diff(node: &str, state: &str, change: &Change, planned: &[u8], se
     }
 }
 
-fn print_report(out: &mut Output, plan: &Plan, report: &NodeReport, diffs: bool) -> io::Result<()> {
+pub fn print_report(
+    out: &mut Output,
+    plan: &Plan,
+    report: &NodeReport,
+    diffs: bool,
+    recorded: Option<&Recorded>,
+) -> io::Result<()> {
     let style = out.style;
     let outcome = match report.outcome {
         Outcome::Unchanged => style.dim("unchanged"),
@@ -377,6 +442,18 @@ fn print_report(out: &mut Output, plan: &Plan, report: &NodeReport, diffs: bool)
             }
         }
     }
+    print_scripts(out, plan, report)?;
+    match recorded {
+        Some(Ok(Some(entry))) => out.line(format!("  recorded {}", style.dim(&entry.revision[..12])))?,
+        Some(Err(err)) => out.line(format!("  {} recording the history failed: {err}", style.red("error:")))?,
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Prints each script's status and output.
+fn print_scripts(out: &mut Output, plan: &Plan, report: &NodeReport) -> io::Result<()> {
+    let style = out.style;
     for run in &report.scripts {
         let status = if run.succeeded() {
             style.green("ok")
@@ -394,7 +471,7 @@ fn print_report(out: &mut Output, plan: &Plan, report: &NodeReport, diffs: bool)
 
 /// A node's report as `push --json` and `diff --json` print it.
 #[derive(Serialize)]
-struct ReportView<'a> {
+pub struct ReportView<'a> {
     node: &'a str,
     host: &'a str,
     state: &'a str,
@@ -404,6 +481,11 @@ struct ReportView<'a> {
     pending_post: Option<Vec<&'a str>>,
     scripts: Vec<ScriptView>,
     timings: TimingsView,
+    /// The history revision recorded for this node's push, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recorded: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    history_error: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -439,7 +521,7 @@ struct TimingsView {
 }
 
 impl<'a> ReportView<'a> {
-    fn new(plan: &'a Plan, report: &'a NodeReport, diffs: bool) -> ReportView<'a> {
+    pub fn new(plan: &'a Plan, report: &'a NodeReport, diffs: bool, recorded: Option<&Recorded>) -> ReportView<'a> {
         let from_to = |pair: &Option<(String, String)>| {
             pair.as_ref().map(|(from, to)| FromTo {
                 from: from.clone(),
@@ -490,6 +572,11 @@ impl<'a> ReportView<'a> {
                 apply_ms: report.timings.apply.as_millis(),
                 total_ms: report.timings.total.as_millis(),
             },
+            recorded: recorded
+                .and_then(|recorded| recorded.as_ref().ok())
+                .and_then(|entry| entry.as_ref())
+                .map(|entry| entry.revision.clone()),
+            history_error: recorded.and_then(|recorded| recorded.as_ref().err()).cloned(),
         }
     }
 }

@@ -1,0 +1,446 @@
+//! `log`, `show`, `rollback`, `rebuild`, `capture` and `status`: the node histories.
+
+use std::io;
+
+use anyhow::{Context as _, bail};
+use pacha_core::{
+    Entry, History, Master, NodePath, NodeStatus, PushOptions, Quiet, Snapshot, Track, capture, in_parallel, rebuild,
+    rollback, status,
+};
+use pacha_vcs::GitHistory;
+use serde::Serialize;
+
+use super::push::{Recorded, ReportView, author, connector, holder, jobs, open_history, redact};
+use super::{Context, Status};
+use crate::cli::ConnectionArgs;
+use crate::output::{Output, pad, utc_time};
+
+/// The history for a reading command: `None` when nothing was ever recorded.
+fn existing_history(master: &Master) -> anyhow::Result<Option<GitHistory>> {
+    Ok(GitHistory::open_existing(&master.history_dir(), author())?)
+}
+
+/// The secret values of `node`, to keep them out of what is printed.
+fn secrets(master: &Master, node: &str, state: Option<&str>) -> Vec<String> {
+    master
+        .node_vars(node, state.unwrap_or("default"))
+        .map(|vars| vars.secrets)
+        .unwrap_or_default()
+}
+
+#[derive(Serialize)]
+struct EntryView<'a> {
+    revision: &'a str,
+    event: &'static str,
+    state: Option<&'a str>,
+    time: String,
+    timestamp: i64,
+    author: &'a str,
+    summary: &'a str,
+    changed: &'a [String],
+    failed: bool,
+}
+
+impl<'a> EntryView<'a> {
+    fn new(entry: &'a Entry) -> EntryView<'a> {
+        EntryView {
+            revision: &entry.revision,
+            event: entry.kind.as_str(),
+            state: entry.state.as_deref(),
+            time: utc_time(entry.time),
+            timestamp: entry.time,
+            author: &entry.author,
+            summary: &entry.summary,
+            changed: &entry.changed,
+            failed: entry.failed,
+        }
+    }
+}
+
+fn entry_line(out: &Output, entry: &Entry) -> String {
+    let style = out.style;
+    format!(
+        "{}  {}  {}  {}",
+        style.yellow(&entry.revision[..12]),
+        utc_time(entry.time),
+        style.dim(&entry.author),
+        entry.summary
+    )
+}
+
+pub fn log(context: &Context<'_>, out: &mut Output, node: &str) -> anyhow::Result<Status> {
+    let master = context.master()?;
+    master.node(node)?;
+    let entries = match existing_history(&master)? {
+        Some(history) => history.log(node)?,
+        None => Vec::new(),
+    };
+    if out.json {
+        out.json_document(&serde_json::json!({
+            "node": node,
+            "entries": entries.iter().map(EntryView::new).collect::<Vec<_>>(),
+        }))?;
+    } else if entries.is_empty() {
+        out.line(format!("{node} has no recorded history yet"))?;
+    } else {
+        for entry in &entries {
+            out.line(entry_line(out, entry))?;
+        }
+    }
+    Ok(Status::Success)
+}
+
+/// The entry at `rev`, or the latest.
+fn pick(history: &GitHistory, node: &str, rev: Option<&str>) -> anyhow::Result<Entry> {
+    Ok(match rev {
+        Some(rev) => history.entry(node, rev)?,
+        None => history
+            .latest(node)?
+            .ok_or_else(|| pacha_core::HistoryError::Empty { node: node.to_owned() })?,
+    })
+}
+
+pub fn show(
+    context: &Context<'_>,
+    out: &mut Output,
+    node: &str,
+    rev: Option<&str>,
+    path: Option<&str>,
+) -> anyhow::Result<Status> {
+    let master = context.master()?;
+    master.node(node)?;
+    let Some(history) = existing_history(&master)? else {
+        bail!(pacha_core::HistoryError::Empty { node: node.to_owned() });
+    };
+    let entry = pick(&history, node, rev)?;
+    let snapshot = history.snapshot(node, &entry.revision)?;
+    let secrets = secrets(&master, node, entry.state.as_deref());
+    if let Some(path) = path {
+        let wanted = NodePath::parse(path).with_context(|| format!("{path:?} is not a path on the node"))?;
+        let Some(file) = snapshot.file(&wanted) else {
+            bail!(
+                "{wanted} is not recorded at {} (see `pacha show {node} {}`)",
+                &entry.revision[..12],
+                &entry.revision[..12]
+            );
+        };
+        match std::str::from_utf8(&file.content) {
+            Ok(text) => {
+                let text = redact(text, &secrets);
+                if out.json {
+                    out.json_document(&serde_json::json!({"revision": entry.revision, "path": file.path, "content": text, "binary": false}))?;
+                } else {
+                    out.raw(text)?;
+                }
+            }
+            Err(_) if out.json => {
+                out.json_document(&serde_json::json!({"revision": entry.revision, "path": file.path, "content": null, "binary": true, "size": file.content.len()}))?;
+            }
+            Err(_) => out.raw(&file.content)?,
+        }
+        return Ok(Status::Success);
+    }
+    if out.json {
+        out.json_document(&serde_json::json!({
+            "node": node,
+            "entry": EntryView::new(&entry),
+            "files": snapshot.files.iter().map(|file| serde_json::json!({
+                "path": file.path, "mode": file.mode, "owner": file.owner, "group": file.group,
+                "size": file.content.len(), "sha256": file.sha256,
+            })).collect::<Vec<_>>(),
+            "scripts": snapshot.scripts.iter().map(|script| serde_json::json!({
+                "stage": script.stage, "phase": script.phase, "name": script.name, "sha256": script.sha256,
+            })).collect::<Vec<_>>(),
+        }))?;
+        return Ok(Status::Success);
+    }
+    out.line(entry_line(out, &entry))?;
+    print_snapshot(out, &snapshot)?;
+    Ok(Status::Success)
+}
+
+fn print_snapshot(out: &mut Output, snapshot: &Snapshot) -> io::Result<()> {
+    let width = snapshot
+        .files
+        .iter()
+        .map(|file| file.path.as_str().chars().count())
+        .max()
+        .unwrap_or(0);
+    for file in &snapshot.files {
+        out.line(format!(
+            "  {}  {}  {}:{}  {}",
+            pad(file.path.as_str(), width),
+            file.mode,
+            file.owner,
+            file.group,
+            out.style.dim(&file.sha256.short(12))
+        ))?;
+    }
+    for script in &snapshot.scripts {
+        out.line(format!(
+            "  {} {}/{}",
+            out.style.cyan(&pad(script.stage.as_str(), 4)),
+            script.phase,
+            script.name
+        ))?;
+    }
+    Ok(())
+}
+
+/// Prints a rollback's or rebuild's report and picks the exit status.
+fn restored(out: &mut Output, done: &pacha_core::Restored, what: &str) -> anyhow::Result<Status> {
+    let recorded: Option<Recorded> = Some(Ok(done.recorded.clone()));
+    if out.json {
+        out.json_document(&serde_json::json!({
+            "from": EntryView::new(&done.from),
+            "node": ReportView::new(&done.plan, &done.report, false, recorded.as_ref()),
+        }))?;
+    } else {
+        out.line(format!(
+            "{what} {} from {}",
+            done.from.node,
+            entry_line(out, &done.from)
+        ))?;
+        super::push::print_report(out, &done.plan, &done.report, false, recorded.as_ref())?;
+    }
+    if let Some(error) = &done.report.error {
+        bail!(
+            "{what} of {} failed: {}",
+            done.from.node,
+            redact(error, &done.plan.secrets)
+        );
+    }
+    Ok(Status::Success)
+}
+
+pub fn rollback_command(context: &Context<'_>, out: &mut Output, node: &str, rev: &str) -> anyhow::Result<Status> {
+    let master = context.master()?;
+    let target = master.target(node)?;
+    let history = open_history(&master)?;
+    let options = PushOptions {
+        holder: holder("rollback"),
+        ..PushOptions::default()
+    };
+    let done = rollback(&history, node, rev, target, &connector()?, &options, &Quiet)?;
+    restored(out, &done, "rollback")
+}
+
+pub fn rebuild_command(
+    context: &Context<'_>,
+    out: &mut Output,
+    node: &str,
+    host: Option<&str>,
+    root: Option<&str>,
+) -> anyhow::Result<Status> {
+    let master = context.master()?;
+    let mut target = master.target(node)?;
+    if let Some(host) = host {
+        if host.starts_with('-') || host.is_empty() {
+            bail!("--host {host:?} is not a valid SSH destination");
+        }
+        // A new destination brings its own user and port (in it, or in the ssh config).
+        target.host = host.to_owned();
+        target.port = None;
+        target.user = None;
+    }
+    if let Some(root) = root {
+        let resolved = if root.starts_with('/') {
+            root.to_owned()
+        } else {
+            context.cwd.join(root).display().to_string()
+        };
+        target.root = NodePath::parse(&resolved)
+            .map_err(|err| anyhow::anyhow!("--root: {err}"))?
+            .to_string();
+    }
+    let history = open_history(&master)?;
+    let options = PushOptions {
+        holder: holder("rebuild"),
+        ..PushOptions::default()
+    };
+    let done = rebuild(&history, node, target, &connector()?, &options, &Quiet)?;
+    restored(out, &done, "rebuild")
+}
+
+pub fn capture_command(
+    context: &Context<'_>,
+    out: &mut Output,
+    node: &str,
+    paths: &[String],
+) -> anyhow::Result<Status> {
+    let master = context.master()?;
+    let target = master.target(node)?;
+    let track = Track::new(&master.node(node)?.track)
+        .map_err(|err| anyhow::anyhow!("{}: {err}", master.graph().file(node).unwrap_or(node)))?;
+    let only = paths
+        .iter()
+        .map(|path| NodePath::parse(path).with_context(|| format!("{path:?} is not an absolute path on the node")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let history = open_history(&master)?;
+    let captured = capture(
+        &history,
+        node,
+        &target,
+        &track,
+        &only,
+        &connector()?,
+        &holder("capture"),
+    )?;
+    if out.json {
+        out.json_document(&serde_json::json!({
+            "node": node,
+            "recorded": captured.recorded.as_ref().map(EntryView::new),
+            "changed": captured.changed,
+            "skipped": captured.skipped.iter().map(|(path, why)| serde_json::json!({"path": path, "reason": why})).collect::<Vec<_>>(),
+        }))?;
+    } else {
+        match &captured.recorded {
+            Some(entry) => out.line(format!(
+                "{node}: captured {} changed file{} as {}",
+                captured.changed.len(),
+                if captured.changed.len() == 1 { "" } else { "s" },
+                out.style.yellow(&entry.revision[..12])
+            ))?,
+            None => out.line(format!("{node}: the live files match the history; nothing recorded"))?,
+        }
+        for path in &captured.changed {
+            out.line(format!("  {path}"))?;
+        }
+        for (path, why) in &captured.skipped {
+            out.line(format!("  {} {path}: {why}", out.style.yellow("skipped")))?;
+        }
+    }
+    Ok(Status::Success)
+}
+
+#[derive(Serialize)]
+struct StatusView<'a> {
+    node: &'a str,
+    latest: Option<EntryView<'a>>,
+    last_push: Option<EntryView<'a>>,
+    drifted: bool,
+    drift: Vec<serde_json::Value>,
+    error: Option<String>,
+}
+
+pub fn status_command(
+    context: &Context<'_>,
+    out: &mut Output,
+    node: Option<&str>,
+    args: &ConnectionArgs,
+) -> anyhow::Result<Status> {
+    let master = context.master()?;
+    let nodes: Vec<String> = match node {
+        Some(node) => master.expand(node)?,
+        None => master
+            .graph()
+            .names()
+            .filter(|name| matches!(master.graph().definition(name), Ok(pacha_core::Definition::Node(_))))
+            .map(str::to_owned)
+            .collect(),
+    };
+    let history = existing_history(&master)?;
+    let connector = connector()?;
+    let results: Vec<Result<NodeStatus, String>> = in_parallel(&nodes, jobs(args, &master, nodes.len()), |_, node| {
+        let Some(history) = &history else {
+            return Ok(NodeStatus {
+                node: node.clone(),
+                latest: None,
+                last_push: None,
+                drift: Vec::new(),
+            });
+        };
+        let target = master.target(node).map_err(|err| err.to_string())?;
+        status(history, node, &target, &connector).map_err(|err| err.to_string())
+    });
+    let drifted = results
+        .iter()
+        .any(|result| result.as_ref().is_ok_and(|status| !status.drift.is_empty()));
+    let failed: Vec<&str> = nodes
+        .iter()
+        .zip(&results)
+        .filter(|(_, result)| result.is_err())
+        .map(|(node, _)| node.as_str())
+        .collect();
+    if out.json {
+        let views: Vec<StatusView<'_>> = nodes
+            .iter()
+            .zip(&results)
+            .map(|(node, result)| match result {
+                Ok(status) => StatusView {
+                    node,
+                    latest: status.latest.as_ref().map(EntryView::new),
+                    last_push: status.last_push.as_ref().map(EntryView::new),
+                    drifted: !status.drift.is_empty(),
+                    drift: status
+                        .drift
+                        .iter()
+                        .map(|drift| serde_json::json!({"path": drift.path, "what": drift.what}))
+                        .collect(),
+                    error: None,
+                },
+                Err(err) => StatusView {
+                    node,
+                    latest: None,
+                    last_push: None,
+                    drifted: false,
+                    drift: Vec::new(),
+                    error: Some(err.clone()),
+                },
+            })
+            .collect();
+        out.json_document(&serde_json::json!({ "nodes": views, "drifted": drifted }))?;
+    } else {
+        let width = nodes.iter().map(|node| node.chars().count()).max().unwrap_or(0);
+        let style = out.style;
+        for (node, result) in nodes.iter().zip(&results) {
+            let name = style.bold(&pad(node, width));
+            match result {
+                Err(err) => out.line(format!("{name}  {} {err}", style.red("error:")))?,
+                Ok(status) => {
+                    let Some(latest) = &status.latest else {
+                        out.line(format!("{name}  {}", style.dim("never pushed")))?;
+                        continue;
+                    };
+                    let pushed = match &status.last_push {
+                        Some(push) => format!(
+                            "pushed {} {} at {}",
+                            push.state.as_deref().unwrap_or("-"),
+                            &push.revision[..12],
+                            utc_time(push.time)
+                        ),
+                        None => "never pushed".to_owned(),
+                    };
+                    let latest_text = if status
+                        .last_push
+                        .as_ref()
+                        .is_some_and(|push| push.revision == latest.revision)
+                    {
+                        String::new()
+                    } else {
+                        format!(", latest {} {}", latest.kind, &latest.revision[..12])
+                    };
+                    if status.drift.is_empty() {
+                        out.line(format!("{name}  {pushed}{latest_text}  {}", style.green("in sync")))?;
+                    } else {
+                        out.line(format!(
+                            "{name}  {pushed}{latest_text}  {}",
+                            style.red(&format!(
+                                "DRIFTED ({} file{})",
+                                status.drift.len(),
+                                if status.drift.len() == 1 { "" } else { "s" }
+                            ))
+                        ))?;
+                        for drift in &status.drift {
+                            out.line(format!("    {}: {}", drift.path, drift.what))?;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if !failed.is_empty() {
+        bail!("could not check {}", failed.join(", "));
+    }
+    Ok(if drifted { Status::Changes } else { Status::Success })
+}

@@ -1,0 +1,280 @@
+//! History through the binary against a real sshd and a real git repository: push, log,
+//! rollback, rebuild, capture, status, show, secrets.
+
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::process::Command;
+
+use crate::common::SshMaster;
+
+fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|err| panic!("{err}: {text}"))
+}
+
+fn revisions(master: &SshMaster, node: &str) -> Vec<String> {
+    let (code, stdout, stderr) = master.run(&["log", node, "--json"]);
+    assert_eq!(code, 0, "{stderr}");
+    json(&stdout)["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| entry["revision"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn attributes(path: &std::path::Path) -> (Vec<u8>, u32, u32, u32) {
+    let meta = fs::metadata(path).unwrap();
+    (
+        fs::read(path).unwrap(),
+        meta.permissions().mode() & 0o7777,
+        meta.uid(),
+        meta.gid(),
+    )
+}
+
+/// A user and group that exist on Debian besides root.
+fn other_ids() -> (u32, u32) {
+    let id = |args: &[&str]| -> u32 {
+        let output = Command::new("id").args(args).output().unwrap();
+        String::from_utf8_lossy(&output.stdout).trim().parse().unwrap()
+    };
+    (id(&["-u", "nobody"]), id(&["-g", "nobody"]))
+}
+
+#[test]
+fn push_log_rollback_restores_everything_byte_for_byte() {
+    let master = SshMaster::new(&["web1"]);
+    let group_of_nobody =
+        String::from_utf8(Command::new("id").args(["-gn", "nobody"]).output().unwrap().stdout).unwrap();
+    master.write(
+        "templates/motd/app.yaml",
+        "dest: /etc\nowner: root\ngroup: root\nfiles:\n  - match: \"app/*\"\n    mode: \"4750\"\n",
+    );
+    let (code, stdout, stderr) = master.run(&["push", "web1", "production"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains("recorded "), "{stdout}");
+    let conf = master.root("web1").join("etc/app/app.conf");
+    let motd = master.root("web1").join("etc/motd");
+    let first = (attributes(&conf), attributes(&motd));
+    assert_eq!(first.0.1, 0o4750);
+
+    // Change contents, owner, group and mode; push again.
+    master.write("templates/motd/default/motd.hbs", "second version of {{pacha.node}}\n");
+    master.write(
+        "templates/motd/app.yaml",
+        &format!(
+            "dest: /etc\nowner: nobody\ngroup: {}\nfiles:\n  - match: \"app/*\"\n    mode: \"0600\"\n",
+            group_of_nobody.trim()
+        ),
+    );
+    let (code, _, stderr) = master.run(&["push", "web1", "production"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(attributes(&conf).2, other_ids().0);
+    let log = revisions(&master, "web1");
+    assert_eq!(log.len(), 2);
+
+    // An unchanged push records nothing.
+    let (code, _, _) = master.run(&["push", "web1", "production"]);
+    assert_eq!(code, 0);
+    assert_eq!(revisions(&master, "web1").len(), 2);
+
+    let (code, stdout, stderr) = master.run(&["rollback", "web1", &log[1][..10]]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert_eq!(
+        (attributes(&conf), attributes(&motd)),
+        first,
+        "content, mode, owner and group as recorded"
+    );
+    let after = revisions(&master, "web1");
+    assert_eq!(after.len(), 3);
+    let (_, stdout, _) = master.run(&["log", "web1"]);
+    assert!(
+        stdout
+            .lines()
+            .next()
+            .unwrap()
+            .contains(&format!("rollback web1 production to {}", &log[1][..12])),
+        "{stdout}"
+    );
+
+    // Plain git reads the history.
+    let git = |args: &[&str]| {
+        let output = Command::new("git")
+            .current_dir(master.dir.path().join("hosts"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8(output.stdout).unwrap()
+    };
+    assert_eq!(git(&["log", "--format=%s"]).lines().count(), 3);
+    assert_eq!(
+        git(&["show", &format!("{}:web1/files/etc/motd", log[1])]),
+        "hello from web1 (production)\n"
+    );
+}
+
+#[test]
+fn rollback_to_unknown_or_foreign_revisions_is_a_clear_error() {
+    let master = SshMaster::new(&["web1", "web2"]);
+    for node in ["web1", "web2"] {
+        let (code, _, stderr) = master.run(&["push", node, "production"]);
+        assert_eq!(code, 0, "{stderr}");
+    }
+    let (code, _, stderr) = master.run(&["rollback", "web1", "0123456789abcdef"]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("no revision \"0123456789abcdef\" in the history of node \"web1\""),
+        "{stderr}"
+    );
+    let web2 = revisions(&master, "web2");
+    let (code, _, stderr) = master.run(&["rollback", "web1", &web2[0]]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("records node \"web2\", not \"web1\""), "{stderr}");
+    let (code, _, stderr) = master.run(&["rollback", "web1", "not-a-rev"]);
+    assert_eq!(code, 1, "{stderr}");
+}
+
+#[test]
+fn rebuild_onto_an_empty_root_reproduces_the_node() {
+    let master = SshMaster::new(&["web1"]);
+    master.write("templates/motd/default/bin/tool", "#!/bin/sh\n");
+    let (code, _, stderr) = master.run(&["push", "web1", "production"]);
+    assert_eq!(code, 0, "{stderr}");
+    let fresh = master.dir.path().join("fresh-root");
+    let (code, stdout, stderr) = master.run(&["rebuild", "web1", "--host", "web1", "--root", fresh.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains("reloaded web1"), "the scripts ran: {stdout}");
+    for path in ["etc/motd", "etc/app/app.conf", "etc/bin/tool"] {
+        assert_eq!(
+            attributes(&fresh.join(path)),
+            attributes(&master.root("web1").join(path)),
+            "{path}"
+        );
+    }
+    let (_, stdout, _) = master.run(&["log", "web1"]);
+    assert!(
+        stdout.contains("rebuild web1 production onto web1: 3 files changed"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn capture_records_a_hand_edit_and_status_sees_drift_until_then() {
+    let master = SshMaster::new(&["web1"]);
+    master.write(
+        "nodes/web1/web1.conf",
+        &format!(
+            "{}track: [\"/etc/extra/*.conf\"]\n",
+            SshMaster::node_text("web1", &master.root("web1"))
+        ),
+    );
+    let (code, _, stderr) = master.run(&["push", "web1", "production"]);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, stdout, _) = master.run(&["status"]);
+    assert_eq!(code, 0, "{stdout}");
+    assert!(stdout.contains("in sync"), "{stdout}");
+
+    let motd = master.root("web1").join("etc/motd");
+    fs::write(&motd, "edited by hand\n").unwrap();
+    fs::create_dir_all(master.root("web1").join("etc/extra")).unwrap();
+    fs::write(master.root("web1").join("etc/extra/local.conf"), "tracked\n").unwrap();
+    let (code, stdout, _) = master.run(&["status", "web1"]);
+    assert_eq!(code, 2, "drift: {stdout}");
+    assert!(
+        stdout.contains("DRIFTED (1 file)") && stdout.contains("/etc/motd: content"),
+        "{stdout}"
+    );
+
+    let (code, stdout, stderr) = master.run(&["capture", "web1"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("captured 2 changed files"), "{stdout}");
+    let (code, stdout, _) = master.run(&["status", "web1", "--json"]);
+    assert_eq!(code, 0, "{stdout}");
+    assert_eq!(json(&stdout)["drifted"], false);
+    let (_, stdout, _) = master.run(&["show", "web1", "--json"]);
+    let shown = json(&stdout);
+    assert!(
+        shown["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|file| file["path"] == "/etc/extra/local.conf"),
+        "{shown}"
+    );
+    let (_, stdout, _) = master.run(&["show", "web1", &revisions(&master, "web1")[0], "/etc/motd"]);
+    assert_eq!(stdout, "edited by hand\n");
+    // Nothing new: capture records nothing.
+    let (_, stdout, _) = master.run(&["capture", "web1"]);
+    assert!(stdout.contains("nothing recorded"), "{stdout}");
+    assert_eq!(revisions(&master, "web1").len(), 2);
+}
+
+#[test]
+fn a_push_whose_post_script_fails_is_recorded_as_failed() {
+    let master = SshMaster::new(&["web1"]);
+    master.write("scripts/post/reload/10-reload", "#!/bin/sh\necho broken >&2\nexit 4\n");
+    let (code, stdout, _) = master.run(&["push", "web1", "production"]);
+    assert_eq!(code, 1, "{stdout}");
+    let (_, stdout, _) = master.run(&["log", "web1", "--json"]);
+    let entry = &json(&stdout)["entries"][0];
+    assert_eq!(entry["failed"], true);
+    assert!(entry["summary"].as_str().unwrap().contains("(failed)"));
+}
+
+#[test]
+fn secrets_are_rendered_but_never_printed() {
+    let master = SshMaster::new(&["web1"]);
+    master.write(
+        "templates/motd/default/db.conf.hbs",
+        "password = {{db_password}}\ntoken = {{token}}\n",
+    );
+    master.write(
+        "nodes/web1/web1.conf",
+        &format!(
+            "{}secrets:\n  db_password: hunter2-very-secret\nvars:\n  token: {{secret: true, value: tok-123456}}\n",
+            SshMaster::node_text("web1", &master.root("web1"))
+        ),
+    );
+    master.write(
+        "scripts/post/reload/10-reload",
+        "#!/bin/sh\ncat \"$PACHA_ROOT/etc/db.conf\"\n",
+    );
+    let (code, stdout, stderr) = master.run(&["push", "web1", "production"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        fs::read_to_string(master.root("web1").join("etc/db.conf")).unwrap(),
+        "password = hunter2-very-secret\ntoken = tok-123456\n"
+    );
+    assert!(
+        stdout.contains("password = <redacted>"),
+        "script output is redacted: {stdout}"
+    );
+    fs::write(
+        master.root("web1").join("etc/db.conf"),
+        "password = hunter2-very-secret\ntoken = changed\n",
+    )
+    .unwrap();
+    let mut printed = String::new();
+    for args in [
+        vec!["diff", "web1", "production"],
+        vec!["diff", "web1", "production", "--json"],
+        vec!["push", "web1", "production", "--dry-run", "--json"],
+        vec!["push", "web1", "production", "--json"],
+        vec!["log", "web1"],
+        vec!["show", "web1"],
+        vec!["render", "web1", "production", "--json"],
+    ] {
+        let (_, stdout, stderr) = master.run(&args);
+        printed.push_str(&stdout);
+        printed.push_str(&stderr);
+    }
+    let (_, stdout, _) = master.run(&["show", "web1", &revisions(&master, "web1")[0], "/etc/db.conf"]);
+    assert_eq!(stdout, "password = <redacted>\ntoken = <redacted>\n");
+    printed.push_str(&stdout);
+    assert!(printed.contains("<redacted>"), "{printed}");
+    assert!(
+        !printed.contains("hunter2") && !printed.contains("tok-123456"),
+        "a secret was printed:\n{printed}"
+    );
+}
