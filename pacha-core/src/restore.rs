@@ -247,7 +247,7 @@ fn place_snapshot(
     let report = push(std::slice::from_ref(&plan), connector, options, reporter)
         .into_iter()
         .next()
-        .unwrap_or_else(|| unreachable_report(&plan));
+        .unwrap_or_else(|| NodeReport::new(&plan));
     let mut recorded = None;
     if report.placed && (!report.changes.is_empty() || options.force) {
         let placed = pushed_snapshot(&plan, &report, None, &Track::default());
@@ -272,23 +272,6 @@ fn place_snapshot(
         report,
         recorded,
     })
-}
-
-fn unreachable_report(plan: &Plan) -> NodeReport {
-    NodeReport {
-        node: plan.node.clone(),
-        host: plan.target.host.clone(),
-        state: plan.state.clone(),
-        outcome: Outcome::Failed,
-        changes: Vec::new(),
-        pending_post: None,
-        scripts: Vec::new(),
-        placed: false,
-        live: Vec::new(),
-        error: Some("internal error: no report".to_owned()),
-        host_key_error: false,
-        timings: Default::default(),
-    }
 }
 
 /// Places `node`'s files exactly as recorded at `revision` (content, owner, group, mode; its

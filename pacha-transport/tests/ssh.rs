@@ -226,20 +226,45 @@ fn a_changed_host_key_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     // known_hosts holds another key for this server.
     let other = tmp.path().join("other_key");
-    let status = std::process::Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(&other).status().unwrap();
+    let status = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&other)
+        .status()
+        .unwrap();
     assert!(status.success());
     let public = fs::read_to_string(other.with_extension("pub")).unwrap();
     let mut fields = public.split_whitespace();
     let known = tmp.path().join("known_hosts");
-    fs::write(&known, format!("[127.0.0.1]:{} {} {}\n", sshd.port, fields.next().unwrap(), fields.next().unwrap())).unwrap();
+    fs::write(
+        &known,
+        format!(
+            "[127.0.0.1]:{} {} {}\n",
+            sshd.port,
+            fields.next().unwrap(),
+            fields.next().unwrap()
+        ),
+    )
+    .unwrap();
     let config = tmp.path().join("ssh_config");
-    fs::write(&config, format!("Host web1\n  HostName 127.0.0.1\n  Port {}\n  User {}\n  IdentityFile {}\n", sshd.port, sshd.user, sshd.identity.display())).unwrap();
+    fs::write(
+        &config,
+        format!(
+            "Host web1\n  HostName 127.0.0.1\n  Port {}\n  User {}\n  IdentityFile {}\n",
+            sshd.port,
+            sshd.user,
+            sshd.identity.display()
+        ),
+    )
+    .unwrap();
     let mut settings = ssh_settings(&sshd);
     settings.config_file = Some(config);
     settings.known_hosts = Some(known);
     // Even accept-new refuses a key that changed.
     settings.host_keys = Some(pacha_core::HostKeyPolicy::AcceptNew);
-    let err = connector(tmp.path()).connect("web1", &target("web1", tmp.path(), TransportKind::Ssh, settings)).err().unwrap();
+    let err = connector(tmp.path())
+        .connect("web1", &target("web1", tmp.path(), TransportKind::Ssh, settings))
+        .err()
+        .unwrap();
     assert!(err.is_host_key(), "{err}");
 }
 
@@ -249,9 +274,29 @@ fn shell_syntax_in_names_and_contents_is_placed_literally_over_ssh() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("root");
     let canary = root.join("canary");
-    let nasty = ["/etc/it's here.conf", "/etc/$(touch canary).conf", "/etc/a;touch canary;.conf", "/etc/new\nline.conf", "/etc/`touch canary`"];
-    let files = nasty.iter().map(|path| file(path, format!("$(touch {}) '\"; x\n", canary.display()).as_bytes(), "0644")).collect();
-    let mut p = plan("node 'quoted' $(x)", target("web1", &root, TransportKind::Ssh, ssh_settings(&sshd)), files, vec![]);
+    let nasty = [
+        "/etc/it's here.conf",
+        "/etc/$(touch canary).conf",
+        "/etc/a;touch canary;.conf",
+        "/etc/new\nline.conf",
+        "/etc/`touch canary`",
+    ];
+    let files = nasty
+        .iter()
+        .map(|path| {
+            file(
+                path,
+                format!("$(touch {}) '\"; x\n", canary.display()).as_bytes(),
+                "0644",
+            )
+        })
+        .collect();
+    let mut p = plan(
+        "node 'quoted' $(x)",
+        target("web1", &root, TransportKind::Ssh, ssh_settings(&sshd)),
+        files,
+        vec![],
+    );
     p.state = "st;ate $(touch canary)".into();
     let connector = connector(tmp.path());
     let reports = push(&[p], &connector, &PushOptions::default(), &Quiet);

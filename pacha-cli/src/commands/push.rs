@@ -141,9 +141,6 @@ impl Reporter for CliReporter<'_> {
 /// What recording a node's push gave: the new entry, nothing (no change), or why it failed.
 pub type Recorded = Result<Option<Entry>, String>;
 
-/// Prints one node's report (with what was recorded, after a real push).
-pub type PrintNode<'p> = dyn Fn(&mut Output, &Plan, &NodeReport, Option<&Recorded>) -> io::Result<()> + Sync + 'p;
-
 /// The person running pacha, for the history's commits.
 pub fn author() -> Author {
     Author::from_git_config().unwrap_or_else(|| {
@@ -159,11 +156,8 @@ pub fn open_history(master: &Master) -> anyhow::Result<GitHistory> {
     Ok(GitHistory::open(&master.history_dir(), author())?)
 }
 
-/// Plans, their reports and what was recorded of each, in push order.
-type Pushed = (Vec<Plan>, Vec<NodeReport>, Vec<Option<Recorded>>);
-
-/// Runs a push (or a dry run, or a diff); records each node that changed in the history when
-/// `record` is set; returns the plans with their reports and records.
+/// Runs a push (or a dry run, or a diff), records each node that changed in the history
+/// (unless it is a dry run), prints every node's report and picks the exit status.
 fn run_push(
     context: &Context<'_>,
     out: &mut Output,
@@ -171,8 +165,8 @@ fn run_push(
     state: &str,
     args: &ConnectionArgs,
     options: PushOptions,
-    print: &PrintNode<'_>,
-) -> anyhow::Result<Pushed> {
+) -> anyhow::Result<Status> {
+    let diffs = options.read_contents;
     let master = context.master()?;
     let plans = render_all(context, &master, node, state)?;
     let history = if options.dry_run {
@@ -199,7 +193,7 @@ fn run_push(
         });
         if !json {
             let mut out = printer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            let _ = print(&mut out, plan, report, recorded.as_ref()).and_then(|()| out.flush());
+            let _ = print_report(&mut out, plan, report, diffs, recorded.as_ref()).and_then(|()| out.flush());
         }
         records.lock().unwrap_or_else(std::sync::PoisonError::into_inner)[index] = recorded;
     };
@@ -208,7 +202,7 @@ fn run_push(
     reporter.finish();
     drop(reporter);
     let records = records.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
-    Ok((plans, reports, records))
+    finish(out, &plans, &reports, &records, diffs)
 }
 
 pub fn push_command(
@@ -226,18 +220,10 @@ pub fn push_command(
         holder: holder("push"),
         ..PushOptions::default()
     };
-    let (plans, reports, records) = run_push(
-        context,
-        out,
-        node,
-        state,
-        args,
-        options,
-        &|out, plan, report, recorded| print_report(out, plan, report, false, recorded),
-    )?;
-    finish(out, &plans, &reports, &records, false)
+    run_push(context, out, node, state, args, options)
 }
 
+/// `pacha diff`: a dry run that also reads the live contents of changed files.
 pub fn diff_command(
     context: &Context<'_>,
     out: &mut Output,
@@ -251,16 +237,7 @@ pub fn diff_command(
         holder: holder("diff"),
         ..PushOptions::default()
     };
-    let (plans, reports, records) = run_push(
-        context,
-        out,
-        node,
-        state,
-        args,
-        options,
-        &|out, plan, report, recorded| print_report(out, plan, report, true, recorded),
-    )?;
-    finish(out, &plans, &reports, &records, true)
+    run_push(context, out, node, state, args, options)
 }
 
 /// Prints the summary (or the JSON document) and picks the exit status.

@@ -130,7 +130,8 @@ pub struct NodeReport {
 }
 
 impl NodeReport {
-    fn new(plan: &Plan) -> NodeReport {
+    /// A report of `plan`'s node that has not got anywhere yet.
+    pub(crate) fn new(plan: &Plan) -> NodeReport {
         NodeReport {
             node: plan.node.clone(),
             host: plan.target.host.clone(),
