@@ -177,6 +177,8 @@ fn killed_mid_push_every_file_is_old_or_new() {
         (Moment::AfterUploadStarts(Duration::from_millis(5)), true),
         (Moment::FirstFilePlaced, false),
         (Moment::FirstFilePlaced, true),
+        (Moment::FirstFilePlaced, false),
+        (Moment::FirstFilePlaced, true),
     ];
     let mut mixed = false;
     for (moment, kill_pacha) in moments {
