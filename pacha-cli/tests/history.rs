@@ -179,6 +179,8 @@ fn capture_records_a_hand_edit_and_status_sees_drift_until_then() {
     fs::write(&motd, "edited by hand\n").unwrap();
     fs::create_dir_all(master.root("web1").join("etc/extra")).unwrap();
     fs::write(master.root("web1").join("etc/extra/local.conf"), "tracked\n").unwrap();
+    let blob: Vec<u8> = (0..=255u8).chain([0, 0, 255]).collect();
+    fs::write(master.root("web1").join("etc/extra/blob.conf"), &blob).unwrap();
     let (code, stdout, _) = master.run(&["status", "web1"]);
     assert_eq!(code, 2, "drift: {stdout}");
     assert!(
@@ -188,7 +190,7 @@ fn capture_records_a_hand_edit_and_status_sees_drift_until_then() {
 
     let (code, stdout, stderr) = master.run(&["capture", "web1"]);
     assert_eq!(code, 0, "{stderr}");
-    assert!(stdout.contains("captured 2 changed files"), "{stdout}");
+    assert!(stdout.contains("captured 3 changed files"), "{stdout}");
     let (code, stdout, _) = master.run(&["status", "web1", "--json"]);
     assert_eq!(code, 0, "{stdout}");
     assert_eq!(json(&stdout)["drifted"], false);
@@ -204,6 +206,15 @@ fn capture_records_a_hand_edit_and_status_sees_drift_until_then() {
     );
     let (_, stdout, _) = master.run(&["show", "web1", &revisions(&master, "web1")[0], "/etc/motd"]);
     assert_eq!(stdout, "edited by hand\n");
+    let runtime = master.dir.path().join("run");
+    let shown = crate::common::pacha()
+        .env("XDG_RUNTIME_DIR", &runtime)
+        .arg("--master")
+        .arg(master.dir.path())
+        .args(["show", "web1", &revisions(&master, "web1")[0], "/etc/extra/blob.conf"])
+        .output()
+        .unwrap();
+    assert_eq!(shown.stdout, blob, "binary files are kept as they are");
     // Nothing new: capture records nothing.
     let (_, stdout, _) = master.run(&["capture", "web1"]);
     assert!(stdout.contains("nothing recorded"), "{stdout}");

@@ -20,6 +20,8 @@ fn push_then_push_again_then_diff() {
     let motd = master.root("web1").join("etc/motd");
     assert_eq!(fs::read_to_string(&motd).unwrap(), "hello from web1 (production)\n");
     let mtime = fs::metadata(&motd).unwrap().modified().unwrap();
+    let masters = ssh_master_pids(&master.dir.path().join("run"));
+    assert_eq!(masters.len(), 2, "one kept connection per node");
 
     let (code, stdout, _) = master.run(&["push", "webservers", "production", "--json"]);
     assert_eq!(code, 0);
@@ -181,4 +183,21 @@ fn nodes_on_two_sshd_instances() {
         "hello from web1 (production)\n"
     );
     let _ = master.run(&["disconnect"]);
+}
+
+/// Pids of the ssh master connections kept under a control folder.
+fn ssh_master_pids(dir: &std::path::Path) -> Vec<u32> {
+    let needle = dir.display().to_string();
+    let mut pids: Vec<u32> = fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter_map(|entry| {
+            let pid: u32 = entry.file_name().to_string_lossy().parse().ok()?;
+            let cmdline = fs::read(entry.path().join("cmdline")).ok()?;
+            let text = String::from_utf8_lossy(&cmdline);
+            (text.contains(&needle) && text.contains("\0-M\0")).then_some(pid)
+        })
+        .collect();
+    pids.sort_unstable();
+    pids
 }
