@@ -176,7 +176,7 @@ impl Master {
 
     /// The node `name` (not a meta node).
     pub fn node(&self, name: &str) -> Result<&Node, GraphError> {
-        self.graph.node(name, "this")
+        self.graph.node(name, "this command")
     }
 
     /// How to reach node `name`.

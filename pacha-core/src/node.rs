@@ -164,6 +164,12 @@ impl Definition {
                 message: format!("user {user:?} is not a valid user name"),
             });
         }
+        for glob in &node.track {
+            crate::restore::Track::new(std::slice::from_ref(glob)).map_err(|message| ConfigError::Invalid {
+                at: Location::line(file, line_of(text, glob)),
+                message,
+            })?;
+        }
         let mut secrets = Vec::new();
         extract_marked_secrets(&mut node.vars, &mut secrets);
         collect_secret_values(&serde_json::Value::Object(node.secrets.clone()), &mut secrets);
@@ -238,6 +244,17 @@ mod tests {
         };
         assert_eq!(node.vars["db_password"], "hunter2");
         assert_eq!(node.secret_values, ["hunter2"]);
+    }
+
+    #[test]
+    fn track_globs_are_checked_where_they_are_written() {
+        let err = Definition::parse("n.conf", "host: n\ntrack:\n  - etc/relative\n").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "n.conf:3: track: \"etc/relative\" must be an absolute path on the node"
+        );
+        let err = Definition::parse("n.conf", "host: n\ntrack: [\"/etc/[x\"]\n").unwrap_err();
+        assert!(err.to_string().starts_with("n.conf:2: track: invalid glob"), "{err}");
     }
 
     #[test]
