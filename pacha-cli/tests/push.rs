@@ -201,3 +201,93 @@ fn ssh_master_pids(dir: &std::path::Path) -> Vec<u32> {
     pids.sort_unstable();
     pids
 }
+
+/// A user who is not root can push too: when `<root>/var/lib` is not theirs, the node's state
+/// (lock, due post scripts) goes to their own state folder. Needs root to switch users.
+#[test]
+fn a_user_who_is_not_root_pushes_with_state_in_their_own_folder() {
+    if !fixtures::current_user().eq("root") {
+        eprintln!("skipped: switching to another user needs root");
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let master = tmp.path().join("master");
+    fixtures::copy_master("small", &master).unwrap();
+    let root = tmp.path().join("node-root");
+    let state = tmp.path().join("state");
+    for dir in [&root, &state] {
+        fs::create_dir_all(dir).unwrap();
+    }
+    // The node's root belongs to nobody, but its var/lib does not.
+    fs::create_dir_all(root.join("var/lib")).unwrap();
+    let chown = |path: &std::path::Path| {
+        assert!(
+            std::process::Command::new("chown")
+                .args(["nobody:", path.to_str().unwrap()])
+                .status()
+                .unwrap()
+                .success()
+        );
+    };
+    chown(&root);
+    chown(&root.join("var"));
+    chown(&state);
+    fixtures::write(
+        &master,
+        "nodes/app1/app1.conf",
+        format!(
+            "transport: local\nroot: {}\napps: [hosts]\nvars: {{ip: 10.0.0.5, domain: example.com, extra_hosts: []}}\n",
+            root.display()
+        ),
+    );
+    fixtures::write(
+        &master,
+        "pacha.yaml",
+        format!(
+            "history: {}\nvars: {{company: c, motto: m}}\n",
+            state.join("hosts").display()
+        ),
+    );
+    for entry in walkdir(&master) {
+        chown(&entry);
+    }
+    let output = std::process::Command::new("setpriv")
+        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
+        .arg(assert_cmd::cargo::cargo_bin("pacha"))
+        .arg("--master")
+        .arg(&master)
+        .args(["push", "app1", "production"])
+        .env("XDG_STATE_HOME", &state)
+        .env_remove("XDG_RUNTIME_DIR")
+        .env("HOME", &state)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "{text}");
+    assert!(root.join("etc/hosts").is_file(), "{text}");
+    assert!(!root.join("var/lib/pacha").exists());
+    assert!(
+        fs::read_dir(state.join("pacha")).unwrap().next().is_some(),
+        "the state went to the user's own folder"
+    );
+}
+
+fn walkdir(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = vec![dir.to_path_buf()];
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            found.extend(walkdir(&path));
+        } else {
+            found.push(path);
+        }
+    }
+    found
+}

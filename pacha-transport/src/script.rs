@@ -35,8 +35,21 @@ pub fn state_dir(root: &str) -> String {
         .unwrap_or_else(|_| format!("{}/var/lib/pacha", root.trim_end_matches('/')))
 }
 
+/// Lines that set `S` to the node's state folder (the lock, the due post scripts): `<root>/var/
+/// lib/pacha` when this user may write there, else a folder in the user's own state folder
+/// (`$XDG_STATE_HOME` or `~/.local/state`), so that a user who is not root can push too.
+pub fn state_setup(root: &str) -> String {
+    let key = pacha_core::ContentHash::of(root.as_bytes()).short(12);
+    format!(
+        "S={}
+[ -d \"$S\" ] && [ -w \"$S\" ] || {{ mkdir -p \"$S\" 2>/dev/null && chmod 700 \"$S\"; }} || \
+{{ S=\"${{XDG_STATE_HOME:-$HOME/.local/state}}/pacha/{key}\"; mkdir -p \"$S\" && chmod 700 \"$S\"; }} || \
+{{ echo \"cannot create a state folder for pacha ($S)\" >&2; exit 1; }}\n",
+        quote(&state_dir(root))
+    )
+}
+
 const LOCK: &str = r#"alive() { [ -d "/proc/$1" ] || kill -0 "$1" 2>/dev/null; }
-[ -d "$S" ] || { mkdir -p "$S" && chmod 700 "$S"; } || { echo "cannot create $S" >&2; exit 1; }
 i=0
 until mkdir "$S/lock" 2>/dev/null; do
   pid=; { read -r pid < "$S/lock/pid"; } 2>/dev/null
@@ -74,7 +87,7 @@ if [ "$#" -gt 0 ]; then
 /// pending post scripts. With `lock`, it first takes the node's lock (waiting up to `lock_wait`
 /// for another pacha to finish) and then holds it until its standard input is closed.
 pub fn inspect(
-    state: &str,
+    root: &str,
     nonce: &str,
     paths: &[String],
     contents: bool,
@@ -82,8 +95,9 @@ pub fn inspect(
     lock_wait: Duration,
 ) -> String {
     let mut script = String::with_capacity(1024 + paths.iter().map(|p| p.len() + 3).sum::<usize>());
-    let _ = writeln!(script, "set -u\nS={}\nN={}", quote(state), quote(nonce));
+    let _ = writeln!(script, "set -u\nN={}", quote(nonce));
     if let Some(holder) = lock {
+        script.push_str(&state_setup(root));
         let _ = writeln!(script, "W={}", lock_wait.as_millis() / 50);
         script.push_str(LOCK);
         let _ = writeln!(script, "printf '%s\\n' {} > \"$S/lock/holder\"", quote(holder));
@@ -210,17 +224,12 @@ pub fn printf_format(bytes: &[u8]) -> String {
 /// post scripts and, when all succeed, clears the due record. Staging folders and scripts are
 /// removed however it ends.
 pub fn apply(request: &Apply<'_>, step: &ApplyStep<'_>, root: &str, nonce: &str) -> (String, Vec<u8>) {
-    let state = state_dir(root);
     let cd_root = if root.is_empty() { "/" } else { root };
     let mut script = String::with_capacity(8192);
     let mut input: Vec<u8> = Vec::new();
-    let _ = writeln!(
-        script,
-        "set -u\numask 077\nS={}\nN={}\nR={}\nT=\"$S/run.$N\"",
-        quote(&state),
-        quote(nonce),
-        quote(cd_root)
-    );
+    script.push_str("set -u\numask 077\n");
+    script.push_str(&state_setup(root));
+    let _ = writeln!(script, "N={}\nR={}\nT=\"$S/run.$N\"", quote(nonce), quote(cd_root));
     script.push_str(
         r#"fail() { printf '%s\n' "$1" >&2; exit "${2:-1}"; }
 held=; { read -r held < "$S/lock/nonce"; } 2>/dev/null

@@ -116,8 +116,7 @@ impl ShellConnection {
         contents: bool,
         lock: Option<&str>,
     ) -> Result<Inspection, TransportError> {
-        let state = script::state_dir(&self.root);
-        let snippet = script::inspect(&state, &self.nonce, paths, contents, lock, self.lock_wait);
+        let snippet = script::inspect(&self.root, &self.nonce, paths, contents, lock, self.lock_wait);
         let output = if lock.is_some() {
             let marker = format!("END-{}\n", self.nonce);
             match self.shell.start_held(&snippet, marker.as_bytes())? {
