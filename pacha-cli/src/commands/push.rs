@@ -294,6 +294,15 @@ fn finish(
                 .join(", ")
         );
     }
+    let unrecorded: Vec<&str> = plans
+        .iter()
+        .zip(records)
+        .filter(|(_, recorded)| matches!(recorded, Some(Err(_))))
+        .map(|(plan, _)| plan.node.as_str())
+        .collect();
+    if !unrecorded.is_empty() {
+        anyhow::bail!("the push of {} was not recorded in the history (see above)", unrecorded.join(", "));
+    }
     Ok(if would > 0 { Status::Changes } else { Status::Success })
 }
 
