@@ -68,13 +68,22 @@ fn entry_line(out: &Output, entry: &Entry) -> String {
     )
 }
 
-pub fn log(context: &Context<'_>, out: &mut Output, node: &str) -> anyhow::Result<Status> {
-    let master = context.master()?;
-    master.node(node)?;
-    let entries = match existing_history(&master)? {
+/// `node`'s entries. A node removed from the master keeps its history; a name that is neither
+/// in the master nor in the history is an unknown node.
+fn entries_of(master: &Master, history: Option<&GitHistory>, node: &str) -> anyhow::Result<Vec<Entry>> {
+    let entries = match history {
         Some(history) => history.log(node)?,
         None => Vec::new(),
     };
+    if entries.is_empty() {
+        master.node(node)?;
+    }
+    Ok(entries)
+}
+
+pub fn log(context: &Context<'_>, out: &mut Output, node: &str) -> anyhow::Result<Status> {
+    let master = context.master()?;
+    let entries = entries_of(&master, existing_history(&master)?.as_ref(), node)?;
     if out.json {
         out.json_document(&serde_json::json!({
             "node": node,
@@ -108,10 +117,11 @@ pub fn show(
     path: Option<&str>,
 ) -> anyhow::Result<Status> {
     let master = context.master()?;
-    master.node(node)?;
     let Some(history) = existing_history(&master)? else {
+        master.node(node)?;
         bail!(pacha_core::HistoryError::Empty { node: node.to_owned() });
     };
+    entries_of(&master, Some(&history), node)?;
     let entry = pick(&history, node, rev)?;
     let snapshot = history.snapshot(node, &entry.revision)?;
     let secrets = secrets(&master, node, entry.state.as_deref());

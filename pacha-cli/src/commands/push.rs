@@ -301,7 +301,10 @@ fn finish(
         .map(|(plan, _)| plan.node.as_str())
         .collect();
     if !unrecorded.is_empty() {
-        anyhow::bail!("the push of {} was not recorded in the history (see above)", unrecorded.join(", "));
+        anyhow::bail!(
+            "the push of {} was not recorded in the history (see above)",
+            unrecorded.join(", ")
+        );
     }
     Ok(if would > 0 { Status::Changes } else { Status::Success })
 }
