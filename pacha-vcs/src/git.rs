@@ -61,6 +61,26 @@ fn node_ref(node: &str) -> String {
     format!("refs/pacha/nodes/{hex}")
 }
 
+/// A path component as a git tree entry name: git refuses `.git`, so that one (and anything
+/// starting with `%`, to stay unambiguous) gets its first character percent-encoded. The real
+/// path is in `meta.yaml`.
+fn tree_name(component: &str) -> String {
+    if component.eq_ignore_ascii_case(".git") || component.starts_with('%') {
+        let first = component.as_bytes()[0];
+        format!("%{first:02X}{}", &component[1..])
+    } else {
+        component.to_owned()
+    }
+}
+
+/// Where a recorded file lives in the node's tree.
+fn tree_path(path: &NodePath) -> String {
+    std::iter::once("files".to_owned())
+        .chain(path.relative().split('/').map(tree_name))
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
 /// A trailer value on one line.
 fn escape(value: &str) -> String {
     value.replace('%', "%25").replace('\n', "%0A").replace('\r', "%0D")
@@ -273,9 +293,8 @@ impl GitHistory {
             } else {
                 FileMode::Blob
             };
-            let parts: Vec<&str> = std::iter::once("files")
-                .chain(file.path.relative().split('/'))
-                .collect();
+            let in_tree = tree_path(&file.path);
+            let parts: Vec<&str> = in_tree.split('/').collect();
             draft.insert(&parts, oid, mode);
             meta.files.insert(
                 file.path.to_string(),
@@ -458,7 +477,7 @@ impl History for GitHistory {
         let mut snapshot = Snapshot::default();
         for (path, file) in &meta.files {
             let path = NodePath::parse(path).map_err(|err| corrupt(err.to_string()))?;
-            let content = self.blob(&repo, &tree, &format!("files/{}", path.relative()), oid)?;
+            let content = self.blob(&repo, &tree, &tree_path(&path), oid)?;
             let sha256 = ContentHash::parse(&file.sha256).ok_or_else(|| corrupt(format!("bad sha256 for {path}")))?;
             if ContentHash::of(&content) != sha256 {
                 return Err(corrupt(format!("{path} does not match its recorded sha256")));
@@ -503,6 +522,16 @@ mod tests {
         assert!(!escape(value).contains('\n'));
         let parsed = trailers("summary\n\nPacha-Node: a%0Ab\nPacha-Event: push\n");
         assert_eq!(parsed["Node"], "a\nb");
+    }
+
+    #[test]
+    fn git_names_are_escaped_in_trees() {
+        let path = NodePath::parse("/etc/.git/config").unwrap();
+        assert_eq!(tree_path(&path), "files/etc/%2Egit/config");
+        assert_eq!(
+            tree_path(&NodePath::parse("/x/%2Egit/.GIT").unwrap()),
+            "files/x/%252Egit/%2EGIT"
+        );
     }
 
     #[test]

@@ -25,6 +25,7 @@ fn snapshot(version: &str) -> Snapshot {
             file("/usr/local/bin/tool", b"\x7fELF\x00\x01binary", "4755", "root"),
             file("/etc/sticky dir/it's here.conf", b"x", "1777", "www-data"),
             file("/etc/secret.key", b"k", "0600", "1001"),
+            file("/etc/.git/config", b"[core]\n", "0644", "root"),
         ],
         scripts: vec![RecordedScript {
             stage: Stage::Post,
