@@ -77,6 +77,24 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// What the snippet printed after its start marker: a login shell may print a banner or
+/// anything else first (a chatty `.bashrc`), which is passed over.
+pub fn after_begin<'a>(output: &'a [u8], nonce: &str) -> Result<&'a [u8], String> {
+    let marker = format!("BEGIN-{nonce}\n");
+    output
+        .windows(marker.len())
+        .position(|window| window == marker.as_bytes())
+        .map(|at| &output[at + marker.len()..])
+        .ok_or_else(|| {
+            let start = String::from_utf8_lossy(&output[..output.len().min(120)]).into_owned();
+            if start.is_empty() {
+                "no answer (is /bin/sh a POSIX shell on the node?)".to_owned()
+            } else {
+                format!("no answer from pacha's snippet; the node printed {start:?}")
+            }
+        })
+}
+
 /// Parses one stat line.
 pub fn parse_stat(line: &str) -> Result<StatLine, String> {
     let fields: Vec<&str> = line.splitn(6, ':').collect();
@@ -109,6 +127,7 @@ pub fn parse_sha256sum(line: &str) -> Result<ContentHash, String> {
 
 /// Parses the output of [`crate::script::inspect`] for `count` paths.
 pub fn parse_inspection(output: &[u8], count: usize, contents: bool, nonce: &str) -> Result<Inspected, String> {
+    let output = after_begin(output, nonce)?;
     let mut reader = Reader { bytes: output, at: 0 };
     if reader.peek_starts_with(b"LOCKED ") {
         let line = reader.text_line()?;
@@ -198,7 +217,8 @@ pub fn parse_inspection(output: &[u8], count: usize, contents: bool, nonce: &str
 }
 
 /// Parses the output of [`crate::script::find`]: NUL-separated paths, `root` removed.
-pub fn parse_found(output: &[u8], root: &str) -> Result<Vec<NodePath>, String> {
+pub fn parse_found(output: &[u8], root: &str, nonce: &str) -> Result<Vec<NodePath>, String> {
+    let output = after_begin(output, nonce)?;
     let root = root.trim_end_matches('/');
     let mut paths = Vec::new();
     for entry in output.split(|byte| *byte == 0).filter(|entry| !entry.is_empty()) {
@@ -228,6 +248,7 @@ pub struct AppliedStep {
 /// Parses the output of [`crate::script::apply`]; `script_ids` names the step's scripts in
 /// run order, `files` is how many files the step places.
 pub fn parse_applied(output: &[u8], script_ids: &[String], files: usize, nonce: &str) -> Result<AppliedStep, String> {
+    let output = after_begin(output, nonce)?;
     let mut reader = Reader { bytes: output, at: 0 };
     let mut applied = AppliedStep::default();
     let done = format!("DONE-{nonce}");
@@ -271,7 +292,7 @@ mod tests {
     #[test]
     fn parses_an_inspection() {
         let output = format!(
-            "P 16\n/etc/a\0/etc/b c\0C FMLFO\n644:0:0:6:root:root\n4755:1000:27:3:alice:sudo\n{HASH_A}  /r/etc/a\n\\{}  /r/etc/we\\nird\nEND-n1\n",
+            "Welcome to web1!\nBEGIN-n1\nP 16\n/etc/a\0/etc/b c\0C FMLFO\n644:0:0:6:root:root\n4755:1000:27:3:alice:sudo\n{HASH_A}  /r/etc/a\n\\{}  /r/etc/we\\nird\nEND-n1\n",
             ContentHash::of(b"abc")
         );
         let Inspected::Done(inspection) = parse_inspection(output.as_bytes(), 5, false, "n1").unwrap() else {
@@ -296,12 +317,12 @@ mod tests {
 
     #[test]
     fn parses_contents_and_checks_them() {
-        let output = format!("C F\n644:0:0:6:root:root\n{HASH_A}  /x\nhello\nEND-n\n");
+        let output = format!("BEGIN-n\nC F\n644:0:0:6:root:root\n{HASH_A}  /x\nhello\nEND-n\n");
         let Inspected::Done(inspection) = parse_inspection(output.as_bytes(), 1, true, "n").unwrap() else {
             panic!()
         };
         assert_eq!(inspection.contents, [Some(b"hello\n".to_vec())]);
-        let tampered = format!("C F\n644:0:0:6:root:root\n{HASH_A}  /x\nHELLO\nEND-n\n");
+        let tampered = format!("BEGIN-n\nC F\n644:0:0:6:root:root\n{HASH_A}  /x\nHELLO\nEND-n\n");
         assert!(
             parse_inspection(tampered.as_bytes(), 1, true, "n")
                 .unwrap_err()
@@ -312,31 +333,35 @@ mod tests {
     #[test]
     fn reports_lock_and_refuses_truncation() {
         assert_eq!(
-            parse_inspection(b"LOCKED pacha push by bob@admin (pid 4)\n", 3, false, "n").unwrap(),
+            parse_inspection(b"BEGIN-n\nLOCKED pacha push by bob@admin (pid 4)\n", 3, false, "n").unwrap(),
             Inspected::Locked("pacha push by bob@admin (pid 4)".into())
         );
-        assert!(parse_inspection(b"C MF\n", 2, false, "n").is_err());
-        assert!(parse_inspection(b"C M\nEND-other\n", 1, false, "n").is_err());
-        assert!(parse_inspection(b"C MM\nEND-n\n", 1, false, "n").is_err());
+        assert!(parse_inspection(b"BEGIN-n\nC MF\n", 2, false, "n").is_err());
+        assert!(parse_inspection(b"BEGIN-n\nC M\nEND-other\n", 1, false, "n").is_err());
+        assert!(parse_inspection(b"BEGIN-n\nC MM\nEND-n\n", 1, false, "n").is_err());
+        let silent = parse_inspection(b"", 1, false, "n").unwrap_err();
+        assert!(silent.contains("no answer"), "{silent}");
+        let chatty = parse_inspection(b"sh: 1: Syntax error\n", 1, false, "n").unwrap_err();
+        assert!(chatty.contains("Syntax error"), "{chatty}");
     }
 
     #[test]
     fn parses_found_files_under_the_root() {
-        let found = parse_found(b"/srv/n1/etc/b\0/srv/n1/etc/a c\0", "/srv/n1").unwrap();
+        let found = parse_found(b"motd\nBEGIN-n\n/srv/n1/etc/b\0/srv/n1/etc/a c\0", "/srv/n1", "n").unwrap();
         assert_eq!(
             found,
             [NodePath::parse("/etc/a c").unwrap(), NodePath::parse("/etc/b").unwrap()]
         );
         assert_eq!(
-            parse_found(b"/etc/x\0", "/").unwrap(),
+            parse_found(b"BEGIN-n\n/etc/x\0", "/", "n").unwrap(),
             [NodePath::parse("/etc/x").unwrap()]
         );
-        assert!(parse_found(b"/other/x\0", "/srv/n1").is_err());
+        assert!(parse_found(b"BEGIN-n\n/other/x\0", "/srv/n1", "n").is_err());
     }
 
     #[test]
     fn parses_apply_records() {
-        let output = b"S 0 0 6\nhello\nPLACED\nA\n600:0:0:3:root:root\nS 1 4 0\n";
+        let output = b"BEGIN-n\nS 0 0 6\nhello\nPLACED\nA\n600:0:0:3:root:root\nS 1 4 0\n";
         let ids = vec!["pre/a/1".to_owned(), "post/b/2".to_owned()];
         let applied = parse_applied(output, &ids, 1, "n").unwrap();
         assert_eq!(applied.scripts[0].output, b"hello\n");
@@ -344,9 +369,9 @@ mod tests {
         assert_eq!(applied.scripts[1].id, "post/b/2");
         assert!(applied.placed && !applied.done);
         assert_eq!(applied.placed_stats[0].mode.to_string(), "0600");
-        let done = parse_applied(b"DONE-n\n", &[], 0, "n").unwrap();
+        let done = parse_applied(b"BEGIN-n\nDONE-n\n", &[], 0, "n").unwrap();
         assert!(done.done);
-        assert!(parse_applied(b"S 0 0 10\nshort", &ids, 0, "n").is_err());
-        assert!(parse_applied(b"garbage\n", &ids, 0, "n").is_err());
+        assert!(parse_applied(b"BEGIN-n\nS 0 0 10\nshort", &ids, 0, "n").is_err());
+        assert!(parse_applied(b"BEGIN-n\ngarbage\n", &ids, 0, "n").is_err());
     }
 }

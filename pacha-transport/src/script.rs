@@ -95,7 +95,7 @@ pub fn inspect(
     lock_wait: Duration,
 ) -> String {
     let mut script = String::with_capacity(1024 + paths.iter().map(|p| p.len() + 3).sum::<usize>());
-    let _ = writeln!(script, "set -u\nN={}", quote(nonce));
+    let _ = writeln!(script, "set -u\nN={}\nprintf 'BEGIN-%s\\n' \"$N\"", quote(nonce));
     if let Some(holder) = lock {
         script.push_str(&state_setup(root));
         let _ = writeln!(script, "W={}", lock_wait.as_millis() / 50);
@@ -127,9 +127,10 @@ pub const EMBED_LIMIT: usize = 16 * 1024;
 
 /// The snippet that lists every regular file below `folders` (absolute on the node, root
 /// included), NUL-separated; folders that do not exist or cannot be read are passed over.
-pub fn find(folders: &[String]) -> String {
+pub fn find(folders: &[String], nonce: &str) -> String {
     format!(
-        "for d in {}; do [ -d \"$d\" ] && find \"$d\" -type f -print0 2>/dev/null; done; :\n",
+        "printf 'BEGIN-%s\\n' {}\nfor d in {}; do [ -d \"$d\" ] && find \"$d\" -type f -print0 2>/dev/null; done; :\n",
+        quote(nonce),
         join_quoted(folders)
     )
 }
@@ -229,7 +230,12 @@ pub fn apply(request: &Apply<'_>, step: &ApplyStep<'_>, root: &str, nonce: &str)
     let mut input: Vec<u8> = Vec::new();
     script.push_str("set -u\numask 077\n");
     script.push_str(&state_setup(root));
-    let _ = writeln!(script, "N={}\nR={}\nT=\"$S/run.$N\"", quote(nonce), quote(cd_root));
+    let _ = writeln!(
+        script,
+        "N={}\nR={}\nT=\"$S/run.$N\"\nprintf 'BEGIN-%s\\n' \"$N\"",
+        quote(nonce),
+        quote(cd_root)
+    );
     script.push_str(
         r#"fail() { printf '%s\n' "$1" >&2; exit "${2:-1}"; }
 held=; { read -r held < "$S/lock/nonce"; } 2>/dev/null

@@ -202,11 +202,11 @@ impl Connection for ShellConnection {
 
     fn find(&mut self, folders: &[NodePath]) -> Result<Vec<NodePath>, TransportError> {
         let folders: Vec<String> = folders.iter().map(|folder| folder.under_root(&self.root)).collect();
-        let finished = self.shell.run(&script::find(&folders), &[])?;
+        let finished = self.shell.run(&script::find(&folders, &self.nonce), &[])?;
         if finished.status != Some(0) {
             return Err(self.remote_error("listing tracked files", &finished));
         }
-        parse::parse_found(&finished.stdout, &self.root)
+        parse::parse_found(&finished.stdout, &self.root, &self.nonce)
             .map_err(|detail| self.protocol("listing tracked files", detail))
     }
 

@@ -307,3 +307,39 @@ fn shell_syntax_in_names_and_contents_is_placed_literally_over_ssh() {
     assert!(!canary.exists(), "something was executed");
     connector.disconnect_all();
 }
+
+#[test]
+fn a_login_shell_that_prints_a_banner_does_not_confuse_pacha() {
+    let sshd = Sshd::start(&["web1"]);
+    // bash reads ~/.bashrc for commands run by sshd; this one talks.
+    fs::write(
+        sshd.dir().join("home/.bashrc"),
+        "echo 'Welcome to web1! Have a nice day.'\n",
+    )
+    .unwrap();
+    fs::write(sshd.dir().join("home/.profile"), "echo 'profile says hi'\n").unwrap();
+    let banner = std::process::Command::new("ssh")
+        .arg("-F")
+        .arg(&sshd.config)
+        .args(["web1", "true"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&banner.stdout).contains("Welcome to web1"),
+        "the shell does talk: {banner:?}"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("root");
+    let connector = connector(tmp.path());
+    let p = plan(
+        "web1",
+        target("web1", &root, TransportKind::Ssh, ssh_settings(&sshd)),
+        vec![file("/etc/motd", b"hi\n", "0644")],
+        vec![],
+    );
+    let reports = push(std::slice::from_ref(&p), &connector, &PushOptions::default(), &Quiet);
+    assert_eq!(reports[0].outcome, Outcome::Changed, "{:?}", reports[0].error);
+    let again = push(&[p], &connector, &PushOptions::default(), &Quiet);
+    assert_eq!(again[0].outcome, Outcome::Unchanged, "{:?}", again[0].error);
+    connector.disconnect_all();
+}
