@@ -41,6 +41,10 @@ impl Track {
         })
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.globs.is_empty()
+    }
+
     pub fn matches(&self, path: &NodePath) -> bool {
         self.set.is_match(path.as_str())
     }
@@ -159,7 +163,9 @@ pub fn record_push(
     if !report.placed || report.changes.is_empty() {
         return Ok(None);
     }
-    let previous = latest_snapshot(history, &plan.node)?;
+    // The previous snapshot only matters for tracked files it holds; reading it costs every
+    // recorded file, so skip it for nodes that track nothing.
+    let previous = if track.is_empty() { None } else { latest_snapshot(history, &plan.node)? };
     let snapshot = pushed_snapshot(plan, report, previous.as_ref().map(|(_, snapshot)| snapshot), track);
     let event = Event {
         kind: EventKind::Push,
