@@ -129,6 +129,31 @@ pub enum Command {
         #[command(flatten)]
         connection: ConnectionArgs,
     },
+    /// Run on a node itself: fetch NODE's plan from the master over SSH, apply it here, record it in the master's history
+    Pull {
+        /// This node's name in the master
+        node: String,
+        /// The state, e.g. production
+        state: String,
+        /// The master: [USER@]HOST:/MASTER/DIR (HOST may be an ssh_config alias)
+        #[arg(long, value_name = "[USER@]HOST:/DIR")]
+        from: String,
+        /// Place every file and run every script even when nothing changed
+        #[arg(long)]
+        force: bool,
+        /// The pacha program on the master
+        #[arg(long, value_name = "PATH", default_value = "pacha")]
+        remote_pacha: String,
+        /// An ssh_config file for reaching the master (passed to ssh as -F)
+        #[arg(long, short = 'F', value_name = "FILE")]
+        ssh_config: Option<PathBuf>,
+    },
+    /// (for pull) Print NODE's plan in STATE as JSON, contents included
+    #[command(hide = true)]
+    Bundle { node: String, state: String },
+    /// (for pull) Record what NODE did, read as JSON from standard input
+    #[command(hide = true)]
+    Record { node: String },
     /// Close the SSH connections kept for the next run (all, or NODE's)
     Disconnect {
         /// A node or meta node [default: every kept connection]

@@ -6,4 +6,5 @@ mod embed;
 mod foundation;
 mod history;
 mod interrupt;
+mod pull;
 mod push;

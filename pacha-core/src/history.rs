@@ -12,9 +12,10 @@ use crate::path::NodePath;
 use crate::plan::{ContentHash, Stage};
 
 /// One file as recorded.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordedFile {
     pub path: NodePath,
+    #[serde(with = "crate::bytes")]
     pub content: Arc<[u8]>,
     pub sha256: ContentHash,
     pub mode: Mode,
@@ -24,17 +25,18 @@ pub struct RecordedFile {
 }
 
 /// One script as recorded.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordedScript {
     pub stage: Stage,
     pub phase: String,
     pub name: String,
+    #[serde(with = "crate::bytes")]
     pub content: Arc<[u8]>,
     pub sha256: ContentHash,
 }
 
 /// Everything recorded of a node at one revision.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {
     /// Sorted by path.
     pub files: Vec<RecordedFile>,
@@ -56,6 +58,24 @@ impl Snapshot {
         self.files.reverse();
         self.files.dedup_by(|a, b| a.path == b.path);
         self.files.reverse();
+    }
+
+    /// Checks that every content matches its hash (a snapshot received over the wire).
+    pub fn verify(&self) -> Result<(), String> {
+        for file in &self.files {
+            if ContentHash::of(&file.content) != file.sha256 {
+                return Err(format!("{} does not match its sha256", file.path));
+            }
+        }
+        for script in &self.scripts {
+            if ContentHash::of(&script.content) != script.sha256 {
+                return Err(format!(
+                    "script {}/{}/{} does not match its sha256",
+                    script.stage, script.phase, script.name
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// The paths whose recorded file differs from `other` (or exists in only one of them).
@@ -86,6 +106,8 @@ impl Snapshot {
 #[serde(rename_all = "lowercase")]
 pub enum EventKind {
     Push,
+    /// A push the node asked for (`pacha pull`).
+    Pull,
     Capture,
     Rollback,
     Rebuild,
@@ -95,6 +117,7 @@ impl EventKind {
     pub fn as_str(self) -> &'static str {
         match self {
             EventKind::Push => "push",
+            EventKind::Pull => "pull",
             EventKind::Capture => "capture",
             EventKind::Rollback => "rollback",
             EventKind::Rebuild => "rebuild",
@@ -102,14 +125,36 @@ impl EventKind {
     }
 
     pub fn parse(text: &str) -> Option<EventKind> {
+        // Every kind, so that each one recorded can be read back (tested below).
         [
             EventKind::Push,
+            EventKind::Pull,
             EventKind::Capture,
             EventKind::Rollback,
             EventKind::Rebuild,
         ]
         .into_iter()
         .find(|kind| kind.as_str() == text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_event_kind_reads_back() {
+        for kind in [
+            EventKind::Push,
+            EventKind::Pull,
+            EventKind::Capture,
+            EventKind::Rollback,
+            EventKind::Rebuild,
+        ] {
+            assert_eq!(EventKind::parse(kind.as_str()), Some(kind));
+            let json = serde_json::to_string(&kind).unwrap();
+            assert_eq!(json, format!("\"{kind}\""));
+        }
     }
 }
 
@@ -120,7 +165,7 @@ impl fmt::Display for EventKind {
 }
 
 /// An event to record.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {
     pub kind: EventKind,
     pub node: String,
@@ -155,7 +200,7 @@ impl Event {
 }
 
 /// A recorded event, as `pacha log` lists it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
     /// The revision (a commit id of the history).
     pub revision: String,

@@ -27,7 +27,7 @@ pub struct Master {
 }
 
 /// How pacha reaches one node, resolved from the node file and the master's settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Target {
     pub transport: TransportKind,
     /// The SSH destination.

@@ -71,7 +71,7 @@ impl<'de> Deserialize<'de> for ContentHash {
 }
 
 /// One file a node should have.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlannedFile {
     /// Where the file goes, as the node sees it (the node's `root` comes in front).
     pub destination: NodePath,
@@ -85,6 +85,7 @@ pub struct PlannedFile {
     pub mode: Mode,
     /// The mode of folders pacha has to create for it.
     pub dir_mode: Mode,
+    #[serde(with = "crate::bytes")]
     pub content: Arc<[u8]>,
     pub sha256: ContentHash,
 }
@@ -115,7 +116,7 @@ impl fmt::Display for Stage {
 }
 
 /// One script a node runs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlannedScript {
     pub stage: Stage,
     pub phase: String,
@@ -123,6 +124,7 @@ pub struct PlannedScript {
     pub name: String,
     /// The master file, relative to the master.
     pub source: String,
+    #[serde(with = "crate::bytes")]
     pub content: Arc<[u8]>,
     pub sha256: ContentHash,
 }
@@ -135,7 +137,7 @@ impl PlannedScript {
 }
 
 /// Everything one node needs in one state.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Plan {
     pub node: String,
     pub state: String,
@@ -149,6 +151,21 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// Checks that every content matches its hash (a plan received over the wire).
+    pub fn verify(&self) -> Result<(), String> {
+        for file in &self.files {
+            if ContentHash::of(&file.content) != file.sha256 {
+                return Err(format!("{} does not match its sha256", file.destination));
+            }
+        }
+        for script in &self.scripts {
+            if ContentHash::of(&script.content) != script.sha256 {
+                return Err(format!("script {} does not match its sha256", script.id()));
+            }
+        }
+        Ok(())
+    }
+
     pub fn scripts(&self, stage: Stage) -> impl Iterator<Item = &PlannedScript> {
         self.scripts.iter().filter(move |script| script.stage == stage)
     }

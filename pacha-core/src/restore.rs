@@ -98,7 +98,7 @@ fn recorded_scripts(plan: &Plan) -> Vec<RecordedScript> {
 /// What a push left on a node: the plan's files with the attributes the node reported, the
 /// plan's scripts, and the tracked files recorded before.
 pub fn pushed_snapshot(plan: &Plan, report: &NodeReport, previous: Option<&Snapshot>, track: &Track) -> Snapshot {
-    let mut files: Vec<RecordedFile> = plan
+    let files: Vec<RecordedFile> = plan
         .files
         .iter()
         .enumerate()
@@ -125,20 +125,42 @@ pub fn pushed_snapshot(plan: &Plan, report: &NodeReport, previous: Option<&Snaps
             }
         })
         .collect();
-    if let Some(previous) = previous {
-        for file in &previous.files {
-            let planned = plan.files.iter().any(|planned| planned.destination == file.path);
-            if !planned && track.matches(&file.path) {
-                files.push(file.clone());
-            }
-        }
-    }
     let mut snapshot = Snapshot {
         files,
         scripts: recorded_scripts(plan),
     };
+    if let Some(previous) = previous {
+        keep_tracked(&mut snapshot, previous, track);
+    }
     snapshot.normalize();
     snapshot
+}
+
+/// Adds to `snapshot` the tracked files of `previous` it does not hold.
+fn keep_tracked(snapshot: &mut Snapshot, previous: &Snapshot, track: &Track) {
+    for file in &previous.files {
+        let held = snapshot.files.iter().any(|held| held.path == file.path);
+        if !held && track.matches(&file.path) {
+            snapshot.files.push(file.clone());
+        }
+    }
+    snapshot.normalize();
+}
+
+/// Records what a node reports it did by itself (`pacha pull`): `snapshot` holds what the node
+/// placed; the tracked files recorded before are kept.
+pub fn record_reported(
+    history: &dyn History,
+    event: &Event,
+    mut snapshot: Snapshot,
+    track: &Track,
+) -> Result<Entry, HistoryError> {
+    if !track.is_empty()
+        && let Some((_, previous)) = latest_snapshot(history, &event.node)?
+    {
+        keep_tracked(&mut snapshot, &previous, track);
+    }
+    history.record(event, &snapshot)
 }
 
 /// The latest snapshot of `node`, if it has one.
@@ -165,7 +187,11 @@ pub fn record_push(
     }
     // The previous snapshot only matters for tracked files it holds; reading it costs every
     // recorded file, so skip it for nodes that track nothing.
-    let previous = if track.is_empty() { None } else { latest_snapshot(history, &plan.node)? };
+    let previous = if track.is_empty() {
+        None
+    } else {
+        latest_snapshot(history, &plan.node)?
+    };
     let snapshot = pushed_snapshot(plan, report, previous.as_ref().map(|(_, snapshot)| snapshot), track);
     let event = Event {
         kind: EventKind::Push,
@@ -385,7 +411,10 @@ pub fn status(
 ) -> Result<NodeStatus, RestoreError> {
     let entries = history.log(node)?;
     let latest = entries.first().cloned();
-    let last_push = entries.iter().find(|entry| entry.kind == EventKind::Push).cloned();
+    let last_push = entries
+        .iter()
+        .find(|entry| matches!(entry.kind, EventKind::Push | EventKind::Pull))
+        .cloned();
     let mut status = NodeStatus {
         node: node.to_owned(),
         latest: latest.clone(),

@@ -256,8 +256,20 @@ impl GitHistory {
         Ok(Arc::from(blob.content()))
     }
 
+    /// Removes the lock file of ref `name` left by a recorder that was killed while moving it.
+    /// Only called under the history's own lock, so no living recorder holds it.
+    fn clear_stale_ref_lock(&self, name: &str) -> Result<(), HistoryError> {
+        let lock = self.path.join(format!("{name}.lock"));
+        match fs::remove_file(&lock) {
+            Err(err) if err.kind() != std::io::ErrorKind::NotFound => Err(self.err("removing a stale ref lock", err)),
+            _ => Ok(()),
+        }
+    }
+
     fn record_locked(&self, event: &Event, snapshot: &Snapshot) -> Result<Entry, HistoryError> {
         let repo = self.repo();
+        self.clear_stale_ref_lock(BRANCH)?;
+        self.clear_stale_ref_lock(&node_ref(&event.node))?;
         let tip = match repo.refname_to_id(BRANCH) {
             Ok(oid) => Some(oid),
             Err(err) if err.code() == ErrorCode::NotFound || err.code() == ErrorCode::UnbornBranch => None,
@@ -269,6 +281,7 @@ impl GitHistory {
             if let Some(entry) = self.entry_of(&commit)
                 && repo.refname_to_id(&node_ref(&entry.node)).ok() != Some(tip)
             {
+                self.clear_stale_ref_lock(&node_ref(&entry.node))?;
                 repo.reference(&node_ref(&entry.node), tip, true, "pacha: repair")
                     .map_err(|err| self.err("repairing a node ref", err))?;
             }

@@ -231,7 +231,7 @@ fn recorder_child() {
 fn a_history_written_by_a_killed_process_is_valid() {
     let tmp = tempfile::tempdir().unwrap();
     history(tmp.path());
-    for delay_ms in [0, 7, 30] {
+    for delay_ms in [0, 1, 3, 7, 15, 30] {
         let before = history(tmp.path()).log("web1").unwrap().len();
         let mut child = Command::new(std::env::current_exe().unwrap())
             .args(["--exact", "history::recorder_child", "--ignored", "--nocapture"])
@@ -259,4 +259,21 @@ fn a_history_written_by_a_killed_process_is_valid() {
             .record(&event(EventKind::Capture, "web1", &[]), &snapshot("after"))
             .unwrap();
     }
+}
+
+#[test]
+fn ref_locks_left_by_a_killed_recorder_do_not_block_the_next_record() {
+    let tmp = tempfile::tempdir().unwrap();
+    let history = history(tmp.path());
+    history
+        .record(&event(EventKind::Push, "web1", &[]), &snapshot("one"))
+        .unwrap();
+    // What a recorder killed while moving refs leaves behind (git would refuse to go on too).
+    std::fs::write(tmp.path().join("hosts/refs/heads/main.lock"), "").unwrap();
+    std::fs::write(tmp.path().join("hosts/refs/pacha/nodes/77656231.lock"), "").unwrap();
+    history
+        .record(&event(EventKind::Push, "web1", &[]), &snapshot("two"))
+        .unwrap();
+    assert_eq!(history.log("web1").unwrap().len(), 2);
+    git(tmp.path(), &["fsck", "--strict"]);
 }

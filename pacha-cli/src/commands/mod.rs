@@ -3,6 +3,7 @@
 mod history;
 mod init;
 mod nodes;
+mod pull;
 mod push;
 mod render;
 
@@ -97,6 +98,16 @@ fn run(context: &Context<'_>, out: &mut Output) -> anyhow::Result<Status> {
             connection,
         } => push::push_command(context, out, node, state, *dry_run, *force, connection),
         Command::Disconnect { node } => push::disconnect(context, out, node.as_deref()),
+        Command::Pull {
+            node,
+            state,
+            from,
+            force,
+            remote_pacha,
+            ssh_config,
+        } => pull::pull(out, node, state, from, *force, remote_pacha, ssh_config.as_deref()),
+        Command::Bundle { node, state } => pull::bundle(context, out, node, state),
+        Command::Record { node } => pull::record(context, out, node),
         Command::Log { node } => history::log(context, out, node),
         Command::Show { node, rev, path } => history::show(context, out, node, rev.as_deref(), path.as_deref()),
         Command::Rollback { node, rev } => history::rollback_command(context, out, node, rev),
