@@ -148,6 +148,29 @@ pub enum Command {
         #[arg(long, short = 'F', value_name = "FILE")]
         ssh_config: Option<PathBuf>,
     },
+    /// Run on a node itself: watch its placed and tracked files and capture each change into the master's history
+    Watch {
+        /// This node's name in the master
+        node: String,
+        /// The master: [USER@]HOST:/MASTER/DIR (HOST may be an ssh_config alias)
+        #[arg(long, value_name = "[USER@]HOST:/DIR")]
+        to: String,
+        /// Seconds between two looks at the files
+        #[arg(long, value_name = "SECONDS", default_value_t = 2.0)]
+        interval: f64,
+        /// The pacha program on the master
+        #[arg(long, value_name = "PATH", default_value = "pacha")]
+        remote_pacha: String,
+        /// An ssh_config file for reaching the master (passed to ssh as -F)
+        #[arg(long, short = 'F', value_name = "FILE")]
+        ssh_config: Option<PathBuf>,
+    },
+    /// (for watch) Print NODE's root, recorded files and track globs as JSON
+    #[command(hide = true)]
+    WatchList { node: String },
+    /// (for watch) Record files a node saw change, read as JSON from standard input
+    #[command(hide = true)]
+    RecordChanges { node: String },
     /// (for pull) Print NODE's plan in STATE as JSON, contents included
     #[command(hide = true)]
     Bundle { node: String, state: String },

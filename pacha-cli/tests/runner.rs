@@ -8,3 +8,4 @@ mod history;
 mod interrupt;
 mod pull;
 mod push;
+mod watch;

@@ -36,6 +36,16 @@ pub struct FileStat {
 }
 
 impl FileStat {
+    /// The owner as history records it: the name, or the uid when the node has no name for it.
+    pub fn recorded_owner(&self) -> String {
+        name_or_id(&self.owner, self.uid)
+    }
+
+    /// The group as history records it: the name, or the gid when the node has no name for it.
+    pub fn recorded_group(&self) -> String {
+        name_or_id(&self.group, self.gid)
+    }
+
     /// Whether the file is owned by `owner` (a user name or a numeric uid).
     pub fn owner_is(&self, owner: &str) -> bool {
         self.owner == owner || owner.parse::<u32>().is_ok_and(|uid| uid == self.uid)
@@ -44,6 +54,14 @@ impl FileStat {
     /// Whether the file's group is `group` (a name or a numeric gid).
     pub fn group_is(&self, group: &str) -> bool {
         self.group == group || group.parse::<u32>().is_ok_and(|gid| gid == self.gid)
+    }
+}
+
+fn name_or_id(name: &str, id: u32) -> String {
+    if name.is_empty() || name == "UNKNOWN" {
+        id.to_string()
+    } else {
+        name.to_owned()
     }
 }
 

@@ -73,15 +73,6 @@ impl Track {
     }
 }
 
-/// The node's owner or group as recorded: the name, or the number when the node has none.
-fn name_or_id(name: &str, id: u32) -> String {
-    if name.is_empty() || name == "UNKNOWN" {
-        id.to_string()
-    } else {
-        name.to_owned()
-    }
-}
-
 fn recorded_scripts(plan: &Plan) -> Vec<RecordedScript> {
     plan.scripts
         .iter()
@@ -104,11 +95,7 @@ pub fn pushed_snapshot(plan: &Plan, report: &NodeReport, previous: Option<&Snaps
         .enumerate()
         .map(|(index, file)| {
             let (mode, owner, group) = match report.live.get(index) {
-                Some(LiveFile::File(stat)) => (
-                    stat.mode,
-                    name_or_id(&stat.owner, stat.uid),
-                    name_or_id(&stat.group, stat.gid),
-                ),
+                Some(LiveFile::File(stat)) => (stat.mode, stat.recorded_owner(), stat.recorded_group()),
                 _ => (
                     file.mode,
                     file.owner.clone().unwrap_or_default(),
@@ -145,6 +132,40 @@ fn keep_tracked(snapshot: &mut Snapshot, previous: &Snapshot, track: &Track) {
         }
     }
     snapshot.normalize();
+}
+
+/// Records files a node saw change by hand (`pacha watch`): `changed` replaces or adds those
+/// files in the latest snapshot, `removed` drops files that are gone. Records nothing when the
+/// result equals the latest snapshot (a push the watcher saw land, say).
+pub fn record_changes(
+    history: &dyn History,
+    node: &str,
+    changed: Vec<RecordedFile>,
+    removed: &[NodePath],
+) -> Result<Option<Entry>, HistoryError> {
+    let (state, old) = match latest_snapshot(history, node)? {
+        Some((entry, snapshot)) => (entry.state, snapshot),
+        None => (None, Snapshot::default()),
+    };
+    let mut snapshot = old.clone();
+    snapshot
+        .files
+        .retain(|file| !removed.contains(&file.path) && !changed.iter().any(|new| new.path == file.path));
+    snapshot.files.extend(changed);
+    snapshot.normalize();
+    let differences = snapshot.differences(&old);
+    if differences.is_empty() {
+        return Ok(None);
+    }
+    let event = Event {
+        kind: EventKind::Capture,
+        node: node.to_owned(),
+        state,
+        changed: differences,
+        failed: false,
+        detail: Some("(watch)".to_owned()),
+    };
+    history.record(&event, &snapshot).map(Some)
 }
 
 /// Records what a node reports it did by itself (`pacha pull`): `snapshot` holds what the node
@@ -391,10 +412,10 @@ fn drift_of(recorded: &RecordedFile, live: &LiveFile) -> Option<String> {
             if stat.mode != recorded.mode {
                 what.push(format!("mode {} -> {}", recorded.mode, stat.mode));
             }
-            if name_or_id(&stat.owner, stat.uid) != recorded.owner && stat.uid.to_string() != recorded.owner {
+            if stat.recorded_owner() != recorded.owner && stat.uid.to_string() != recorded.owner {
                 what.push(format!("owner {} -> {}", recorded.owner, stat.owner));
             }
-            if name_or_id(&stat.group, stat.gid) != recorded.group && stat.gid.to_string() != recorded.group {
+            if stat.recorded_group() != recorded.group && stat.gid.to_string() != recorded.group {
                 what.push(format!("group {} -> {}", recorded.group, stat.group));
             }
             (!what.is_empty()).then(|| what.join(", "))
@@ -515,8 +536,8 @@ pub fn capture(
                     content: Arc::from(content.as_slice()),
                     sha256: stat.sha256,
                     mode: stat.mode,
-                    owner: name_or_id(&stat.owner, stat.uid),
-                    group: name_or_id(&stat.group, stat.gid),
+                    owner: stat.recorded_owner(),
+                    group: stat.recorded_group(),
                 }),
                 (LiveFile::Unreadable, _) => captured.skipped.push((path.clone(), "not readable".to_owned())),
                 (LiveFile::Symlink, _) => captured.skipped.push((path.clone(), "a symlink".to_owned())),
@@ -695,6 +716,28 @@ mod tests {
             ),
             Err(RestoreError::History(HistoryError::UnknownRevision { .. }))
         ));
+    }
+
+    #[test]
+    fn changes_seen_by_a_watcher_merge_into_the_latest_snapshot() {
+        let (memory, history) = setup();
+        push_and_record(&memory, &history, &plan(&[("/etc/a", "one"), ("/etc/b", "b")]));
+        let latest = latest_snapshot(&history, "n1").unwrap().unwrap().1;
+        // What the push placed, seen again: nothing to record.
+        assert_eq!(
+            record_changes(&history, "n1", vec![latest.files[0].clone()], &[]).unwrap(),
+            None
+        );
+        let mut edited = latest.files[0].clone();
+        edited.content = Arc::from(&b"edited"[..]);
+        edited.sha256 = crate::plan::ContentHash::of(b"edited");
+        let entry = record_changes(&history, "n1", vec![edited], &[path("/etc/b")])
+            .unwrap()
+            .unwrap();
+        assert_eq!(entry.summary, "capture n1 production (watch): 2 files changed");
+        let now = history.snapshot("n1", &entry.revision).unwrap();
+        assert_eq!(now.files.len(), 1);
+        assert_eq!(&*now.files[0].content, b"edited");
     }
 
     #[test]

@@ -6,6 +6,7 @@ mod nodes;
 mod pull;
 mod push;
 mod render;
+mod watch;
 
 use std::io;
 use std::path::PathBuf;
@@ -107,6 +108,15 @@ fn run(context: &Context<'_>, out: &mut Output) -> anyhow::Result<Status> {
             ssh_config,
         } => pull::pull(out, node, state, from, *force, remote_pacha, ssh_config.as_deref()),
         Command::Bundle { node, state } => pull::bundle(context, out, node, state),
+        Command::Watch {
+            node,
+            to,
+            interval,
+            remote_pacha,
+            ssh_config,
+        } => watch::watch(out, node, to, *interval, remote_pacha, ssh_config.as_deref()),
+        Command::WatchList { node } => watch::watch_list(context, out, node),
+        Command::RecordChanges { node } => watch::record_changes_command(context, out, node),
         Command::Record { node } => pull::record(context, out, node),
         Command::Log { node } => history::log(context, out, node),
         Command::Show { node, rev, path } => history::show(context, out, node, rev.as_deref(), path.as_deref()),

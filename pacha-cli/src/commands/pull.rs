@@ -28,7 +28,7 @@ struct Reported {
 }
 
 /// Splits `[USER@]HOST:/DIR` into the SSH destination and the master folder.
-fn split_from(from: &str) -> anyhow::Result<(&str, &str)> {
+pub(super) fn split_from(from: &str) -> anyhow::Result<(&str, &str)> {
     let Some((destination, dir)) = from.split_once(':') else {
         bail!("--from {from:?}: write [USER@]HOST:/MASTER/DIR");
     };
@@ -39,7 +39,7 @@ fn split_from(from: &str) -> anyhow::Result<(&str, &str)> {
 }
 
 /// Runs pacha on the master with `args`, `input` on its standard input; its standard output.
-fn on_master(
+pub(super) fn on_master(
     destination: &str,
     ssh_config: Option<&Path>,
     remote_pacha: &str,
