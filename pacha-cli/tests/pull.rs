@@ -59,8 +59,14 @@ fn a_node_pulls_its_plan_and_the_master_records_it() {
     let (code, stdout, stderr) = pull(&[]);
     assert_eq!(code, Some(0), "{stdout}{stderr}");
     assert!(stdout.contains("web1 unchanged"), "{stdout}");
-    let (_, again, _) = master.run(&["log", "web1"]);
-    assert_eq!(again.lines().count(), 1);
+    let (_, again, _) = master.run(&["log", "web1", "--json"]);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&again).unwrap()["entries"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
 
     // A bad node name is the master's error, told on the node.
     let output = pacha()

@@ -92,8 +92,18 @@ pub fn log(context: &Context<'_>, out: &mut Output, node: &str) -> anyhow::Resul
     } else if entries.is_empty() {
         out.line(format!("{node} has no recorded history yet"))?;
     } else {
+        const SHOWN: usize = 8;
         for entry in &entries {
             out.line(entry_line(out, entry))?;
+            for path in entry.changed.iter().take(SHOWN) {
+                out.line(format!("    {}", out.style.dim(path)))?;
+            }
+            if entry.changed.len() > SHOWN {
+                out.line(format!(
+                    "    {}",
+                    out.style.dim(&format!("… and {} more", entry.changed.len() - SHOWN))
+                ))?;
+            }
         }
     }
     Ok(Status::Success)
