@@ -60,7 +60,7 @@ pub use push::{
 };
 pub use restore::{
     Captured, Drift, NodeStatus, RestoreError, Restored, Track, capture, latest_snapshot, pushed_snapshot, rebuild,
-    record_changes, record_push, record_reported, rollback, snapshot_plan, status,
+    record_changes, record_push, record_reported, rollback, snapshot_plan, status, tracked_files,
 };
 pub use settings::{HostKeyPolicy, MasterSettings, SshSettings};
 pub use vars::{Vars, merge as merge_vars};

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 
-use crate::connection::{Connector, Inspect, LiveFile, TransportError};
+use crate::connection::{Connection, Connector, Inspect, LiveFile, TransportError};
 use crate::history::{Entry, Event, EventKind, History, HistoryError, RecordedFile, RecordedScript, Snapshot};
 use crate::master::Target;
 use crate::mode::Mode;
@@ -467,6 +467,21 @@ pub fn status(
     Ok(status)
 }
 
+/// The files on the node that `track` names: its literal paths, and the files found below the
+/// folders of its globs that match them.
+pub fn tracked_files(connection: &mut dyn Connection, track: &Track) -> Result<Vec<NodePath>, TransportError> {
+    let (mut paths, folders) = track.search();
+    if !folders.is_empty() {
+        paths.extend(
+            connection
+                .find(&folders)?
+                .into_iter()
+                .filter(|path| track.matches(path)),
+        );
+    }
+    Ok(paths)
+}
+
 /// What a capture found.
 #[derive(Debug, Clone, Default)]
 pub struct Captured {
@@ -497,16 +512,7 @@ pub fn capture(
     let result = (|| -> Result<Captured, RestoreError> {
         let mut paths: Vec<NodePath> = if only.is_empty() {
             let mut paths: Vec<NodePath> = old.files.iter().map(|file| file.path.clone()).collect();
-            let (literal, folders) = track.search();
-            paths.extend(literal);
-            if !folders.is_empty() {
-                paths.extend(
-                    connection
-                        .find(&folders)?
-                        .into_iter()
-                        .filter(|path| track.matches(path)),
-                );
-            }
+            paths.extend(tracked_files(connection.as_mut(), track)?);
             paths
         } else {
             only.to_vec()

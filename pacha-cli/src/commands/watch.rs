@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use pacha_core::{
     Connector, ContentHash, Entry, Inspect, LiveFile, Mode, NodePath, RecordedFile, SshSettings, Target, Track,
-    TransportKind, latest_snapshot, record_changes,
+    TransportKind, latest_snapshot, record_changes, tracked_files,
 };
 use pacha_transport::LocalConnector;
 use serde::{Deserialize, Serialize};
@@ -115,16 +115,8 @@ pub fn watch(
         }
         let track = Track::new(&list.track).map_err(|err| anyhow::anyhow!(err))?;
         let mut connection = connector.connect(node, &target)?;
-        let (literal, folders) = track.search();
-        let mut paths: Vec<NodePath> = baseline.keys().cloned().chain(literal).collect();
-        if !folders.is_empty() {
-            paths.extend(
-                connection
-                    .find(&folders)?
-                    .into_iter()
-                    .filter(|path| track.matches(path)),
-            );
-        }
+        let mut paths: Vec<NodePath> = baseline.keys().cloned().collect();
+        paths.extend(tracked_files(connection.as_mut(), &track)?);
         paths.sort();
         paths.dedup();
         let inspection = connection.inspect(&Inspect {
