@@ -125,18 +125,9 @@ fn an_unknown_host_key_stops_every_node_and_names_them_all() {
     // web2 and web3 are reached through an ssh_config whose known_hosts file is empty.
     let empty = master.dir.path().join("empty_known_hosts");
     fs::write(&empty, "").unwrap();
-    let config = master.dir.path().join("strangers_config");
-    fs::write(
-        &config,
-        format!(
-            "Host web2 web3\n  HostName 127.0.0.1\n  Port {}\n  User {}\n  IdentityFile {}\n  UserKnownHostsFile {}\n",
-            master.sshd.port,
-            master.sshd.user,
-            master.sshd.identity.display(),
-            empty.display()
-        ),
-    )
-    .unwrap();
+    let config = master
+        .sshd
+        .config_without_known_hosts(&master.dir.path().join("strangers_config"), &["web2", "web3"]);
     for node in ["web2", "web3"] {
         master.write(
             &format!("nodes/{node}/{node}.conf"),

@@ -9,7 +9,7 @@ use pacha_core::{
 };
 use pacha_transport::LocalConnector;
 
-use crate::support::{file, plan, script, target};
+use crate::support::{file, nasty_files, plan, script, target};
 
 #[test]
 fn push_places_files_with_modes_and_runs_scripts_in_order() {
@@ -125,24 +125,7 @@ fn names_and_contents_with_shell_syntax_are_placed_literally() {
     let root = tempfile::tempdir().unwrap();
     let canary = root.path().join("canary");
     let t = target("local", root.path(), TransportKind::Local, SshSettings::default());
-    let nasty = [
-        "/etc/it's here.conf",
-        "/etc/$(touch canary).conf",
-        "/etc/a;touch canary;.conf",
-        "/etc/new\nline.conf",
-        "/etc/`touch canary`",
-        "/etc/back\\slash \"dq\"",
-    ];
-    let files = nasty
-        .iter()
-        .map(|path| {
-            file(
-                path,
-                format!("$(touch {}) '\"; x\n", canary.display()).as_bytes(),
-                "0644",
-            )
-        })
-        .collect();
+    let (nasty, files) = nasty_files(&canary);
     let mut p = plan(
         "node 'quoted' $(x)",
         t,

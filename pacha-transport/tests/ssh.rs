@@ -10,7 +10,7 @@ use pacha_core::{
 };
 use pacha_transport::SshConnector;
 
-use crate::support::{file, plan, ssh_settings, target};
+use crate::support::{file, nasty_files, plan, ssh_settings, target};
 
 fn connector(dir: &std::path::Path) -> SshConnector {
     SshConnector::new(dir.join("ctl"))
@@ -86,18 +86,7 @@ fn an_unknown_host_key_is_refused() {
     let mut settings = ssh_settings(&sshd);
     settings.known_hosts = Some(empty_known_hosts.clone());
     // The alias in the ssh_config names its own known_hosts; a config without it:
-    let config = tmp.path().join("ssh_config");
-    fs::write(
-        &config,
-        format!(
-            "Host web1\n  HostName 127.0.0.1\n  Port {}\n  User {}\n  IdentityFile {}\n",
-            sshd.port,
-            sshd.user,
-            sshd.identity.display()
-        ),
-    )
-    .unwrap();
-    settings.config_file = Some(config);
+    settings.config_file = Some(sshd.config_without_known_hosts(&tmp.path().join("ssh_config"), &["web1"]));
     let connector = connector(tmp.path());
     let err = connector
         .connect(
@@ -245,19 +234,8 @@ fn a_changed_host_key_is_refused() {
         ),
     )
     .unwrap();
-    let config = tmp.path().join("ssh_config");
-    fs::write(
-        &config,
-        format!(
-            "Host web1\n  HostName 127.0.0.1\n  Port {}\n  User {}\n  IdentityFile {}\n",
-            sshd.port,
-            sshd.user,
-            sshd.identity.display()
-        ),
-    )
-    .unwrap();
     let mut settings = ssh_settings(&sshd);
-    settings.config_file = Some(config);
+    settings.config_file = Some(sshd.config_without_known_hosts(&tmp.path().join("ssh_config"), &["web1"]));
     settings.known_hosts = Some(known);
     // Even accept-new refuses a key that changed.
     settings.host_keys = Some(pacha_core::HostKeyPolicy::AcceptNew);
@@ -274,23 +252,7 @@ fn shell_syntax_in_names_and_contents_is_placed_literally_over_ssh() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("root");
     let canary = root.join("canary");
-    let nasty = [
-        "/etc/it's here.conf",
-        "/etc/$(touch canary).conf",
-        "/etc/a;touch canary;.conf",
-        "/etc/new\nline.conf",
-        "/etc/`touch canary`",
-    ];
-    let files = nasty
-        .iter()
-        .map(|path| {
-            file(
-                path,
-                format!("$(touch {}) '\"; x\n", canary.display()).as_bytes(),
-                "0644",
-            )
-        })
-        .collect();
+    let (nasty, files) = nasty_files(&canary);
     let mut p = plan(
         "node 'quoted' $(x)",
         target("web1", &root, TransportKind::Ssh, ssh_settings(&sshd)),

@@ -62,3 +62,28 @@ pub fn ssh_settings(sshd: &fixtures::Sshd) -> SshSettings {
         ..SshSettings::default()
     }
 }
+
+/// File names full of shell syntax.
+pub const NASTY_PATHS: [&str; 6] = [
+    "/etc/it's here.conf",
+    "/etc/$(touch canary).conf",
+    "/etc/a;touch canary;.conf",
+    "/etc/new\nline.conf",
+    "/etc/`touch canary`",
+    "/etc/back\\slash \"dq\"",
+];
+
+/// Planned files at [`NASTY_PATHS`] whose contents would create `canary` if a shell ran them.
+pub fn nasty_files(canary: &Path) -> ([&'static str; 6], Vec<PlannedFile>) {
+    let files = NASTY_PATHS
+        .iter()
+        .map(|path| {
+            file(
+                path,
+                format!("$(touch {}) '\"; x\n", canary.display()).as_bytes(),
+                "0644",
+            )
+        })
+        .collect();
+    (NASTY_PATHS, files)
+}
