@@ -63,4 +63,4 @@ pub use restore::{
     record_changes, record_push, record_reported, rollback, snapshot_plan, status, tracked_files,
 };
 pub use settings::{HostKeyPolicy, MasterSettings, SshSettings};
-pub use vars::{Vars, merge as merge_vars};
+pub use vars::{Vars, fold_secrets, merge as merge_vars};

@@ -10,7 +10,7 @@ use crate::name::{NameKind, check_name};
 use crate::node::{Definition, Node, TransportKind};
 use crate::path::NodePath;
 use crate::settings::{MasterSettings, SshSettings};
-use crate::vars::{self, Vars, collect_secret_values, extract_marked_secrets};
+use crate::vars::{self, Vars};
 use crate::yaml;
 
 /// The file that makes a folder a master.
@@ -90,10 +90,7 @@ impl Master {
         let settings_text = read_text(&dir.join(SETTINGS_FILE), SETTINGS_FILE)?;
         let mut settings: MasterSettings = yaml::parse(SETTINGS_FILE, &settings_text)?;
         let mut secrets = Vec::new();
-        extract_marked_secrets(&mut settings.vars, &mut secrets);
-        collect_secret_values(&serde_json::Value::Object(settings.secrets.clone()), &mut secrets);
-        let master_secrets = settings.secrets.clone();
-        vars::merge(&mut settings.vars, &master_secrets);
+        vars::fold_secrets(&mut settings.vars, &settings.secrets, &mut secrets);
         if settings.jobs == Some(0) {
             return Err(ConfigError::Invalid {
                 at: Location::line(SETTINGS_FILE, crate::node::line_of(&settings_text, "jobs")),

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{ConfigError, Location};
 use crate::name::{NameKind, check_name};
 use crate::settings::SshSettings;
-use crate::vars::{Vars, collect_secret_values, extract_marked_secrets};
+use crate::vars::{Vars, fold_secrets};
 use crate::yaml;
 
 /// How pacha reaches a node.
@@ -126,9 +126,7 @@ impl Definition {
                 meta.include_lines.push(line);
             }
             let mut secrets = Vec::new();
-            extract_marked_secrets(&mut meta.vars, &mut secrets);
-            collect_secret_values(&serde_json::Value::Object(meta.secrets.clone()), &mut secrets);
-            crate::vars::merge(&mut meta.vars, &meta.secrets.clone());
+            fold_secrets(&mut meta.vars, &meta.secrets, &mut secrets);
             meta.secret_values = secrets;
             return Ok(Definition::Meta(Box::new(meta)));
         }
@@ -171,15 +169,9 @@ impl Definition {
             })?;
         }
         let mut secrets = Vec::new();
-        extract_marked_secrets(&mut node.vars, &mut secrets);
-        collect_secret_values(&serde_json::Value::Object(node.secrets.clone()), &mut secrets);
-        let node_secrets = node.secrets.clone();
-        crate::vars::merge(&mut node.vars, &node_secrets);
+        fold_secrets(&mut node.vars, &node.secrets, &mut secrets);
         for state in node.states.values_mut() {
-            extract_marked_secrets(&mut state.vars, &mut secrets);
-            collect_secret_values(&serde_json::Value::Object(state.secrets.clone()), &mut secrets);
-            let state_secrets = state.secrets.clone();
-            crate::vars::merge(&mut state.vars, &state_secrets);
+            fold_secrets(&mut state.vars, &state.secrets, &mut secrets);
         }
         node.secret_values = secrets;
         Ok(Definition::Node(Box::new(node)))

@@ -73,6 +73,16 @@ pub fn extract_marked_secrets(vars: &mut Vars, secrets: &mut Vec<String>) {
     }
 }
 
+/// Folds a layer's `secrets` map into its `vars` (secrets win) after unwrapping the
+/// `{secret: true, value: X}` marks in `vars`, and collects every secret value in `out`.
+pub fn fold_secrets(vars: &mut Vars, secrets: &Vars, out: &mut Vec<String>) {
+    extract_marked_secrets(vars, out);
+    for value in secrets.values() {
+        collect_secret_values(value, out);
+    }
+    merge(vars, secrets);
+}
+
 /// Every scalar inside `value`, as the text a template would print for it.
 pub fn collect_secret_values(value: &Value, secrets: &mut Vec<String>) {
     match value {

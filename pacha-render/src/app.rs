@@ -1,7 +1,7 @@
 //! `templates/<app>/app.yaml`: where an app's files go, with what owner, group and mode.
 
 use globset::{Glob, GlobBuilder, GlobSet, GlobSetBuilder};
-use pacha_core::{ConfigError, Location, Mode, NodePath, Vars, line_of, yaml};
+use pacha_core::{ConfigError, Location, Mode, NodePath, Vars, fold_secrets, line_of, yaml};
 use serde::Deserialize;
 
 /// The file as written.
@@ -60,6 +60,8 @@ pub struct AppConfig {
     pub defaults: Attributes,
     pub dir_mode: Mode,
     pub vars: Vars,
+    /// Values of the variables marked `{secret: true, value: …}` in `vars`.
+    pub secrets: Vec<String>,
     rules: Vec<Attributes>,
     rule_globs: GlobSet,
     ignore: GlobSet,
@@ -68,7 +70,7 @@ pub struct AppConfig {
 impl AppConfig {
     /// Parses `app.yaml` (shown as `file`); `None` text means the app has none.
     pub fn parse(file: &str, text: Option<&str>) -> Result<AppConfig, ConfigError> {
-        let parsed: AppFile = match text {
+        let mut parsed: AppFile = match text {
             Some(text) => yaml::parse(file, text)?,
             None => AppFile::default(),
         };
@@ -91,6 +93,8 @@ impl AppConfig {
                     message: format!("invalid glob {pattern:?}: {}", err.kind()),
                 })
         };
+        let mut secrets = Vec::new();
+        fold_secrets(&mut parsed.vars, &Vars::new(), &mut secrets);
         let mut rule_globs = GlobSetBuilder::new();
         let mut rules = Vec::new();
         for rule in &parsed.files {
@@ -119,6 +123,7 @@ impl AppConfig {
                 mode: parsed.mode,
             },
             dir_mode: parsed.dir_mode.unwrap_or(Mode::EXECUTABLE),
+            secrets,
             vars: parsed.vars,
             rules,
             rule_globs: build(rule_globs)?,
@@ -174,6 +179,13 @@ ignore: ["**/*.swp"]
         assert_eq!(app.attributes("x.conf").group.as_deref(), Some("adm"));
         assert!(app.is_ignored("a/b/.x.swp"));
         assert!(!app.is_ignored("x.conf"));
+    }
+
+    #[test]
+    fn marked_secrets_in_app_vars_are_unwrapped_and_remembered() {
+        let app = AppConfig::parse("app.yaml", Some("vars:\n  key: {secret: true, value: s3cr3t}\n")).unwrap();
+        assert_eq!(app.vars["key"], "s3cr3t");
+        assert_eq!(app.secrets, ["s3cr3t"]);
     }
 
     #[test]

@@ -86,9 +86,11 @@ impl<'m> Renderer<'m> {
         let node_vars = self.master.node_vars(name, state)?;
 
         let mut files = Vec::new();
+        let mut secrets = node_vars.secrets.clone();
         for app_name in &node.apps {
             let at = || Location::line(&node_file, line_of(&node_text(), app_name));
             let app = self.app(app_name, state, at)?;
+            secrets.extend(app.config.secrets.iter().cloned());
             let mut data = node_vars.for_app(&app.config.vars);
             data.insert(
                 "pacha".to_owned(),
@@ -144,6 +146,8 @@ impl<'m> Renderer<'m> {
             });
         }
 
+        secrets.sort();
+        secrets.dedup();
         let mut scripts = Vec::new();
         for (stage, phases) in [(Stage::Pre, &node.scripts.pre), (Stage::Post, &node.scripts.post)] {
             for phase in phases {
@@ -167,7 +171,7 @@ impl<'m> Renderer<'m> {
             target,
             files,
             scripts,
-            secrets: node_vars.secrets,
+            secrets,
         })
     }
 
