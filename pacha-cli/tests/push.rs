@@ -67,6 +67,18 @@ fn push_then_push_again_then_diff() {
     let (code, _, _) = master.run(&["push", "web1", "production"]);
     assert_eq!(code, 0);
     assert_eq!(fs::read_to_string(&motd).unwrap(), "hello from web1 (production)\n");
+
+    // --force runs the scripts although nothing changed.
+    let (code, stdout, _) = master.run(&["push", "web1", "production", "--force"]);
+    assert_eq!(code, 0, "{stdout}");
+    assert!(stdout.contains("reloaded web1"), "{stdout}");
+
+    // disconnect closes the kept connections.
+    let (code, stdout, _) = master.run(&["disconnect"]);
+    assert_eq!(code, 0);
+    assert_eq!(stdout, "closed 2 kept connections\n");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert!(ssh_master_pids(&master.dir.path().join("run")).is_empty());
 }
 
 #[test]

@@ -241,7 +241,8 @@ pub fn rollback_command(context: &Context<'_>, out: &mut Output, node: &str, rev
         holder: holder("rollback"),
         ..PushOptions::default()
     };
-    let done = rollback(&history, node, rev, target, &connector()?, &options, &Quiet)?;
+    let done = rollback(&history, node, rev, target, &connector()?, &options, &Quiet)
+        .with_context(|| format!("rolling {node} back to {rev}"))?;
     restored(out, &done, "rollback")
 }
 
@@ -278,7 +279,8 @@ pub fn rebuild_command(
         holder: holder("rebuild"),
         ..PushOptions::default()
     };
-    let done = rebuild(&history, node, target, &connector()?, &options, &Quiet)?;
+    let done = rebuild(&history, node, target, &connector()?, &options, &Quiet)
+        .with_context(|| format!("rebuilding {node}"))?;
     restored(out, &done, "rebuild")
 }
 
@@ -305,7 +307,8 @@ pub fn capture_command(
         &only,
         &connector()?,
         &holder("capture"),
-    )?;
+    )
+    .with_context(|| format!("capturing {node}"))?;
     if out.json {
         out.json_document(&serde_json::json!({
             "node": node,

@@ -59,12 +59,18 @@ pub fn connector() -> anyhow::Result<SshConnector> {
 
 /// Who is pushing, as a busy node tells a second pacha.
 pub fn holder(command: &str) -> String {
+    let (user, host) = user_and_host();
+    format!("pacha {command} by {user}@{host} (pid {})", std::process::id())
+}
+
+/// The user running pacha and this machine's name.
+fn user_and_host() -> (String, String) {
     let user = std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "someone".to_owned());
+        .unwrap_or_else(|_| "pacha".to_owned());
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map_or_else(|_| "localhost".to_owned(), |name| name.trim().to_owned());
-    format!("pacha {command} by {user}@{host} (pid {})", std::process::id())
+    (user, host)
 }
 
 /// How many nodes to work on at once.
@@ -144,9 +150,7 @@ pub type Recorded = Result<Option<Entry>, String>;
 /// The person running pacha, for the history's commits.
 pub fn author() -> Author {
     Author::from_git_config().unwrap_or_else(|| {
-        let user = std::env::var("USER").unwrap_or_else(|_| "pacha".to_owned());
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map_or_else(|_| "localhost".to_owned(), |name| name.trim().to_owned());
+        let (user, host) = user_and_host();
         Author::new(user.clone(), format!("{user}@{host}"))
     })
 }
