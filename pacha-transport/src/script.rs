@@ -39,14 +39,30 @@ pub fn state_dir(root: &str) -> String {
 /// lib/pacha` when this user may write there, else a folder in the user's own state folder
 /// (`$XDG_STATE_HOME` or `~/.local/state`), so that a user who is not root can push too.
 pub fn state_setup(root: &str) -> String {
-    let key = pacha_core::ContentHash::of(root.as_bytes()).short(12);
     format!(
         "S={}
 [ -d \"$S\" ] && [ -w \"$S\" ] || {{ mkdir -p \"$S\" 2>/dev/null && chmod 700 \"$S\"; }} || \
-{{ S=\"${{XDG_STATE_HOME:-$HOME/.local/state}}/pacha/{key}\"; mkdir -p \"$S\" && chmod 700 \"$S\"; }} || \
+{{ S={}; mkdir -p \"$S\" && chmod 700 \"$S\"; }} || \
 {{ echo \"cannot create a state folder for pacha ($S)\" >&2; exit 1; }}\n",
-        quote(&state_dir(root))
+        quote(&state_dir(root)),
+        fallback_state_dir(root)
     )
+}
+
+/// Lines that set `S` to where [`state_setup`] would put the state folder, creating nothing:
+/// for reading only (a dry run shows post scripts left due without touching the node).
+pub fn state_lookup(root: &str) -> String {
+    format!(
+        "S={}\n[ -d \"$S\" ] && [ -w \"$S\" ] || S={}\n",
+        quote(&state_dir(root)),
+        fallback_state_dir(root)
+    )
+}
+
+/// The state folder in the SSH user's own state folder, as a shell word.
+fn fallback_state_dir(root: &str) -> String {
+    let key = pacha_core::ContentHash::of(root.as_bytes()).short(12);
+    format!("\"${{XDG_STATE_HOME:-$HOME/.local/state}}/pacha/{key}\"")
 }
 
 const LOCK: &str = r#"alive() { [ -d "/proc/$1" ] || kill -0 "$1" 2>/dev/null; }
@@ -101,8 +117,10 @@ pub fn inspect(
         let _ = writeln!(script, "W={}", lock_wait.as_millis() / 50);
         script.push_str(LOCK);
         let _ = writeln!(script, "printf '%s\\n' {} > \"$S/lock/holder\"", quote(holder));
-        script.push_str("[ -f \"$S/pending-post\" ] && { printf 'P %s\\n' \"$(wc -c < \"$S/pending-post\")\"; cat \"$S/pending-post\"; }\n");
+    } else {
+        script.push_str(&state_lookup(root));
     }
+    script.push_str("[ -f \"$S/pending-post\" ] && { printf 'P %s\\n' \"$(wc -c < \"$S/pending-post\")\"; cat \"$S/pending-post\"; }\n");
     script.push_str("set --");
     for path in paths {
         script.push(' ');

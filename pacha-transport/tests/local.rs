@@ -252,6 +252,20 @@ fn a_failing_pre_script_places_nothing_and_a_failing_post_script_runs_again() {
         root.path().join("etc/x").exists(),
         "files were placed before the post script"
     );
+    // A dry run sees the post scripts left due, without taking the lock or running them.
+    let dry = push(
+        std::slice::from_ref(&p),
+        &LocalConnector::default(),
+        &PushOptions {
+            dry_run: true,
+            ..PushOptions::default()
+        },
+        &Quiet,
+    );
+    assert_eq!(dry[0].outcome, Outcome::WouldChange);
+    assert!(dry[0].changes.is_empty());
+    assert_eq!(dry[0].pending_post.as_ref().map(Vec::len), Some(1));
+    assert!(!root.path().join("var/lib/pacha/lock").exists());
     fs::write(&flag, "").unwrap();
     let second = push(
         std::slice::from_ref(&p),
