@@ -415,16 +415,19 @@ held=; { read -r held < "$S/lock/nonce"; } 2>/dev/null
             );
         }
     }
-    let mut index = 0;
-    for planned in step.pre {
-        let _ = writeln!(
-            script,
-            "run {index} pre {} {} || exit {EXIT_PRE_FAILED}",
-            quote(&planned.phase),
-            quote(&planned.name)
-        );
-        index += 1;
-    }
+    // Scripts were uploaded pre first, then post: `run` takes their index in that order.
+    let run_lines = |script: &mut String, scripts: &[&PlannedScript], first: usize, stage: &str, failed: i32| {
+        for (offset, planned) in scripts.iter().enumerate() {
+            let _ = writeln!(
+                script,
+                "run {} {stage} {} {} || exit {failed}",
+                first + offset,
+                quote(&planned.phase),
+                quote(&planned.name)
+            );
+        }
+    };
+    run_lines(&mut script, step.pre, 0, "pre", EXIT_PRE_FAILED);
     if step.record_pending {
         let listed: Vec<&str> = request.changed.iter().map(NodePath::as_str).collect();
         let _ = writeln!(
@@ -458,15 +461,7 @@ held=; { read -r held < "$S/lock/nonce"; } 2>/dev/null
             join_quoted(&placed)
         );
     }
-    for planned in step.post {
-        let _ = writeln!(
-            script,
-            "run {index} post {} {} || exit {EXIT_POST_FAILED}",
-            quote(&planned.phase),
-            quote(&planned.name)
-        );
-        index += 1;
-    }
+    run_lines(&mut script, step.post, step.pre.len(), "post", EXIT_POST_FAILED);
     if !step.post.is_empty() {
         script.push_str("rm -f \"$S/pending-post\"\n");
     }
