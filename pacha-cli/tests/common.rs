@@ -13,12 +13,12 @@ pub fn pacha() -> Command {
 
 /// `pacha --master DIR ARGS…`; returns (exit code, stdout, stderr).
 pub fn run_in(master: &Path, args: &[&str]) -> (i32, String, String) {
-    let output = pacha()
-        .arg("--master")
-        .arg(master)
-        .args(args)
-        .output()
-        .expect("pacha runs");
+    outcome(pacha().arg("--master").arg(master).args(args))
+}
+
+/// Runs `command`; returns (exit code, stdout, stderr).
+pub fn outcome(command: &mut Command) -> (i32, String, String) {
+    let output = command.output().expect("pacha runs");
     (
         output.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -76,18 +76,19 @@ impl SshMaster {
     pub fn run(&self, args: &[&str]) -> (i32, String, String) {
         let runtime = self.dir.path().join("run");
         std::fs::create_dir_all(&runtime).expect("runtime dir");
-        let output = pacha()
-            .env("XDG_RUNTIME_DIR", &runtime)
-            .arg("--master")
-            .arg(self.dir.path())
-            .args(args)
-            .output()
-            .expect("pacha runs");
-        (
-            output.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&output.stdout).into_owned(),
-            String::from_utf8_lossy(&output.stderr).into_owned(),
+        outcome(
+            pacha()
+                .env("XDG_RUNTIME_DIR", &runtime)
+                .arg("--master")
+                .arg(self.dir.path())
+                .args(args),
         )
+    }
+
+    /// Rewrites `node`'s file as [`SshMaster::new`] made it, with `extra` lines appended.
+    pub fn add_to_node(&self, node: &str, extra: &str) {
+        let text = format!("{}{extra}", SshMaster::node_text(node, &self.root(node)));
+        self.write(&format!("nodes/{node}/{node}.conf"), &text);
     }
 
     pub fn write(&self, path: &str, text: &str) {

@@ -162,13 +162,7 @@ fn rebuild_onto_an_empty_root_reproduces_the_node() {
 #[test]
 fn capture_records_a_hand_edit_and_status_sees_drift_until_then() {
     let master = SshMaster::new(&["web1"]);
-    master.write(
-        "nodes/web1/web1.conf",
-        &format!(
-            "{}track: [\"/etc/extra/*.conf\"]\n",
-            SshMaster::node_text("web1", &master.root("web1"))
-        ),
-    );
+    master.add_to_node("web1", "track: [\"/etc/extra/*.conf\"]\n");
     let (code, _, stderr) = master.run(&["push", "web1", "production"]);
     assert_eq!(code, 0, "{stderr}");
     let (code, stdout, _) = master.run(&["status"]);
@@ -240,12 +234,9 @@ fn secrets_are_rendered_but_never_printed() {
         "templates/motd/default/db.conf.hbs",
         "password = {{db_password}}\ntoken = {{token}}\n",
     );
-    master.write(
-        "nodes/web1/web1.conf",
-        &format!(
-            "{}secrets:\n  db_password: hunter2-very-secret\nvars:\n  token: {{secret: true, value: tok-123456}}\n",
-            SshMaster::node_text("web1", &master.root("web1"))
-        ),
+    master.add_to_node(
+        "web1",
+        "secrets:\n  db_password: hunter2-very-secret\nvars:\n  token: {secret: true, value: tok-123456}\n",
     );
     master.write(
         "scripts/post/reload/10-reload",

@@ -3,7 +3,7 @@
 
 use std::fs;
 
-use crate::common::{SshMaster, pacha};
+use crate::common::{SshMaster, outcome, pacha};
 
 #[test]
 fn a_node_pulls_its_plan_and_the_master_records_it() {
@@ -11,31 +11,25 @@ fn a_node_pulls_its_plan_and_the_master_records_it() {
     let bin = assert_cmd::cargo::cargo_bin("pacha");
     let elsewhere = tempfile::tempdir().unwrap();
     let from = format!("web1:{}", master.dir.path().display());
-    let pull = |extra: &[&str]| {
-        let output = pacha()
-            .current_dir(elsewhere.path())
-            .args([
-                "pull",
-                "web1",
-                "production",
-                "--from",
-                &from,
-                "--remote-pacha",
-                bin.to_str().unwrap(),
-                "-F",
-            ])
-            .arg(&master.sshd.config)
-            .args(extra)
-            .output()
-            .unwrap();
-        (
-            output.status.code(),
-            String::from_utf8_lossy(&output.stdout).into_owned(),
-            String::from_utf8_lossy(&output.stderr).into_owned(),
+    let pull = |node: &str| {
+        outcome(
+            pacha()
+                .current_dir(elsewhere.path())
+                .args([
+                    "pull",
+                    node,
+                    "production",
+                    "--from",
+                    &from,
+                    "--remote-pacha",
+                    bin.to_str().unwrap(),
+                    "-F",
+                ])
+                .arg(&master.sshd.config),
         )
     };
-    let (code, stdout, stderr) = pull(&[]);
-    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    let (code, stdout, stderr) = pull("web1");
+    assert_eq!(code, 0, "{stdout}{stderr}");
     assert!(
         stdout.contains("reloaded web1"),
         "the post scripts ran on the node: {stdout}"
@@ -56,8 +50,8 @@ fn a_node_pulls_its_plan_and_the_master_records_it() {
     );
 
     // Nothing changed: nothing placed, nothing recorded.
-    let (code, stdout, stderr) = pull(&[]);
-    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    let (code, stdout, stderr) = pull("web1");
+    assert_eq!(code, 0, "{stdout}{stderr}");
     assert!(stdout.contains("web1 unchanged"), "{stdout}");
     let (_, again, _) = master.run(&["log", "web1", "--json"]);
     assert_eq!(
@@ -69,21 +63,7 @@ fn a_node_pulls_its_plan_and_the_master_records_it() {
     );
 
     // A bad node name is the master's error, told on the node.
-    let output = pacha()
-        .args([
-            "pull",
-            "nosuch",
-            "production",
-            "--from",
-            &from,
-            "--remote-pacha",
-            bin.to_str().unwrap(),
-            "-F",
-        ])
-        .arg(&master.sshd.config)
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let (code, _, stderr) = pull("nosuch");
+    assert_eq!(code, 1);
     assert!(stderr.contains("unknown node \"nosuch\""), "{stderr}");
 }

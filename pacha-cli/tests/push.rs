@@ -141,11 +141,10 @@ fn an_unknown_host_key_stops_every_node_and_names_them_all() {
         .sshd
         .config_without_known_hosts(&master.dir.path().join("strangers_config"), &["web2", "web3"]);
     for node in ["web2", "web3"] {
-        master.write(
-            &format!("nodes/{node}/{node}.conf"),
+        master.add_to_node(
+            node,
             &format!(
-                "{}ssh:\n  config_file: {}\n  known_hosts: {}\n",
-                SshMaster::node_text(node, &master.root(node)),
+                "ssh:\n  config_file: {}\n  known_hosts: {}\n",
                 config.display(),
                 empty.display()
             ),
@@ -165,11 +164,10 @@ fn an_unknown_host_key_stops_every_node_and_names_them_all() {
 fn nodes_on_two_sshd_instances() {
     let master = SshMaster::new(&["web1"]);
     let other = fixtures::Sshd::start(&["far1"]);
-    master.write(
-        "nodes/far1/far1.conf",
+    master.add_to_node(
+        "far1",
         &format!(
-            "{}ssh:\n  config_file: {}\n  known_hosts: {}\n",
-            SshMaster::node_text("far1", &master.root("far1")),
+            "ssh:\n  config_file: {}\n  known_hosts: {}\n",
             other.config.display(),
             other.known_hosts.display()
         ),

@@ -30,13 +30,7 @@ fn wait_for_log(master: &SshMaster, node: &str, needle: &str) -> String {
 #[test]
 fn the_watcher_captures_hand_edits_but_not_pushes() {
     let master = SshMaster::new(&["web1"]);
-    master.write(
-        "nodes/web1/web1.conf",
-        &format!(
-            "{}track: [\"/etc/extra/*.conf\"]\n",
-            SshMaster::node_text("web1", &master.root("web1"))
-        ),
-    );
+    master.add_to_node("web1", "track: [\"/etc/extra/*.conf\"]\n");
     let (code, _, stderr) = master.run(&["push", "web1", "production"]);
     assert_eq!(code, 0, "{stderr}");
     let bin = assert_cmd::cargo::cargo_bin("pacha");
