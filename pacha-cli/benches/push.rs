@@ -2,6 +2,9 @@
 //! no-change push, one template changed; and the baselines they are judged against: `ssh
 //! host true` and `tar | ssh host tar -x` per node over the same open master connections.
 //!
+//! Pushes go through the engine as `pacha push` does, so each one that changes a node is also
+//! recorded in a real git history.
+//!
 //! Run with `cargo bench -p pacha-cli --bench push`. Needs `/usr/sbin/sshd`.
 
 use std::collections::HashMap;
@@ -9,9 +12,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{LazyLock, Mutex};
 
-use pacha_core::{Master, Outcome, PushOptions, Quiet, in_parallel, push};
+use pacha_core::{Engine, Master, Outcome, PushOptions, Quiet};
 use pacha_render::Renderer;
 use pacha_transport::SshConnector;
+use pacha_vcs::{Author, GitHistory};
 
 fn main() {
     divan::main();
@@ -60,16 +64,14 @@ impl Fleet {
     fn push_all(&self, expected: Outcome) {
         let master = Master::open(self.dir.path()).expect("master");
         let renderer = Renderer::new(&master);
-        let plans: Vec<_> = self
-            .leaves
-            .iter()
-            .map(|node| renderer.plan(node, "production").expect("plan"))
-            .collect();
+        let history =
+            GitHistory::open(&master.history_dir(), Author::new("bench", "bench@example.com")).expect("history");
+        let engine = Engine::new(&master, &renderer, &self.connector, &history);
         let options = PushOptions {
             jobs: self.leaves.len().min(32),
             ..PushOptions::default()
         };
-        let reports = push(&plans, &self.connector, &options, &Quiet);
+        let reports = engine.push("fleet", "production", &options, &Quiet).expect("renders");
         for report in &reports {
             assert_eq!(report.outcome, expected, "{}: {:?}", report.node, report.error);
         }
@@ -186,6 +188,22 @@ fn baseline_tar_ssh(bencher: divan::Bencher<'_, '_>, nodes: usize) {
                 assert!(tar.wait().expect("tar ends").success());
             });
         });
+    });
+}
+
+/// Runs `work` over `items` on up to `jobs` threads.
+fn in_parallel<T: Sync>(items: &[T], jobs: usize, work: impl Fn(usize, &T) + Sync) {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.clamp(1, items.len().max(1)) {
+            scope.spawn(|| {
+                loop {
+                    let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(item) = items.get(index) else { break };
+                    work(index, item);
+                }
+            });
+        }
     });
 }
 

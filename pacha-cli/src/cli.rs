@@ -129,13 +129,13 @@ pub enum Command {
         #[command(flatten)]
         connection: ConnectionArgs,
     },
-    /// Run on a node itself: fetch NODE's plan from the master over SSH, apply it here, record it in the master's history
+    /// Run on a node itself: fetch NODE's plan from the master, apply it here, record it in the master's history
     Pull {
         /// This node's name in the master
         node: String,
-        /// The state, e.g. production
-        state: String,
-        /// The master: [USER@]HOST:/MASTER/DIR (HOST may be an ssh_config alias)
+        /// The state, e.g. production [default: the node's last recorded state]
+        state: Option<String>,
+        /// The master: [USER@]HOST:/MASTER/DIR (over ssh, HOST may be an ssh_config alias), or a master folder on this machine
         #[arg(long, value_name = "[USER@]HOST:/DIR")]
         from: String,
         /// Place every file and run every script even when nothing changed
@@ -152,7 +152,7 @@ pub enum Command {
     Watch {
         /// This node's name in the master
         node: String,
-        /// The master: [USER@]HOST:/MASTER/DIR (HOST may be an ssh_config alias)
+        /// The master: [USER@]HOST:/MASTER/DIR (over ssh, HOST may be an ssh_config alias), or a master folder on this machine
         #[arg(long, value_name = "[USER@]HOST:/DIR")]
         to: String,
         /// Seconds between two looks at the files
@@ -165,18 +165,12 @@ pub enum Command {
         #[arg(long, short = 'F', value_name = "FILE")]
         ssh_config: Option<PathBuf>,
     },
-    /// (for watch) Print NODE's root, recorded files and track globs as JSON
-    #[command(hide = true)]
-    WatchList { node: String },
-    /// (for watch) Record files a node saw change, read as JSON from standard input
-    #[command(hide = true)]
-    RecordChanges { node: String },
-    /// (for pull) Print NODE's plan in STATE as JSON, contents included
-    #[command(hide = true)]
-    Bundle { node: String, state: String },
-    /// (for pull) Record what NODE did, read as JSON from standard input
-    #[command(hide = true)]
-    Record { node: String },
+    /// The master's end of pull and watch, on standard input and output (what a node's ssh runs)
+    Serve {
+        /// Act for this node only: its plan, its history (a per-host key's forced command)
+        #[arg(long, value_name = "NODE")]
+        node: Option<String>,
+    },
     /// Close the SSH connections kept for the next run (all, or NODE's)
     Disconnect {
         /// A node or meta node [default: every kept connection]

@@ -2,7 +2,10 @@
 
 mod cli;
 mod commands;
+mod error;
 mod output;
+mod setup;
+mod ui;
 
 fn main() -> std::process::ExitCode {
     commands::main()

@@ -1,114 +1,72 @@
-//! The errors of the master model: each names the file (relative to the master) and, where
-//! the parser knows it, the line.
+//! [`EngineError`]: why an operation of the engine failed as a whole (a node's own failure is a
+//! [`crate::NodeError`] in its report instead).
 
-use std::fmt;
-use std::io;
 use std::path::PathBuf;
 
-use crate::name::NameError;
+use crate::edges::connection::TransportError;
+use crate::edges::history::HistoryError;
+use crate::edges::link::LinkError;
+use crate::edges::planner::PlanError;
+use crate::master::error::{ConfigError, GraphError};
+use crate::model::hash::Damaged;
+use crate::model::path::PathError;
 
-/// A `file:line:column` position in a master file, printed the way compilers print them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Location {
-    pub file: String,
-    pub line: Option<usize>,
-    pub column: Option<usize>,
-}
-
-impl Location {
-    pub fn file(file: impl Into<String>) -> Location {
-        Location {
-            file: file.into(),
-            line: None,
-            column: None,
-        }
-    }
-
-    pub fn line(file: impl Into<String>, line: Option<usize>) -> Location {
-        Location {
-            file: file.into(),
-            line,
-            column: None,
-        }
-    }
-}
-
-impl fmt::Display for Location {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.file)?;
-        if let Some(line) = self.line {
-            write!(f, ":{line}")?;
-            if let Some(column) = self.column {
-                write!(f, ":{column}")?;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Something wrong in the master's files.
+/// Why an operation failed before (or instead of) reporting per node.
 #[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error(
-        "no pacha master here: no pacha.yaml in {} or any folder above it (pass --master DIR, set PACHA_MASTER, or run `pacha init`)",
-        start.display()
-    )]
-    MasterNotFound { start: PathBuf },
-    #[error("{} is not a pacha master: it has no pacha.yaml", dir.display())]
-    NotAMaster { dir: PathBuf },
-    #[error("{file}: {source}")]
-    Read { file: String, source: io::Error },
-    #[error("{}: {message}", Location { file: file.clone(), line: *line, column: *column })]
-    Yaml {
-        file: String,
-        line: Option<usize>,
-        column: Option<usize>,
-        message: String,
-    },
-    #[error("{file}:{line}: `{found}` is not YAML; write `{suggestion}` instead")]
-    KeyEqualsValue {
-        file: String,
-        line: usize,
-        found: String,
-        suggestion: String,
-    },
-    #[error("{at}: {source}")]
-    Name { at: Location, source: NameError },
-    #[error("{at}: {message}")]
-    Invalid { at: Location, message: String },
-}
-
-/// Something wrong in how nodes and meta nodes refer to each other.
-#[derive(Debug, thiserror::Error)]
-pub enum GraphError {
-    #[error("unknown node {name:?}: there is no nodes/{name}/{name}.conf{}", hint(suggestion.as_deref()))]
-    UnknownNode { name: String, suggestion: Option<String> },
-    #[error("{at}: meta node {meta:?} includes {name:?}, but there is no nodes/{name}/{name}.conf{}", hint(suggestion.as_deref()))]
-    MissingInclude {
-        at: Location,
-        meta: String,
-        name: String,
-        suggestion: Option<String>,
-    },
-    #[error("meta nodes include each other in a cycle: {}", cycle.join(" -> "))]
-    Cycle { cycle: Vec<String> },
-    #[error(
-        "node {node:?} inherits variable `{variable}` from two meta nodes that disagree: {first:?} sets {first_value}, {second:?} sets {second_value}; set `{variable}` in nodes/{node}/{node}.conf to choose"
-    )]
-    VarConflict {
-        node: String,
-        variable: String,
-        first: String,
-        first_value: String,
-        second: String,
-        second_value: String,
-    },
-    #[error("{name:?} is a meta node; {what} needs a single node")]
-    NotALeaf { name: String, what: &'static str },
+pub enum EngineError {
+    /// A master file is wrong.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// Nodes and meta nodes do not fit together, or a name is unknown.
+    #[error(transparent)]
+    Graph(#[from] GraphError),
+    /// A node's plan could not be rendered; nothing touched any node.
+    #[error("{source}")]
+    Render {
+        /// The node whose plan failed.
+        node: String,
+        /// The planner's error.
+        #[source]
+        source: PlanError,
+    },
+    /// The history could not be read or written.
+    #[error(transparent)]
+    History(#[from] HistoryError),
+    /// A node could not be reached or read for an operation on that one node.
+    #[error("{doing} {node}: {source}")]
+    Transport {
+        /// The node.
+        node: String,
+        /// What was being done (`rolling back`, `capturing`, …).
+        doing: &'static str,
+        /// The transport's error.
+        #[source]
+        source: TransportError,
+    },
+    /// The master could not be reached from the node, or refused.
+    #[error(transparent)]
+    Link(#[from] LinkError),
+    /// Something received over the wire does not match its hash.
+    #[error("received damaged data: {0}")]
+    Damaged(#[from] Damaged),
+    /// A path given by the caller is not a path on the node.
+    #[error(transparent)]
+    Path(#[from] PathError),
+    /// A file on this machine could not be written (`render --out`).
+    #[error("writing {}: {source}", path.display())]
+    Write {
+        /// The file or folder.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
-fn hint(suggestion: Option<&str>) -> String {
-    suggestion.map_or_else(String::new, |name| format!(" (did you mean {name:?}?)"))
+impl EngineError {
+    /// Wraps a transport error of an operation on `node`.
+    pub(crate) fn transport(node: &str, doing: &'static str) -> impl FnOnce(TransportError) -> EngineError {
+        let node = node.to_owned();
+        move |source| EngineError::Transport { node, doing, source }
+    }
 }

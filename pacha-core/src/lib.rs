@@ -1,66 +1,88 @@
 //! The model and engine of pacha, a configuration manager: a master directory of templates,
-//! scripts and node files becomes, per node and state, a [`Plan`] of files and scripts.
+//! scripts and node files becomes, per node and state, a [`Plan`] of files and scripts, which
+//! the [`Engine`] brings to the node and records in the node's history.
 //!
-//! This crate holds the model ([`Master`], [`Node`], [`MetaNode`], the [`NodeGraph`] of meta
-//! nodes, variable layering, [`Plan`]) and reads the master's YAML files. It never prints and
-//! never reads the environment: the caller passes everything in.
+//! The crate reads as its architecture: the **model** (plain data: [`Master`] settings,
+//! [`Node`], [`MetaNode`], [`Plan`], [`Snapshot`], …), the **master** (loading, the graph of
+//! meta nodes), the **edges** (traits other crates implement: [`Connector`] to reach nodes,
+//! [`History`] to record them, [`Planner`] to render, [`MasterLink`] for a node to reach its
+//! master, [`Reporter`] to hear progress), and the **operations** the [`Engine`] composes:
+//! push, rollback, rebuild, capture, status, and both ends of pull and watch. It never prints
+//! and never reads the environment: the caller passes everything in.
+//!
+//! A push and a rollback, over the in-memory connector and history of the `testing` feature
+//! (the real ones are `pacha_transport::SshConnector` and `pacha_vcs::GitHistory`):
 //!
 //! ```
-//! use pacha_core::Master;
+//! use pacha_core::testing::{Memory, MemoryHistory, StaticPlanner};
+//! use pacha_core::{Engine, History, Master, Outcome, PushOptions, Quiet};
 //!
 //! let dir = tempfile::tempdir()?;
-//! std::fs::write(dir.path().join("pacha.yaml"), "vars: {greeting: hello}\n")?;
+//! std::fs::write(dir.path().join("pacha.yaml"), "")?;
 //! std::fs::create_dir_all(dir.path().join("nodes/web1"))?;
-//! std::fs::write(dir.path().join("nodes/web1/web1.conf"), "host: web1.example.com\napps: [motd]\n")?;
-//! std::fs::create_dir_all(dir.path().join("nodes/web"))?;
-//! std::fs::write(dir.path().join("nodes/web/web.conf"), "include_nodes: [web1]\nvars: {tier: front}\n")?;
-//!
+//! std::fs::write(dir.path().join("nodes/web1/web1.conf"), "host: web1.example.com\n")?;
 //! let master = Master::open(dir.path())?;
-//! assert_eq!(master.expand("web")?, ["web1"]);
-//! let vars = master.node_vars("web1", "production")?.for_app(&Default::default());
-//! assert_eq!(vars["tier"], "front");
+//!
+//! let planner = StaticPlanner::new(&master, &[("/etc/motd", "hello\n")]);
+//! let nodes = Memory::with_nodes(&["web1"]);
+//! let history = MemoryHistory::default();
+//! let engine = Engine::new(&master, &planner, &nodes, &history);
+//!
+//! let reports = engine.push("web1", "production", &PushOptions::default(), &Quiet)?;
+//! assert_eq!(reports[0].outcome, Outcome::Changed);
+//! let first = reports[0].recorded.clone().expect("a push that changed the node is recorded");
+//!
+//! planner.set_files(&[("/etc/motd", "changed\n")]);
+//! engine.push("web1", "production", &PushOptions::default(), &Quiet)?;
+//! assert_eq!(nodes.content("web1", "/etc/motd").as_deref(), Some(&b"changed\n"[..]));
+//!
+//! let done = engine.rollback("web1", &first.revision, &PushOptions::default(), &Quiet)?;
+//! assert_eq!(done.report.outcome, Outcome::Changed);
+//! assert_eq!(nodes.content("web1", "/etc/motd").as_deref(), Some(&b"hello\n"[..]));
+//! assert_eq!(history.log("web1")?.len(), 3);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
-pub mod bytes;
-mod connection;
+mod edges;
+mod engine;
 mod error;
-mod graph;
-mod history;
 mod master;
-mod mode;
-mod name;
-mod node;
-mod path;
-mod plan;
-mod push;
-mod restore;
-mod settings;
-#[cfg(test)]
-mod testing;
-mod vars;
-pub mod yaml;
+mod model;
+mod ops;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
-pub use connection::{
-    Applied, Apply, Connection, Connector, FileStat, Inspect, Inspection, LiveFile, Placement, ScriptRun,
+pub use edges::connection::{
+    Applied, Apply, Connection, Connector, FileStat, Inspect, Inspection, LiveFile, Placement, ScriptRun, Step,
     TransportError,
 };
-pub use error::{ConfigError, GraphError, Location};
-pub use graph::{InheritedVars, NodeGraph};
-pub use history::{Entry, Event, EventKind, History, HistoryError, RecordedFile, RecordedScript, Snapshot};
-pub use master::{Master, NodeVars, SETTINGS_FILE, Target};
-pub use mode::{Mode, ModeError};
-pub use name::{NameError, NameKind, check_name};
-pub use node::{Definition, MetaNode, Node, ScriptPhases, StateSettings, TransportKind, line_of};
-pub use path::{NodePath, PathError, normalize_relative};
-pub use plan::{ContentHash, Plan, PlannedFile, PlannedScript, Stage};
-pub use push::{
-    Change, ChangeKind, NodeReport, Outcome, PushOptions, Quiet, Reporter, Timings, changes, in_parallel, push,
-};
-pub use restore::{
-    Captured, Drift, NodeStatus, RestoreError, Restored, Track, capture, latest_snapshot, pushed_snapshot, rebuild,
-    record_changes, record_push, record_reported, rollback, snapshot_plan, status, tracked_files,
-};
-pub use settings::{HostKeyPolicy, MasterSettings, SshSettings};
-pub use vars::{Vars, fold_secrets, merge as merge_vars};
+pub use edges::history::{History, HistoryError};
+pub use edges::link::{LinkError, MasterLink};
+pub use edges::planner::{PlanError, Planner};
+pub use edges::report::{Change, ChangeKind, NodeError, NodeReport, Outcome, Quiet, Reporter, Timings};
+pub use engine::Engine;
+pub use error::EngineError;
+pub use master::error::{ConfigError, GraphError, Location};
+pub use master::graph::NodeGraph;
+pub use master::{Master, NodeVars, SETTINGS_FILE, yaml};
+pub use model::hash::{ContentHash, Damaged};
+pub use model::mode::{Mode, ModeError};
+pub use model::name::{NameError, NameKind, check_name};
+pub use model::node::{Definition, MetaNode, Node, ScriptPhases, StateSettings, TransportKind};
+pub use model::path::{NodePath, PathError};
+pub use model::plan::{Plan, PlannedFile, PlannedScript, Stage, redact};
+pub use model::settings::{HostKeyPolicy, MasterSettings, SshSettings};
+pub use model::snapshot::{Entry, Event, EventKind, RecordedFile, RecordedScript, Snapshot};
+pub use model::target::Target;
+pub use model::track::{Track, TrackError};
+pub use model::vars::{self, Vars};
+pub use ops::capture::Captured;
+pub use ops::pull::{Pulled, pull};
+pub use ops::push::PushOptions;
+pub use ops::render::Rendering;
+pub use ops::restore::Restored;
+pub use ops::serve::Server;
+pub use ops::status::{Drift, NodeStatus};
+pub use ops::watch::Watcher;
+pub use ops::wire::{PROTOCOL_VERSION, read_message, write_message};

@@ -1,16 +1,24 @@
-//! In-memory nodes and history for tests of the orchestration, with faults to inject.
+//! In-memory fakes of the edges, for tests of the orchestration and for embedders' own tests:
+//! nodes with faults to inject ([`Memory`]), a history ([`MemoryHistory`]) and a planner that
+//! gives every node the same files ([`StaticPlanner`]). Behind the `testing` feature.
+#![expect(clippy::unwrap_used, reason = "a poisoned lock in a test fake is a failed test")]
+#![expect(missing_docs, reason = "test fakes whose fields are their documentation")]
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use crate::connection::{
+use crate::edges::connection::{
     Applied, Apply, Connection, Connector, FileStat, Inspect, Inspection, LiveFile, ScriptRun, TransportError,
 };
-use crate::history::{Entry, Event, History, HistoryError, Snapshot};
-use crate::master::Target;
-use crate::mode::Mode;
-use crate::path::NodePath;
-use crate::plan::{ContentHash, PlannedScript};
+use crate::edges::history::{History, HistoryError};
+use crate::edges::planner::{PlanError, Planner};
+use crate::master::Master;
+use crate::model::hash::ContentHash;
+use crate::model::mode::Mode;
+use crate::model::path::NodePath;
+use crate::model::plan::{Plan, PlannedFile, PlannedScript};
+use crate::model::snapshot::{Entry, Event, Snapshot};
+use crate::model::target::Target;
 
 #[derive(Debug, Clone)]
 pub struct MemoryFile {
@@ -32,8 +40,36 @@ pub struct MemoryNode {
     pub unknown_host_key: bool,
 }
 
+/// Nodes in memory, by name.
 #[derive(Default, Clone)]
 pub struct Memory(pub Arc<Mutex<BTreeMap<String, MemoryNode>>>);
+
+impl Memory {
+    /// Empty nodes named `nodes`.
+    pub fn with_nodes(nodes: &[&str]) -> Memory {
+        let memory = Memory::default();
+        for node in nodes {
+            memory
+                .0
+                .lock()
+                .unwrap()
+                .insert((*node).to_owned(), MemoryNode::default());
+        }
+        memory
+    }
+
+    /// The contents of `path` on `node`, if it has the file.
+    pub fn content(&self, node: &str, path: &str) -> Option<Vec<u8>> {
+        let path = NodePath::parse(path).ok()?;
+        self.0
+            .lock()
+            .unwrap()
+            .get(node)?
+            .files
+            .get(&path)
+            .map(|file| file.content.clone())
+    }
+}
 
 pub struct MemoryConnection {
     node: String,
@@ -43,7 +79,12 @@ pub struct MemoryConnection {
 impl Connector for Memory {
     fn connect(&self, node: &str, target: &Target) -> Result<Box<dyn Connection>, TransportError> {
         let nodes = self.0.lock().unwrap();
-        let state = &nodes[node];
+        let Some(state) = nodes.get(node) else {
+            return Err(TransportError::Connect {
+                host: target.host.clone(),
+                detail: format!("no node {node} in memory"),
+            });
+        };
         if state.unknown_host_key {
             return Err(TransportError::HostKey {
                 host: target.host.clone(),
@@ -239,4 +280,70 @@ impl History for MemoryHistory {
                 revision: revision.into(),
             })
     }
+}
+
+/// A planner that gives every node the same files, changeable between pushes.
+pub struct StaticPlanner<'a> {
+    master: &'a Master,
+    files: Mutex<Vec<(String, String)>>,
+}
+
+impl<'a> StaticPlanner<'a> {
+    /// Plans `files` (path and contents) for every node of `master`.
+    pub fn new(master: &'a Master, files: &[(&str, &str)]) -> StaticPlanner<'a> {
+        let planner = StaticPlanner {
+            master,
+            files: Mutex::new(Vec::new()),
+        };
+        planner.set_files(files);
+        planner
+    }
+
+    /// Plans `files` from now on.
+    pub fn set_files(&self, files: &[(&str, &str)]) {
+        *self.files.lock().unwrap() = files
+            .iter()
+            .map(|(path, content)| ((*path).to_owned(), (*content).to_owned()))
+            .collect();
+    }
+}
+
+impl Planner for StaticPlanner<'_> {
+    fn plan(&self, node: &str, state: &str) -> Result<Plan, PlanError> {
+        let target = self.master.target(node)?;
+        let mut files = Vec::new();
+        for (path, content) in self.files.lock().unwrap().iter() {
+            files.push(PlannedFile {
+                destination: NodePath::parse(path)?,
+                app: "static".to_owned(),
+                source: "static".to_owned(),
+                owner: None,
+                group: None,
+                mode: Mode::FILE,
+                dir_mode: Mode::EXECUTABLE,
+                content: Arc::from(content.as_bytes()),
+                sha256: ContentHash::of(content.as_bytes()),
+            });
+        }
+        files.sort_by(|a, b| a.destination.cmp(&b.destination));
+        Ok(Plan {
+            node: node.to_owned(),
+            state: state.to_owned(),
+            target,
+            files,
+            scripts: Vec::new(),
+            secrets: Vec::new(),
+        })
+    }
+}
+
+/// Pushes `plans` without recording them: for tests of a [`Connector`] that check placement
+/// alone. Everything else goes through [`crate::Engine`], which records.
+pub fn push_unrecorded(
+    plans: &[Plan],
+    connector: &dyn Connector,
+    options: &crate::PushOptions,
+    reporter: &dyn crate::Reporter,
+) -> Vec<crate::NodeReport> {
+    crate::ops::push::push_plans(plans, connector, options, reporter, &|_, _| {})
 }

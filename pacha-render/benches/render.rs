@@ -5,13 +5,12 @@
 
 use std::sync::LazyLock;
 
-use pacha_core::Master;
-use pacha_render::{Renderer, render_in_order};
+use pacha_core::{EngineError, Master, Rendering};
+use pacha_render::Renderer;
 
 struct Fleet {
     _dir: tempfile::TempDir,
     master: Master,
-    leaves: Vec<String>,
 }
 
 static FLEET: LazyLock<Fleet> = LazyLock::new(|| {
@@ -21,13 +20,9 @@ static FLEET: LazyLock<Fleet> = LazyLock::new(|| {
         metas: 100,
         templates: 20,
     };
-    let leaves = fixtures::generate_fleet(dir.path(), shape, &|_| String::new());
+    fixtures::generate_fleet(dir.path(), shape, &|_| String::new());
     let master = Master::open(dir.path()).expect("generated master opens");
-    Fleet {
-        _dir: dir,
-        master,
-        leaves,
-    }
+    Fleet { _dir: dir, master }
 });
 
 fn main() {
@@ -45,13 +40,13 @@ fn open_master() -> Master {
 fn render_fleet() -> usize {
     let fleet = &*FLEET;
     let renderer = Renderer::new(&fleet.master);
-    let threads = std::thread::available_parallelism().map_or(1, usize::from);
     let mut files = 0;
-    render_in_order(&renderer, &fleet.leaves, "production", threads, |_, plan| {
-        files += plan.expect("renders").files.len();
-        Ok::<(), ()>(())
-    })
-    .expect("no error");
+    Rendering::new(&fleet.master, &renderer)
+        .render("fleet", "production", None, |plan| {
+            files += plan.files.len();
+            Ok::<(), EngineError>(())
+        })
+        .expect("renders");
     assert_eq!(files, 200_000);
     files
 }

@@ -1,7 +1,9 @@
 //! `templates/<app>/app.yaml`: where an app's files go, with what owner, group and mode.
 
 use globset::{Glob, GlobBuilder, GlobSet, GlobSetBuilder};
-use pacha_core::{ConfigError, Location, Mode, NodePath, Vars, fold_secrets, line_of, yaml};
+use pacha_core::vars::fold_secrets;
+use pacha_core::yaml::{self, line_of};
+use pacha_core::{ConfigError, Location, Mode, NodePath, Vars};
 use serde::Deserialize;
 
 /// The file as written.

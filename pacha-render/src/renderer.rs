@@ -6,9 +6,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use handlebars::{Context, Handlebars, RenderErrorReason};
+use pacha_core::yaml::line_of;
 use pacha_core::{
-    ContentHash, Location, Master, Mode, NameKind, NodePath, Plan, PlannedFile, PlannedScript, Stage, check_name,
-    line_of,
+    ContentHash, Location, Master, Mode, NameKind, NodePath, Plan, PlanError, PlannedFile, PlannedScript, Planner,
+    Stage, check_name,
 };
 use serde_json::{Value, json};
 
@@ -74,12 +75,9 @@ impl<'m> Renderer<'m> {
 
     /// The plan of node `name` (not a meta node) in `state`.
     pub fn plan(&self, name: &str, state: &str) -> Result<Plan, RenderError> {
-        check_name(NameKind::State, state).map_err(|source| pacha_core::ConfigError::Name {
-            at: Location::file("command line"),
-            source,
-        })?;
+        check_name(NameKind::State, state).map_err(pacha_core::ConfigError::StateName)?;
         let graph = self.master.graph();
-        let node = graph.node(name, "rendering")?;
+        let node = graph.node(name)?;
         let node_file = graph.file(name).unwrap_or_default().to_owned();
         let node_text = || fs::read_to_string(self.master.dir().join(&node_file)).unwrap_or_default();
         let target = self.master.target(name)?;
@@ -318,5 +316,10 @@ fn render_error(source: &str, node: &str, err: &handlebars::RenderError) -> Rend
             message: other.to_string(),
             node: node.to_owned(),
         },
+    }
+}
+impl Planner for Renderer<'_> {
+    fn plan(&self, node: &str, state: &str) -> Result<Plan, PlanError> {
+        Renderer::plan(self, node, state).map_err(PlanError::from)
     }
 }

@@ -87,19 +87,15 @@ fn a_node_renders_the_same_however_it_is_reached() {
     let renderer = Renderer::new(&master);
     let alone = renderer.plan("web1", "production").unwrap();
     let mut through_meta = None;
-    pacha_render::render_in_order(
-        &renderer,
-        &master.expand("all").unwrap(),
-        "production",
-        2,
-        |node, plan| {
-            if node == "web1" {
-                through_meta = Some(plan.unwrap());
+    pacha_core::Rendering::new(&master, &renderer)
+        .with_threads(2)
+        .render("all", "production", None, |plan| {
+            if plan.node == "web1" {
+                through_meta = Some(plan);
             }
-            Ok::<(), ()>(())
-        },
-    )
-    .unwrap();
+            Ok::<(), pacha_core::EngineError>(())
+        })
+        .unwrap();
     assert_eq!(Some(alone), through_meta);
 }
 

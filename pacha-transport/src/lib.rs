@@ -29,6 +29,7 @@
 //! ```
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
+mod link;
 mod local;
 pub mod parse;
 pub mod script;
@@ -36,7 +37,8 @@ mod session;
 mod shell;
 mod ssh;
 
+pub use link::{LocalLink, MasterAddress, SshLink, link_args};
 pub use local::LocalConnector;
 pub use session::{Finished, Held, Shell, ShellConnection, nonce, sh_command};
 pub use shell::quote;
-pub use ssh::{SshConnector, classify, master_args, socket_name};
+pub use ssh::{SshConnector, classify, master_args, session_args, socket_name};

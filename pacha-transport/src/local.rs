@@ -46,7 +46,7 @@ impl LocalShell {
         TransportError::Io {
             host: self.host.clone(),
             context: context.to_owned(),
-            source,
+            source: std::sync::Arc::new(source),
         }
     }
 

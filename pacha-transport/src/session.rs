@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use pacha_core::{Applied, Apply, Connection, Inspect, Inspection, LiveFile, NodePath, TransportError};
+use pacha_core::{Applied, Apply, Connection, Inspect, Inspection, LiveFile, NodePath, Step, TransportError};
 
 use crate::parse::{self, Inspected};
 use crate::script::{self, EXIT_LOCKED, EXIT_POST_FAILED, EXIT_PRE_FAILED};
@@ -85,7 +85,7 @@ impl ShellConnection {
         self
     }
 
-    fn remote_error(&self, step: &'static str, finished: &Finished) -> TransportError {
+    fn remote_error(&self, step: Step, finished: &Finished) -> TransportError {
         let stderr = String::from_utf8_lossy(&finished.stderr).into_owned();
         match finished.status {
             Some(status) => TransportError::Remote {
@@ -102,7 +102,7 @@ impl ShellConnection {
         }
     }
 
-    fn protocol(&self, step: &'static str, detail: String) -> TransportError {
+    fn protocol(&self, step: Step, detail: String) -> TransportError {
         TransportError::Protocol {
             host: self.host.clone(),
             step,
@@ -123,13 +123,13 @@ impl ShellConnection {
                 Held::Running(output) => output,
                 Held::Exited(finished) if finished.status == Some(EXIT_LOCKED) => finished.stdout,
                 Held::Exited(finished) => {
-                    return Err(self.remote_error("reading the node's files", &finished));
+                    return Err(self.remote_error(Step::Inspect, &finished));
                 }
             }
         } else {
             let finished = self.shell.run(&snippet, &[])?;
             if finished.status != Some(0) {
-                return Err(self.remote_error("reading the node's files", &finished));
+                return Err(self.remote_error(Step::Inspect, &finished));
             }
             finished.stdout
         };
@@ -139,7 +139,7 @@ impl ShellConnection {
                 host: self.host.clone(),
                 holder,
             }),
-            Err(detail) => Err(self.protocol("reading the node's files", detail)),
+            Err(detail) => Err(self.protocol(Step::Inspect, detail)),
         }
     }
 }
@@ -179,7 +179,7 @@ impl Connection for ShellConnection {
             let finished = self.shell.run(&snippet, &input)?;
             let ids: Vec<String> = step.pre.iter().chain(step.post).map(|planned| planned.id()).collect();
             let parsed = parse::parse_applied(&finished.stdout, &ids, step.files.len(), &self.nonce)
-                .map_err(|detail| self.protocol("placing files", detail))?;
+                .map_err(|detail| self.protocol(Step::Apply, detail))?;
             applied.scripts.extend(parsed.scripts);
             if parsed.placed {
                 applied.placed = true;
@@ -194,7 +194,7 @@ impl Connection for ShellConnection {
                 Some(EXIT_PRE_FAILED | EXIT_POST_FAILED) if applied.failed_script().is_some() => {
                     return Ok(applied);
                 }
-                _ => return Err(self.remote_error("placing files", &finished)),
+                _ => return Err(self.remote_error(Step::Apply, &finished)),
             }
         }
         Ok(applied)
@@ -204,10 +204,10 @@ impl Connection for ShellConnection {
         let folders: Vec<String> = folders.iter().map(|folder| folder.under_root(&self.root)).collect();
         let finished = self.shell.run(&script::find(&folders, &self.nonce), &[])?;
         if finished.status != Some(0) {
-            return Err(self.remote_error("listing tracked files", &finished));
+            return Err(self.remote_error(Step::Find, &finished));
         }
         parse::parse_found(&finished.stdout, &self.root, &self.nonce)
-            .map_err(|detail| self.protocol("listing tracked files", detail))
+            .map_err(|detail| self.protocol(Step::Find, detail))
     }
 
     fn close(mut self: Box<Self>) -> Result<(), TransportError> {

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use openssh::{Session, Stdio as RemoteStdio};
-use pacha_core::{Connection, Connector, ContentHash, HostKeyPolicy, Target, TransportError, TransportKind};
+use pacha_core::{Connection, Connector, ContentHash, HostKeyPolicy, Step, Target, TransportError, TransportKind};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::runtime::Runtime;
 
@@ -123,7 +123,7 @@ impl SshConnector {
         let io = |context: &str, source: io::Error| TransportError::Io {
             host: target.host.clone(),
             context: context.to_owned(),
-            source,
+            source: Arc::new(source),
         };
         // One pacha at a time sets up a given master.
         let guard = File::create(self.control_dir.join(format!("{name}.lock")))
@@ -187,9 +187,11 @@ impl Connector for SshConnector {
     }
 }
 
-/// The arguments that start a master connection to `target`, its control socket at `socket`
-/// and its diagnostics in `log`. Built in this one place and tested without spawning.
-pub fn master_args(target: &Target, socket: &Path, log: &Path) -> Vec<OsString> {
+/// The arguments every ssh that pacha runs gets for `target`: batch mode, the host key
+/// policy, timeouts, known_hosts, identity, config file, port and user. Built in this one place
+/// (the connector's masters and a node's link to its master both start from it) and tested
+/// without spawning.
+pub fn session_args(target: &Target) -> Vec<OsString> {
     let ssh = &target.ssh;
     let mut args: Vec<OsString> = Vec::new();
     let mut option = |text: String| {
@@ -209,10 +211,6 @@ pub fn master_args(target: &Target, socket: &Path, log: &Path) -> Vec<OsString> 
         ssh.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT)
     ));
     option("ServerAliveInterval=15".to_owned());
-    option(match ssh.persist_seconds() {
-        0 => "ControlPersist=yes".to_owned(),
-        seconds => format!("ControlPersist={seconds}s"),
-    });
     if let Some(known_hosts) = &ssh.known_hosts {
         option(format!("UserKnownHostsFile={}", config_value(known_hosts)));
     }
@@ -232,6 +230,21 @@ pub fn master_args(target: &Target, socket: &Path, log: &Path) -> Vec<OsString> 
         args.push("-l".into());
         args.push(user.into());
     }
+    args
+}
+
+/// The arguments that start a master connection to `target`, its control socket at `socket`
+/// and its diagnostics in `log`.
+pub fn master_args(target: &Target, socket: &Path, log: &Path) -> Vec<OsString> {
+    let mut args = session_args(target);
+    args.push("-o".into());
+    args.push(
+        match target.ssh.persist_seconds() {
+            0 => "ControlPersist=yes".to_owned(),
+            seconds => format!("ControlPersist={seconds}s"),
+        }
+        .into(),
+    );
     args.push("-E".into());
     args.push(log.into());
     args.push("-S".into());
@@ -336,7 +349,7 @@ struct SshShell {
 }
 
 impl SshShell {
-    fn error(&self, step: &'static str, err: &openssh::Error) -> TransportError {
+    fn error(&self, step: Step, err: &openssh::Error) -> TransportError {
         let mut detail = err.to_string();
         let mut source = std::error::Error::source(err);
         while let Some(cause) = source {
@@ -360,7 +373,7 @@ impl SshShell {
                     .stderr(RemoteStdio::piped())
                     .spawn(),
             )
-            .map_err(|err| self.error("starting a command", &err))
+            .map_err(|err| self.error(Step::Start, &err))
     }
 }
 
@@ -406,7 +419,7 @@ impl Shell for SshShell {
                 stdout,
                 stderr,
             }),
-            Err(err) => Err(self.error("running a command", &err)),
+            Err(err) => Err(self.error(Step::Run, &err)),
         }
     }
 
@@ -433,7 +446,7 @@ impl Shell for SshShell {
         let (output, running) = read.map_err(|err| TransportError::Io {
             host: self.host.clone(),
             context: "reading the node's answer".to_owned(),
-            source: err,
+            source: Arc::new(err),
         })?;
         if running {
             self.held = Some(child);
@@ -450,7 +463,7 @@ impl Shell for SshShell {
         let status = match status {
             Ok(status) => status.code(),
             Err(openssh::Error::RemoteProcessTerminated) => None,
-            Err(err) => return Err(self.error("reading the node's files", &err)),
+            Err(err) => return Err(self.error(Step::Inspect, &err)),
         };
         Ok(Held::Exited(Finished {
             status,
@@ -512,8 +525,8 @@ mod tests {
         assert_eq!(
             args.join(" "),
             "-o BatchMode=yes -o StrictHostKeyChecking=yes -o ConnectTimeout=3 -o ServerAliveInterval=15 \
-             -o ControlPersist=60s -o UserKnownHostsFile=\"/m/known hosts\" -o IdentityFile=/m/keys/id_ed25519 \
-             -o IdentitiesOnly=yes -F /m/ssh config -p 2222 -l deploy -E /run/p/abc.log -S /run/p/abc -M -N -f -T -- web1"
+             -o UserKnownHostsFile=\"/m/known hosts\" -o IdentityFile=/m/keys/id_ed25519 \
+             -o IdentitiesOnly=yes -F /m/ssh config -p 2222 -l deploy -o ControlPersist=60s -E /run/p/abc.log -S /run/p/abc -M -N -f -T -- web1"
         );
         let mut accept = target();
         accept.ssh.host_keys = Some(HostKeyPolicy::AcceptNew);

@@ -4,8 +4,9 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
+use pacha_core::testing::push_unrecorded;
 use pacha_core::{
-    Connector, Inspect, NodePath, Outcome, PushOptions, Quiet, SshSettings, Stage, TransportError, TransportKind, push,
+    Connector, Inspect, NodePath, Outcome, PushOptions, Quiet, SshSettings, Stage, TransportError, TransportKind,
 };
 use pacha_transport::LocalConnector;
 
@@ -33,7 +34,7 @@ fn push_places_files_with_modes_and_runs_scripts_in_order() {
             script(Stage::Post, "reload", "10-reload", &body),
         ],
     );
-    let reports = push(
+    let reports = push_unrecorded(
         std::slice::from_ref(&p),
         &LocalConnector::default(),
         &PushOptions::default(),
@@ -68,7 +69,7 @@ fn push_places_files_with_modes_and_runs_scripts_in_order() {
 
     let mtime = fs::metadata(&a).unwrap().modified().unwrap();
     std::thread::sleep(Duration::from_millis(20));
-    let again = push(&[p], &LocalConnector::default(), &PushOptions::default(), &Quiet);
+    let again = push_unrecorded(&[p], &LocalConnector::default(), &PushOptions::default(), &Quiet);
     assert_eq!(again[0].outcome, Outcome::Unchanged);
     assert_eq!(
         fs::metadata(&a).unwrap().modified().unwrap(),
@@ -103,7 +104,7 @@ fn a_symlink_at_the_target_is_replaced_not_followed() {
     fs::create_dir_all(root.path().join("etc")).unwrap();
     std::os::unix::fs::symlink(&victim, root.path().join("etc/motd")).unwrap();
     let t = target("local", root.path(), TransportKind::Local, SshSettings::default());
-    let reports = push(
+    let reports = push_unrecorded(
         &[plan("n1", t, vec![file("/etc/motd", b"new\n", "0644")], vec![])],
         &LocalConnector::default(),
         &PushOptions::default(),
@@ -138,7 +139,7 @@ fn names_and_contents_with_shell_syntax_are_placed_literally() {
         )],
     );
     p.state = "st;ate".into();
-    let reports = push(&[p], &LocalConnector::default(), &PushOptions::default(), &Quiet);
+    let reports = push_unrecorded(&[p], &LocalConnector::default(), &PushOptions::default(), &Quiet);
     assert_eq!(reports[0].outcome, Outcome::Changed, "{:?}", reports[0].error);
     for path in nasty {
         let placed = root.path().join(&path[1..]);
@@ -198,7 +199,7 @@ fn a_lock_left_by_a_dead_process_is_taken_over() {
     fs::write(lock.join("pid"), "999999999\n").unwrap();
     fs::write(lock.join("holder"), "a pacha that was killed\n").unwrap();
     let t = target("local", root.path(), TransportKind::Local, SshSettings::default());
-    let reports = push(
+    let reports = push_unrecorded(
         &[plan("n1", t, vec![file("/x", b"x", "0644")], vec![])],
         &LocalConnector::default(),
         &PushOptions::default(),
@@ -218,7 +219,7 @@ fn a_failing_pre_script_places_nothing_and_a_failing_post_script_runs_again() {
         vec![file("/etc/x", b"x", "0644")],
         vec![script(Stage::Pre, "p", "fail", "#!/bin/sh\necho nope >&2\nexit 3\n")],
     );
-    let reports = push(
+    let reports = push_unrecorded(
         &[failing_pre],
         &LocalConnector::default(),
         &PushOptions::default(),
@@ -241,7 +242,7 @@ fn a_failing_pre_script_places_nothing_and_a_failing_post_script_runs_again() {
         vec![file("/etc/x", b"x", "0644")],
         vec![script(Stage::Post, "p", "reload", &post)],
     );
-    let first = push(
+    let first = push_unrecorded(
         std::slice::from_ref(&p),
         &LocalConnector::default(),
         &PushOptions::default(),
@@ -253,7 +254,7 @@ fn a_failing_pre_script_places_nothing_and_a_failing_post_script_runs_again() {
         "files were placed before the post script"
     );
     // A dry run sees the post scripts left due, without taking the lock or running them.
-    let dry = push(
+    let dry = push_unrecorded(
         std::slice::from_ref(&p),
         &LocalConnector::default(),
         &PushOptions {
@@ -267,7 +268,7 @@ fn a_failing_pre_script_places_nothing_and_a_failing_post_script_runs_again() {
     assert_eq!(dry[0].pending_post.as_ref().map(Vec::len), Some(1));
     assert!(!root.path().join("var/lib/pacha/lock").exists());
     fs::write(&flag, "").unwrap();
-    let second = push(
+    let second = push_unrecorded(
         std::slice::from_ref(&p),
         &LocalConnector::default(),
         &PushOptions::default(),
@@ -280,6 +281,6 @@ fn a_failing_pre_script_places_nothing_and_a_failing_post_script_runs_again() {
         fs::read_to_string(format!("{}.log", flag.display())).unwrap(),
         format!("{expected_path}\n{expected_path}\n")
     );
-    let third = push(&[p], &LocalConnector::default(), &PushOptions::default(), &Quiet);
+    let third = push_unrecorded(&[p], &LocalConnector::default(), &PushOptions::default(), &Quiet);
     assert_eq!(third[0].outcome, Outcome::Unchanged);
 }

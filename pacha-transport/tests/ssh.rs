@@ -5,9 +5,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 use fixtures::Sshd;
-use pacha_core::{
-    Connector, Inspect, LiveFile, NodePath, Outcome, PushOptions, Quiet, TransportError, TransportKind, push,
-};
+use pacha_core::testing::push_unrecorded;
+use pacha_core::{Connector, Inspect, LiveFile, NodePath, Outcome, PushOptions, Quiet, TransportError, TransportKind};
 use pacha_transport::SshConnector;
 
 use crate::support::{file, nasty_files, plan, ssh_settings, target};
@@ -38,7 +37,7 @@ fn push_over_ssh_then_nothing_changes() {
             )
         })
         .collect();
-    let reports = push(
+    let reports = push_unrecorded(
         &plans,
         &connector,
         &PushOptions {
@@ -60,7 +59,7 @@ fn push_over_ssh_then_nothing_changes() {
     assert_eq!(stat.owner, fixtures::current_user());
 
     let mtime = fs::metadata(&motd).unwrap().modified().unwrap();
-    let again = push(
+    let again = push_unrecorded(
         &plans,
         &connector,
         &PushOptions {
@@ -261,7 +260,7 @@ fn shell_syntax_in_names_and_contents_is_placed_literally_over_ssh() {
     );
     p.state = "st;ate $(touch canary)".into();
     let connector = connector(tmp.path());
-    let reports = push(&[p], &connector, &PushOptions::default(), &Quiet);
+    let reports = push_unrecorded(&[p], &connector, &PushOptions::default(), &Quiet);
     assert_eq!(reports[0].outcome, Outcome::Changed, "{:?}", reports[0].error);
     for path in nasty {
         assert!(root.join(&path[1..]).is_file(), "{path:?} was not placed");
@@ -299,9 +298,9 @@ fn a_login_shell_that_prints_a_banner_does_not_confuse_pacha() {
         vec![file("/etc/motd", b"hi\n", "0644")],
         vec![],
     );
-    let reports = push(std::slice::from_ref(&p), &connector, &PushOptions::default(), &Quiet);
+    let reports = push_unrecorded(std::slice::from_ref(&p), &connector, &PushOptions::default(), &Quiet);
     assert_eq!(reports[0].outcome, Outcome::Changed, "{:?}", reports[0].error);
-    let again = push(&[p], &connector, &PushOptions::default(), &Quiet);
+    let again = push_unrecorded(&[p], &connector, &PushOptions::default(), &Quiet);
     assert_eq!(again[0].outcome, Outcome::Unchanged, "{:?}", again[0].error);
     connector.disconnect_all();
 }

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -19,39 +20,36 @@ const META_FILE: &str = "meta.yaml";
 /// Who records: the person running pacha.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Author {
+    /// The name on the commits.
     pub name: String,
+    /// The email on the commits.
     pub email: String,
 }
 
 impl Author {
+    /// An author from a name and an email.
     pub fn new(name: impl Into<String>, email: impl Into<String>) -> Author {
         Author {
             name: name.into(),
             email: email.into(),
         }
     }
-
-    /// `user.name` and `user.email` from the user's git configuration, when both are set.
-    pub fn from_git_config() -> Option<Author> {
-        let config = git2::Config::open_default().ok()?;
-        let name = config.get_string("user.name").ok()?;
-        let email = config.get_string("user.email").ok()?;
-        (!name.is_empty() && !email.is_empty()).then(|| Author::new(name, email))
-    }
 }
 
-/// A node's history in a git repository.
+/// Node histories in a bare git repository, created with the first record.
 pub struct GitHistory {
     path: PathBuf,
-    repo: Mutex<Repository>,
+    /// `None` until something is recorded in a history that did not exist yet.
+    repo: Mutex<Option<Repository>>,
     author: Author,
 }
 
-/// A git error with the repository it happened in.
-fn storage(path: &Path, context: &str, err: impl std::fmt::Display) -> HistoryError {
+/// A git (or file system) error with the repository it happened in.
+fn storage(path: &Path, context: &str, err: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> HistoryError {
     HistoryError::Storage {
         path: path.display().to_string(),
-        message: format!("{context}: {err}"),
+        context: context.to_owned(),
+        source: err.into(),
     }
 }
 
@@ -135,23 +133,13 @@ impl TreeDraft {
 }
 
 impl GitHistory {
-    /// Opens the history at `path`, creating an empty bare repository there when there is
-    /// none. `author` signs the commits this handle records.
+    /// Opens the history at `path`. When there is none yet, nothing is created until the
+    /// first record (so reading commands and dry runs leave no trace); reading it meanwhile
+    /// finds no entries. `author` signs the commits this handle records.
     pub fn open(path: &Path, author: Author) -> Result<GitHistory, HistoryError> {
         let repo = match Repository::open_bare(path) {
-            Ok(repo) => repo,
-            Err(err) if err.code() == ErrorCode::NotFound => {
-                let mut options = RepositoryInitOptions::new();
-                options.bare(true).initial_head("main").mkpath(true);
-                let repo =
-                    Repository::init_opts(path, &options).map_err(|err| storage(path, "creating the history", err))?;
-                fs::write(
-                    path.join("description"),
-                    "pacha history: one commit per push, capture, rollback or rebuild of a node\n",
-                )
-                .map_err(|err| storage(path, "writing the description", err))?;
-                repo
-            }
+            Ok(repo) => Some(repo),
+            Err(err) if err.code() == ErrorCode::NotFound && !path.join("HEAD").exists() => None,
             Err(err) => return Err(storage(path, "opening the history", err)),
         };
         Ok(GitHistory {
@@ -161,24 +149,52 @@ impl GitHistory {
         })
     }
 
-    /// Opens the history at `path` only if it exists (reading commands create nothing).
-    pub fn open_existing(path: &Path, author: Author) -> Result<Option<GitHistory>, HistoryError> {
-        if !path.exists() {
-            return Ok(None);
-        }
-        GitHistory::open(path, author).map(Some)
-    }
-
+    /// The folder of the repository.
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    fn err(&self, context: &str, err: impl std::fmt::Display) -> HistoryError {
+    fn err(&self, context: &str, err: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> HistoryError {
         storage(&self.path, context, err)
     }
 
-    fn repo(&self) -> std::sync::MutexGuard<'_, Repository> {
+    /// The repository, if it exists yet.
+    fn existing(&self) -> std::sync::MutexGuard<'_, Option<Repository>> {
         self.repo.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Creates an empty bare repository at `path`, private to its owner. It is made in a
+    /// folder beside and renamed into place, so a recorder never sees a half-made repository;
+    /// when another recorder made one first, that one is used.
+    fn create(&self) -> Result<Repository, HistoryError> {
+        let parent = self.path.parent().unwrap_or(Path::new("."));
+        let name = self
+            .path
+            .file_name()
+            .map_or_else(|| "hosts".into(), |name| name.to_string_lossy());
+        fs::create_dir_all(parent).map_err(|err| self.err("creating the history's folder", err))?;
+        static DRAFTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let draft = parent.join(format!(
+            ".{name}.new-{}-{}",
+            std::process::id(),
+            DRAFTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        let _ = fs::remove_dir_all(&draft);
+        let mut options = RepositoryInitOptions::new();
+        options.bare(true).initial_head("main").mkpath(true);
+        Repository::init_opts(&draft, &options).map_err(|err| self.err("creating the history", err))?;
+        fs::set_permissions(&draft, fs::Permissions::from_mode(0o700))
+            .map_err(|err| self.err("making the history private", err))?;
+        fs::write(
+            draft.join("description"),
+            "pacha history: one commit per push, capture, rollback or rebuild of a node\n",
+        )
+        .map_err(|err| self.err("writing the description", err))?;
+        if fs::rename(&draft, &self.path).is_err() {
+            // Someone else's is in place (or the path is taken): use what is there.
+            let _ = fs::remove_dir_all(&draft);
+        }
+        Repository::open_bare(&self.path).map_err(|err| self.err("opening the history", err))
     }
 
     /// The entry a commit records, or `None` for a commit pacha did not write.
@@ -266,8 +282,7 @@ impl GitHistory {
         }
     }
 
-    fn record_locked(&self, event: &Event, snapshot: &Snapshot) -> Result<Entry, HistoryError> {
-        let repo = self.repo();
+    fn record_locked(&self, repo: &Repository, event: &Event, snapshot: &Snapshot) -> Result<Entry, HistoryError> {
         self.clear_stale_ref_lock(BRANCH)?;
         self.clear_stale_ref_lock(&node_ref(&event.node))?;
         let tip = match repo.refname_to_id(BRANCH) {
@@ -275,19 +290,64 @@ impl GitHistory {
             Err(err) if err.code() == ErrorCode::NotFound || err.code() == ErrorCode::UnbornBranch => None,
             Err(err) => return Err(self.err("reading main", err)),
         };
-        // A record cut short after moving main leaves the node ref of main's tip behind.
         if let Some(tip) = tip {
-            let commit = repo.find_commit(tip).map_err(|err| self.err("reading main", err))?;
-            if let Some(entry) = self.entry_of(&commit)
-                && repo.refname_to_id(&node_ref(&entry.node)).ok() != Some(tip)
-            {
-                self.clear_stale_ref_lock(&node_ref(&entry.node))?;
-                repo.reference(&node_ref(&entry.node), tip, true, "pacha: repair")
-                    .map_err(|err| self.err("repairing a node ref", err))?;
-            }
+            self.repair_node_ref(repo, tip)?;
         }
-        let previous = self.head_of(&repo, &event.node)?;
+        let previous = self.head_of(repo, &event.node)?;
+        let node_tree = self.write_node_tree(repo, event, snapshot)?;
 
+        let parent = tip
+            .map(|oid| repo.find_commit(oid))
+            .transpose()
+            .map_err(|err| self.err("reading main", err))?;
+        let base = parent
+            .as_ref()
+            .map(git2::Commit::tree)
+            .transpose()
+            .map_err(|err| self.err("reading main", err))?;
+        let mut root = repo
+            .treebuilder(base.as_ref())
+            .map_err(|err| self.err("writing the tree", err))?;
+        root.insert(&event.node, node_tree, i32::from(FileMode::Tree))
+            .map_err(|err| self.err(&format!("recording node {:?}", event.node), err))?;
+        let root = root.write().map_err(|err| self.err("writing the tree", err))?;
+        let root = repo.find_tree(root).map_err(|err| self.err("writing the tree", err))?;
+
+        let message = commit_message(event, previous);
+        let signature =
+            Signature::now(&self.author.name, &self.author.email).map_err(|err| self.err("signing the commit", err))?;
+        let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
+        // Moving main is the moment the event is recorded: libgit2 writes the ref through a
+        // lock file and a rename, and only if main is still at the parent.
+        let commit = repo
+            .commit(Some(BRANCH), &signature, &signature, &message, &root, &parents)
+            .map_err(|err| self.err("recording the commit", err))?;
+        repo.reference(&node_ref(&event.node), commit, true, "pacha: record")
+            .map_err(|err| self.err("moving the node's ref", err))?;
+        let commit = repo
+            .find_commit(commit)
+            .map_err(|err| self.err("reading the commit", err))?;
+        self.entry_of(&commit).ok_or_else(|| HistoryError::Corrupt {
+            revision: commit.id().to_string(),
+            message: "the commit just written cannot be read back".to_owned(),
+        })
+    }
+
+    /// A record cut short after moving main leaves the node ref of main's tip behind: moves it.
+    fn repair_node_ref(&self, repo: &Repository, tip: Oid) -> Result<(), HistoryError> {
+        let commit = repo.find_commit(tip).map_err(|err| self.err("reading main", err))?;
+        if let Some(entry) = self.entry_of(&commit)
+            && repo.refname_to_id(&node_ref(&entry.node)).ok() != Some(tip)
+        {
+            self.clear_stale_ref_lock(&node_ref(&entry.node))?;
+            repo.reference(&node_ref(&entry.node), tip, true, "pacha: repair")
+                .map_err(|err| self.err("repairing a node ref", err))?;
+        }
+        Ok(())
+    }
+
+    /// Writes the node's tree: `files/…`, `scripts/…` and `meta.yaml`.
+    fn write_node_tree(&self, repo: &Repository, event: &Event, snapshot: &Snapshot) -> Result<Oid, HistoryError> {
         let mut draft = TreeDraft::default();
         let mut meta = NodeMeta {
             node: event.node.clone(),
@@ -341,83 +401,63 @@ impl GitHistory {
             .blob(meta_text.as_bytes())
             .map_err(|err| self.err("writing meta.yaml", err))?;
         draft.insert(&[META_FILE], meta_oid, FileMode::Blob);
-        let node_tree = draft
-            .write(&repo)
-            .map_err(|err| self.err("writing the node's tree", err))?;
-
-        let parent = tip
-            .map(|oid| repo.find_commit(oid))
-            .transpose()
-            .map_err(|err| self.err("reading main", err))?;
-        let base = parent
-            .as_ref()
-            .map(git2::Commit::tree)
-            .transpose()
-            .map_err(|err| self.err("reading main", err))?;
-        let mut root = repo
-            .treebuilder(base.as_ref())
-            .map_err(|err| self.err("writing the tree", err))?;
-        root.insert(&event.node, node_tree, i32::from(FileMode::Tree))
-            .map_err(|err| self.err(&format!("recording node {:?}", event.node), err))?;
-        let root = root.write().map_err(|err| self.err("writing the tree", err))?;
-        let root = repo.find_tree(root).map_err(|err| self.err("writing the tree", err))?;
-
-        let mut message = event.summary();
-        message.push_str("\n\n");
-        for path in &event.changed {
-            message.push_str(&escape(path.as_str()));
-            message.push('\n');
-        }
-        if !event.changed.is_empty() {
-            message.push('\n');
-        }
-        message.push_str(&format!(
-            "Pacha-Node: {}\nPacha-Event: {}\n",
-            escape(&event.node),
-            event.kind
-        ));
-        if let Some(state) = &event.state {
-            message.push_str(&format!("Pacha-State: {}\n", escape(state)));
-        }
-        if event.failed {
-            message.push_str("Pacha-Failed: yes\n");
-        }
-        if let Some(previous) = previous {
-            message.push_str(&format!("Pacha-Previous: {previous}\n"));
-        }
-        let signature =
-            Signature::now(&self.author.name, &self.author.email).map_err(|err| self.err("signing the commit", err))?;
-        let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
-        // Moving main is the moment the event is recorded: libgit2 writes the ref through a
-        // lock file and a rename, and only if main is still at the parent.
-        let commit = repo
-            .commit(Some(BRANCH), &signature, &signature, &message, &root, &parents)
-            .map_err(|err| self.err("recording the commit", err))?;
-        repo.reference(&node_ref(&event.node), commit, true, "pacha: record")
-            .map_err(|err| self.err("moving the node's ref", err))?;
-        let commit = repo
-            .find_commit(commit)
-            .map_err(|err| self.err("reading the commit", err))?;
-        self.entry_of(&commit).ok_or_else(|| HistoryError::Corrupt {
-            revision: commit.id().to_string(),
-            message: "the commit just written cannot be read back".to_owned(),
-        })
+        draft
+            .write(repo)
+            .map_err(|err| self.err("writing the node's tree", err))
     }
+}
+
+/// The commit message of `event`: its summary, the changed paths, the `Pacha-*` trailers.
+fn commit_message(event: &Event, previous: Option<Oid>) -> String {
+    let mut message = event.summary();
+    message.push_str("\n\n");
+    for path in &event.changed {
+        message.push_str(&escape(path.as_str()));
+        message.push('\n');
+    }
+    if !event.changed.is_empty() {
+        message.push('\n');
+    }
+    message.push_str(&format!(
+        "Pacha-Node: {}\nPacha-Event: {}\n",
+        escape(&event.node),
+        event.kind
+    ));
+    if let Some(state) = &event.state {
+        message.push_str(&format!("Pacha-State: {}\n", escape(state)));
+    }
+    if event.failed {
+        message.push_str("Pacha-Failed: yes\n");
+    }
+    if let Some(previous) = previous {
+        message.push_str(&format!("Pacha-Previous: {previous}\n"));
+    }
+    message
 }
 
 impl History for GitHistory {
     fn record(&self, event: &Event, snapshot: &Snapshot) -> Result<Entry, HistoryError> {
+        let mut slot = self.existing();
+        if slot.is_none() {
+            *slot = Some(self.create()?);
+        }
+        let Some(repo) = slot.as_ref() else {
+            return Err(self.err("creating the history", "the repository vanished"));
+        };
         // One recorder at a time, across processes: the lock file is released when the file
         // is closed, also when the process dies.
         let lock = File::create(self.path.join("pacha.lock")).map_err(|err| self.err("locking the history", err))?;
         lock.lock().map_err(|err| self.err("locking the history", err))?;
-        self.record_locked(event, snapshot)
+        self.record_locked(repo, event, snapshot)
     }
 
     fn log(&self, node: &str) -> Result<Vec<Entry>, HistoryError> {
-        let repo = self.repo();
+        let slot = self.existing();
+        let Some(repo) = slot.as_ref() else {
+            return Ok(Vec::new());
+        };
         let mut entries = Vec::new();
-        let mut next = self.head_of(&repo, node)?;
+        let mut next = self.head_of(repo, node)?;
         while let Some(oid) = next {
             let commit = repo.find_commit(oid).map_err(|err| self.err("reading a commit", err))?;
             let entry = self.entry_of(&commit).ok_or_else(|| HistoryError::Corrupt {
@@ -435,8 +475,11 @@ impl History for GitHistory {
     }
 
     fn latest(&self, node: &str) -> Result<Option<Entry>, HistoryError> {
-        let repo = self.repo();
-        let Some(oid) = self.head_of(&repo, node)? else {
+        let slot = self.existing();
+        let Some(repo) = slot.as_ref() else {
+            return Ok(None);
+        };
+        let Some(oid) = self.head_of(repo, node)? else {
             return Ok(None);
         };
         let commit = repo.find_commit(oid).map_err(|err| self.err("reading a commit", err))?;
@@ -451,7 +494,10 @@ impl History for GitHistory {
         if revision.len() < 4 || revision.len() > 40 || !revision.bytes().all(|byte| byte.is_ascii_hexdigit()) {
             return Err(unknown());
         }
-        let repo = self.repo();
+        let slot = self.existing();
+        let Some(repo) = slot.as_ref() else {
+            return Err(unknown());
+        };
         let object = match repo.revparse_single(revision) {
             Ok(object) => object,
             Err(err) if err.code() == ErrorCode::Ambiguous => {
@@ -478,19 +524,25 @@ impl History for GitHistory {
             node: node.to_owned(),
             revision: revision.to_owned(),
         })?;
-        let repo = self.repo();
-        let tree = self.node_tree(&repo, oid, node)?;
+        let slot = self.existing();
+        let Some(repo) = slot.as_ref() else {
+            return Err(HistoryError::UnknownRevision {
+                node: node.to_owned(),
+                revision: revision.to_owned(),
+            });
+        };
+        let tree = self.node_tree(repo, oid, node)?;
         let corrupt = |message: String| HistoryError::Corrupt {
             revision: revision.to_owned(),
             message,
         };
-        let meta_text = self.blob(&repo, &tree, META_FILE, oid)?;
+        let meta_text = self.blob(repo, &tree, META_FILE, oid)?;
         let meta: NodeMeta =
             yaml_serde::from_slice(&meta_text).map_err(|err| corrupt(format!("{META_FILE}: {err}")))?;
         let mut snapshot = Snapshot::default();
         for (path, file) in &meta.files {
             let path = NodePath::parse(path).map_err(|err| corrupt(err.to_string()))?;
-            let content = self.blob(&repo, &tree, &tree_path(&path), oid)?;
+            let content = self.blob(repo, &tree, &tree_path(&path), oid)?;
             let sha256 = ContentHash::parse(&file.sha256).ok_or_else(|| corrupt(format!("bad sha256 for {path}")))?;
             if ContentHash::of(&content) != sha256 {
                 return Err(corrupt(format!("{path} does not match its recorded sha256")));
@@ -506,7 +558,7 @@ impl History for GitHistory {
         }
         for script in &meta.scripts {
             let content = self.blob(
-                &repo,
+                repo,
                 &tree,
                 &format!("scripts/{}/{}/{}", script.stage, script.phase, script.name),
                 oid,

@@ -3,59 +3,17 @@
 use std::io;
 
 use anyhow::{Context as _, bail};
-use pacha_core::{
-    Entry, History, Master, NodePath, NodeStatus, PushOptions, Quiet, Snapshot, Track, capture, in_parallel, rebuild,
-    rollback, status,
-};
-use pacha_vcs::GitHistory;
+use pacha_core::{Entry, NodePath, NodeStatus, PushOptions, Quiet, Snapshot, redact};
 use serde::Serialize;
 
-use super::push::{Recorded, ReportView, author, connector, holder, jobs, open_history, redact};
+use super::push::jobs;
 use super::{Context, Status};
 use crate::cli::ConnectionArgs;
+use crate::error::{NodesFailed, Usage};
 use crate::output::{Output, pad, utc_time};
-
-/// The history for a reading command: `None` when nothing was ever recorded.
-fn existing_history(master: &Master) -> anyhow::Result<Option<GitHistory>> {
-    Ok(GitHistory::open_existing(&master.history_dir(), author())?)
-}
-
-/// The secret values of `node`, to keep them out of what is printed.
-fn secrets(master: &Master, node: &str, state: Option<&str>) -> Vec<String> {
-    master
-        .node_vars(node, state.unwrap_or("default"))
-        .map(|vars| vars.secrets)
-        .unwrap_or_default()
-}
-
-#[derive(Serialize)]
-struct EntryView<'a> {
-    revision: &'a str,
-    event: &'static str,
-    state: Option<&'a str>,
-    time: String,
-    timestamp: i64,
-    author: &'a str,
-    summary: &'a str,
-    changed: &'a [String],
-    failed: bool,
-}
-
-impl<'a> EntryView<'a> {
-    fn new(entry: &'a Entry) -> EntryView<'a> {
-        EntryView {
-            revision: &entry.revision,
-            event: entry.kind.as_str(),
-            state: entry.state.as_deref(),
-            time: utc_time(entry.time),
-            timestamp: entry.time,
-            author: &entry.author,
-            summary: &entry.summary,
-            changed: &entry.changed,
-            failed: entry.failed,
-        }
-    }
-}
+use crate::setup::holder;
+use crate::ui::report::print_report;
+use crate::ui::views::{EntryView, ReportView};
 
 fn entry_line(out: &Output, entry: &Entry) -> String {
     let style = out.style;
@@ -68,22 +26,9 @@ fn entry_line(out: &Output, entry: &Entry) -> String {
     )
 }
 
-/// `node`'s entries. A node removed from the master keeps its history; a name that is neither
-/// in the master nor in the history is an unknown node.
-fn entries_of(master: &Master, history: Option<&GitHistory>, node: &str) -> anyhow::Result<Vec<Entry>> {
-    let entries = match history {
-        Some(history) => history.log(node)?,
-        None => Vec::new(),
-    };
-    if entries.is_empty() {
-        master.node(node)?;
-    }
-    Ok(entries)
-}
-
 pub fn log(context: &Context<'_>, out: &mut Output, node: &str) -> anyhow::Result<Status> {
-    let master = context.master()?;
-    let entries = entries_of(&master, existing_history(&master)?.as_ref(), node)?;
+    let parts = context.parts()?;
+    let entries = parts.with_engine(|engine| engine.log(node))?;
     if out.json {
         out.json_document(&serde_json::json!({
             "node": node,
@@ -109,16 +54,6 @@ pub fn log(context: &Context<'_>, out: &mut Output, node: &str) -> anyhow::Resul
     Ok(Status::Success)
 }
 
-/// The entry at `rev`, or the latest.
-fn pick(history: &GitHistory, node: &str, rev: Option<&str>) -> anyhow::Result<Entry> {
-    Ok(match rev {
-        Some(rev) => history.entry(node, rev)?,
-        None => history
-            .latest(node)?
-            .ok_or_else(|| pacha_core::HistoryError::Empty { node: node.to_owned() })?,
-    })
-}
-
 pub fn show(
     context: &Context<'_>,
     out: &mut Output,
@@ -126,15 +61,12 @@ pub fn show(
     rev: Option<&str>,
     path: Option<&str>,
 ) -> anyhow::Result<Status> {
-    let master = context.master()?;
-    let Some(history) = existing_history(&master)? else {
-        master.node(node)?;
-        bail!(pacha_core::HistoryError::Empty { node: node.to_owned() });
-    };
-    entries_of(&master, Some(&history), node)?;
-    let entry = pick(&history, node, rev)?;
-    let snapshot = history.snapshot(node, &entry.revision)?;
-    let secrets = secrets(&master, node, entry.state.as_deref());
+    let parts = context.parts()?;
+    let ((entry, snapshot), secrets) = parts.with_engine(|engine| {
+        let shown = engine.show(node, rev)?;
+        let secrets = engine.secrets(node, shown.0.state.as_deref());
+        anyhow::Ok((shown, secrets))
+    })?;
     if let Some(path) = path {
         let wanted = NodePath::parse(path).with_context(|| format!("{path:?} is not a path on the node"))?;
         let Some(file) = snapshot.file(&wanted) else {
@@ -209,11 +141,10 @@ fn print_snapshot(out: &mut Output, snapshot: &Snapshot) -> io::Result<()> {
 
 /// Prints a rollback's or rebuild's report and picks the exit status.
 fn restored(out: &mut Output, done: &pacha_core::Restored, what: &str) -> anyhow::Result<Status> {
-    let recorded: Option<Recorded> = Some(Ok(done.recorded.clone()));
     if out.json {
         out.json_document(&serde_json::json!({
             "from": EntryView::new(&done.from),
-            "node": ReportView::new(&done.plan, &done.report, false, recorded.as_ref()),
+            "node": ReportView::new(&done.plan, &done.report, false),
         }))?;
     } else {
         out.line(format!(
@@ -221,28 +152,26 @@ fn restored(out: &mut Output, done: &pacha_core::Restored, what: &str) -> anyhow
             done.from.node,
             entry_line(out, &done.from)
         ))?;
-        super::push::print_report(out, &done.plan, &done.report, false, recorded.as_ref())?;
+        print_report(out, &done.plan, &done.report, false)?;
     }
     if let Some(error) = &done.report.error {
-        bail!(
+        return Err(NodesFailed(format!(
             "{what} of {} failed: {}",
             done.from.node,
-            redact(error, &done.plan.secrets)
-        );
+            done.plan.redact(&error.to_string())
+        ))
+        .into());
     }
     Ok(Status::Success)
 }
 
 pub fn rollback_command(context: &Context<'_>, out: &mut Output, node: &str, rev: &str) -> anyhow::Result<Status> {
-    let master = context.master()?;
-    let target = master.target(node)?;
-    let history = open_history(&master)?;
+    let parts = context.parts()?;
     let options = PushOptions {
         holder: holder("rollback"),
         ..PushOptions::default()
     };
-    let done = rollback(&history, node, rev, target, &connector()?, &options, &Quiet)
-        .with_context(|| format!("rolling {node} back to {rev}"))?;
+    let done = parts.with_engine(|engine| engine.rollback(node, rev, &options, &Quiet))?;
     restored(out, &done, "rollback")
 }
 
@@ -253,11 +182,11 @@ pub fn rebuild_command(
     host: Option<&str>,
     root: Option<&str>,
 ) -> anyhow::Result<Status> {
-    let master = context.master()?;
-    let mut target = master.target(node)?;
+    let parts = context.parts()?;
+    let mut target = parts.master.target(node)?;
     if let Some(host) = host {
         if host.starts_with('-') || host.is_empty() {
-            bail!("--host {host:?} is not a valid SSH destination");
+            return Err(Usage(format!("--host {host:?} is not a valid SSH destination")).into());
         }
         // A new destination brings its own user and port (in it, or in the ssh config).
         target.host = host.to_owned();
@@ -271,16 +200,14 @@ pub fn rebuild_command(
             context.cwd.join(root).display().to_string()
         };
         target.root = NodePath::parse(&resolved)
-            .map_err(|err| anyhow::anyhow!("--root: {err}"))?
+            .map_err(|err| Usage(format!("--root: {err}")))?
             .to_string();
     }
-    let history = open_history(&master)?;
     let options = PushOptions {
         holder: holder("rebuild"),
         ..PushOptions::default()
     };
-    let done = rebuild(&history, node, target, &connector()?, &options, &Quiet)
-        .with_context(|| format!("rebuilding {node}"))?;
+    let done = parts.with_engine(|engine| engine.rebuild(node, Some(target), &options, &Quiet))?;
     restored(out, &done, "rebuild")
 }
 
@@ -290,25 +217,12 @@ pub fn capture_command(
     node: &str,
     paths: &[String],
 ) -> anyhow::Result<Status> {
-    let master = context.master()?;
-    let target = master.target(node)?;
-    let track = Track::new(&master.node(node)?.track)
-        .map_err(|err| anyhow::anyhow!("{}: {err}", master.graph().file(node).unwrap_or(node)))?;
+    let parts = context.parts()?;
     let only = paths
         .iter()
-        .map(|path| NodePath::parse(path).with_context(|| format!("{path:?} is not an absolute path on the node")))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let history = open_history(&master)?;
-    let captured = capture(
-        &history,
-        node,
-        &target,
-        &track,
-        &only,
-        &connector()?,
-        &holder("capture"),
-    )
-    .with_context(|| format!("capturing {node}"))?;
+        .map(|path| NodePath::parse(path).map_err(|err| Usage(format!("{path:?}: {err}"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    let captured = parts.with_engine(|engine| engine.capture(node, &only, &holder("capture")))?;
     if out.json {
         out.json_document(&serde_json::json!({
             "node": node,
@@ -352,29 +266,18 @@ pub fn status_command(
     node: Option<&str>,
     args: &ConnectionArgs,
 ) -> anyhow::Result<Status> {
-    let master = context.master()?;
+    let parts = context.parts()?;
     let nodes: Vec<String> = match node {
-        Some(node) => master.expand(node)?,
-        None => master
-            .graph()
-            .names()
-            .filter(|name| matches!(master.graph().definition(name), Ok(pacha_core::Definition::Node(_))))
-            .map(str::to_owned)
-            .collect(),
+        Some(node) => parts.master.expand(node)?,
+        None => parts.master.leaf_nodes(),
     };
-    let history = existing_history(&master)?;
-    let connector = connector()?;
-    let results: Vec<Result<NodeStatus, String>> = in_parallel(&nodes, jobs(args, &master, nodes.len()), |_, node| {
-        let Some(history) = &history else {
-            return Ok(NodeStatus {
-                node: node.clone(),
-                latest: None,
-                last_push: None,
-                drift: Vec::new(),
-            });
-        };
-        let target = master.target(node).map_err(|err| err.to_string())?;
-        status(history, node, &target, &connector).map_err(|err| err.to_string())
+    let jobs = jobs(args, &parts.master, nodes.len());
+    let results: Vec<Result<NodeStatus, String>> = parts.with_engine(|engine| {
+        engine
+            .status(&nodes, jobs)
+            .into_iter()
+            .map(|result| result.map_err(|err| err.to_string()))
+            .collect()
     });
     let drifted = results
         .iter()
@@ -463,7 +366,7 @@ pub fn status_command(
         }
     }
     if !failed.is_empty() {
-        bail!("could not check {}", failed.join(", "));
+        return Err(NodesFailed(format!("could not check {}", failed.join(", "))).into());
     }
     Ok(if drifted { Status::Changes } else { Status::Success })
 }

@@ -6,6 +6,7 @@ mod nodes;
 mod pull;
 mod push;
 mod render;
+mod serve;
 mod watch;
 
 use std::io;
@@ -16,7 +17,9 @@ use clap::Parser;
 use pacha_core::Master;
 
 use crate::cli::{Cli, Command};
+use crate::error::{NodesFailed, describe};
 use crate::output::Output;
+use crate::setup::Parts;
 
 /// How a command that ran to the end went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,9 +43,9 @@ impl Context<'_> {
         Ok(Master::open(&dir)?)
     }
 
-    /// How many threads rendering may use.
-    pub fn threads(&self) -> usize {
-        std::thread::available_parallelism().map_or(1, usize::from)
+    /// The master with its connector and history.
+    pub fn parts(&self) -> anyhow::Result<Parts> {
+        Parts::new(self.master()?)
     }
 }
 
@@ -74,7 +77,7 @@ pub fn main() -> ExitCode {
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             let _ = out.flush();
-            report(&err);
+            report(&err, &mut out);
             ExitCode::from(1)
         }
     }
@@ -106,18 +109,24 @@ fn run(context: &Context<'_>, out: &mut Output) -> anyhow::Result<Status> {
             force,
             remote_pacha,
             ssh_config,
-        } => pull::pull(out, node, state, from, *force, remote_pacha, ssh_config.as_deref()),
-        Command::Bundle { node, state } => pull::bundle(context, out, node, state),
+        } => pull::pull(
+            context,
+            out,
+            node,
+            state.as_deref(),
+            from,
+            *force,
+            remote_pacha,
+            ssh_config.as_deref(),
+        ),
         Command::Watch {
             node,
             to,
             interval,
             remote_pacha,
             ssh_config,
-        } => watch::watch(out, node, to, *interval, remote_pacha, ssh_config.as_deref()),
-        Command::WatchList { node } => watch::watch_list(context, out, node),
-        Command::RecordChanges { node } => watch::record_changes_command(context, out, node),
-        Command::Record { node } => pull::record(context, out, node),
+        } => watch::watch(context, out, node, to, *interval, remote_pacha, ssh_config.as_deref()),
+        Command::Serve { node } => serve::serve(context, node.as_deref()),
         Command::Log { node } => history::log(context, out, node),
         Command::Show { node, rev, path } => history::show(context, out, node, rev.as_deref(), path.as_deref()),
         Command::Rollback { node, rev } => history::rollback_command(context, out, node, rev),
@@ -129,16 +138,18 @@ fn run(context: &Context<'_>, out: &mut Output) -> anyhow::Result<Status> {
     }
 }
 
-/// Prints an error once: its message, then any cause its message does not already say.
-fn report(err: &anyhow::Error) {
-    let mut message = format!("error: {err}");
-    let mut last = err.to_string();
-    for cause in err.chain().skip(1) {
-        let text = cause.to_string();
-        if !last.contains(&text) {
-            message.push_str(&format!("\n  caused by: {text}"));
-        }
-        last = text;
+/// Prints an error once: on stderr its message, causes its message does not already say, and
+/// hints; under `--json` also `{"error": {"kind", "message", "hints"}}` on stdout (unless the
+/// nodes' report already said it).
+fn report(err: &anyhow::Error, out: &mut Output) {
+    let shown = describe(err);
+    if out.json && err.downcast_ref::<NodesFailed>().is_none() {
+        let _ = out.json_document(&serde_json::json!({ "error": shown }));
+        let _ = out.flush();
+    }
+    let mut message = format!("error: {}", shown.message);
+    for hint in &shown.hints {
+        message.push_str(&format!("\n  hint: {hint}"));
     }
     #[expect(clippy::print_stderr, reason = "the CLI's one place that prints errors")]
     {

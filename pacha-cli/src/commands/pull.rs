@@ -1,223 +1,111 @@
-//! `pacha pull`: run on a node that just booted. It fetches the node's plan from the master
-//! over SSH (`pacha bundle` there), applies it here with the local transport (the same
-//! snippets, lock and atomic placement as a push), and records the result in the master's
-//! history (`pacha record` there).
+//! `pacha pull`: run on a node itself. The plan comes from the master (`pacha serve` there
+//! over ssh, or a master folder on this machine), is applied here under the node's root, and
+//! the master records it.
 
-use std::io::{Read, Write};
-use std::path::Path;
-use std::process::{Command, Stdio};
+use std::path::{Path, PathBuf};
 
-use anyhow::{Context as _, bail};
-use pacha_core::{
-    Entry, Event, EventKind, Outcome, Plan, PushOptions, Quiet, Snapshot, Track, TransportKind, push, pushed_snapshot,
-    record_reported,
-};
-use pacha_render::Renderer;
-use pacha_transport::{LocalConnector, quote};
-use serde::{Deserialize, Serialize};
+use pacha_core::{MasterLink, PushOptions, Quiet, SshSettings};
+use pacha_transport::{LocalConnector, LocalLink, MasterAddress, SshLink};
 
-use super::push::{holder, open_history, print_report};
 use super::{Context, Status};
+use crate::error::{NodesFailed, Usage};
 use crate::output::Output;
+use crate::setup::{Parts, holder};
+use crate::ui::report::print_report;
+use crate::ui::views::ReportView;
 
-/// What a node sends its master after a pull.
-#[derive(Serialize, Deserialize)]
-struct Reported {
-    event: Event,
-    snapshot: Snapshot,
+/// Where the master is, as `--from` or `--to` gives it.
+pub enum MasterAt {
+    /// `[USER@]HOST:/DIR`: `pacha serve` there over ssh.
+    Remote(MasterAddress),
+    /// A folder on this machine.
+    Local(PathBuf),
 }
 
-/// Splits `[USER@]HOST:/DIR` into the SSH destination and the master folder.
-pub(super) fn split_from(from: &str) -> anyhow::Result<(&str, &str)> {
-    let Some((destination, dir)) = from.split_once(':') else {
-        bail!("--from {from:?}: write [USER@]HOST:/MASTER/DIR");
-    };
-    if destination.is_empty() || destination.starts_with('-') || dir.is_empty() {
-        bail!("--from {from:?}: write [USER@]HOST:/MASTER/DIR");
+impl MasterAt {
+    /// Reads `text`: a folder when it has no `HOST:` in front (it starts with `/` or `.`, or
+    /// has no `:` before its first `/`).
+    pub fn parse(flag: &str, text: &str, cwd: &Path) -> anyhow::Result<MasterAt> {
+        let looks_local = text.starts_with('/') || text.starts_with('.') || !text.contains(':');
+        if looks_local {
+            return Ok(MasterAt::Local(cwd.join(text)));
+        }
+        match MasterAddress::parse(text) {
+            Some(address) if !address.destination.contains('/') => Ok(MasterAt::Remote(address)),
+            _ => Err(Usage(format!(
+                "{flag} {text:?}: write [USER@]HOST:/MASTER/DIR, or a master folder here"
+            ))
+            .into()),
+        }
     }
-    Ok((destination, dir))
 }
 
-/// Runs pacha on the master with `args`, `input` on its standard input; its standard output.
-pub(super) fn on_master(
-    destination: &str,
-    ssh_config: Option<&Path>,
+/// Runs `work` over a link to the master `at`.
+pub fn with_link<R>(
+    at: &MasterAt,
     remote_pacha: &str,
-    dir: &str,
-    args: &[&str],
-    input: Option<&[u8]>,
-) -> anyhow::Result<Vec<u8>> {
-    let mut remote = format!("{} --color never --master {}", quote(remote_pacha), quote(dir));
-    for arg in args {
-        remote.push(' ');
-        remote.push_str(&quote(arg));
+    ssh_config: Option<&Path>,
+    only: &str,
+    work: impl FnOnce(&mut dyn MasterLink) -> anyhow::Result<R>,
+) -> anyhow::Result<R> {
+    match at {
+        MasterAt::Remote(address) => {
+            let ssh = SshSettings {
+                config_file: ssh_config.map(Path::to_path_buf),
+                ..SshSettings::default()
+            };
+            let mut link = SshLink::open(address, &ssh, remote_pacha)?;
+            work(&mut link)
+        }
+        MasterAt::Local(dir) => {
+            let master = pacha_core::Master::open(dir)?;
+            let parts = Parts::new(master)?;
+            parts.with_engine(|engine| {
+                let mut link = LocalLink::new(engine.serve(Some(only)), dir.display().to_string());
+                work(&mut link)
+            })
+        }
     }
-    let mut command = Command::new("ssh");
-    command.args(["-o", "BatchMode=yes", "-T"]);
-    if let Some(config) = ssh_config {
-        command.arg("-F").arg(config);
-    }
-    command
-        .arg("--")
-        .arg(destination)
-        .arg(remote)
-        .stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = command.spawn().context("running ssh")?;
-    if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
-        stdin.write_all(input).context("sending to the master")?;
-    }
-    let mut stdout = Vec::new();
-    let mut stderr = String::new();
-    if let Some(mut pipe) = child.stdout.take() {
-        pipe.read_to_end(&mut stdout).context("reading the master's answer")?;
-    }
-    if let Some(mut pipe) = child.stderr.take() {
-        let _ = pipe.read_to_string(&mut stderr);
-    }
-    let status = child.wait().context("waiting for ssh")?;
-    if !status.success() {
-        let said = stderr
-            .trim()
-            .lines()
-            .last()
-            .unwrap_or("no message")
-            .trim_start_matches("error: ");
-        bail!(
-            "the master {destination}:{dir} answered `{}` with: {said}",
-            args.join(" ")
-        );
-    }
-    Ok(stdout)
 }
 
+#[expect(clippy::too_many_arguments, reason = "one per flag of the command")]
 pub fn pull(
+    context: &Context<'_>,
     out: &mut Output,
     node: &str,
-    state: &str,
+    state: Option<&str>,
     from: &str,
     force: bool,
     remote_pacha: &str,
     ssh_config: Option<&Path>,
 ) -> anyhow::Result<Status> {
-    let (destination, dir) = split_from(from)?;
-    let answer = on_master(
-        destination,
-        ssh_config,
-        remote_pacha,
-        dir,
-        &["bundle", node, state],
-        None,
-    )?;
-    let mut plan: Plan = serde_json::from_slice(&answer).context("reading the plan the master sent")?;
-    plan.verify()
-        .map_err(|err| anyhow::anyhow!("the plan the master sent is damaged: {err}"))?;
-    if plan.node != node {
-        bail!("the master sent the plan of {:?}, not {node:?}", plan.node);
-    }
-    // Here is the node: whatever transport the master uses, apply locally under its root.
-    plan.target.transport = TransportKind::Local;
+    let at = MasterAt::parse("--from", from, &context.cwd)?;
     let options = PushOptions {
         force,
         holder: holder("pull"),
         ..PushOptions::default()
     };
-    let report = push(
-        std::slice::from_ref(&plan),
-        &LocalConnector::default(),
-        &options,
-        &Quiet,
-    )
-    .into_iter()
-    .next()
-    .context("no report")?;
-    let recorded = if report.placed && !report.changes.is_empty() {
-        let reported = Reported {
-            event: Event {
-                kind: EventKind::Pull,
-                node: node.to_owned(),
-                state: Some(state.to_owned()),
-                changed: report.changes.iter().map(|change| change.destination.clone()).collect(),
-                failed: report.outcome == Outcome::Failed,
-                detail: None,
-            },
-            snapshot: pushed_snapshot(&plan, &report, None, &Track::default()),
-        };
-        let input = serde_json::to_vec(&reported)?;
-        Some(
-            on_master(
-                destination,
-                ssh_config,
-                remote_pacha,
-                dir,
-                &["record", node],
-                Some(&input),
-            )
-            .and_then(|answer| Ok(serde_json::from_slice::<Entry>(&answer)?))
-            .map(Some)
-            .map_err(|err| err.to_string()),
-        )
-    } else {
-        None
-    };
+    let pulled = with_link(&at, remote_pacha, ssh_config, node, |link| {
+        Ok(pacha_core::pull(
+            link,
+            node,
+            state,
+            &LocalConnector::default(),
+            &options,
+            &Quiet,
+        )?)
+    })?;
     if out.json {
-        out.json_document(&super::push::ReportView::new(&plan, &report, false, recorded.as_ref()))?;
+        out.json_document(&ReportView::new(&pulled.plan, &pulled.report, false))?;
     } else {
-        print_report(out, &plan, &report, false, recorded.as_ref())?;
+        print_report(out, &pulled.plan, &pulled.report, false)?;
     }
-    if let Some(error) = &report.error {
-        bail!("pull of {node} failed: {}", super::push::redact(error, &plan.secrets));
-    }
-    if let Some(Err(err)) = &recorded {
-        bail!("the pull of {node} was not recorded in the master's history: {err}");
+    if let Some(error) = &pulled.report.error {
+        return Err(NodesFailed(format!(
+            "pull of {node} failed: {}",
+            pulled.plan.redact(&error.to_string())
+        ))
+        .into());
     }
     Ok(Status::Success)
-}
-
-/// `pacha bundle NODE STATE` (on the master, for a pull): the plan as JSON.
-pub fn bundle(context: &Context<'_>, out: &mut Output, node: &str, state: &str) -> anyhow::Result<Status> {
-    let master = context.master()?;
-    let plan = Renderer::new(&master).plan(node, state)?;
-    out.raw(serde_json::to_vec(&plan)?)?;
-    Ok(Status::Success)
-}
-
-/// `pacha record NODE` (on the master, for a pull): records what the node reports.
-pub fn record(context: &Context<'_>, out: &mut Output, node: &str) -> anyhow::Result<Status> {
-    let master = context.master()?;
-    let track = Track::new(&master.node(node)?.track).map_err(|err| anyhow::anyhow!(err))?;
-    let mut input = Vec::new();
-    std::io::stdin()
-        .read_to_end(&mut input)
-        .context("reading the node's report")?;
-    let reported: Reported = serde_json::from_slice(&input).context("reading the node's report")?;
-    if reported.event.node != node {
-        bail!("the report is about {:?}, not {node:?}", reported.event.node);
-    }
-    reported
-        .snapshot
-        .verify()
-        .map_err(|err| anyhow::anyhow!("the node's report is damaged: {err}"))?;
-    let history = open_history(&master)?;
-    let entry = record_reported(&history, &reported.event, reported.snapshot, &track)?;
-    out.raw(serde_json::to_vec(&entry)?)?;
-    Ok(Status::Success)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn splits_the_master_location() {
-        assert_eq!(
-            split_from("admin@master:/opt/pacha").unwrap(),
-            ("admin@master", "/opt/pacha")
-        );
-        assert_eq!(split_from("master:relative").unwrap(), ("master", "relative"));
-        assert!(split_from("master").is_err());
-        assert!(split_from("-oProxyCommand=x:/opt").is_err());
-        assert!(split_from(":/opt").is_err());
-    }
 }

@@ -1,21 +1,21 @@
-//! The history of nodes: every push, capture, rollback and rebuild of a node recorded as a
-//! snapshot of its files (contents, owner, group, mode) and scripts. `pacha-vcs` stores it in
-//! git; rollback and rebuild read from it, and nothing else is needed to rebuild a host.
+//! What the history records of a node: a [`Snapshot`] of its files (contents, owner, group,
+//! mode) and scripts per [`Event`], and the [`Entry`] that `pacha log` lists for it.
 
 use std::fmt;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::mode::Mode;
-use crate::path::NodePath;
-use crate::plan::{ContentHash, Stage};
+use crate::model::hash::{ContentHash, Damaged};
+use crate::model::mode::Mode;
+use crate::model::path::NodePath;
+use crate::model::plan::Stage;
 
 /// One file as recorded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordedFile {
     pub path: NodePath,
-    #[serde(with = "crate::bytes")]
+    #[serde(with = "crate::model::bytes")]
     pub content: Arc<[u8]>,
     pub sha256: ContentHash,
     pub mode: Mode,
@@ -30,7 +30,7 @@ pub struct RecordedScript {
     pub stage: Stage,
     pub phase: String,
     pub name: String,
-    #[serde(with = "crate::bytes")]
+    #[serde(with = "crate::model::bytes")]
     pub content: Arc<[u8]>,
     pub sha256: ContentHash,
 }
@@ -61,19 +61,14 @@ impl Snapshot {
     }
 
     /// Checks that every content matches its hash (a snapshot received over the wire).
-    pub fn verify(&self) -> Result<(), String> {
+    pub fn verify(&self) -> Result<(), Damaged> {
         for file in &self.files {
-            if ContentHash::of(&file.content) != file.sha256 {
-                return Err(format!("{} does not match its sha256", file.path));
-            }
+            Damaged::check(&file.content, file.sha256, || file.path.to_string())?;
         }
         for script in &self.scripts {
-            if ContentHash::of(&script.content) != script.sha256 {
-                return Err(format!(
-                    "script {}/{}/{} does not match its sha256",
-                    script.stage, script.phase, script.name
-                ));
-            }
+            Damaged::check(&script.content, script.sha256, || {
+                format!("script {}/{}/{}", script.stage, script.phase, script.name)
+            })?;
         }
         Ok(())
     }
@@ -138,26 +133,6 @@ impl EventKind {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_event_kind_reads_back() {
-        for kind in [
-            EventKind::Push,
-            EventKind::Pull,
-            EventKind::Capture,
-            EventKind::Rollback,
-            EventKind::Rebuild,
-        ] {
-            assert_eq!(EventKind::parse(kind.as_str()), Some(kind));
-            let json = serde_json::to_string(&kind).unwrap();
-            assert_eq!(json, format!("\"{kind}\""));
-        }
-    }
-}
-
 impl fmt::Display for EventKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -216,37 +191,22 @@ pub struct Entry {
     pub failed: bool,
 }
 
-/// Why the history could not be read or written.
-#[derive(Debug, thiserror::Error)]
-pub enum HistoryError {
-    #[error("node {node:?} has no recorded history yet (push it first)")]
-    Empty { node: String },
-    #[error("no revision {revision:?} in the history of node {node:?} (see `pacha log {node}`)")]
-    UnknownRevision { node: String, revision: String },
-    #[error("revision {revision} records node {actual:?}, not {node:?}")]
-    OtherNode {
-        node: String,
-        revision: String,
-        actual: String,
-    },
-    #[error("revision prefix {revision:?} is ambiguous; give more digits")]
-    Ambiguous { revision: String },
-    #[error("{path}: {message}")]
-    Storage { path: String, message: String },
-    #[error("revision {revision}: {message}")]
-    Corrupt { revision: String, message: String },
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// Where node histories are kept.
-pub trait History: Sync {
-    /// Records `snapshot` as the node's state after `event`; returns the new entry.
-    fn record(&self, event: &Event, snapshot: &Snapshot) -> Result<Entry, HistoryError>;
-    /// The node's entries, newest first.
-    fn log(&self, node: &str) -> Result<Vec<Entry>, HistoryError>;
-    /// The node's newest entry, if any.
-    fn latest(&self, node: &str) -> Result<Option<Entry>, HistoryError>;
-    /// The entry at `revision` (a unique prefix is enough), which must be the node's.
-    fn entry(&self, node: &str, revision: &str) -> Result<Entry, HistoryError>;
-    /// The node's snapshot at `revision` (a full revision from an [`Entry`]).
-    fn snapshot(&self, node: &str, revision: &str) -> Result<Snapshot, HistoryError>;
+    #[test]
+    fn every_event_kind_reads_back() {
+        for kind in [
+            EventKind::Push,
+            EventKind::Pull,
+            EventKind::Capture,
+            EventKind::Rollback,
+            EventKind::Rebuild,
+        ] {
+            assert_eq!(EventKind::parse(kind.as_str()), Some(kind));
+            let json = serde_json::to_string(&kind).unwrap();
+            assert_eq!(json, format!("\"{kind}\""));
+        }
+    }
 }

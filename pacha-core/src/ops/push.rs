@@ -1,18 +1,21 @@
-//! Push: bring nodes to their plans. Render first (the caller does), then per node over one
+//! Push: bring nodes to their plans. Render first (the engine does), then per node over one
 //! connection: read every planned path in one round trip, compute what changed, and only
-//! then run pre scripts, place the changed files and run post scripts.
+//! then run pre scripts, place the changed files and run post scripts. Each node's result is
+//! handed to an `after` step (the engine records it) as soon as the node is done.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use crate::connection::{Apply, Connection, Connector, Inspect, LiveFile, Placement, ScriptRun, TransportError};
-use crate::mode::Mode;
-use crate::path::NodePath;
-use crate::plan::{Plan, PlannedFile, PlannedScript, Stage};
+use crate::edges::connection::{
+    Applied, Apply, Connection, Connector, Inspect, Inspection, LiveFile, Placement, Step, TransportError,
+};
+use crate::edges::report::{Change, ChangeKind, NodeError, NodeReport, Outcome, Reporter};
+use crate::model::path::NodePath;
+use crate::model::plan::{Plan, PlannedFile, PlannedScript, Stage};
 
-/// How to push.
+/// How to push (and roll back, rebuild, pull: they place files the same way).
 #[derive(Debug, Clone)]
 pub struct PushOptions {
     /// Report what would change; write nothing, run no script.
@@ -39,137 +42,8 @@ impl Default for PushOptions {
     }
 }
 
-/// How a file on the node differs from its plan.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Change {
-    pub destination: NodePath,
-    pub kind: ChangeKind,
-    /// Mode before and after, when it changes on an existing file.
-    pub mode: Option<(Mode, Mode)>,
-    pub owner: Option<(String, String)>,
-    pub group: Option<(String, String)>,
-    /// The live contents before the push, when asked for.
-    pub before: Option<Vec<u8>>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ChangeKind {
-    /// The file does not exist yet.
-    Create,
-    /// The contents differ (owner, group or mode may too).
-    Update,
-    /// Only owner, group or mode differ.
-    Attributes,
-    /// A symbolic link stands where the file goes; it is replaced, not followed.
-    ReplaceSymlink,
-}
-
-impl ChangeKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ChangeKind::Create => "create",
-            ChangeKind::Update => "update",
-            ChangeKind::Attributes => "attributes",
-            ChangeKind::ReplaceSymlink => "replace-symlink",
-        }
-    }
-}
-
-/// How a node's push ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// Nothing differed; nothing was written and no script ran.
-    Unchanged,
-    /// Files were placed and/or scripts ran, all successfully.
-    Changed,
-    /// `--dry-run`: something would change.
-    WouldChange,
-    Failed,
-}
-
-impl Outcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Unchanged => "unchanged",
-            Outcome::Changed => "changed",
-            Outcome::WouldChange => "would-change",
-            Outcome::Failed => "failed",
-        }
-    }
-}
-
-/// Time spent per step of a node's push.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Timings {
-    pub connect: Duration,
-    pub inspect: Duration,
-    pub apply: Duration,
-    pub total: Duration,
-}
-
-/// Everything about one node's push.
-#[derive(Debug, Clone)]
-pub struct NodeReport {
-    pub node: String,
-    pub host: String,
-    pub state: String,
-    pub outcome: Outcome,
-    pub changes: Vec<Change>,
-    /// Post scripts an interrupted earlier push left due (run now unless `--dry-run`).
-    pub pending_post: Option<Vec<NodePath>>,
-    pub scripts: Vec<ScriptRun>,
-    /// Whether files were placed.
-    pub placed: bool,
-    /// Each planned file's state on the node after the push (as inspected when nothing was
-    /// placed), in plan order; empty when the node could not be read.
-    pub live: Vec<LiveFile>,
-    pub error: Option<String>,
-    /// Whether the error was a host key problem.
-    pub host_key_error: bool,
-    pub timings: Timings,
-}
-
-impl NodeReport {
-    /// A report of `plan`'s node that has not got anywhere yet.
-    pub(crate) fn new(plan: &Plan) -> NodeReport {
-        NodeReport {
-            node: plan.node.clone(),
-            host: plan.target.host.clone(),
-            state: plan.state.clone(),
-            outcome: Outcome::Failed,
-            changes: Vec::new(),
-            pending_post: None,
-            scripts: Vec::new(),
-            placed: false,
-            live: Vec::new(),
-            error: None,
-            host_key_error: false,
-            timings: Timings::default(),
-        }
-    }
-
-    fn fail(&mut self, err: &TransportError) {
-        self.outcome = Outcome::Failed;
-        self.error = Some(err.to_string());
-        self.host_key_error = err.is_host_key();
-    }
-}
-
-/// What a push tells its caller while it runs. Every method has a default that does nothing.
-pub trait Reporter: Sync {
-    /// A node moves on to a step (`connect`, `inspect`, `apply`).
-    fn step(&self, _node: &str, _step: &str) {}
-    /// A node is done.
-    fn finished(&self, _index: usize, _report: &NodeReport) {}
-}
-
-/// A reporter that reports nothing.
-pub struct Quiet;
-
-impl Reporter for Quiet {}
-
 /// What pushing `plan` would change given the node's `live` files (in plan order).
-pub fn changes(plan: &Plan, live: &[LiveFile]) -> Vec<Change> {
+pub(crate) fn changes(plan: &Plan, live: &[LiveFile]) -> Vec<Change> {
     plan.files
         .iter()
         .zip(live)
@@ -217,7 +91,7 @@ fn change(file: &PlannedFile, live: &LiveFile) -> Option<Change> {
 }
 
 /// Runs `work` over `items` on up to `jobs` threads; results come back in item order.
-pub fn in_parallel<T: Sync, R: Send>(items: &[T], jobs: usize, work: impl Fn(usize, &T) -> R + Sync) -> Vec<R> {
+pub(crate) fn in_parallel<T: Sync, R: Send>(items: &[T], jobs: usize, work: impl Fn(usize, &T) -> R + Sync) -> Vec<R> {
     let jobs = jobs.clamp(1, items.len().max(1));
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<R>>> = Mutex::new((0..items.len()).map(|_| None).collect());
@@ -228,14 +102,14 @@ pub fn in_parallel<T: Sync, R: Send>(items: &[T], jobs: usize, work: impl Fn(usi
                     let index = next.fetch_add(1, Ordering::Relaxed);
                     let Some(item) = items.get(index) else { break };
                     let result = work(index, item);
-                    results.lock().unwrap_or_else(std::sync::PoisonError::into_inner)[index] = Some(result);
+                    results.lock().unwrap_or_else(PoisonError::into_inner)[index] = Some(result);
                 }
             });
         }
     });
     results
         .into_inner()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .unwrap_or_else(PoisonError::into_inner)
         .into_iter()
         .flatten()
         .collect()
@@ -244,17 +118,22 @@ pub fn in_parallel<T: Sync, R: Send>(items: &[T], jobs: usize, work: impl Fn(usi
 /// A connection opened in the first phase of a push, taken by the node's worker.
 type ConnectionSlot = Mutex<Option<Result<Box<dyn Connection>, TransportError>>>;
 
+/// What happens to a node's report once the node is done, before it is reported: the engine
+/// records it there, so a node is recorded as soon as its apply returns.
+pub(crate) type After<'a> = &'a (dyn Fn(&Plan, &mut NodeReport) + Sync);
+
 /// Pushes every plan to its node; returns one report per plan, in plan order.
 ///
 /// Connections are opened first, all of them; if any node's host key is unknown or changed,
 /// nothing is placed anywhere and every such node is reported at once. Then each node is
 /// inspected and brought to its plan, up to `options.jobs` at a time; one node's failure does
 /// not stop the others.
-pub fn push(
+pub(crate) fn push_plans(
     plans: &[Plan],
     connector: &dyn Connector,
     options: &PushOptions,
     reporter: &dyn Reporter,
+    after: After<'_>,
 ) -> Vec<NodeReport> {
     let started = Instant::now();
     let connections: Vec<ConnectionSlot> = in_parallel(plans, options.jobs, |_, plan| {
@@ -266,17 +145,13 @@ pub fn push(
         .iter()
         .zip(&connections)
         .filter(|(_, connection)| {
-            matches!(&*connection.lock().unwrap_or_else(std::sync::PoisonError::into_inner), Some(Err(err)) if err.is_host_key())
+            matches!(&*connection.lock().unwrap_or_else(PoisonError::into_inner), Some(Err(err)) if err.is_host_key())
         })
         .map(|(plan, _)| plan.node.clone())
         .collect();
 
-    let indexed: Vec<(usize, &Plan)> = plans.iter().enumerate().collect();
-    in_parallel(&indexed, options.jobs, |_, (index, plan)| {
-        let connection = connections[*index]
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take();
+    in_parallel(plans, options.jobs, |index, plan| {
+        let connection = connections[index].lock().unwrap_or_else(PoisonError::into_inner).take();
         let mut report = NodeReport::new(plan);
         report.timings.connect = connect_time;
         match connection {
@@ -285,16 +160,20 @@ pub fn push(
             }
             Some(Ok(connection)) => {
                 let _ = connection.close();
-                report.error = Some(format!(
-                    "not pushed: host key verification failed for {} (nothing was placed on any node)",
-                    host_key_failures.join(", ")
-                ));
+                report.fail(NodeError::HostKeyElsewhere {
+                    nodes: host_key_failures.clone(),
+                });
             }
-            Some(Err(err)) => report.fail(&err),
-            None => report.error = Some("internal error: connection taken twice".to_owned()),
+            Some(Err(err)) => report.fail(err.into()),
+            // Each slot is taken by the one worker of its index.
+            None => unreachable!("connection {index} taken twice"),
+        }
+        if !options.dry_run {
+            reporter.step(&plan.node, "record");
+            after(plan, &mut report);
         }
         report.timings.total = started.elapsed();
-        reporter.finished(*index, &report);
+        reporter.finished(index, &report);
         report
     })
 }
@@ -311,10 +190,11 @@ fn run_node(
     if let Err(err) = result.and(closed)
         && report.error.is_none()
     {
-        report.fail(&err);
+        report.fail(err.into());
     }
 }
 
+/// One node: inspect, compare, then (unless it is a dry run or nothing changed) apply.
 fn node_steps(
     plan: &Plan,
     connection: &mut dyn Connection,
@@ -322,57 +202,80 @@ fn node_steps(
     reporter: &dyn Reporter,
     report: &mut NodeReport,
 ) -> Result<(), TransportError> {
-    let paths: Vec<NodePath> = plan.files.iter().map(|file| file.destination.clone()).collect();
     reporter.step(&plan.node, "inspect");
     let clock = Instant::now();
-    let lock = (!options.dry_run).then_some(options.holder.as_str());
-    let inspection = connection.inspect(&Inspect {
-        paths: &paths,
-        contents: false,
-        lock,
-    })?;
+    let inspection = inspect_plan(plan, connection, options)?;
     report.timings.inspect = clock.elapsed();
-    if inspection.files.len() != paths.len() {
-        return Err(TransportError::Protocol {
-            host: plan.target.host.clone(),
-            step: "inspect",
-            detail: format!("{} answers for {} paths", inspection.files.len(), paths.len()),
-        });
-    }
     if let Some((file, _)) = plan
         .files
         .iter()
         .zip(&inspection.files)
         .find(|(_, live)| **live == LiveFile::Other)
     {
-        report.error = Some(format!(
-            "{}: {} exists on the node and is not a regular file or symlink; pacha will not replace it",
-            plan.node, file.destination
-        ));
+        report.fail(NodeError::NotAFile {
+            path: file.destination.clone(),
+        });
         return Ok(());
     }
     report.changes = changes(plan, &inspection.files);
-    report.pending_post.clone_from(&inspection.pending_post);
-    report.live.clone_from(&inspection.files);
+    report.pending_post = inspection.pending_post;
+    report.live = inspection.files;
 
     if options.read_contents {
-        read_before(plan, connection, &inspection.files, &mut report.changes)?;
+        read_before(plan, connection, &report.live, &mut report.changes)?;
     }
     if options.dry_run {
         let due = !report.changes.is_empty() || report.pending_post.is_some() || options.force;
         report.outcome = if due { Outcome::WouldChange } else { Outcome::Unchanged };
         return Ok(());
     }
-    let placements: Vec<Placement> = plan
-        .files
+    let placements = placements(plan, &report.changes, options.force);
+    if placements.is_empty() && report.pending_post.is_none() && !options.force {
+        report.outcome = Outcome::Unchanged;
+        return Ok(());
+    }
+    reporter.step(&plan.node, "apply");
+    let clock = Instant::now();
+    let applied = apply_placements(
+        plan,
+        connection,
+        &placements,
+        report.pending_post.as_deref(),
+        options.force,
+    )?;
+    report.timings.apply = clock.elapsed();
+    take_applied(plan, &placements, applied, report);
+    Ok(())
+}
+
+/// Reads every planned path in one round trip, taking the node's lock unless it is a dry run.
+fn inspect_plan(
+    plan: &Plan,
+    connection: &mut dyn Connection,
+    options: &PushOptions,
+) -> Result<Inspection, TransportError> {
+    let paths: Vec<NodePath> = plan.files.iter().map(|file| file.destination.clone()).collect();
+    let lock = (!options.dry_run).then_some(options.holder.as_str());
+    let inspection = connection.inspect(&Inspect {
+        paths: &paths,
+        contents: false,
+        lock,
+    })?;
+    if inspection.files.len() != paths.len() {
+        return Err(TransportError::Protocol {
+            host: plan.target.host.clone(),
+            step: Step::Inspect,
+            detail: format!("{} answers for {} paths", inspection.files.len(), paths.len()),
+        });
+    }
+    Ok(inspection)
+}
+
+/// The files to place: the changed ones, or every one when forced.
+fn placements(plan: &Plan, changes: &[Change], force: bool) -> Vec<Placement> {
+    plan.files
         .iter()
-        .filter(|file| {
-            options.force
-                || report
-                    .changes
-                    .iter()
-                    .any(|change| change.destination == file.destination)
-        })
+        .filter(|file| force || changes.iter().any(|change| change.destination == file.destination))
         .map(|file| Placement {
             destination: file.destination.clone(),
             content: file.content.clone(),
@@ -382,34 +285,41 @@ fn node_steps(
             mode: file.mode,
             dir_mode: file.dir_mode,
         })
-        .collect();
-    if placements.is_empty() && report.pending_post.is_none() && !options.force {
-        report.outcome = Outcome::Unchanged;
-        return Ok(());
-    }
-    let pre: Vec<&PlannedScript> = if placements.is_empty() && !options.force {
+        .collect()
+}
+
+/// Runs pre scripts (when something is placed), places, runs post scripts, in one exchange.
+fn apply_placements(
+    plan: &Plan,
+    connection: &mut dyn Connection,
+    placements: &[Placement],
+    pending_post: Option<&[NodePath]>,
+    force: bool,
+) -> Result<Applied, TransportError> {
+    let pre: Vec<&PlannedScript> = if placements.is_empty() && !force {
         Vec::new()
     } else {
         plan.scripts(Stage::Pre).collect()
     };
     let post: Vec<&PlannedScript> = plan.scripts(Stage::Post).collect();
     let mut changed: Vec<NodePath> = placements.iter().map(|file| file.destination.clone()).collect();
-    for path in report.pending_post.iter().flatten() {
+    for path in pending_post.into_iter().flatten() {
         if !changed.contains(path) {
             changed.push(path.clone());
         }
     }
-    reporter.step(&plan.node, "apply");
-    let clock = Instant::now();
-    let applied = connection.apply(&Apply {
+    connection.apply(&Apply {
         node: &plan.node,
         state: &plan.state,
         pre: &pre,
-        files: &placements,
+        files: placements,
         post: &post,
         changed: &changed,
-    })?;
-    report.timings.apply = clock.elapsed();
+    })
+}
+
+/// Puts what an apply did into the report: the live state of placed files, scripts, outcome.
+fn take_applied(plan: &Plan, placements: &[Placement], applied: Applied, report: &mut NodeReport) {
     report.placed = applied.placed;
     if applied.placed {
         for (placement, stat) in placements.iter().zip(&applied.placed_stats) {
@@ -423,21 +333,17 @@ fn node_steps(
         }
     }
     report.scripts = applied.scripts;
-    if let Some(failed) = report.scripts.iter().find(|run| !run.succeeded()) {
-        let stage = if failed.id.starts_with("pre/") {
-            "nothing was placed"
-        } else {
-            "files were placed; the post scripts run again on the next push"
-        };
-        report.error = Some(format!(
-            "script {} failed with exit status {} ({stage})",
-            failed.id, failed.status
-        ));
-        report.outcome = Outcome::Failed;
-    } else {
-        report.outcome = Outcome::Changed;
+    match report.scripts.iter().find(|run| !run.succeeded()) {
+        Some(failed) => {
+            let error = NodeError::Script {
+                id: failed.id.clone(),
+                status: failed.status,
+                placed: !failed.id.starts_with("pre/"),
+            };
+            report.fail(error);
+        }
+        None => report.outcome = Outcome::Changed,
     }
-    Ok(())
 }
 
 /// Reads the live contents of changed files that exist, for diffs.
@@ -474,4 +380,5 @@ fn read_before(
 }
 
 #[cfg(test)]
+#[path = "push_tests.rs"]
 mod tests;

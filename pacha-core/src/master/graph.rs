@@ -3,9 +3,9 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use crate::error::{GraphError, Location};
-use crate::node::{Definition, MetaNode, Node};
-use crate::vars::{self, Vars};
+use crate::master::error::{GraphError, Location};
+use crate::model::node::{Definition, MetaNode, Node};
+use crate::model::vars::{self, Vars};
 
 /// Every node and meta node of a master, with the reverse edges of `include_nodes`.
 #[derive(Debug, Clone, Default)]
@@ -75,13 +75,10 @@ impl NodeGraph {
     }
 
     /// The node `name`, which must not be a meta node.
-    pub fn node(&self, name: &str, what: &'static str) -> Result<&Node, GraphError> {
+    pub fn node(&self, name: &str) -> Result<&Node, GraphError> {
         match self.definition(name)? {
             Definition::Node(node) => Ok(node),
-            Definition::Meta(_) => Err(GraphError::NotALeaf {
-                name: name.to_owned(),
-                what,
-            }),
+            Definition::Meta(_) => Err(GraphError::NotALeaf { name: name.to_owned() }),
         }
     }
 

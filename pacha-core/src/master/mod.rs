@@ -1,17 +1,24 @@
-//! A master directory: `pacha.yaml`, the node files, and where everything else lives.
+//! The master directory: discovery, `pacha.yaml`, every node file, the graph of meta nodes,
+//! and the errors that name the master file (and line) at fault.
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::error::{ConfigError, GraphError, Location};
-use crate::graph::NodeGraph;
-use crate::name::{NameKind, check_name};
-use crate::node::{Definition, Node, TransportKind};
-use crate::path::NodePath;
-use crate::settings::{MasterSettings, SshSettings};
-use crate::vars::{self, Vars};
-use crate::yaml;
+pub(crate) mod definition;
+pub(crate) mod error;
+pub(crate) mod graph;
+pub mod yaml;
+
+use crate::master::error::{ConfigError, GraphError, Location};
+use crate::master::graph::NodeGraph;
+use crate::model::name::{NameKind, check_name};
+use crate::model::node::{Definition, Node, TransportKind};
+use crate::model::path::NodePath;
+use crate::model::settings::MasterSettings;
+use crate::model::target::Target;
+use crate::model::track::Track;
+use crate::model::vars::{self, Vars};
 
 /// The file that makes a folder a master.
 pub const SETTINGS_FILE: &str = "pacha.yaml";
@@ -24,20 +31,6 @@ pub struct Master {
     /// Secret values of `pacha.yaml`.
     secrets: Vec<String>,
     graph: NodeGraph,
-}
-
-/// How pacha reaches one node, resolved from the node file and the master's settings.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Target {
-    pub transport: TransportKind,
-    /// The SSH destination.
-    pub host: String,
-    pub port: Option<u16>,
-    pub user: Option<String>,
-    /// The folder on the node (an absolute path there) under which files are placed.
-    pub root: String,
-    /// The master's `ssh` settings overlaid by the node's, paths made absolute.
-    pub ssh: SshSettings,
 }
 
 /// The variables of one node in one state, before an app's own variables are put in.
@@ -62,8 +55,9 @@ impl NodeVars {
 }
 
 impl Master {
-    /// Finds the master: `explicit` (`--master`), else `from_env` (`PACHA_MASTER`), else the
-    /// nearest folder from `cwd` upward that holds `pacha.yaml`.
+    /// Finds the master: `explicit` (a folder the caller was told), else `from_env` (one set in
+    /// the caller's environment), else the nearest folder from `cwd` upward that holds
+    /// `pacha.yaml`.
     pub fn discover(explicit: Option<&Path>, from_env: Option<&Path>, cwd: &Path) -> Result<PathBuf, ConfigError> {
         if let Some(dir) = explicit.or(from_env) {
             let dir = if dir.is_relative() {
@@ -93,7 +87,7 @@ impl Master {
         vars::fold_secrets(&mut settings.vars, &settings.secrets, &mut secrets);
         if settings.jobs == Some(0) {
             return Err(ConfigError::Invalid {
-                at: Location::line(SETTINGS_FILE, crate::node::line_of(&settings_text, "jobs")),
+                at: Location::line(SETTINGS_FILE, yaml::line_of(&settings_text, "jobs")),
                 message: "jobs must be at least 1".to_owned(),
             });
         }
@@ -173,7 +167,27 @@ impl Master {
 
     /// The node `name` (not a meta node).
     pub fn node(&self, name: &str) -> Result<&Node, GraphError> {
-        self.graph.node(name, "this command")
+        self.graph.node(name)
+    }
+
+    /// The `track` globs of node `name`, compiled (they were checked when the file was read).
+    pub fn track(&self, name: &str) -> Result<Track, GraphError> {
+        let node = self.node(name)?;
+        Track::new(&node.track).map_err(|err| {
+            GraphError::Config(ConfigError::Invalid {
+                at: Location::file(self.graph.file(name).unwrap_or_default()),
+                message: err.to_string(),
+            })
+        })
+    }
+
+    /// Every leaf node (not meta node), in name order.
+    pub fn leaf_nodes(&self) -> Vec<String> {
+        self.graph
+            .names()
+            .filter(|name| matches!(self.graph.definition(name), Ok(Definition::Node(_))))
+            .map(str::to_owned)
+            .collect()
     }
 
     /// How to reach node `name`.
@@ -203,10 +217,7 @@ impl Master {
 
     /// The layered variables of node `name` in `state`, with meta node inheritance resolved.
     pub fn node_vars(&self, name: &str, state: &str) -> Result<NodeVars, GraphError> {
-        check_name(NameKind::State, state).map_err(|source| ConfigError::Name {
-            at: Location::file("command line"),
-            source,
-        })?;
+        check_name(NameKind::State, state).map_err(ConfigError::StateName)?;
         let node = self.node(name)?;
         let state_vars = node.states.get(state).map(|settings| &settings.vars);
         let node_sets =

@@ -1,19 +1,22 @@
 //! The edge between pacha and a node: what a connection must do, in plain types.
 //!
 //! `pacha-transport` implements [`Connector`] over the system's OpenSSH and locally; tests may
-//! implement it in memory to inject faults.
+//! implement it in memory to inject faults (the `testing` feature has such a connector).
 
 use std::sync::Arc;
 
-use crate::master::Target;
-use crate::mode::Mode;
-use crate::path::NodePath;
-use crate::plan::{ContentHash, PlannedScript};
+use crate::model::hash::ContentHash;
+use crate::model::mode::Mode;
+use crate::model::path::NodePath;
+use crate::model::plan::PlannedScript;
+use crate::model::target::Target;
 
 /// What a path on a node is right now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LiveFile {
+    /// Nothing is there.
     Missing,
+    /// A regular file.
     File(FileStat),
     /// A symbolic link: placing a file there replaces the link, it never writes through it.
     Symlink,
@@ -26,12 +29,19 @@ pub enum LiveFile {
 /// A regular file's attributes and content hash.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileStat {
+    /// The hash of its contents.
     pub sha256: ContentHash,
+    /// Its size in bytes.
     pub size: u64,
+    /// Its permission bits.
     pub mode: Mode,
+    /// The owner's uid.
     pub uid: u32,
+    /// The group's gid.
     pub gid: u32,
+    /// The owner's name (`UNKNOWN` or empty when the node has none).
     pub owner: String,
+    /// The group's name (`UNKNOWN` or empty when the node has none).
     pub group: String,
 }
 
@@ -92,11 +102,17 @@ pub struct Inspection {
 /// One file to place on a node.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Placement {
+    /// Where it goes, as the node sees it.
     pub destination: NodePath,
+    /// Its contents.
     pub content: Arc<[u8]>,
+    /// The hash of `content`.
     pub sha256: ContentHash,
+    /// The owner to set (`None`: the connecting user's).
     pub owner: Option<String>,
+    /// The group to set (`None`: the connecting user's).
     pub group: Option<String>,
+    /// Its permission bits.
     pub mode: Mode,
     /// The mode of folders that must be created for it.
     pub dir_mode: Mode,
@@ -105,7 +121,9 @@ pub struct Placement {
 /// Everything to do on a node in one exchange: pre scripts, files, post scripts.
 #[derive(Debug, Clone)]
 pub struct Apply<'a> {
+    /// The node's name (scripts see it as `PACHA_NODE`).
     pub node: &'a str,
+    /// The state pushed (scripts see it as `PACHA_STATE`).
     pub state: &'a str,
     /// Run in order before anything is placed; the first failure stops the node.
     pub pre: &'a [&'a PlannedScript],
@@ -123,12 +141,14 @@ pub struct Apply<'a> {
 pub struct ScriptRun {
     /// `pre/<phase>/<name>` or `post/<phase>/<name>`.
     pub id: String,
+    /// Its exit status.
     pub status: i32,
     /// Its standard output and error, interleaved.
     pub output: Vec<u8>,
 }
 
 impl ScriptRun {
+    /// Whether it exited 0.
     pub fn succeeded(&self) -> bool {
         self.status == 0
     }
@@ -137,6 +157,7 @@ impl ScriptRun {
 /// What an [`Apply`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Applied {
+    /// Every script that ran, in order.
     pub scripts: Vec<ScriptRun>,
     /// Whether the files were placed (false when a pre script failed first).
     pub placed: bool,
@@ -152,39 +173,109 @@ impl Applied {
 }
 
 /// Why talking to a node failed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum TransportError {
+    /// The node's host key is unknown or changed: nothing is placed anywhere.
     #[error("{host}: host key verification failed: {detail}")]
-    HostKey { host: String, detail: String },
+    HostKey {
+        /// The SSH destination.
+        host: String,
+        /// What ssh said.
+        detail: String,
+    },
+    /// The node could not be reached.
     #[error("{host}: cannot connect: {detail}")]
-    Connect { host: String, detail: String },
+    Connect {
+        /// The SSH destination.
+        host: String,
+        /// What ssh said.
+        detail: String,
+    },
+    /// Another pacha holds the node's lock.
     #[error("{host}: the node is busy: {holder}; try again when it is done")]
-    Locked { host: String, holder: String },
+    Locked {
+        /// The SSH destination.
+        host: String,
+        /// Who holds the lock, as that pacha described itself.
+        holder: String,
+    },
+    /// A step on the node exited with an error.
     #[error("{host}: {step} failed (exit status {status}){}", tail(stderr))]
     Remote {
+        /// The SSH destination.
         host: String,
-        step: &'static str,
+        /// What pacha was doing.
+        step: Step,
+        /// The exit status on the node.
         status: i32,
+        /// Its standard error.
         stderr: String,
     },
+    /// The connection went away during a step.
     #[error("{host}: {step}: the connection was lost{}", tail(detail))]
     Disconnected {
+        /// The SSH destination.
         host: String,
-        step: &'static str,
+        /// What pacha was doing.
+        step: Step,
+        /// What the connection said last.
         detail: String,
     },
+    /// The node answered something pacha cannot read.
     #[error("{host}: {step}: unexpected answer from the node: {detail}")]
     Protocol {
+        /// The SSH destination.
         host: String,
-        step: &'static str,
+        /// What pacha was doing.
+        step: Step,
+        /// What was wrong with the answer.
         detail: String,
     },
+    /// A local I/O error while talking to the node.
     #[error("{host}: {context}: {source}")]
     Io {
+        /// The SSH destination.
         host: String,
+        /// What pacha was doing.
         context: String,
-        source: std::io::Error,
+        /// The error.
+        #[source]
+        source: Arc<std::io::Error>,
     },
+}
+
+/// What pacha was doing on a node when it failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Starting a command on the node.
+    Start,
+    /// Running a command on the node.
+    Run,
+    /// Reading the node's files (and taking its lock).
+    Inspect,
+    /// Placing files and running scripts.
+    Apply,
+    /// Listing files below tracked folders.
+    Find,
+}
+
+impl Step {
+    /// How the step reads in a message.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Step::Start => "starting a command",
+            Step::Run => "running a command",
+            Step::Inspect => "reading the node's files",
+            Step::Apply => "placing files",
+            Step::Find => "listing tracked files",
+        }
+    }
+}
+
+impl std::fmt::Display for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 fn tail(text: &str) -> String {
@@ -202,6 +293,19 @@ impl TransportError {
     /// placed.
     pub fn is_host_key(&self) -> bool {
         matches!(self, TransportError::HostKey { .. })
+    }
+
+    /// The host the error is about.
+    pub fn host(&self) -> &str {
+        match self {
+            TransportError::HostKey { host, .. }
+            | TransportError::Connect { host, .. }
+            | TransportError::Locked { host, .. }
+            | TransportError::Remote { host, .. }
+            | TransportError::Disconnected { host, .. }
+            | TransportError::Protocol { host, .. }
+            | TransportError::Io { host, .. } => host,
+        }
     }
 }
 
@@ -223,5 +327,6 @@ pub trait Connection: Send {
 
 /// Opens connections to nodes.
 pub trait Connector: Sync {
+    /// Opens a connection to `node` at `target`.
     fn connect(&self, node: &str, target: &Target) -> Result<Box<dyn Connection>, TransportError>;
 }

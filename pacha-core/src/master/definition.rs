@@ -1,106 +1,12 @@
-//! Node files (`nodes/<name>/<name>.conf`): a node to configure, or a meta node grouping others.
+//! Reading node files (`nodes/<name>/<name>.conf`) into [`Definition`]s: a node or a meta node,
+//! with every name checked and every error at its line.
 
-use std::collections::BTreeMap;
-
-use serde::{Deserialize, Serialize};
-
-use crate::error::{ConfigError, Location};
-use crate::name::{NameKind, check_name};
-use crate::settings::SshSettings;
-use crate::vars::{Vars, fold_secrets};
-use crate::yaml;
-
-/// How pacha reaches a node.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TransportKind {
-    /// The system's OpenSSH (the default).
-    #[default]
-    Ssh,
-    /// The machine pacha runs on, without SSH: for tests, images and chroots.
-    Local,
-}
-
-/// The scripts phases a node runs before and after its files are placed.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ScriptPhases {
-    #[serde(default)]
-    pub pre: Vec<String>,
-    #[serde(default)]
-    pub post: Vec<String>,
-}
-
-/// Settings that apply to a node only in one state.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StateSettings {
-    #[serde(default)]
-    pub vars: Vars,
-    #[serde(default)]
-    pub secrets: Vars,
-}
-
-/// A node: one host to configure.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Node {
-    /// The SSH destination (`host`, `user@host` or an ssh_config alias); defaults to the node's
-    /// name.
-    pub host: Option<String>,
-    pub port: Option<u16>,
-    pub user: Option<String>,
-    #[serde(default)]
-    pub transport: TransportKind,
-    /// The folder on the node under which every file is placed (default `/`).
-    pub root: Option<String>,
-    /// The apps of the node, in order.
-    #[serde(default)]
-    pub apps: Vec<String>,
-    #[serde(default)]
-    pub vars: Vars,
-    /// Variables rendered into files but never printed.
-    #[serde(default)]
-    pub secrets: Vars,
-    /// Per-state settings: `states: {production: {vars: {...}}}`.
-    #[serde(default)]
-    pub states: BTreeMap<String, StateSettings>,
-    #[serde(default)]
-    pub scripts: ScriptPhases,
-    /// Globs of extra files on the node whose changes `capture` records.
-    #[serde(default)]
-    pub track: Vec<String>,
-    /// Overrides of the master's `ssh` settings.
-    #[serde(default)]
-    pub ssh: SshSettings,
-    /// Values of every secret of this node (filled in after parsing).
-    #[serde(skip)]
-    pub secret_values: Vec<String>,
-}
-
-/// A meta node: an ordered group of nodes and meta nodes.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MetaNode {
-    /// Names of the included nodes, in order, without the `.conf` suffix once loaded.
-    pub include_nodes: Vec<String>,
-    #[serde(default)]
-    pub vars: Vars,
-    #[serde(default)]
-    pub secrets: Vars,
-    /// The line of each entry of `include_nodes`, for error messages.
-    #[serde(skip)]
-    pub include_lines: Vec<Option<usize>>,
-    #[serde(skip)]
-    pub secret_values: Vec<String>,
-}
-
-/// What a node file defines.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Definition {
-    Node(Box<Node>),
-    Meta(Box<MetaNode>),
-}
+use crate::master::error::{ConfigError, Location};
+use crate::master::yaml::{self, line_of};
+use crate::model::name::{NameKind, check_name};
+use crate::model::node::{Definition, MetaNode, Node};
+use crate::model::track::Track;
+use crate::model::vars::fold_secrets;
 
 impl Definition {
     /// Parses a node file; `file` is its path as shown to the user.
@@ -163,9 +69,9 @@ impl Definition {
             });
         }
         for glob in &node.track {
-            crate::restore::Track::new(std::slice::from_ref(glob)).map_err(|message| ConfigError::Invalid {
+            Track::new(std::slice::from_ref(glob)).map_err(|err| ConfigError::Invalid {
                 at: Location::line(file, line_of(text, glob)),
-                message,
+                message: err.to_string(),
             })?;
         }
         let mut secrets = Vec::new();
@@ -178,16 +84,10 @@ impl Definition {
     }
 }
 
-/// The first line (1-based) of `text` that contains `needle`.
-pub fn line_of(text: &str, needle: &str) -> Option<usize> {
-    text.lines()
-        .position(|line| line.contains(needle))
-        .map(|index| index + 1)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::node::TransportKind;
 
     #[test]
     fn parses_a_node() {

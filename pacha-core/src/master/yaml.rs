@@ -2,7 +2,7 @@
 
 use serde::de::DeserializeOwned;
 
-use crate::error::ConfigError;
+use crate::master::error::ConfigError;
 
 /// Parses `text`, the contents of the master file shown to the user as `file`.
 ///
@@ -79,6 +79,13 @@ fn list_of_names(value: &str) -> Vec<String> {
         .filter(|item| !item.is_empty())
         .map(|item| item.strip_suffix(".conf").unwrap_or(item).to_owned())
         .collect()
+}
+
+/// The first line (1-based) of `text` that contains `needle`.
+pub fn line_of(text: &str, needle: &str) -> Option<usize> {
+    text.lines()
+        .position(|line| line.contains(needle))
+        .map(|index| index + 1)
 }
 
 #[cfg(test)]

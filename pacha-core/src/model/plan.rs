@@ -5,70 +5,11 @@ use std::fmt;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
-use crate::master::Target;
-use crate::mode::Mode;
-use crate::path::NodePath;
-
-/// A SHA-256 digest of file contents, printed as 64 hex digits.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ContentHash([u8; 32]);
-
-impl ContentHash {
-    pub fn of(bytes: &[u8]) -> ContentHash {
-        ContentHash(Sha256::digest(bytes).into())
-    }
-
-    /// Parses 64 hex digits.
-    pub fn parse(hex: &str) -> Option<ContentHash> {
-        let hex = hex.as_bytes();
-        if hex.len() != 64 {
-            return None;
-        }
-        let mut bytes = [0u8; 32];
-        for (index, pair) in hex.chunks(2).enumerate() {
-            let text = std::str::from_utf8(pair).ok()?;
-            bytes[index] = u8::from_str_radix(text, 16).ok()?;
-        }
-        Some(ContentHash(bytes))
-    }
-
-    /// The first `len` hex digits.
-    pub fn short(&self, len: usize) -> String {
-        let mut text = self.to_string();
-        text.truncate(len);
-        text
-    }
-}
-
-impl fmt::Display for ContentHash {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for byte in self.0 {
-            write!(f, "{byte:02x}")?;
-        }
-        Ok(())
-    }
-}
-
-impl fmt::Debug for ContentHash {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ContentHash({})", self.short(12))
-    }
-}
-
-impl Serialize for ContentHash {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for ContentHash {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<ContentHash, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        ContentHash::parse(&text).ok_or_else(|| serde::de::Error::custom(format!("invalid sha256 {text:?}")))
-    }
-}
+use crate::model::hash::{ContentHash, Damaged};
+use crate::model::mode::Mode;
+use crate::model::path::NodePath;
+use crate::model::target::Target;
 
 /// One file a node should have.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,7 +26,7 @@ pub struct PlannedFile {
     pub mode: Mode,
     /// The mode of folders pacha has to create for it.
     pub dir_mode: Mode,
-    #[serde(with = "crate::bytes")]
+    #[serde(with = "crate::model::bytes")]
     pub content: Arc<[u8]>,
     pub sha256: ContentHash,
 }
@@ -124,7 +65,7 @@ pub struct PlannedScript {
     pub name: String,
     /// The master file, relative to the master.
     pub source: String,
-    #[serde(with = "crate::bytes")]
+    #[serde(with = "crate::model::bytes")]
     pub content: Arc<[u8]>,
     pub sha256: ContentHash,
 }
@@ -152,38 +93,33 @@ pub struct Plan {
 
 impl Plan {
     /// Checks that every content matches its hash (a plan received over the wire).
-    pub fn verify(&self) -> Result<(), String> {
+    pub fn verify(&self) -> Result<(), Damaged> {
         for file in &self.files {
-            if ContentHash::of(&file.content) != file.sha256 {
-                return Err(format!("{} does not match its sha256", file.destination));
-            }
+            Damaged::check(&file.content, file.sha256, || file.destination.to_string())?;
         }
         for script in &self.scripts {
-            if ContentHash::of(&script.content) != script.sha256 {
-                return Err(format!("script {} does not match its sha256", script.id()));
-            }
+            Damaged::check(&script.content, script.sha256, || format!("script {}", script.id()))?;
         }
         Ok(())
     }
 
+    /// `text` with every secret value of this plan replaced by `<redacted>`.
+    pub fn redact(&self, text: &str) -> String {
+        redact(text, &self.secrets)
+    }
+
+    /// The scripts of `stage`, in run order.
     pub fn scripts(&self, stage: Stage) -> impl Iterator<Item = &PlannedScript> {
         self.scripts.iter().filter(move |script| script.stage == stage)
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hash_round_trips_through_hex() {
-        let hash = ContentHash::of(b"hello\n");
-        assert_eq!(
-            hash.to_string(),
-            "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03"
-        );
-        assert_eq!(ContentHash::parse(&hash.to_string()), Some(hash));
-        assert_eq!(ContentHash::parse("xyz"), None);
-        assert_eq!(hash.short(8), "5891b5b5");
-    }
+/// `text` with every value of `secrets` replaced by `<redacted>` (longest first, so a secret
+/// that contains another is replaced whole).
+pub fn redact(text: &str, secrets: &[String]) -> String {
+    let mut secrets: Vec<&String> = secrets.iter().filter(|secret| !secret.is_empty()).collect();
+    secrets.sort_by_key(|secret| std::cmp::Reverse(secret.len()));
+    secrets.iter().fold(text.to_owned(), |text, secret| {
+        text.replace(secret.as_str(), "<redacted>")
+    })
 }

@@ -1,0 +1,171 @@
+//! The CLI's errors: each library error mapped to a category (the `kind` of `--json`), an exit
+//! code and hints that name flags and commands. The libraries never name a flag; this file is
+//! where that wording lives.
+
+use std::io;
+
+use pacha_core::{ConfigError, EngineError, GraphError, HistoryError, LinkError, TransportError};
+use pacha_render::RenderError;
+use serde::Serialize;
+
+/// A command that failed after every node's outcome was printed (some nodes failed): exit 1,
+/// and the message goes to stderr only, since the report already said it all.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct NodesFailed(pub String);
+
+/// A usage problem the CLI found itself (a bad flag value).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Usage(pub String);
+
+/// An error as the user sees it.
+#[derive(Debug, Serialize)]
+pub struct Shown {
+    pub kind: &'static str,
+    pub message: String,
+    pub hints: Vec<String>,
+}
+
+/// The category, message and hints of `err`.
+pub fn describe(err: &anyhow::Error) -> Shown {
+    let mut message = err.to_string();
+    let mut last = message.clone();
+    for cause in err.chain().skip(1) {
+        let text = cause.to_string();
+        if !last.contains(&text) {
+            message.push_str(&format!("\n  caused by: {text}"));
+        }
+        last = text;
+    }
+    let (kind, hints) = categorize(err);
+    Shown { kind, message, hints }
+}
+
+fn categorize(err: &anyhow::Error) -> (&'static str, Vec<String>) {
+    for cause in err.chain() {
+        if let Some(err) = cause.downcast_ref::<EngineError>() {
+            return engine(err);
+        }
+        if let Some(err) = cause.downcast_ref::<ConfigError>() {
+            return config(err);
+        }
+        if let Some(err) = cause.downcast_ref::<GraphError>() {
+            return graph(err);
+        }
+        if let Some(err) = cause.downcast_ref::<HistoryError>() {
+            return history(err);
+        }
+        if let Some(err) = cause.downcast_ref::<RenderError>() {
+            return render(err);
+        }
+        if let Some(err) = cause.downcast_ref::<TransportError>() {
+            return transport(err);
+        }
+        if let Some(err) = cause.downcast_ref::<LinkError>() {
+            return link(err);
+        }
+        if cause.downcast_ref::<NodesFailed>().is_some() {
+            return ("nodes-failed", Vec::new());
+        }
+        if cause.downcast_ref::<Usage>().is_some() {
+            return ("usage", Vec::new());
+        }
+    }
+    if err.chain().any(|cause| cause.downcast_ref::<io::Error>().is_some()) {
+        return ("io", Vec::new());
+    }
+    ("error", Vec::new())
+}
+
+fn engine(err: &EngineError) -> (&'static str, Vec<String>) {
+    match err {
+        EngineError::Config(err) => config(err),
+        EngineError::Graph(err) => graph(err),
+        EngineError::Render { source, .. } => match source.downcast_ref::<RenderError>() {
+            Some(err) => render(err),
+            None => ("render", Vec::new()),
+        },
+        EngineError::History(err) => history(err),
+        EngineError::Transport { source, .. } => transport(source),
+        EngineError::Link(err) => link(err),
+        EngineError::Damaged(_) => ("protocol", Vec::new()),
+        EngineError::Path(_) => ("usage", Vec::new()),
+        EngineError::Write { .. } => ("io", Vec::new()),
+    }
+}
+
+fn config(err: &ConfigError) -> (&'static str, Vec<String>) {
+    match err {
+        ConfigError::MasterNotFound { .. } => (
+            "no-master",
+            vec!["pass --master DIR, set PACHA_MASTER, or run `pacha init` to create one".to_owned()],
+        ),
+        ConfigError::NotAMaster { .. } => (
+            "no-master",
+            vec!["--master (or PACHA_MASTER) must name a folder holding pacha.yaml".to_owned()],
+        ),
+        _ => ("config", Vec::new()),
+    }
+}
+
+fn graph(err: &GraphError) -> (&'static str, Vec<String>) {
+    match err {
+        GraphError::UnknownNode { .. } => ("unknown-node", vec!["`pacha nodes` lists the nodes".to_owned()]),
+        GraphError::NotALeaf { name } => (
+            "meta-node",
+            vec![format!("`pacha expand {name}` lists its nodes; name one of them")],
+        ),
+        GraphError::Config(err) => config(err),
+        _ => ("config", Vec::new()),
+    }
+}
+
+fn history(err: &HistoryError) -> (&'static str, Vec<String>) {
+    match err {
+        HistoryError::Empty { node } => ("history", vec![format!("push it first: `pacha push {node} STATE`")]),
+        HistoryError::UnknownRevision { node, .. } | HistoryError::OtherNode { node, .. } => (
+            "unknown-revision",
+            vec![format!("`pacha log {node}` lists its revisions")],
+        ),
+        HistoryError::Ambiguous { .. } => ("unknown-revision", Vec::new()),
+        _ => ("history", Vec::new()),
+    }
+}
+
+fn render(err: &RenderError) -> (&'static str, Vec<String>) {
+    match err {
+        RenderError::Graph(err) => graph(err),
+        RenderError::Config(err) => config(err),
+        _ => ("render", Vec::new()),
+    }
+}
+
+fn transport(err: &TransportError) -> (&'static str, Vec<String>) {
+    match err {
+        TransportError::HostKey { host, .. } => (
+            "host-key",
+            vec![format!(
+                "add {host}'s key to the known_hosts file pacha uses (ssh-keyscan), or set `ssh: {{host_keys: accept-new}}` to trust new hosts on first contact"
+            )],
+        ),
+        TransportError::Locked { .. } => (
+            "lock",
+            vec!["another pacha is working on the node; run again when it is done".to_owned()],
+        ),
+        _ => ("connection", Vec::new()),
+    }
+}
+
+fn link(err: &LinkError) -> (&'static str, Vec<String>) {
+    match err {
+        LinkError::Version { .. } => ("protocol", Vec::new()),
+        LinkError::Refused { kind, .. } if kind == "refused" => ("refused", Vec::new()),
+        LinkError::Refused { .. } => ("master", Vec::new()),
+        LinkError::Malformed { .. } => (
+            "protocol",
+            vec!["the master must run `pacha serve`: check --remote-pacha and the key's forced command".to_owned()],
+        ),
+        _ => ("connection", Vec::new()),
+    }
+}

@@ -1,0 +1,88 @@
+//! Wiring the real implementations in: the master, the renderer, the OpenSSH connector, the git
+//! history, and the engine over them. Everything here reads the process's world (the
+//! environment, the user's git config, the machine's name); the libraries never do.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use pacha_core::{Engine, Master};
+use pacha_render::Renderer;
+use pacha_transport::SshConnector;
+use pacha_vcs::{Author, GitHistory};
+
+/// A master with its connector and history, from which an [`Engine`] is made per command.
+pub struct Parts {
+    pub master: Master,
+    pub connector: SshConnector,
+    pub history: GitHistory,
+}
+
+impl Parts {
+    /// Opens `master`'s history (created on the first record) and a connector.
+    pub fn new(master: Master) -> anyhow::Result<Parts> {
+        let history = GitHistory::open(&master.history_dir(), author())?;
+        Ok(Parts {
+            master,
+            connector: connector()?,
+            history,
+        })
+    }
+
+    /// Runs `work` with an engine over these parts and a renderer of the master.
+    pub fn with_engine<R>(&self, work: impl FnOnce(&Engine<'_>) -> R) -> R {
+        let renderer = Renderer::new(&self.master);
+        let engine = Engine::new(&self.master, &renderer, &self.connector, &self.history);
+        work(&engine)
+    }
+}
+
+/// The private folder where SSH master connections are kept between runs: short, because
+/// socket paths are limited to 108 bytes.
+pub fn control_dir() -> PathBuf {
+    if let Some(runtime) = std::env::var_os("XDG_RUNTIME_DIR").filter(|dir| !dir.is_empty()) {
+        let dir = PathBuf::from(runtime);
+        if dir.is_dir() {
+            return dir.join("pacha");
+        }
+    }
+    let uid = std::fs::metadata("/proc/self").map_or(0, |meta| std::os::unix::fs::MetadataExt::uid(&meta));
+    PathBuf::from(format!("/tmp/pacha-{uid}"))
+}
+
+/// The OpenSSH connector, its masters kept in [`control_dir`].
+pub fn connector() -> anyhow::Result<SshConnector> {
+    let dir = control_dir();
+    SshConnector::new(&dir).with_context(|| format!("preparing the SSH control folder {}", dir.display()))
+}
+
+/// Who is pushing, as a busy node tells a second pacha.
+pub fn holder(command: &str) -> String {
+    let (user, host) = user_and_host();
+    format!("pacha {command} by {user}@{host} (pid {})", std::process::id())
+}
+
+/// The user running pacha and this machine's name.
+fn user_and_host() -> (String, String) {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "pacha".to_owned());
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map_or_else(|_| "localhost".to_owned(), |name| name.trim().to_owned());
+    (user, host)
+}
+
+/// The person running pacha, for the history's commits: `user.name` and `user.email` from
+/// their git configuration, else `user@host`.
+pub fn author() -> Author {
+    from_git_config().unwrap_or_else(|| {
+        let (user, host) = user_and_host();
+        Author::new(user.clone(), format!("{user}@{host}"))
+    })
+}
+
+fn from_git_config() -> Option<Author> {
+    let config = git2::Config::open_default().ok()?;
+    let name = config.get_string("user.name").ok()?;
+    let email = config.get_string("user.email").ok()?;
+    (!name.is_empty() && !email.is_empty()).then(|| Author::new(name, email))
+}

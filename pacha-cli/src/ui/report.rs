@@ -1,0 +1,138 @@
+//! A node's report as text: outcome, changes (with diffs for `pacha diff`), scripts and their
+//! output, and what was recorded. Secrets never appear: every text from a plan or a node goes
+//! through the plan's redaction.
+
+use std::io;
+
+use pacha_core::{Change, ChangeKind, NodeReport, Outcome, Plan};
+
+use crate::output::{Output, Style};
+
+/// A unified diff of a change, secrets redacted.
+pub fn unified_diff(plan: &Plan, change: &Change, planned: &[u8]) -> String {
+    let before = change.before.as_deref().unwrap_or_default();
+    match (std::str::from_utf8(before), std::str::from_utf8(planned)) {
+        (Ok(old), Ok(new)) => {
+            let old = plan.redact(old);
+            let new = plan.redact(new);
+            let header_old = if change.kind == ChangeKind::Create {
+                "/dev/null".to_owned()
+            } else {
+                format!("{}:{} (live)", plan.node, change.destination)
+            };
+            similar::TextDiff::from_lines(&old, &new)
+                .unified_diff()
+                .context_radius(3)
+                .header(
+                    &header_old,
+                    &format!("{}:{} ({})", plan.node, change.destination, plan.state),
+                )
+                .to_string()
+        }
+        _ => format!("binary files differ ({} -> {} bytes)\n", before.len(), planned.len()),
+    }
+}
+
+fn change_line(change: &Change, style: Style) -> String {
+    let mut details = Vec::new();
+    if let Some((from, to)) = &change.mode {
+        details.push(format!("mode {from} -> {to}"));
+    }
+    if let Some((from, to)) = &change.owner {
+        details.push(format!("owner {from} -> {to}"));
+    }
+    if let Some((from, to)) = &change.group {
+        details.push(format!("group {from} -> {to}"));
+    }
+    let kind = match change.kind {
+        ChangeKind::Create => style.green("create "),
+        ChangeKind::Update => style.yellow("update "),
+        ChangeKind::Attributes => style.yellow("attrs  "),
+        ChangeKind::ReplaceSymlink => style.yellow("replace symlink"),
+    };
+    let details = if details.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", details.join(", "))
+    };
+    format!("  {kind} {}{details}", change.destination)
+}
+
+fn plural(count: usize, word: &str) -> String {
+    format!("{count} {word}{}", if count == 1 { "" } else { "s" })
+}
+
+/// Prints `report`, a push of `plan`; with `diffs`, each changed file's unified diff.
+pub fn print_report(out: &mut Output, plan: &Plan, report: &NodeReport, diffs: bool) -> io::Result<()> {
+    let style = out.style;
+    let outcome = match report.outcome {
+        Outcome::Unchanged => style.dim("unchanged"),
+        Outcome::Changed => style.green("changed"),
+        Outcome::WouldChange => style.yellow("would change"),
+        Outcome::Failed => style.red("FAILED"),
+    };
+    let mut summary = format!("{} {outcome}", style.bold(&report.node));
+    if !report.changes.is_empty() {
+        summary.push_str(&format!(", {}", plural(report.changes.len(), "file")));
+    }
+    if !report.scripts.is_empty() {
+        summary.push_str(&format!(", {}", plural(report.scripts.len(), "script")));
+    }
+    summary.push_str(&style.dim(&format!(" ({:.2} s)", report.timings.total.as_secs_f64())));
+    out.line(summary)?;
+    if let Some(error) = &report.error {
+        out.line(format!("  {} {}", style.red("error:"), plan.redact(&error.to_string())))?;
+    }
+    if let Some(pending) = &report.pending_post {
+        let verb = if report.outcome == Outcome::WouldChange {
+            "are due"
+        } else {
+            "were due"
+        };
+        out.line(format!(
+            "  post scripts of an interrupted push {verb} ({} changed files)",
+            pending.len()
+        ))?;
+    }
+    for change in &report.changes {
+        out.line(change_line(change, style))?;
+        if diffs
+            && change.kind != ChangeKind::Attributes
+            && let Some(file) = plan.files.iter().find(|file| file.destination == change.destination)
+        {
+            for line in unified_diff(plan, change, &file.content).lines() {
+                let line = if line.starts_with('+') && !line.starts_with("+++") {
+                    style.green(line)
+                } else if line.starts_with('-') && !line.starts_with("---") {
+                    style.red(line)
+                } else {
+                    line.to_owned()
+                };
+                out.line(format!("    {line}"))?;
+            }
+        }
+    }
+    print_scripts(out, plan, report)?;
+    if let Some(entry) = &report.recorded {
+        out.line(format!("  recorded {}", style.dim(&entry.revision[..12])))?;
+    }
+    Ok(())
+}
+
+/// Prints each script's status and output.
+fn print_scripts(out: &mut Output, plan: &Plan, report: &NodeReport) -> io::Result<()> {
+    let style = out.style;
+    for run in &report.scripts {
+        let status = if run.succeeded() {
+            style.green("ok")
+        } else {
+            style.red(&format!("exit status {}", run.status))
+        };
+        out.line(format!("  {} {status}", style.cyan(&run.id)))?;
+        let text = plan.redact(&String::from_utf8_lossy(&run.output));
+        for line in text.lines() {
+            out.line(format!("    {} {line}", style.dim("|")))?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,230 @@
+//! The reporter edge: what an operation tells its caller while it runs, and the [`NodeReport`]
+//! it gives back per node, with a typed [`NodeError`] when the node failed.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::edges::connection::{LiveFile, ScriptRun, TransportError};
+use crate::edges::history::HistoryError;
+use crate::edges::link::LinkError;
+use crate::model::mode::Mode;
+use crate::model::path::NodePath;
+use crate::model::plan::Plan;
+use crate::model::snapshot::Entry;
+
+/// How a file on the node differs from its plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// The path on the node.
+    pub destination: NodePath,
+    /// What kind of change.
+    pub kind: ChangeKind,
+    /// Mode before and after, when it changes on an existing file.
+    pub mode: Option<(Mode, Mode)>,
+    /// Owner before and after, when it changes.
+    pub owner: Option<(String, String)>,
+    /// Group before and after, when it changes.
+    pub group: Option<(String, String)>,
+    /// The live contents before the push, when asked for.
+    pub before: Option<Vec<u8>>,
+}
+
+/// What kind of change a push makes to one path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeKind {
+    /// The file does not exist yet.
+    Create,
+    /// The contents differ (owner, group or mode may too).
+    Update,
+    /// Only owner, group or mode differ.
+    Attributes,
+    /// A symbolic link stands where the file goes; it is replaced, not followed.
+    ReplaceSymlink,
+}
+
+impl ChangeKind {
+    /// The name `--json` prints.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::Create => "create",
+            ChangeKind::Update => "update",
+            ChangeKind::Attributes => "attributes",
+            ChangeKind::ReplaceSymlink => "replace-symlink",
+        }
+    }
+}
+
+/// How a node's push ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Nothing differed; nothing was written and no script ran.
+    Unchanged,
+    /// Files were placed and/or scripts ran, all successfully.
+    Changed,
+    /// `--dry-run`: something would change.
+    WouldChange,
+    /// The node failed: see [`NodeReport::error`].
+    Failed,
+}
+
+impl Outcome {
+    /// The name `--json` prints.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Unchanged => "unchanged",
+            Outcome::Changed => "changed",
+            Outcome::WouldChange => "would-change",
+            Outcome::Failed => "failed",
+        }
+    }
+}
+
+/// Time spent per step of a node's push.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Timings {
+    /// Opening every connection (the first phase of a push, shared by all nodes).
+    pub connect: Duration,
+    /// Reading the node's files.
+    pub inspect: Duration,
+    /// Placing files and running scripts.
+    pub apply: Duration,
+    /// From the start of the push to this node's end.
+    pub total: Duration,
+}
+
+/// Why one node failed. An embedder matches on it; [`NodeError::kind`] names it for JSON.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum NodeError {
+    /// The node could not be reached, read or written (connection, host key, lock, placement).
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// Another node's host key failed, so nothing was placed on any node.
+    #[error("not pushed: host key verification failed for {} (nothing was placed on any node)", nodes.join(", "))]
+    HostKeyElsewhere {
+        /// The nodes whose host key failed.
+        nodes: Vec<String>,
+    },
+    /// Something stands at a planned path that pacha will not replace.
+    #[error("{path} exists on the node and is not a regular file or symlink; pacha will not replace it")]
+    NotAFile {
+        /// The planned path.
+        path: NodePath,
+    },
+    /// A pre or post script failed.
+    #[error("script {id} failed with exit status {status} ({})", if *placed { "files were placed; the post scripts run again on the next push" } else { "nothing was placed" })]
+    Script {
+        /// `pre/<phase>/<name>` or `post/<phase>/<name>`.
+        id: String,
+        /// Its exit status.
+        status: i32,
+        /// Whether the files were placed before it failed.
+        placed: bool,
+    },
+    /// What was placed could not be recorded in the history.
+    #[error("recording the history failed: {0}")]
+    History(Arc<HistoryError>),
+    /// What was placed could not be recorded in the master's history (`pacha pull`).
+    #[error("recording in the master's history failed: {0}")]
+    MasterHistory(Arc<LinkError>),
+}
+
+impl NodeError {
+    /// The category `--json` prints: `connection`, `host-key`, `lock`, `placement`, `script` or
+    /// `history`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            NodeError::Transport(TransportError::HostKey { .. }) | NodeError::HostKeyElsewhere { .. } => "host-key",
+            NodeError::Transport(TransportError::Locked { .. }) => "lock",
+            NodeError::Transport(
+                TransportError::Remote {
+                    step: crate::edges::connection::Step::Apply,
+                    ..
+                }
+                | TransportError::Protocol {
+                    step: crate::edges::connection::Step::Apply,
+                    ..
+                },
+            )
+            | NodeError::NotAFile { .. } => "placement",
+            NodeError::Transport(_) => "connection",
+            NodeError::Script { .. } => "script",
+            NodeError::History(_) | NodeError::MasterHistory(_) => "history",
+        }
+    }
+}
+
+/// Everything about one node's push (or rollback, rebuild, pull).
+#[derive(Debug, Clone)]
+pub struct NodeReport {
+    /// The node's name.
+    pub node: String,
+    /// Its SSH destination.
+    pub host: String,
+    /// The state pushed.
+    pub state: String,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// What differed on the node from the plan.
+    pub changes: Vec<Change>,
+    /// Post scripts an interrupted earlier push left due (run now unless `--dry-run`).
+    pub pending_post: Option<Vec<NodePath>>,
+    /// Every script that ran.
+    pub scripts: Vec<ScriptRun>,
+    /// Whether files were placed.
+    pub placed: bool,
+    /// Each planned file's state on the node after the push (as inspected when nothing was
+    /// placed), in plan order; empty when the node could not be read.
+    pub live: Vec<LiveFile>,
+    /// Why the node failed, when it did. A push whose recording failed keeps its outcome and
+    /// has [`NodeError::History`] here.
+    pub error: Option<NodeError>,
+    /// The history entry recorded for it, when it changed the node.
+    pub recorded: Option<Entry>,
+    /// Time spent per step.
+    pub timings: Timings,
+}
+
+impl NodeReport {
+    /// A report of `plan`'s node that has not got anywhere yet.
+    pub(crate) fn new(plan: &Plan) -> NodeReport {
+        NodeReport {
+            node: plan.node.clone(),
+            host: plan.target.host.clone(),
+            state: plan.state.clone(),
+            outcome: Outcome::Failed,
+            changes: Vec::new(),
+            pending_post: None,
+            scripts: Vec::new(),
+            placed: false,
+            live: Vec::new(),
+            error: None,
+            recorded: None,
+            timings: Timings::default(),
+        }
+    }
+
+    /// Marks the node failed with `error`.
+    pub(crate) fn fail(&mut self, error: NodeError) {
+        self.outcome = Outcome::Failed;
+        self.error = Some(error);
+    }
+
+    /// Whether the node failed, or its result could not be recorded.
+    pub fn failed(&self) -> bool {
+        self.outcome == Outcome::Failed || self.error.is_some()
+    }
+}
+
+/// What an operation tells its caller while it runs. Every method has a default that does
+/// nothing.
+pub trait Reporter: Sync {
+    /// A node moves on to a step (`connect`, `inspect`, `apply`, `record`).
+    fn step(&self, _node: &str, _step: &str) {}
+    /// A node is done (and recorded): `index` is its place in the expanded order.
+    fn finished(&self, _index: usize, _report: &NodeReport) {}
+}
+
+/// A reporter that reports nothing.
+pub struct Quiet;
+
+impl Reporter for Quiet {}

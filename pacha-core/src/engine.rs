@@ -1,0 +1,247 @@
+//! The [`Engine`]: a master and the edges composed, with one method per operation. The CLI
+//! builds one and calls it; so does any program that embeds pacha. Every operation that
+//! changes a node records it in the history before it returns.
+
+use std::collections::BTreeMap;
+
+use crate::edges::connection::Connector;
+use crate::edges::history::{History, HistoryError};
+use crate::edges::planner::Planner;
+use crate::edges::report::{NodeError, NodeReport, Reporter};
+use crate::error::EngineError;
+use crate::master::Master;
+use crate::master::error::GraphError;
+use crate::model::path::NodePath;
+use crate::model::plan::Plan;
+use crate::model::snapshot::{Entry, EventKind, Snapshot};
+use crate::model::target::Target;
+use crate::model::track::Track;
+use crate::ops::capture::{Captured, capture};
+use crate::ops::push::{PushOptions, in_parallel, push_plans};
+use crate::ops::record::{latest_snapshot, record_push};
+use crate::ops::render::Rendering;
+use crate::ops::restore::{Restore, Restored};
+use crate::ops::serve::Server;
+use crate::ops::status::{NodeStatus, status};
+
+/// A master with its planner, the connector to its nodes and its history.
+pub struct Engine<'a> {
+    master: &'a Master,
+    rendering: Rendering<'a>,
+    connector: &'a dyn Connector,
+    history: &'a dyn History,
+}
+
+impl<'a> Engine<'a> {
+    /// Composes an engine. Rendering uses every core of this machine unless
+    /// [`Engine::with_threads`] says otherwise.
+    pub fn new(
+        master: &'a Master,
+        planner: &'a dyn Planner,
+        connector: &'a dyn Connector,
+        history: &'a dyn History,
+    ) -> Engine<'a> {
+        Engine {
+            master,
+            rendering: Rendering::new(master, planner),
+            connector,
+            history,
+        }
+    }
+
+    /// Renders on up to `threads` threads.
+    pub fn with_threads(mut self, threads: usize) -> Engine<'a> {
+        self.rendering = self.rendering.with_threads(threads);
+        self
+    }
+
+    /// The master.
+    pub fn master(&self) -> &Master {
+        self.master
+    }
+
+    /// The history.
+    pub fn history(&self) -> &dyn History {
+        self.history
+    }
+
+    /// Rendering through this engine's planner.
+    pub fn rendering(&self) -> &Rendering<'a> {
+        &self.rendering
+    }
+
+    /// The plan of leaf node `node` in `state`.
+    pub fn plan(&self, node: &str, state: &str) -> Result<Plan, EngineError> {
+        self.rendering.plan(node, state)
+    }
+
+    /// The plans of every leaf of `node` in `state` ([`Rendering::plans`]).
+    pub fn plans(&self, node: &str, state: &str) -> Result<Vec<Plan>, EngineError> {
+        self.rendering.plans(node, state)
+    }
+
+    /// Pushes every leaf of `node` to `state`: renders all first (nothing touches a node if
+    /// any plan fails), then brings each node to its plan and records each node that changed
+    /// as soon as it is done (a dry run records nothing). One report per leaf, in order.
+    pub fn push(
+        &self,
+        node: &str,
+        state: &str,
+        options: &PushOptions,
+        reporter: &dyn Reporter,
+    ) -> Result<Vec<NodeReport>, EngineError> {
+        let plans = self.plans(node, state)?;
+        self.push_plans(&plans, options, reporter)
+    }
+
+    /// Pushes plans made by [`Engine::plans`] and records each node that changed.
+    pub fn push_plans(
+        &self,
+        plans: &[Plan],
+        options: &PushOptions,
+        reporter: &dyn Reporter,
+    ) -> Result<Vec<NodeReport>, EngineError> {
+        let tracks = plans
+            .iter()
+            .map(|plan| Ok((plan.node.clone(), self.master.track(&plan.node)?)))
+            .collect::<Result<BTreeMap<String, Track>, EngineError>>()?;
+        let record = |plan: &Plan, report: &mut NodeReport| {
+            let track = tracks.get(&plan.node).cloned().unwrap_or_default();
+            match record_push(self.history, plan, report, &track) {
+                Ok(entry) => report.recorded = entry,
+                Err(err) => report.error = Some(NodeError::History(err.into())),
+            }
+        };
+        Ok(push_plans(plans, self.connector, options, reporter, &record))
+    }
+
+    /// The state `node` was last pushed (or pulled, rolled back, rebuilt) in.
+    pub fn last_state(&self, node: &str) -> Result<String, EngineError> {
+        let state = self.history.log(node)?.into_iter().find_map(|entry| entry.state);
+        state.ok_or_else(|| HistoryError::Empty { node: node.to_owned() }.into())
+    }
+
+    /// `node`'s history, newest first. A node removed from the master keeps its history; a
+    /// name that is neither in the master nor in the history is an unknown node.
+    pub fn log(&self, node: &str) -> Result<Vec<Entry>, EngineError> {
+        let entries = self.history.log(node)?;
+        if entries.is_empty() {
+            self.master.node(node)?;
+        }
+        Ok(entries)
+    }
+
+    /// The entry at `revision` (the latest when `None`) and what it recorded.
+    pub fn show(&self, node: &str, revision: Option<&str>) -> Result<(Entry, Snapshot), EngineError> {
+        self.log_exists(node)?;
+        let entry = match revision {
+            Some(revision) => self.history.entry(node, revision)?,
+            None => self
+                .history
+                .latest(node)?
+                .ok_or_else(|| HistoryError::Empty { node: node.to_owned() })?,
+        };
+        let snapshot = self.history.snapshot(node, &entry.revision)?;
+        Ok((entry, snapshot))
+    }
+
+    /// The secret values `node` renders in `state` (never to be printed); none for a node the
+    /// master no longer has.
+    pub fn secrets(&self, node: &str, state: Option<&str>) -> Vec<String> {
+        self.master
+            .node_vars(node, state.unwrap_or("default"))
+            .map(|vars| vars.secrets)
+            .unwrap_or_default()
+    }
+
+    /// Places `node`'s files exactly as recorded at `revision` (content, owner, group, mode; its
+    /// scripts run when files change, as in a push), then records that.
+    pub fn rollback(
+        &self,
+        node: &str,
+        revision: &str,
+        options: &PushOptions,
+        reporter: &dyn Reporter,
+    ) -> Result<Restored, EngineError> {
+        let target = self.master.target(node)?;
+        let from = self.history.entry(node, revision)?;
+        let snapshot = self.history.snapshot(node, &from.revision)?;
+        let restore = Restore {
+            kind: EventKind::Rollback,
+            detail: format!("to {}", &from.revision[..from.revision.len().min(12)]),
+            history: self.history,
+            connector: self.connector,
+            options,
+            reporter,
+        };
+        let secrets = self.secrets(node, from.state.as_deref());
+        Ok(restore.place(from, &snapshot, target, secrets))
+    }
+
+    /// Rebuilds a (new) host from `node`'s latest recorded state: every file placed with its
+    /// owner and mode, every script run. `onto` is where (the node itself when `None`).
+    pub fn rebuild(
+        &self,
+        node: &str,
+        onto: Option<Target>,
+        options: &PushOptions,
+        reporter: &dyn Reporter,
+    ) -> Result<Restored, EngineError> {
+        let target = match onto {
+            Some(target) => target,
+            None => self.master.target(node)?,
+        };
+        let Some((from, snapshot)) = latest_snapshot(self.history, node)? else {
+            return Err(HistoryError::Empty { node: node.to_owned() }.into());
+        };
+        let options = PushOptions {
+            force: true,
+            ..options.clone()
+        };
+        let restore = Restore {
+            kind: EventKind::Rebuild,
+            detail: format!("onto {}", target.host),
+            history: self.history,
+            connector: self.connector,
+            options: &options,
+            reporter,
+        };
+        let secrets = self.secrets(node, from.state.as_deref());
+        Ok(restore.place(from, &snapshot, target, secrets))
+    }
+
+    /// Reads the live files of `node` (its recorded files and its tracked files, or only `only`
+    /// when given) into history, when they differ from the latest recorded ones. `holder` names
+    /// this pacha to another that finds the node locked.
+    pub fn capture(&self, node: &str, only: &[NodePath], holder: &str) -> Result<Captured, EngineError> {
+        let target = self.master.target(node)?;
+        let track = self.master.track(node)?;
+        capture(self.history, node, &target, &track, only, self.connector, holder)
+    }
+
+    /// Compares each node's latest recorded files with its live files, up to `jobs` nodes at
+    /// once; one result per node, in order.
+    pub fn status(&self, nodes: &[String], jobs: usize) -> Vec<Result<NodeStatus, EngineError>> {
+        in_parallel(nodes, jobs, |_, node| {
+            let target = self.master.target(node)?;
+            status(self.history, node, &target, self.connector)
+        })
+    }
+
+    /// The master's end of pull and watch; with `only`, for that node alone.
+    pub fn serve(&'a self, only: Option<&str>) -> Server<'a> {
+        Server::new(self, only)
+    }
+
+    /// An unknown node is an error unless the history still has it.
+    fn log_exists(&self, node: &str) -> Result<(), EngineError> {
+        match self.master.node(node) {
+            Ok(_) => Ok(()),
+            Err(err @ GraphError::UnknownNode { .. }) => match self.history.latest(node)? {
+                Some(_) => Ok(()),
+                None => Err(err.into()),
+            },
+            Err(err) => Err(err.into()),
+        }
+    }
+}

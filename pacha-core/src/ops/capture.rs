@@ -1,0 +1,134 @@
+//! Capture: the live files of a node (recorded and tracked) read into history.
+
+use std::sync::Arc;
+
+use crate::edges::connection::{Connection, Connector, Inspect, LiveFile, TransportError};
+use crate::edges::history::History;
+use crate::error::EngineError;
+use crate::model::path::NodePath;
+use crate::model::snapshot::{Entry, Event, EventKind, RecordedFile, Snapshot};
+use crate::model::target::Target;
+use crate::model::track::Track;
+use crate::ops::record::latest_snapshot;
+
+/// The files on the node that `track` names: its literal paths, and the files found below the
+/// folders of its globs that match them.
+pub(crate) fn tracked_files(connection: &mut dyn Connection, track: &Track) -> Result<Vec<NodePath>, TransportError> {
+    let (mut paths, folders) = track.search();
+    if !folders.is_empty() {
+        paths.extend(
+            connection
+                .find(&folders)?
+                .into_iter()
+                .filter(|path| track.matches(path)),
+        );
+    }
+    Ok(paths)
+}
+
+/// What a capture found.
+#[derive(Debug, Clone, Default)]
+pub struct Captured {
+    /// The new entry, when live files differed from the latest recorded ones.
+    pub recorded: Option<Entry>,
+    /// The paths whose live file differed from the history.
+    pub changed: Vec<NodePath>,
+    /// Files that could not be read, with why.
+    pub skipped: Vec<(NodePath, String)>,
+}
+
+/// Reads the live files of `node` (its recorded files and its tracked files, or only `only`
+/// when given) into history, when they differ from the latest recorded ones.
+pub(crate) fn capture(
+    history: &dyn History,
+    node: &str,
+    target: &Target,
+    track: &Track,
+    only: &[NodePath],
+    connector: &dyn Connector,
+    holder: &str,
+) -> Result<Captured, EngineError> {
+    let previous = latest_snapshot(history, node)?;
+    let (state, old) = match &previous {
+        Some((entry, snapshot)) => (entry.state.clone(), snapshot.clone()),
+        None => (None, Snapshot::default()),
+    };
+    let failed = EngineError::transport(node, "capturing");
+    let mut connection = connector
+        .connect(node, target)
+        .map_err(EngineError::transport(node, "capturing"))?;
+    let result = (|| -> Result<Captured, EngineError> {
+        let mut paths: Vec<NodePath> = if only.is_empty() {
+            let mut paths: Vec<NodePath> = old.files.iter().map(|file| file.path.clone()).collect();
+            paths.extend(tracked_files(connection.as_mut(), track).map_err(EngineError::transport(node, "capturing"))?);
+            paths
+        } else {
+            only.to_vec()
+        };
+        paths.sort();
+        paths.dedup();
+        let inspection = connection
+            .inspect(&Inspect {
+                paths: &paths,
+                contents: true,
+                lock: Some(holder),
+            })
+            .map_err(EngineError::transport(node, "capturing"))?;
+        let mut captured = Captured::default();
+        // Start from the recorded files when capturing a few paths only.
+        let mut files: Vec<RecordedFile> = if only.is_empty() {
+            Vec::new()
+        } else {
+            old.files
+                .iter()
+                .filter(|file| !paths.contains(&file.path))
+                .cloned()
+                .collect()
+        };
+        for ((path, live), content) in paths.iter().zip(&inspection.files).zip(&inspection.contents) {
+            match (live, content) {
+                (LiveFile::File(stat), Some(content)) => files.push(RecordedFile {
+                    path: path.clone(),
+                    content: Arc::from(content.as_slice()),
+                    sha256: stat.sha256,
+                    mode: stat.mode,
+                    owner: stat.recorded_owner(),
+                    group: stat.recorded_group(),
+                }),
+                (LiveFile::Unreadable, _) => captured.skipped.push((path.clone(), "not readable".to_owned())),
+                (LiveFile::Symlink, _) => captured.skipped.push((path.clone(), "a symlink".to_owned())),
+                (LiveFile::Other, _) => captured.skipped.push((path.clone(), "not a regular file".to_owned())),
+                (LiveFile::Missing, _) => {}
+                (LiveFile::File(_), None) => captured.skipped.push((path.clone(), "contents not read".to_owned())),
+            }
+        }
+        // A file that could not be read keeps its recorded version.
+        for (path, _) in &captured.skipped {
+            if let Some(file) = old.file(path) {
+                files.push(file.clone());
+            }
+        }
+        let mut snapshot = Snapshot {
+            files,
+            scripts: old.scripts.clone(),
+        };
+        snapshot.normalize();
+        captured.changed = snapshot.differences(&old);
+        if !captured.changed.is_empty() {
+            let event = Event {
+                kind: EventKind::Capture,
+                node: node.to_owned(),
+                state: state.clone(),
+                changed: captured.changed.clone(),
+                failed: false,
+                detail: None,
+            };
+            captured.recorded = Some(history.record(&event, &snapshot)?);
+        }
+        Ok(captured)
+    })();
+    let closed = connection.close();
+    let captured = result?;
+    closed.map_err(failed)?;
+    Ok(captured)
+}

@@ -1,0 +1,168 @@
+//! Recording what happened to a node: the snapshot a push, pull or watch leaves, with the
+//! tracked files recorded before kept. Only the engine and the other operations call these, so
+//! nothing placed through the library goes unrecorded.
+
+use crate::edges::connection::LiveFile;
+use crate::edges::history::{History, HistoryError};
+use crate::edges::report::{NodeReport, Outcome};
+use crate::model::path::NodePath;
+use crate::model::plan::Plan;
+use crate::model::snapshot::{Entry, Event, EventKind, RecordedFile, RecordedScript, Snapshot};
+use crate::model::track::Track;
+
+fn recorded_scripts(plan: &Plan) -> Vec<RecordedScript> {
+    plan.scripts
+        .iter()
+        .map(|script| RecordedScript {
+            stage: script.stage,
+            phase: script.phase.clone(),
+            name: script.name.clone(),
+            content: script.content.clone(),
+            sha256: script.sha256,
+        })
+        .collect()
+}
+
+/// What a push left on a node: the plan's files with the attributes the node reported, the
+/// plan's scripts, and the tracked files recorded before.
+pub(crate) fn pushed_snapshot(
+    plan: &Plan,
+    report: &NodeReport,
+    previous: Option<&Snapshot>,
+    track: &Track,
+) -> Snapshot {
+    let files: Vec<RecordedFile> = plan
+        .files
+        .iter()
+        .enumerate()
+        .map(|(index, file)| {
+            let (mode, owner, group) = match report.live.get(index) {
+                Some(LiveFile::File(stat)) => (stat.mode, stat.recorded_owner(), stat.recorded_group()),
+                _ => (
+                    file.mode,
+                    file.owner.clone().unwrap_or_default(),
+                    file.group.clone().unwrap_or_default(),
+                ),
+            };
+            RecordedFile {
+                path: file.destination.clone(),
+                content: file.content.clone(),
+                sha256: file.sha256,
+                mode,
+                owner,
+                group,
+            }
+        })
+        .collect();
+    let mut snapshot = Snapshot {
+        files,
+        scripts: recorded_scripts(plan),
+    };
+    if let Some(previous) = previous {
+        keep_tracked(&mut snapshot, previous, track);
+    }
+    snapshot.normalize();
+    snapshot
+}
+
+/// Adds to `snapshot` the tracked files of `previous` it does not hold.
+fn keep_tracked(snapshot: &mut Snapshot, previous: &Snapshot, track: &Track) {
+    for file in &previous.files {
+        let held = snapshot.files.iter().any(|held| held.path == file.path);
+        if !held && track.matches(&file.path) {
+            snapshot.files.push(file.clone());
+        }
+    }
+    snapshot.normalize();
+}
+
+/// Records files a node saw change by hand (`pacha watch`): `changed` replaces or adds those
+/// files in the latest snapshot, `removed` drops files that are gone. Records nothing when the
+/// result equals the latest snapshot (a push the watcher saw land, say).
+pub(crate) fn record_changes(
+    history: &dyn History,
+    node: &str,
+    changed: Vec<RecordedFile>,
+    removed: &[NodePath],
+) -> Result<Option<Entry>, HistoryError> {
+    let (state, old) = match latest_snapshot(history, node)? {
+        Some((entry, snapshot)) => (entry.state, snapshot),
+        None => (None, Snapshot::default()),
+    };
+    let mut snapshot = old.clone();
+    snapshot
+        .files
+        .retain(|file| !removed.contains(&file.path) && !changed.iter().any(|new| new.path == file.path));
+    snapshot.files.extend(changed);
+    snapshot.normalize();
+    let differences = snapshot.differences(&old);
+    if differences.is_empty() {
+        return Ok(None);
+    }
+    let event = Event {
+        kind: EventKind::Capture,
+        node: node.to_owned(),
+        state,
+        changed: differences,
+        failed: false,
+        detail: Some("(watch)".to_owned()),
+    };
+    history.record(&event, &snapshot).map(Some)
+}
+
+/// Records what a node reports it did by itself (`pacha pull`): `snapshot` holds what the node
+/// placed; the tracked files recorded before are kept.
+pub(crate) fn record_reported(
+    history: &dyn History,
+    event: &Event,
+    mut snapshot: Snapshot,
+    track: &Track,
+) -> Result<Entry, HistoryError> {
+    if !track.is_empty()
+        && let Some((_, previous)) = latest_snapshot(history, &event.node)?
+    {
+        keep_tracked(&mut snapshot, &previous, track);
+    }
+    history.record(event, &snapshot)
+}
+
+/// The latest snapshot of `node`, if it has one.
+pub(crate) fn latest_snapshot(history: &dyn History, node: &str) -> Result<Option<(Entry, Snapshot)>, HistoryError> {
+    match history.latest(node)? {
+        Some(entry) => {
+            let snapshot = history.snapshot(node, &entry.revision)?;
+            Ok(Some((entry, snapshot)))
+        }
+        None => Ok(None),
+    }
+}
+
+/// Records a push of `plan` when it placed files: a push that changed nothing records nothing;
+/// a failed push records what it placed, marked as failed.
+pub(crate) fn record_push(
+    history: &dyn History,
+    plan: &Plan,
+    report: &NodeReport,
+    track: &Track,
+) -> Result<Option<Entry>, HistoryError> {
+    if !report.placed || report.changes.is_empty() {
+        return Ok(None);
+    }
+    // The previous snapshot only matters for tracked files it holds; reading it costs every
+    // recorded file, so skip it for nodes that track nothing.
+    let previous = if track.is_empty() {
+        None
+    } else {
+        latest_snapshot(history, &plan.node)?
+    };
+    let snapshot = pushed_snapshot(plan, report, previous.as_ref().map(|(_, snapshot)| snapshot), track);
+    let event = Event {
+        kind: EventKind::Push,
+        node: plan.node.clone(),
+        state: Some(plan.state.clone()),
+        changed: report.changes.iter().map(|change| change.destination.clone()).collect(),
+        failed: report.outcome == Outcome::Failed,
+        detail: None,
+    };
+    history.record(&event, &snapshot).map(Some)
+}

@@ -1,0 +1,170 @@
+//! Serve: the master's end of pull and watch. A [`Server`] answers the messages of one session
+//! through the engine; restricted to one node, it answers only for that node.
+
+use std::io::{self, BufRead, Write};
+
+use crate::engine::Engine;
+use crate::error::EngineError;
+use crate::model::snapshot::Event;
+use crate::ops::record::{latest_snapshot, record_changes, record_reported};
+use crate::ops::wire::{self, Answer, PROTOCOL_VERSION, Request, WatchList, Watched};
+
+/// Answers the requests of nodes.
+pub struct Server<'a> {
+    engine: &'a Engine<'a>,
+    only: Option<String>,
+}
+
+impl<'a> Server<'a> {
+    /// A server for `engine`'s master; with `only`, a session may ask for that node alone.
+    pub fn new(engine: &'a Engine<'a>, only: Option<&str>) -> Server<'a> {
+        Server {
+            engine,
+            only: only.map(str::to_owned),
+        }
+    }
+
+    /// Answers one message.
+    pub fn answer(&self, message: &[u8]) -> Vec<u8> {
+        let answer = match serde_json::from_slice::<Request>(message) {
+            Ok(request) => self.handle(request).unwrap_or_else(|err| Answer::Error {
+                kind: error_kind(&err).to_owned(),
+                message: err.to_string(),
+            }),
+            Err(err) => Answer::Error {
+                kind: "protocol".to_owned(),
+                message: format!("not a request of pacha protocol {PROTOCOL_VERSION}: {err}"),
+            },
+        };
+        serde_json::to_vec(&answer).unwrap_or_else(|err| {
+            format!(
+                "{{\"type\":\"error\",\"kind\":\"protocol\",\"message\":{:?}}}",
+                err.to_string()
+            )
+            .into_bytes()
+        })
+    }
+
+    /// Answers every message of a session read from `input`, until the node closes it.
+    pub fn serve(&self, input: &mut dyn BufRead, output: &mut dyn Write) -> io::Result<()> {
+        while let Some(message) = wire::read_message(input)? {
+            wire::write_message(output, &self.answer(&message))?;
+        }
+        Ok(())
+    }
+
+    /// Refuses a request for another node than the one this session is for.
+    fn allowed(&self, node: &str) -> Result<(), Refusal> {
+        match &self.only {
+            Some(only) if only != node => Err(Refusal(format!(
+                "this key may only act for node {only:?}, not {node:?}"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    fn handle(&self, request: Request) -> Result<Answer, ServeError> {
+        let engine = self.engine;
+        match request {
+            Request::Hello { .. } => Ok(Answer::Hello {
+                version: PROTOCOL_VERSION,
+                pacha: wire::pacha_version(),
+            }),
+            Request::Plan { node, state } => {
+                self.allowed(&node)?;
+                let state = match state {
+                    Some(state) => state,
+                    None => engine.last_state(&node)?,
+                };
+                let plan = engine.plan(&node, &state)?;
+                Ok(Answer::Plan { plan: Box::new(plan) })
+            }
+            Request::Record { event, snapshot } => {
+                self.allowed(&event.node)?;
+                let Event { node, .. } = &event;
+                let track = engine.master().track(node).map_err(EngineError::from)?;
+                snapshot.verify().map_err(EngineError::from)?;
+                let entry = record_reported(engine.history(), &event, snapshot, &track).map_err(EngineError::from)?;
+                Ok(Answer::Recorded { entry: Some(entry) })
+            }
+            Request::WatchList { node } => {
+                self.allowed(&node)?;
+                let target = engine.master().target(&node).map_err(EngineError::from)?;
+                let track = engine.master().node(&node).map_err(EngineError::from)?.track.clone();
+                let files = match latest_snapshot(engine.history(), &node).map_err(EngineError::from)? {
+                    Some((_, snapshot)) => snapshot
+                        .files
+                        .into_iter()
+                        .map(|file| Watched {
+                            path: file.path,
+                            sha256: file.sha256,
+                            mode: file.mode,
+                            owner: file.owner,
+                            group: file.group,
+                        })
+                        .collect(),
+                    None => Vec::new(),
+                };
+                Ok(Answer::WatchList {
+                    list: WatchList {
+                        root: target.root,
+                        files,
+                        track,
+                    },
+                })
+            }
+            Request::RecordChanges { node, changed, removed } => {
+                self.allowed(&node)?;
+                engine.master().node(&node).map_err(EngineError::from)?;
+                for file in &changed {
+                    crate::model::hash::Damaged::check(&file.content, file.sha256, || file.path.to_string())
+                        .map_err(EngineError::from)?;
+                }
+                let entry = record_changes(engine.history(), &node, changed, &removed).map_err(EngineError::from)?;
+                Ok(Answer::Recorded { entry })
+            }
+        }
+    }
+}
+
+/// A request this session may not make.
+#[derive(Debug)]
+struct Refusal(String);
+
+/// Why a request got an error answer.
+#[derive(Debug)]
+enum ServeError {
+    Refused(Refusal),
+    Engine(EngineError),
+}
+
+impl From<Refusal> for ServeError {
+    fn from(refusal: Refusal) -> ServeError {
+        ServeError::Refused(refusal)
+    }
+}
+
+impl From<EngineError> for ServeError {
+    fn from(err: EngineError) -> ServeError {
+        ServeError::Engine(err)
+    }
+}
+
+impl std::fmt::Display for ServeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ServeError::Refused(Refusal(message)) => f.write_str(message),
+            ServeError::Engine(err) => write!(f, "{err}"),
+        }
+    }
+}
+
+fn error_kind(err: &ServeError) -> &'static str {
+    match err {
+        ServeError::Refused(_) => "refused",
+        ServeError::Engine(EngineError::Render { .. }) => "render",
+        ServeError::Engine(EngineError::History(_)) => "history",
+        ServeError::Engine(EngineError::Config(_) | EngineError::Graph(_)) => "config",
+        ServeError::Engine(_) => "error",
+    }
+}

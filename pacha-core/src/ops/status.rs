@@ -1,0 +1,104 @@
+//! Status: a node's latest recorded files against its live files, in one round trip.
+
+use crate::edges::connection::{Connector, Inspect, LiveFile};
+use crate::edges::history::History;
+use crate::error::EngineError;
+use crate::model::path::NodePath;
+use crate::model::snapshot::{Entry, EventKind, RecordedFile};
+use crate::model::target::Target;
+
+/// How a recorded file differs from the live node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Drift {
+    /// The path on the node.
+    pub path: NodePath,
+    /// What differs: `content`, `missing`, `mode 0644 -> 0600`, ...
+    pub what: String,
+}
+
+/// A node's recorded state against its live state.
+#[derive(Debug, Clone)]
+pub struct NodeStatus {
+    /// The node's name.
+    pub node: String,
+    /// The latest entry (`None`: never recorded).
+    pub latest: Option<Entry>,
+    /// The latest push (it may be older than the latest entry).
+    pub last_push: Option<Entry>,
+    /// Every recorded file that differs on the node.
+    pub drift: Vec<Drift>,
+}
+
+fn drift_of(recorded: &RecordedFile, live: &LiveFile) -> Option<String> {
+    match live {
+        LiveFile::Missing => Some("missing".to_owned()),
+        LiveFile::Symlink => Some("replaced by a symlink".to_owned()),
+        LiveFile::Other => Some("replaced by a folder or special file".to_owned()),
+        LiveFile::Unreadable => Some("unreadable".to_owned()),
+        LiveFile::File(stat) => {
+            let mut what = Vec::new();
+            if stat.sha256 != recorded.sha256 {
+                what.push("content".to_owned());
+            }
+            if stat.mode != recorded.mode {
+                what.push(format!("mode {} -> {}", recorded.mode, stat.mode));
+            }
+            if stat.recorded_owner() != recorded.owner && stat.uid.to_string() != recorded.owner {
+                what.push(format!("owner {} -> {}", recorded.owner, stat.owner));
+            }
+            if stat.recorded_group() != recorded.group && stat.gid.to_string() != recorded.group {
+                what.push(format!("group {} -> {}", recorded.group, stat.group));
+            }
+            (!what.is_empty()).then(|| what.join(", "))
+        }
+    }
+}
+
+/// Compares `node`'s latest recorded files with the live node, in one round trip.
+pub(crate) fn status(
+    history: &dyn History,
+    node: &str,
+    target: &Target,
+    connector: &dyn Connector,
+) -> Result<NodeStatus, EngineError> {
+    let entries = history.log(node)?;
+    let latest = entries.first().cloned();
+    let last_push = entries
+        .iter()
+        .find(|entry| matches!(entry.kind, EventKind::Push | EventKind::Pull))
+        .cloned();
+    let mut status = NodeStatus {
+        node: node.to_owned(),
+        latest: latest.clone(),
+        last_push,
+        drift: Vec::new(),
+    };
+    let Some(latest) = latest else {
+        return Ok(status);
+    };
+    let snapshot = history.snapshot(node, &latest.revision)?;
+    let paths: Vec<NodePath> = snapshot.files.iter().map(|file| file.path.clone()).collect();
+    let failed = EngineError::transport(node, "checking");
+    let mut connection = match connector.connect(node, target) {
+        Ok(connection) => connection,
+        Err(err) => return Err(failed(err)),
+    };
+    let inspection = connection.inspect(&Inspect {
+        paths: &paths,
+        contents: false,
+        lock: None,
+    });
+    let closed = connection.close();
+    let inspection = inspection
+        .and_then(|inspection| closed.map(|()| inspection))
+        .map_err(failed)?;
+    for (recorded, live) in snapshot.files.iter().zip(&inspection.files) {
+        if let Some(what) = drift_of(recorded, live) {
+            status.drift.push(Drift {
+                path: recorded.path.clone(),
+                what,
+            });
+        }
+    }
+    Ok(status)
+}
