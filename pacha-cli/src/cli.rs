@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 /// `pacha push NODE STATE` brings every node of NODE to STATE and records it in git.
 #[derive(Debug, Parser)]
 #[command(name = "pacha", version, propagate_version = true, max_term_width = 100)]
-pub struct Cli {
+pub(crate) struct Cli {
     /// The master directory [default: the nearest folder upward holding pacha.yaml]
     #[arg(long, global = true, value_name = "DIR", env = "PACHA_MASTER")]
     pub master: Option<PathBuf>,
@@ -27,8 +27,11 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// The help of `--from` and `--to`.
+const MASTER_AT: &str = "The master: [USER@]HOST:/MASTER/DIR (over ssh, HOST may be an ssh_config alias), or a master folder on this machine";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ColorChoice {
+pub(crate) enum ColorChoice {
     /// Colour on a terminal, unless NO_COLOR is set
     Auto,
     Always,
@@ -36,7 +39,7 @@ pub enum ColorChoice {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Create a working master: an example app, nodes, a meta node and scripts
     Init {
         /// Where to create it [default: the current folder]
@@ -55,8 +58,11 @@ pub enum Command {
         node: String,
         /// The state, e.g. production
         state: String,
-        /// Write each node's files to DIR/<node>/<destination> with the planned modes
-        #[arg(long, value_name = "DIR")]
+        #[arg(
+            long,
+            value_name = "DIR",
+            help = "Write each node's files to DIR/<node>/<destination> with the planned modes"
+        )]
         out: Option<PathBuf>,
     },
     /// What a push would change on the live node(s): unified diffs, owner and mode changes (exit 2 if any)
@@ -135,8 +141,7 @@ pub enum Command {
         node: String,
         /// The state, e.g. production [default: the node's last recorded state]
         state: Option<String>,
-        /// The master: [USER@]HOST:/MASTER/DIR (over ssh, HOST may be an ssh_config alias), or a master folder on this machine
-        #[arg(long, value_name = "[USER@]HOST:/DIR")]
+        #[arg(long, value_name = "[USER@]HOST:/DIR", help = MASTER_AT)]
         from: String,
         /// Place every file and run every script even when nothing changed
         #[arg(long)]
@@ -152,8 +157,7 @@ pub enum Command {
     Watch {
         /// This node's name in the master
         node: String,
-        /// The master: [USER@]HOST:/MASTER/DIR (over ssh, HOST may be an ssh_config alias), or a master folder on this machine
-        #[arg(long, value_name = "[USER@]HOST:/DIR")]
+        #[arg(long, value_name = "[USER@]HOST:/DIR", help = MASTER_AT)]
         to: String,
         /// Seconds between two looks at the files
         #[arg(long, value_name = "SECONDS", default_value_t = 2.0)]
@@ -180,7 +184,7 @@ pub enum Command {
 
 /// Options of commands that talk to nodes.
 #[derive(Debug, Clone, clap::Args)]
-pub struct ConnectionArgs {
+pub(crate) struct ConnectionArgs {
     /// How many nodes to work on at once [default: jobs in pacha.yaml, else the number of nodes, at most 32]
     #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub jobs: Option<u16>,

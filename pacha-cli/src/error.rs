@@ -12,23 +12,23 @@ use serde::Serialize;
 /// and the message goes to stderr only, since the report already said it all.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub struct NodesFailed(pub String);
+pub(crate) struct NodesFailed(pub String);
 
 /// A usage problem the CLI found itself (a bad flag value).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub struct Usage(pub String);
+pub(crate) struct Usage(pub String);
 
 /// An error as the user sees it.
 #[derive(Debug, Serialize)]
-pub struct Shown {
+pub(crate) struct Shown {
     pub kind: &'static str,
     pub message: String,
     pub hints: Vec<String>,
 }
 
 /// The category, message and hints of `err`.
-pub fn describe(err: &anyhow::Error) -> Shown {
+pub(crate) fn describe(err: &anyhow::Error) -> Shown {
     let mut message = err.to_string();
     let mut last = message.clone();
     for cause in err.chain().skip(1) {

@@ -7,14 +7,14 @@ use serde::Serialize;
 use crate::cli::ColorChoice;
 
 /// Where command results go.
-pub struct Output {
+pub(crate) struct Output {
     pub json: bool,
     pub style: Style,
     out: BufWriter<Stdout>,
 }
 
 impl Output {
-    pub fn new(json: bool, color: ColorChoice, no_color_env: bool) -> Output {
+    pub(crate) fn new(json: bool, color: ColorChoice, no_color_env: bool) -> Output {
         let color = match color {
             ColorChoice::Always => true,
             ColorChoice::Never => false,
@@ -28,30 +28,30 @@ impl Output {
     }
 
     /// Writes one line of text.
-    pub fn line(&mut self, text: impl AsRef<str>) -> io::Result<()> {
+    pub(crate) fn line(&mut self, text: impl AsRef<str>) -> io::Result<()> {
         self.out.write_all(text.as_ref().as_bytes())?;
         self.out.write_all(b"\n")
     }
 
     /// Writes raw text as is.
-    pub fn raw(&mut self, text: impl AsRef<[u8]>) -> io::Result<()> {
+    pub(crate) fn raw(&mut self, text: impl AsRef<[u8]>) -> io::Result<()> {
         self.out.write_all(text.as_ref())
     }
 
     /// Writes `value` as one JSON document on its own line.
-    pub fn json_document<T: Serialize>(&mut self, value: &T) -> io::Result<()> {
+    pub(crate) fn json_document<T: Serialize>(&mut self, value: &T) -> io::Result<()> {
         serde_json::to_writer_pretty(&mut self.out, value)?;
         self.out.write_all(b"\n")
     }
 
-    pub fn flush(&mut self) -> io::Result<()> {
+    pub(crate) fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
     }
 }
 
 /// ANSI styles, or none.
 #[derive(Debug, Clone, Copy)]
-pub struct Style {
+pub(crate) struct Style {
     pub color: bool,
 }
 
@@ -64,33 +64,33 @@ impl Style {
         }
     }
 
-    pub fn bold(self, text: &str) -> String {
+    pub(crate) fn bold(self, text: &str) -> String {
         self.paint("1", text)
     }
 
-    pub fn dim(self, text: &str) -> String {
+    pub(crate) fn dim(self, text: &str) -> String {
         self.paint("2", text)
     }
 
-    pub fn green(self, text: &str) -> String {
+    pub(crate) fn green(self, text: &str) -> String {
         self.paint("32", text)
     }
 
-    pub fn red(self, text: &str) -> String {
+    pub(crate) fn red(self, text: &str) -> String {
         self.paint("31", text)
     }
 
-    pub fn yellow(self, text: &str) -> String {
+    pub(crate) fn yellow(self, text: &str) -> String {
         self.paint("33", text)
     }
 
-    pub fn cyan(self, text: &str) -> String {
+    pub(crate) fn cyan(self, text: &str) -> String {
         self.paint("36", text)
     }
 }
 
 /// Pads `text` with spaces to `width` characters.
-pub fn pad(text: &str, width: usize) -> String {
+pub(crate) fn pad(text: &str, width: usize) -> String {
     let len = text.chars().count();
     if len >= width {
         text.to_owned()
@@ -100,7 +100,7 @@ pub fn pad(text: &str, width: usize) -> String {
 }
 
 /// Seconds since the Unix epoch as `YYYY-MM-DD HH:MM:SS UTC`.
-pub fn utc_time(seconds: i64) -> String {
+pub(crate) fn utc_time(seconds: i64) -> String {
     let days = seconds.div_euclid(86_400);
     let rest = seconds.rem_euclid(86_400);
     // Howard Hinnant's days-to-civil.

@@ -11,7 +11,7 @@ use pacha_transport::SshConnector;
 use pacha_vcs::{Author, GitHistory};
 
 /// A master with its connector and history, from which an [`Engine`] is made per command.
-pub struct Parts {
+pub(crate) struct Parts {
     pub master: Master,
     pub connector: SshConnector,
     pub history: GitHistory,
@@ -19,7 +19,7 @@ pub struct Parts {
 
 impl Parts {
     /// Opens `master`'s history (created on the first record) and a connector.
-    pub fn new(master: Master) -> anyhow::Result<Parts> {
+    pub(crate) fn new(master: Master) -> anyhow::Result<Parts> {
         let history = GitHistory::open(&master.history_dir(), author())?;
         Ok(Parts {
             master,
@@ -29,7 +29,7 @@ impl Parts {
     }
 
     /// Runs `work` with an engine over these parts and a renderer of the master.
-    pub fn with_engine<R>(&self, work: impl FnOnce(&Engine<'_>) -> R) -> R {
+    pub(crate) fn with_engine<R>(&self, work: impl FnOnce(&Engine<'_>) -> R) -> R {
         let renderer = Renderer::new(&self.master);
         let engine = Engine::new(&self.master, &renderer, &self.connector, &self.history);
         work(&engine)
@@ -38,7 +38,7 @@ impl Parts {
 
 /// The private folder where SSH master connections are kept between runs: short, because
 /// socket paths are limited to 108 bytes.
-pub fn control_dir() -> PathBuf {
+pub(crate) fn control_dir() -> PathBuf {
     if let Some(runtime) = std::env::var_os("XDG_RUNTIME_DIR").filter(|dir| !dir.is_empty()) {
         let dir = PathBuf::from(runtime);
         if dir.is_dir() {
@@ -50,13 +50,13 @@ pub fn control_dir() -> PathBuf {
 }
 
 /// The OpenSSH connector, its masters kept in [`control_dir`].
-pub fn connector() -> anyhow::Result<SshConnector> {
+pub(crate) fn connector() -> anyhow::Result<SshConnector> {
     let dir = control_dir();
     SshConnector::new(&dir).with_context(|| format!("preparing the SSH control folder {}", dir.display()))
 }
 
 /// Who is pushing, as a busy node tells a second pacha.
-pub fn holder(command: &str) -> String {
+pub(crate) fn holder(command: &str) -> String {
     let (user, host) = user_and_host();
     format!("pacha {command} by {user}@{host} (pid {})", std::process::id())
 }
@@ -73,7 +73,7 @@ fn user_and_host() -> (String, String) {
 
 /// The person running pacha, for the history's commits: `user.name` and `user.email` from
 /// their git configuration, else `user@host`.
-pub fn author() -> Author {
+pub(crate) fn author() -> Author {
     from_git_config().unwrap_or_else(|| {
         let (user, host) = user_and_host();
         Author::new(user.clone(), format!("{user}@{host}"))

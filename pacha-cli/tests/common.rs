@@ -5,19 +5,19 @@ use std::path::Path;
 use assert_cmd::Command;
 
 /// `pacha` with a clean environment: no colour, no inherited master.
-pub fn pacha() -> Command {
+pub(crate) fn pacha() -> Command {
     let mut command = Command::cargo_bin("pacha").expect("the pacha binary is built");
     command.env_remove("PACHA_MASTER").env("NO_COLOR", "1");
     command
 }
 
 /// `pacha --master DIR ARGS…`; returns (exit code, stdout, stderr).
-pub fn run_in(master: &Path, args: &[&str]) -> (i32, String, String) {
+pub(crate) fn run_in(master: &Path, args: &[&str]) -> (i32, String, String) {
     outcome(pacha().arg("--master").arg(master).args(args))
 }
 
 /// Runs `command`; returns (exit code, stdout, stderr).
-pub fn outcome(command: &mut Command) -> (i32, String, String) {
+pub(crate) fn outcome(command: &mut Command) -> (i32, String, String) {
     let output = command.output().expect("pacha runs");
     (
         output.status.code().unwrap_or(-1),
@@ -28,13 +28,13 @@ pub fn outcome(command: &mut Command) -> (i32, String, String) {
 
 /// A master in a temp folder whose nodes are reached over a test sshd: each node in `nodes`
 /// gets `root` under the temp folder and the sshd alias of its name.
-pub struct SshMaster {
+pub(crate) struct SshMaster {
     pub dir: tempfile::TempDir,
     pub sshd: fixtures::Sshd,
 }
 
 impl SshMaster {
-    pub fn new(nodes: &[&str]) -> SshMaster {
+    pub(crate) fn new(nodes: &[&str]) -> SshMaster {
         let sshd = fixtures::Sshd::start(nodes);
         let dir = tempfile::tempdir().expect("temp dir");
         fixtures::write(
@@ -61,19 +61,19 @@ impl SshMaster {
         SshMaster { dir, sshd }
     }
 
-    pub fn node_text(node: &str, root: &Path) -> String {
+    pub(crate) fn node_text(node: &str, root: &Path) -> String {
         format!(
             "host: {node}\nroot: {}\napps: [motd]\nscripts:\n  post: [reload]\n",
             root.display()
         )
     }
 
-    pub fn root(&self, node: &str) -> std::path::PathBuf {
+    pub(crate) fn root(&self, node: &str) -> std::path::PathBuf {
         self.dir.path().join("roots").join(node)
     }
 
     /// Runs pacha on this master with its own private SSH control folder.
-    pub fn run(&self, args: &[&str]) -> (i32, String, String) {
+    pub(crate) fn run(&self, args: &[&str]) -> (i32, String, String) {
         let runtime = self.dir.path().join("run");
         std::fs::create_dir_all(&runtime).expect("runtime dir");
         outcome(
@@ -86,12 +86,12 @@ impl SshMaster {
     }
 
     /// Rewrites `node`'s file as [`SshMaster::new`] made it, with `extra` lines appended.
-    pub fn add_to_node(&self, node: &str, extra: &str) {
+    pub(crate) fn add_to_node(&self, node: &str, extra: &str) {
         let text = format!("{}{extra}", SshMaster::node_text(node, &self.root(node)));
         self.write(&format!("nodes/{node}/{node}.conf"), &text);
     }
 
-    pub fn write(&self, path: &str, text: &str) {
+    pub(crate) fn write(&self, path: &str, text: &str) {
         fixtures::write(self.dir.path(), path, text);
     }
 }

@@ -35,7 +35,7 @@ struct FileRuleFile {
 
 /// Owner, group and mode as far as they are set.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Attributes {
+pub(crate) struct Attributes {
     pub owner: Option<String>,
     pub group: Option<String>,
     pub mode: Option<Mode>,
@@ -57,7 +57,7 @@ impl Attributes {
 
 /// An app's settings, globs compiled.
 #[derive(Debug)]
-pub struct AppConfig {
+pub(crate) struct AppConfig {
     pub dest: NodePath,
     pub defaults: Attributes,
     pub dir_mode: Mode,
@@ -71,7 +71,7 @@ pub struct AppConfig {
 
 impl AppConfig {
     /// Parses `app.yaml` (shown as `file`); `None` text means the app has none.
-    pub fn parse(file: &str, text: Option<&str>) -> Result<AppConfig, ConfigError> {
+    pub(crate) fn parse(file: &str, text: Option<&str>) -> Result<AppConfig, ConfigError> {
         let mut parsed: AppFile = match text {
             Some(text) => yaml::parse(file, text)?,
             None => AppFile::default(),
@@ -134,13 +134,13 @@ impl AppConfig {
     }
 
     /// Whether the file at `relative` (to `dest`, `.hbs` dropped) is ignored.
-    pub fn is_ignored(&self, relative: &str) -> bool {
+    pub(crate) fn is_ignored(&self, relative: &str) -> bool {
         self.ignore.is_match(relative)
     }
 
     /// The attributes of the file at `relative`: the app's defaults, then each matching rule in
     /// order, so that each attribute comes from the last rule that sets it.
-    pub fn attributes(&self, relative: &str) -> Attributes {
+    pub(crate) fn attributes(&self, relative: &str) -> Attributes {
         let mut attributes = self.defaults.clone();
         let mut matches = self.rule_globs.matches(relative);
         matches.sort_unstable();

@@ -5,53 +5,120 @@ use pacha_core::{ConfigError, GraphError, Location, Stage};
 /// Why rendering a node's plan failed. Every variant names the master file to look at.
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
+    /// A node name is unknown or the meta nodes do not fit together.
     #[error(transparent)]
     Graph(#[from] GraphError),
+    /// A master file is wrong.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// A node names an app with no templates for the state nor a default.
     #[error("{at}: app {app:?} has neither templates/{app}/{state} nor templates/{app}/default")]
-    MissingApp { at: Location, app: String, state: String },
+    MissingApp {
+        /// Where the node names the app.
+        at: Location,
+        /// The app.
+        app: String,
+        /// The state rendered.
+        state: String,
+    },
+    /// A template reads a variable no layer sets.
     #[error("{at}: undefined variable `{variable}` (rendering for node {node:?}){}", hint(.variable))]
     UndefinedVariable {
+        /// The template, line and column.
         at: Location,
+        /// The variable's dotted path.
         variable: String,
+        /// The node rendered.
         node: String,
     },
+    /// A template Handlebars cannot parse or render.
     #[error("{at}: {message}")]
-    Template { at: Location, message: String },
+    Template {
+        /// The template, and line where known.
+        at: Location,
+        /// Handlebars' message.
+        message: String,
+    },
+    /// A helper refused its arguments.
     #[error("{at}: {message} (rendering for node {node:?})")]
     Helper {
+        /// The template, and line where known.
         at: Location,
+        /// The helper's message.
         message: String,
+        /// The node rendered.
         node: String,
     },
+    /// A symlink in a template tree points outside the tree.
     #[error(
         "{source_file}: symlink points outside {tree} (to {target}); a symlink in a template tree must stay inside it"
     )]
     SymlinkEscapes {
+        /// The symlink, relative to the master.
         source_file: String,
+        /// The tree it must stay in.
         tree: String,
+        /// Where it points.
         target: String,
     },
+    /// A destination that would leave its app's `dest`.
     #[error("{at}: {message}")]
-    PathEscapes { at: Location, message: String },
+    PathEscapes {
+        /// Where the path comes from.
+        at: Location,
+        /// Which path, and what it leaves.
+        message: String,
+    },
+    /// Two sources that cannot both be placed.
     #[error("{at}: {message}")]
-    Conflict { at: Location, message: String },
+    Conflict {
+        /// Where one of them comes from.
+        at: Location,
+        /// What conflicts.
+        message: String,
+    },
+    /// A file name in a template tree that is not UTF-8.
     #[error("{source_file}: file names must be UTF-8")]
-    NotUtf8Name { source_file: String },
+    NotUtf8Name {
+        /// The file, relative to the master.
+        source_file: String,
+    },
+    /// A `.hbs` template that is not UTF-8 text.
     #[error("{source_file}: a .hbs template must be UTF-8 text (rename it without .hbs to copy it byte for byte)")]
-    NotUtf8Template { source_file: String },
+    NotUtf8Template {
+        /// The template, relative to the master.
+        source_file: String,
+    },
+    /// A master file could not be read.
     #[error("{path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        /// The file, relative to the master.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Two apps of one node place the same destination.
     #[error("{destination} comes from two apps of node {node:?}: {first} and {second}")]
     DuplicateDestination {
+        /// The node.
         node: String,
+        /// The destination on the node.
         destination: String,
+        /// One source.
         first: String,
+        /// The other source.
         second: String,
     },
+    /// A node names a script phase with no folder.
     #[error("{at}: no script folder scripts/{stage}/{phase}")]
-    MissingPhase { at: Location, stage: Stage, phase: String },
+    MissingPhase {
+        /// Where the node names the phase.
+        at: Location,
+        /// Pre or post.
+        stage: Stage,
+        /// The phase.
+        phase: String,
+    },
 }
 
 fn hint(variable: &str) -> String {

@@ -31,12 +31,12 @@ impl HelperDef for FunctionHelper {
 }
 
 /// The names of pacha's own helpers.
-pub const HELPERS: [&str; 9] = [
+pub(crate) const HELPERS: [&str; 9] = [
     "upper", "lower", "add", "sub", "join", "default", "indent", "json", "yaml",
 ];
 
 /// Registers pacha's helpers on `registry`.
-pub fn register(registry: &mut Handlebars<'_>) {
+pub(crate) fn register(registry: &mut Handlebars<'_>) {
     let helpers: [(&'static str, HelperFn); 9] = [
         ("upper", |p, _| Ok(Value::String(text(arg(p, 0, 1)?).to_uppercase()))),
         ("lower", |p, _| Ok(Value::String(text(arg(p, 0, 1)?).to_lowercase()))),

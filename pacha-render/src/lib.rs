@@ -36,8 +36,6 @@ mod renderer;
 mod template;
 mod tree;
 
-pub use app::{AppConfig, Attributes};
 pub use error::RenderError;
-pub use helpers::HELPERS;
 pub use renderer::Renderer;
-pub use tree::{TEMPLATE_SUFFIX, overlay};
+pub use tree::TEMPLATE_SUFFIX;

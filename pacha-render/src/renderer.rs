@@ -61,6 +61,7 @@ struct ScriptSource {
 }
 
 impl<'m> Renderer<'m> {
+    /// A renderer of `master`'s nodes.
     pub fn new(master: &'m Master) -> Renderer<'m> {
         Renderer {
             master,
@@ -69,6 +70,7 @@ impl<'m> Renderer<'m> {
         }
     }
 
+    /// The master it renders.
     pub fn master(&self) -> &'m Master {
         self.master
     }

@@ -18,7 +18,7 @@ const BUILT_IN_HELPERS: [&str; 17] = [
 
 /// A variable a template reads from the root of its data.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VariableRef {
+pub(crate) struct VariableRef {
     pub segments: Vec<String>,
     /// As written in the template.
     pub written: String,
@@ -27,7 +27,7 @@ pub struct VariableRef {
 }
 
 /// A fresh registry with pacha's settings: strict, no escaping, pacha's helpers.
-pub fn registry() -> Handlebars<'static> {
+pub(crate) fn registry() -> Handlebars<'static> {
     let mut registry = Handlebars::new();
     registry.set_strict_mode(true);
     registry.register_escape_fn(handlebars::no_escape);
@@ -37,7 +37,11 @@ pub fn registry() -> Handlebars<'static> {
 
 /// Compiles `text` as the template `name` (the master file it comes from), registers it, and
 /// returns the root variables it refers to.
-pub fn compile(registry: &mut Handlebars<'static>, name: &str, text: &str) -> Result<Vec<VariableRef>, RenderError> {
+pub(crate) fn compile(
+    registry: &mut Handlebars<'static>,
+    name: &str,
+    text: &str,
+) -> Result<Vec<VariableRef>, RenderError> {
     let template = Template::compile_with_name(text, name.to_owned()).map_err(|err| {
         let (line, column) = err
             .pos()
@@ -59,7 +63,7 @@ pub fn compile(registry: &mut Handlebars<'static>, name: &str, text: &str) -> Re
 }
 
 /// The first reference that `data` does not define.
-pub fn first_undefined<'a>(references: &'a [VariableRef], data: &Value) -> Option<&'a VariableRef> {
+pub(crate) fn first_undefined<'a>(references: &'a [VariableRef], data: &Value) -> Option<&'a VariableRef> {
     references.iter().find(|reference| !resolves(&reference.segments, data))
 }
 

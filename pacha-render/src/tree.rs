@@ -11,7 +11,7 @@ pub const TEMPLATE_SUFFIX: &str = ".hbs";
 
 /// One file of a template tree.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TreeFile {
+pub(crate) struct TreeFile {
     /// Where to read it (through any symlink, which was checked to stay in its tree).
     pub path: PathBuf,
     /// The master file as the user sees it: `templates/<app>/<state>/<relative>`.
@@ -21,7 +21,7 @@ pub struct TreeFile {
 }
 
 /// The path of a tree file relative to its app's `dest`: `.hbs` dropped.
-pub fn destination_name(relative: &str) -> (&str, bool) {
+pub(crate) fn destination_name(relative: &str) -> (&str, bool) {
     match relative.strip_suffix(TEMPLATE_SUFFIX) {
         Some(stripped) if !stripped.is_empty() && !stripped.ends_with('/') => (stripped, true),
         _ => (relative, false),
@@ -29,7 +29,7 @@ pub fn destination_name(relative: &str) -> (&str, bool) {
 }
 
 /// The files of one tree keyed by their destination name (relative to `dest`).
-pub fn walk_tree(dir: &Path, shown: &str) -> Result<BTreeMap<String, TreeFile>, RenderError> {
+pub(crate) fn walk_tree(dir: &Path, shown: &str) -> Result<BTreeMap<String, TreeFile>, RenderError> {
     let root = dir.canonicalize().map_err(|err| RenderError::io(shown, err))?;
     let mut files: BTreeMap<String, TreeFile> = BTreeMap::new();
     for entry in walkdir::WalkDir::new(dir).follow_links(true).sort_by_file_name() {
@@ -96,7 +96,7 @@ fn display_in(dir: &Path, shown: &str, path: &Path) -> String {
 }
 
 /// The state's files over the default's: same destination name, the state's file wins.
-pub fn overlay<T>(default: BTreeMap<String, T>, state: BTreeMap<String, T>) -> BTreeMap<String, T> {
+pub(crate) fn overlay<T>(default: BTreeMap<String, T>, state: BTreeMap<String, T>) -> BTreeMap<String, T> {
     let mut merged = default;
     merged.extend(state);
     merged
@@ -104,7 +104,11 @@ pub fn overlay<T>(default: BTreeMap<String, T>, state: BTreeMap<String, T>) -> B
 
 /// The file set of `app` in `state` under `templates`, or `None` when the app has neither
 /// folder.
-pub fn app_files(templates: &Path, app: &str, state: &str) -> Result<Option<BTreeMap<String, TreeFile>>, RenderError> {
+pub(crate) fn app_files(
+    templates: &Path,
+    app: &str,
+    state: &str,
+) -> Result<Option<BTreeMap<String, TreeFile>>, RenderError> {
     let default_dir = templates.join(app).join("default");
     let state_dir = templates.join(app).join(state);
     let default = if default_dir.is_dir() {

@@ -1,8 +1,10 @@
 //! pacha's connections to nodes: [`SshConnector`] runs the system's OpenSSH as one
 //! multiplexed master per node (through the `openssh` crate); [`LocalConnector`] runs on this
-//! machine. Both send the same POSIX shell snippets (built in [`script`], every value through
-//! [`quote`]) and read the node's answers with the pure functions of [`parse`], so a node
-//! needs only an SSH server, `sh` and coreutils.
+//! machine. Both send the same POSIX shell snippets (built in one module, every value through
+//! one quoting function) and read the node's answers with pure parsers, so a node needs only
+//! an SSH server, `sh` and coreutils. A node reaches its master through [`SshLink`] (`pacha
+//! serve` over ssh, with the connector's ssh arguments) or [`LocalLink`] (a master folder on
+//! the same machine).
 //!
 //! ```
 //! use pacha_core::{Connector, Inspect, LiveFile, NodePath, SshSettings, Target, TransportKind};
@@ -31,14 +33,12 @@
 
 mod link;
 mod local;
-pub mod parse;
-pub mod script;
+mod parse;
+mod script;
 mod session;
 mod shell;
 mod ssh;
 
-pub use link::{LocalLink, MasterAddress, SshLink, link_args};
+pub use link::{LocalLink, MasterAddress, SshLink};
 pub use local::LocalConnector;
-pub use session::{Finished, Held, Shell, ShellConnection, nonce, sh_command};
-pub use shell::quote;
-pub use ssh::{SshConnector, classify, master_args, session_args, socket_name};
+pub use ssh::SshConnector;

@@ -49,7 +49,7 @@ impl std::fmt::Display for MasterAddress {
 
 /// The arguments of the ssh that runs `pacha serve` at `address`: the connector's session
 /// arguments for `ssh`, then the remote command.
-pub fn link_args(address: &MasterAddress, ssh: &SshSettings, remote_pacha: &str) -> Vec<OsString> {
+pub(crate) fn link_args(address: &MasterAddress, ssh: &SshSettings, remote_pacha: &str) -> Vec<OsString> {
     let target = Target {
         transport: TransportKind::Ssh,
         host: address.destination.clone(),

@@ -36,7 +36,7 @@ impl Connector for LocalConnector {
 }
 
 /// `/bin/sh` on this machine.
-pub struct LocalShell {
+pub(crate) struct LocalShell {
     host: String,
     held: Option<Child>,
 }

@@ -4,7 +4,7 @@ use pacha_core::{ContentHash, FileStat, Inspection, LiveFile, Mode, NodePath, Sc
 
 /// What an inspect snippet reported.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Inspected {
+pub(crate) enum Inspected {
     /// Another pacha holds the node; its holder text.
     Locked(String),
     Done(Inspection),
@@ -12,7 +12,7 @@ pub enum Inspected {
 
 /// Attributes of a file as `stat -c '%a:%u:%g:%s:%U:%G'` prints them.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StatLine {
+pub(crate) struct StatLine {
     pub mode: Mode,
     pub uid: u32,
     pub gid: u32,
@@ -22,7 +22,7 @@ pub struct StatLine {
 }
 
 impl StatLine {
-    pub fn with_hash(self, sha256: ContentHash) -> FileStat {
+    pub(crate) fn with_hash(self, sha256: ContentHash) -> FileStat {
         FileStat {
             sha256,
             size: self.size,
@@ -79,7 +79,7 @@ impl<'a> Reader<'a> {
 
 /// What the snippet printed after its start marker: a login shell may print a banner or
 /// anything else first (a chatty `.bashrc`), which is passed over.
-pub fn after_begin<'a>(output: &'a [u8], nonce: &str) -> Result<&'a [u8], String> {
+pub(crate) fn after_begin<'a>(output: &'a [u8], nonce: &str) -> Result<&'a [u8], String> {
     let marker = format!("BEGIN-{nonce}\n");
     output
         .windows(marker.len())
@@ -96,7 +96,7 @@ pub fn after_begin<'a>(output: &'a [u8], nonce: &str) -> Result<&'a [u8], String
 }
 
 /// Parses one stat line.
-pub fn parse_stat(line: &str) -> Result<StatLine, String> {
+pub(crate) fn parse_stat(line: &str) -> Result<StatLine, String> {
     let fields: Vec<&str> = line.splitn(6, ':').collect();
     let [mode, uid, gid, size, owner, group] = fields.as_slice() else {
         return Err(format!("not a stat line: {line:?}"));
@@ -118,7 +118,7 @@ pub fn parse_stat(line: &str) -> Result<StatLine, String> {
 
 /// Parses one `sha256sum` line: the digest, with the leading `\` GNU adds when the file name
 /// needed escaping.
-pub fn parse_sha256sum(line: &str) -> Result<ContentHash, String> {
+pub(crate) fn parse_sha256sum(line: &str) -> Result<ContentHash, String> {
     let line = line.strip_prefix('\\').unwrap_or(line);
     line.get(..64)
         .and_then(ContentHash::parse)
@@ -126,7 +126,7 @@ pub fn parse_sha256sum(line: &str) -> Result<ContentHash, String> {
 }
 
 /// Parses the output of [`crate::script::inspect`] for `count` paths.
-pub fn parse_inspection(output: &[u8], count: usize, contents: bool, nonce: &str) -> Result<Inspected, String> {
+pub(crate) fn parse_inspection(output: &[u8], count: usize, contents: bool, nonce: &str) -> Result<Inspected, String> {
     let output = after_begin(output, nonce)?;
     let mut reader = Reader { bytes: output, at: 0 };
     if reader.peek_starts_with(b"LOCKED ") {
@@ -217,7 +217,7 @@ pub fn parse_inspection(output: &[u8], count: usize, contents: bool, nonce: &str
 }
 
 /// Parses the output of [`crate::script::find`]: NUL-separated paths, `root` removed.
-pub fn parse_found(output: &[u8], root: &str, nonce: &str) -> Result<Vec<NodePath>, String> {
+pub(crate) fn parse_found(output: &[u8], root: &str, nonce: &str) -> Result<Vec<NodePath>, String> {
     let output = after_begin(output, nonce)?;
     let root = root.trim_end_matches('/');
     let mut paths = Vec::new();
@@ -237,7 +237,7 @@ pub fn parse_found(output: &[u8], root: &str, nonce: &str) -> Result<Vec<NodePat
 
 /// What an apply snippet reported.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AppliedStep {
+pub(crate) struct AppliedStep {
     pub scripts: Vec<ScriptRun>,
     pub placed: bool,
     pub placed_stats: Vec<StatLine>,
@@ -247,7 +247,12 @@ pub struct AppliedStep {
 
 /// Parses the output of [`crate::script::apply`]; `script_ids` names the step's scripts in
 /// run order, `files` is how many files the step places.
-pub fn parse_applied(output: &[u8], script_ids: &[String], files: usize, nonce: &str) -> Result<AppliedStep, String> {
+pub(crate) fn parse_applied(
+    output: &[u8],
+    script_ids: &[String],
+    files: usize,
+    nonce: &str,
+) -> Result<AppliedStep, String> {
     let output = after_begin(output, nonce)?;
     let mut reader = Reader { bytes: output, at: 0 };
     let mut applied = AppliedStep::default();

@@ -15,21 +15,21 @@ use pacha_core::{Apply, Mode, NodePath, Placement, PlannedScript};
 use crate::shell::quote;
 
 /// How long a push waits for another pacha to release a node by default.
-pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(10);
 
 /// Exit status of a snippet that found the node locked by another pacha.
-pub const EXIT_LOCKED: i32 = 75;
+pub(crate) const EXIT_LOCKED: i32 = 75;
 /// Exit status of an apply whose pre script failed (nothing placed).
-pub const EXIT_PRE_FAILED: i32 = 70;
+pub(crate) const EXIT_PRE_FAILED: i32 = 70;
 /// Exit status of an apply whose post script failed (files placed).
-pub const EXIT_POST_FAILED: i32 = 71;
+pub(crate) const EXIT_POST_FAILED: i32 = 71;
 
 /// The longest snippet sent as one command: sshd hands it to the login shell as one argument,
 /// and Linux limits one argument to 128 KiB.
-pub const MAX_SCRIPT: usize = 96 * 1024;
+pub(crate) const MAX_SCRIPT: usize = 96 * 1024;
 
 /// The node's state folder under `root`.
-pub fn state_dir(root: &str) -> String {
+pub(crate) fn state_dir(root: &str) -> String {
     NodePath::parse("/var/lib/pacha")
         .map(|path| path.under_root(root))
         .unwrap_or_else(|_| format!("{}/var/lib/pacha", root.trim_end_matches('/')))
@@ -38,7 +38,7 @@ pub fn state_dir(root: &str) -> String {
 /// Lines that set `S` to the node's state folder (the lock, the due post scripts): `<root>/var/
 /// lib/pacha` when this user may write there, else a folder in the user's own state folder
 /// (`$XDG_STATE_HOME` or `~/.local/state`), so that a user who is not root can push too.
-pub fn state_setup(root: &str) -> String {
+pub(crate) fn state_setup(root: &str) -> String {
     format!(
         "S={}
 [ -d \"$S\" ] && [ -w \"$S\" ] || {{ mkdir -p \"$S\" 2>/dev/null && chmod 700 \"$S\"; }} || \
@@ -51,7 +51,7 @@ pub fn state_setup(root: &str) -> String {
 
 /// Lines that set `S` to where [`state_setup`] would put the state folder, creating nothing:
 /// for reading only (a dry run shows post scripts left due without touching the node).
-pub fn state_lookup(root: &str) -> String {
+pub(crate) fn state_lookup(root: &str) -> String {
     format!(
         "S={}\n[ -d \"$S\" ] && [ -w \"$S\" ] || S={}\n",
         quote(&state_dir(root)),
@@ -102,7 +102,7 @@ if [ "$#" -gt 0 ]; then
 /// for regular files, mode, owner, group, size and SHA-256 (and contents when asked); then the
 /// pending post scripts. With `lock`, it first takes the node's lock (waiting up to `lock_wait`
 /// for another pacha to finish) and then holds it until its standard input is closed.
-pub fn inspect(
+pub(crate) fn inspect(
     root: &str,
     nonce: &str,
     paths: &[String],
@@ -141,11 +141,11 @@ pub fn inspect(
 
 /// Files up to this size travel inside the snippet (written by the shell's `printf`, no
 /// process per file); larger ones are streamed on standard input.
-pub const EMBED_LIMIT: usize = 16 * 1024;
+pub(crate) const EMBED_LIMIT: usize = 16 * 1024;
 
 /// The snippet that lists every regular file below `folders` (absolute on the node, root
 /// included), NUL-separated; folders that do not exist or cannot be read are passed over.
-pub fn find(folders: &[String], nonce: &str) -> String {
+pub(crate) fn find(folders: &[String], nonce: &str) -> String {
     format!(
         "printf 'BEGIN-%s\\n' {}\nfor d in {}; do [ -d \"$d\" ] && find \"$d\" -type f -print0 2>/dev/null; done; :\n",
         quote(nonce),
@@ -155,7 +155,7 @@ pub fn find(folders: &[String], nonce: &str) -> String {
 
 /// One exchange of an apply: a slice of the files, with the scripts that belong to it.
 #[derive(Debug, Clone, Copy)]
-pub struct ApplyStep<'a> {
+pub(crate) struct ApplyStep<'a> {
     pub pre: &'a [&'a PlannedScript],
     pub files: &'a [Placement],
     pub post: &'a [&'a PlannedScript],
@@ -175,7 +175,7 @@ fn snippet_cost(file: &Placement) -> usize {
 
 /// Splits an apply into steps whose snippets fit in one command: usually one step; pre
 /// scripts go with the first, post scripts with the last.
-pub fn apply_steps<'a>(request: &'a Apply<'a>) -> Vec<ApplyStep<'a>> {
+pub(crate) fn apply_steps<'a>(request: &'a Apply<'a>) -> Vec<ApplyStep<'a>> {
     let scripts: usize = request
         .pre
         .iter()
@@ -212,7 +212,7 @@ pub fn apply_steps<'a>(request: &'a Apply<'a>) -> Vec<ApplyStep<'a>> {
 /// anything but plain printable ASCII written as an octal escape (NUL included). It starts
 /// with `%s` (to be given an empty argument) so that contents starting with `-` are never
 /// read as an option.
-pub fn printf_format(bytes: &[u8]) -> String {
+pub(crate) fn printf_format(bytes: &[u8]) -> String {
     let mut format = String::with_capacity(bytes.len() + bytes.len() / 8 + 4);
     format.push_str("'%s");
     for byte in bytes {
@@ -242,7 +242,7 @@ pub fn printf_format(bytes: &[u8]) -> String {
 /// replaces a symlink, it never follows it); reports the placed files' attributes; runs the
 /// post scripts and, when all succeed, clears the due record. Staging folders and scripts are
 /// removed however it ends.
-pub fn apply(request: &Apply<'_>, step: &ApplyStep<'_>, root: &str, nonce: &str) -> (String, Vec<u8>) {
+pub(crate) fn apply(request: &Apply<'_>, step: &ApplyStep<'_>, root: &str, nonce: &str) -> (String, Vec<u8>) {
     let cd_root = if root.is_empty() { "/" } else { root };
     let mut script = String::with_capacity(8192);
     let mut input: Vec<u8> = Vec::new();

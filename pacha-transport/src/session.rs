@@ -11,7 +11,7 @@ use crate::shell::quote;
 
 /// How a command on the node ended.
 #[derive(Debug, Clone, Default)]
-pub struct Finished {
+pub(crate) struct Finished {
     /// The exit status; `None` when the command was killed or the connection dropped.
     pub status: Option<i32>,
     pub stdout: Vec<u8>,
@@ -20,7 +20,7 @@ pub struct Finished {
 
 /// A command started and kept running (it holds the node's lock).
 #[derive(Debug)]
-pub enum Held {
+pub(crate) enum Held {
     /// It printed its marker and is still running: what it printed.
     Running(Vec<u8>),
     /// It ended before its marker.
@@ -28,7 +28,7 @@ pub enum Held {
 }
 
 /// A way to run `sh` snippets on a node.
-pub trait Shell: Send {
+pub(crate) trait Shell: Send {
     /// Runs `script` with `input` on its standard input, to its end.
     fn run(&mut self, script: &str, input: &[u8]) -> Result<Finished, TransportError>;
     /// Starts `script` and reads its output until it ends with `marker`; the command keeps
@@ -41,12 +41,12 @@ pub trait Shell: Send {
 }
 
 /// Wraps a script so that a POSIX `sh` runs it whatever the login shell is.
-pub fn sh_command(script: &str) -> String {
+pub(crate) fn sh_command(script: &str) -> String {
     format!("exec /bin/sh -c {}", quote(script))
 }
 
 /// A random token naming this connection's lock and temp files.
-pub fn nonce() -> String {
+pub(crate) fn nonce() -> String {
     use std::io::Read;
     let mut bytes = [0u8; 8];
     let random = std::fs::File::open("/dev/urandom").and_then(|mut file| file.read_exact(&mut bytes));
@@ -60,7 +60,7 @@ pub fn nonce() -> String {
 }
 
 /// A [`Connection`] made of a [`Shell`].
-pub struct ShellConnection {
+pub(crate) struct ShellConnection {
     shell: Box<dyn Shell>,
     host: String,
     root: String,
@@ -69,7 +69,7 @@ pub struct ShellConnection {
 }
 
 impl ShellConnection {
-    pub fn new(shell: Box<dyn Shell>, host: &str, root: &str) -> ShellConnection {
+    pub(crate) fn new(shell: Box<dyn Shell>, host: &str, root: &str) -> ShellConnection {
         ShellConnection {
             shell,
             host: host.to_owned(),
@@ -80,7 +80,7 @@ impl ShellConnection {
     }
 
     /// How long to wait for another pacha to release the node (default 10 s).
-    pub fn with_lock_wait(mut self, lock_wait: Duration) -> ShellConnection {
+    pub(crate) fn with_lock_wait(mut self, lock_wait: Duration) -> ShellConnection {
         self.lock_wait = lock_wait;
         self
     }

@@ -64,6 +64,7 @@ impl SshConnector {
         self
     }
 
+    /// The folder of the kept connections.
     pub fn control_dir(&self) -> &Path {
         &self.control_dir
     }
@@ -191,7 +192,7 @@ impl Connector for SshConnector {
 /// policy, timeouts, known_hosts, identity, config file, port and user. Built in this one place
 /// (the connector's masters and a node's link to its master both start from it) and tested
 /// without spawning.
-pub fn session_args(target: &Target) -> Vec<OsString> {
+pub(crate) fn session_args(target: &Target) -> Vec<OsString> {
     let ssh = &target.ssh;
     let mut args: Vec<OsString> = Vec::new();
     let mut option = |text: String| {
@@ -235,7 +236,7 @@ pub fn session_args(target: &Target) -> Vec<OsString> {
 
 /// The arguments that start a master connection to `target`, its control socket at `socket`
 /// and its diagnostics in `log`.
-pub fn master_args(target: &Target, socket: &Path, log: &Path) -> Vec<OsString> {
+pub(crate) fn master_args(target: &Target, socket: &Path, log: &Path) -> Vec<OsString> {
     let mut args = session_args(target);
     args.push("-o".into());
     args.push(
@@ -269,7 +270,7 @@ fn config_value(path: &Path) -> String {
 
 /// The control socket name of `target`: the same for the same destination and settings, so a
 /// later pacha run finds the master this one kept.
-pub fn socket_name(target: &Target) -> String {
+pub(crate) fn socket_name(target: &Target) -> String {
     let key = format!(
         "{}\0{:?}\0{:?}\0{:?}\0{:?}\0{:?}\0{:?}",
         target.host,
@@ -284,7 +285,7 @@ pub fn socket_name(target: &Target) -> String {
 }
 
 /// Turns ssh's diagnostics into an error that says what went wrong.
-pub fn classify(host: &str, log: &str, status: Option<i32>) -> TransportError {
+pub(crate) fn classify(host: &str, log: &str, status: Option<i32>) -> TransportError {
     let lines: Vec<&str> = log
         .lines()
         .map(str::trim)

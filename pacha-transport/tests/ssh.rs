@@ -190,7 +190,7 @@ fn kept_connections_are_reused_and_replaced_when_dead() {
 }
 
 /// The pid of the ssh master behind a control socket.
-pub fn master_pid(socket: &std::path::Path) -> u32 {
+pub(crate) fn master_pid(socket: &std::path::Path) -> u32 {
     let output = std::process::Command::new("ssh")
         .arg("-S")
         .arg(socket)

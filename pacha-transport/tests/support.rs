@@ -7,7 +7,7 @@ use pacha_core::{
     ContentHash, Mode, NodePath, Plan, PlannedFile, PlannedScript, SshSettings, Stage, Target, TransportKind,
 };
 
-pub fn target(host: &str, root: &Path, transport: TransportKind, ssh: SshSettings) -> Target {
+pub(crate) fn target(host: &str, root: &Path, transport: TransportKind, ssh: SshSettings) -> Target {
     Target {
         transport,
         host: host.to_owned(),
@@ -18,7 +18,7 @@ pub fn target(host: &str, root: &Path, transport: TransportKind, ssh: SshSetting
     }
 }
 
-pub fn file(path: &str, content: &[u8], mode: &str) -> PlannedFile {
+pub(crate) fn file(path: &str, content: &[u8], mode: &str) -> PlannedFile {
     PlannedFile {
         destination: NodePath::parse(path).unwrap(),
         app: "app".into(),
@@ -32,7 +32,7 @@ pub fn file(path: &str, content: &[u8], mode: &str) -> PlannedFile {
     }
 }
 
-pub fn script(stage: Stage, phase: &str, name: &str, body: &str) -> PlannedScript {
+pub(crate) fn script(stage: Stage, phase: &str, name: &str, body: &str) -> PlannedScript {
     PlannedScript {
         stage,
         phase: phase.into(),
@@ -43,7 +43,7 @@ pub fn script(stage: Stage, phase: &str, name: &str, body: &str) -> PlannedScrip
     }
 }
 
-pub fn plan(node: &str, target: Target, files: Vec<PlannedFile>, scripts: Vec<PlannedScript>) -> Plan {
+pub(crate) fn plan(node: &str, target: Target, files: Vec<PlannedFile>, scripts: Vec<PlannedScript>) -> Plan {
     Plan {
         node: node.into(),
         state: "production".into(),
@@ -54,7 +54,7 @@ pub fn plan(node: &str, target: Target, files: Vec<PlannedFile>, scripts: Vec<Pl
     }
 }
 
-pub fn ssh_settings(sshd: &fixtures::Sshd) -> SshSettings {
+pub(crate) fn ssh_settings(sshd: &fixtures::Sshd) -> SshSettings {
     SshSettings {
         config_file: Some(sshd.config.clone()),
         known_hosts: Some(sshd.known_hosts.clone()),
@@ -64,7 +64,7 @@ pub fn ssh_settings(sshd: &fixtures::Sshd) -> SshSettings {
 }
 
 /// File names full of shell syntax.
-pub const NASTY_PATHS: [&str; 6] = [
+pub(crate) const NASTY_PATHS: [&str; 6] = [
     "/etc/it's here.conf",
     "/etc/$(touch canary).conf",
     "/etc/a;touch canary;.conf",
@@ -74,7 +74,7 @@ pub const NASTY_PATHS: [&str; 6] = [
 ];
 
 /// Planned files at [`NASTY_PATHS`] whose contents would create `canary` if a shell ran them.
-pub fn nasty_files(canary: &Path) -> ([&'static str; 6], Vec<PlannedFile>) {
+pub(crate) fn nasty_files(canary: &Path) -> ([&'static str; 6], Vec<PlannedFile>) {
     let files = NASTY_PATHS
         .iter()
         .map(|path| {

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 /// The metadata file of one node at one revision.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct NodeMeta {
+pub(crate) struct NodeMeta {
     pub node: String,
     pub event: EventKind,
     pub state: Option<String>,
@@ -22,7 +22,7 @@ pub struct NodeMeta {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FileMeta {
+pub(crate) struct FileMeta {
     pub sha256: String,
     pub mode: Mode,
     pub owner: String,
@@ -32,7 +32,7 @@ pub struct FileMeta {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ScriptMeta {
+pub(crate) struct ScriptMeta {
     pub stage: Stage,
     pub phase: String,
     pub name: String,

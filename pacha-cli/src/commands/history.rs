@@ -26,7 +26,7 @@ fn entry_line(out: &Output, entry: &Entry) -> String {
     )
 }
 
-pub fn log(context: &Context<'_>, out: &mut Output, node: &str) -> anyhow::Result<Status> {
+pub(super) fn log(context: &Context<'_>, out: &mut Output, node: &str) -> anyhow::Result<Status> {
     let parts = context.parts()?;
     let entries = parts.with_engine(|engine| engine.log(node))?;
     if out.json {
@@ -54,7 +54,7 @@ pub fn log(context: &Context<'_>, out: &mut Output, node: &str) -> anyhow::Resul
     Ok(Status::Success)
 }
 
-pub fn show(
+pub(super) fn show(
     context: &Context<'_>,
     out: &mut Output,
     node: &str,
@@ -165,7 +165,12 @@ fn restored(out: &mut Output, done: &pacha_core::Restored, what: &str) -> anyhow
     Ok(Status::Success)
 }
 
-pub fn rollback_command(context: &Context<'_>, out: &mut Output, node: &str, rev: &str) -> anyhow::Result<Status> {
+pub(super) fn rollback_command(
+    context: &Context<'_>,
+    out: &mut Output,
+    node: &str,
+    rev: &str,
+) -> anyhow::Result<Status> {
     let parts = context.parts()?;
     let options = PushOptions {
         holder: holder("rollback"),
@@ -175,7 +180,7 @@ pub fn rollback_command(context: &Context<'_>, out: &mut Output, node: &str, rev
     restored(out, &done, "rollback")
 }
 
-pub fn rebuild_command(
+pub(super) fn rebuild_command(
     context: &Context<'_>,
     out: &mut Output,
     node: &str,
@@ -211,7 +216,7 @@ pub fn rebuild_command(
     restored(out, &done, "rebuild")
 }
 
-pub fn capture_command(
+pub(super) fn capture_command(
     context: &Context<'_>,
     out: &mut Output,
     node: &str,
@@ -260,7 +265,7 @@ struct StatusView<'a> {
     error: Option<String>,
 }
 
-pub fn status_command(
+pub(super) fn status_command(
     context: &Context<'_>,
     out: &mut Output,
     node: Option<&str>,

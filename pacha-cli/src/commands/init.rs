@@ -16,7 +16,7 @@ macro_rules! scaffold {
 }
 
 /// Every file of the example master: path, contents, mode.
-pub const SCAFFOLD: &[(&str, &[u8], u32)] = scaffold![
+pub(super) const SCAFFOLD: &[(&str, &[u8], u32)] = scaffold![
     ".gitignore" 0o644,
     "pacha.yaml" 0o644,
     "nodes/web1/web1.conf" 0o644,
@@ -33,7 +33,7 @@ pub const SCAFFOLD: &[(&str, &[u8], u32)] = scaffold![
     "templates/nginx/production/ssl/site.key" 0o600,
 ];
 
-pub fn run(context: &Context<'_>, out: &mut Output, dir: Option<&Path>) -> anyhow::Result<Status> {
+pub(super) fn run(context: &Context<'_>, out: &mut Output, dir: Option<&Path>) -> anyhow::Result<Status> {
     let dir = context.cwd.join(dir.unwrap_or(Path::new(".")));
     if dir.join(pacha_core::SETTINGS_FILE).exists() {
         bail!("{} is already a pacha master (it has a pacha.yaml)", dir.display());

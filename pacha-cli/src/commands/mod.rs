@@ -23,7 +23,7 @@ use crate::setup::Parts;
 
 /// How a command that ran to the end went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
+pub(crate) enum Status {
     /// Exit 0.
     Success,
     /// Exit 2: `diff` or `push --dry-run` found changes, `status` found drift.
@@ -31,25 +31,25 @@ pub enum Status {
 }
 
 /// Everything a command needs from the command line and the process.
-pub struct Context<'a> {
+pub(crate) struct Context<'a> {
     pub cli: &'a Cli,
     pub cwd: PathBuf,
 }
 
 impl Context<'_> {
     /// The master this command works on.
-    pub fn master(&self) -> anyhow::Result<Master> {
+    pub(crate) fn master(&self) -> anyhow::Result<Master> {
         let dir = Master::discover(self.cli.master.as_deref(), None, &self.cwd)?;
         Ok(Master::open(&dir)?)
     }
 
     /// The master with its connector and history.
-    pub fn parts(&self) -> anyhow::Result<Parts> {
+    pub(crate) fn parts(&self) -> anyhow::Result<Parts> {
         Parts::new(self.master()?)
     }
 }
 
-pub fn main() -> ExitCode {
+pub(crate) fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) => {

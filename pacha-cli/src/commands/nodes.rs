@@ -21,7 +21,7 @@ enum Entry<'a> {
     },
 }
 
-pub fn list(context: &Context<'_>, out: &mut Output) -> anyhow::Result<Status> {
+pub(super) fn list(context: &Context<'_>, out: &mut Output) -> anyhow::Result<Status> {
     let master = context.master()?;
     let graph = master.graph();
     let mut entries = Vec::with_capacity(graph.len());
@@ -76,7 +76,7 @@ pub fn list(context: &Context<'_>, out: &mut Output) -> anyhow::Result<Status> {
     Ok(Status::Success)
 }
 
-pub fn expand(context: &Context<'_>, out: &mut Output, node: &str) -> anyhow::Result<Status> {
+pub(super) fn expand(context: &Context<'_>, out: &mut Output, node: &str) -> anyhow::Result<Status> {
     let master = context.master()?;
     let leaves = master.expand(node)?;
     if out.json {

@@ -15,7 +15,7 @@ use crate::ui::report::print_report;
 use crate::ui::views::ReportView;
 
 /// Where the master is, as `--from` or `--to` gives it.
-pub enum MasterAt {
+pub(super) enum MasterAt {
     /// `[USER@]HOST:/DIR`: `pacha serve` there over ssh.
     Remote(MasterAddress),
     /// A folder on this machine.
@@ -25,7 +25,7 @@ pub enum MasterAt {
 impl MasterAt {
     /// Reads `text`: a folder when it has no `HOST:` in front (it starts with `/` or `.`, or
     /// has no `:` before its first `/`).
-    pub fn parse(flag: &str, text: &str, cwd: &Path) -> anyhow::Result<MasterAt> {
+    pub(super) fn parse(flag: &str, text: &str, cwd: &Path) -> anyhow::Result<MasterAt> {
         let looks_local = text.starts_with('/') || text.starts_with('.') || !text.contains(':');
         if looks_local {
             return Ok(MasterAt::Local(cwd.join(text)));
@@ -41,7 +41,7 @@ impl MasterAt {
 }
 
 /// Runs `work` over a link to the master `at`.
-pub fn with_link<R>(
+pub(super) fn with_link<R>(
     at: &MasterAt,
     remote_pacha: &str,
     ssh_config: Option<&Path>,
@@ -69,7 +69,7 @@ pub fn with_link<R>(
 }
 
 #[expect(clippy::too_many_arguments, reason = "one per flag of the command")]
-pub fn pull(
+pub(super) fn pull(
     context: &Context<'_>,
     out: &mut Output,
     node: &str,

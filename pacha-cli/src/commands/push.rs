@@ -14,7 +14,7 @@ use crate::ui::report::print_report;
 use crate::ui::views::ReportView;
 
 /// How many nodes to work on at once.
-pub fn jobs(args: &ConnectionArgs, master: &Master, nodes: usize) -> usize {
+pub(super) fn jobs(args: &ConnectionArgs, master: &Master, nodes: usize) -> usize {
     args.jobs
         .map(usize::from)
         .or(master.settings().jobs)
@@ -56,7 +56,7 @@ fn run_push(
     })
 }
 
-pub fn push_command(
+pub(super) fn push_command(
     context: &Context<'_>,
     out: &mut Output,
     node: &str,
@@ -75,7 +75,7 @@ pub fn push_command(
 }
 
 /// `pacha diff`: a dry run that also reads the live contents of changed files.
-pub fn diff_command(
+pub(super) fn diff_command(
     context: &Context<'_>,
     out: &mut Output,
     node: &str,
@@ -154,7 +154,7 @@ fn finish(out: &mut Output, plans: &[Plan], reports: &[NodeReport], diffs: bool)
     Ok(if would > 0 { Status::Changes } else { Status::Success })
 }
 
-pub fn disconnect(context: &Context<'_>, out: &mut Output, node: Option<&str>) -> anyhow::Result<Status> {
+pub(super) fn disconnect(context: &Context<'_>, out: &mut Output, node: Option<&str>) -> anyhow::Result<Status> {
     let connector = connector()?;
     let closed = match node {
         None => connector.disconnect_all(),

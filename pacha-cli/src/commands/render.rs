@@ -10,7 +10,7 @@ use super::{Context, Status};
 use crate::output::{Output, pad};
 use crate::ui::views::{FileView, PlanView};
 
-pub fn run(
+pub(super) fn run(
     context: &Context<'_>,
     out: &mut Output,
     node: &str,

@@ -5,7 +5,7 @@ use std::io::{self, BufReader};
 
 use super::{Context, Status};
 
-pub fn serve(context: &Context<'_>, node: Option<&str>) -> anyhow::Result<Status> {
+pub(super) fn serve(context: &Context<'_>, node: Option<&str>) -> anyhow::Result<Status> {
     let parts = context.parts()?;
     if let Some(node) = node {
         parts.master.node(node)?;

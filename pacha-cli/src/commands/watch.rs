@@ -15,7 +15,7 @@ use crate::output::Output;
 /// How often the watcher asks the master again for the list of files.
 const REFRESH: Duration = Duration::from_secs(60);
 
-pub fn watch(
+pub(super) fn watch(
     context: &Context<'_>,
     out: &mut Output,
     node: &str,

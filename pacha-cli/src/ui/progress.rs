@@ -10,10 +10,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use pacha_core::{NodeReport, Reporter};
 
 /// Handles one node's finished report, in the expanded order.
-pub type OnNode<'a> = Box<dyn Fn(usize, &NodeReport) + Sync + 'a>;
+pub(crate) type OnNode<'a> = Box<dyn Fn(usize, &NodeReport) + Sync + 'a>;
 
 /// The CLI's [`Reporter`].
-pub struct Progress<'a> {
+pub(crate) struct Progress<'a> {
     bar: Option<ProgressBar>,
     on_node: OnNode<'a>,
     pending: Mutex<(usize, BTreeMap<usize, NodeReport>)>,
@@ -21,7 +21,7 @@ pub struct Progress<'a> {
 
 impl<'a> Progress<'a> {
     /// Progress over `count` nodes, a bar only when `show` and stderr is a terminal.
-    pub fn new(count: usize, show: bool, on_node: OnNode<'a>) -> Progress<'a> {
+    pub(crate) fn new(count: usize, show: bool, on_node: OnNode<'a>) -> Progress<'a> {
         let bar = (show && io::stderr().is_terminal() && count > 0).then(|| {
             let bar = ProgressBar::new(count as u64);
             bar.set_style(
@@ -39,7 +39,7 @@ impl<'a> Progress<'a> {
     }
 
     /// Clears the bar.
-    pub fn finish(&self) {
+    pub(crate) fn finish(&self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }

@@ -9,7 +9,7 @@ use pacha_core::{Change, ChangeKind, NodeReport, Outcome, Plan};
 use crate::output::{Output, Style};
 
 /// A unified diff of a change, secrets redacted.
-pub fn unified_diff(plan: &Plan, change: &Change, planned: &[u8]) -> String {
+pub(crate) fn unified_diff(plan: &Plan, change: &Change, planned: &[u8]) -> String {
     let before = change.before.as_deref().unwrap_or_default();
     match (std::str::from_utf8(before), std::str::from_utf8(planned)) {
         (Ok(old), Ok(new)) => {
@@ -63,7 +63,7 @@ fn plural(count: usize, word: &str) -> String {
 }
 
 /// Prints `report`, a push of `plan`; with `diffs`, each changed file's unified diff.
-pub fn print_report(out: &mut Output, plan: &Plan, report: &NodeReport, diffs: bool) -> io::Result<()> {
+pub(crate) fn print_report(out: &mut Output, plan: &Plan, report: &NodeReport, diffs: bool) -> io::Result<()> {
     let style = out.style;
     let outcome = match report.outcome {
         Outcome::Unchanged => style.dim("unchanged"),

@@ -8,14 +8,14 @@ use crate::ui::report::unified_diff;
 
 /// An error as `--json` prints it: a category and the message.
 #[derive(Serialize)]
-pub struct ErrorView {
+pub(crate) struct ErrorView {
     pub kind: &'static str,
     pub message: String,
 }
 
 impl ErrorView {
     /// A node's error, secrets redacted.
-    pub fn of_node(error: &NodeError, plan: &Plan) -> ErrorView {
+    pub(crate) fn of_node(error: &NodeError, plan: &Plan) -> ErrorView {
         ErrorView {
             kind: error.kind(),
             message: plan.redact(&error.to_string()),
@@ -25,7 +25,7 @@ impl ErrorView {
 
 /// A node's report as `push --json` and `diff --json` print it.
 #[derive(Serialize)]
-pub struct ReportView<'a> {
+pub(crate) struct ReportView<'a> {
     node: &'a str,
     host: &'a str,
     state: &'a str,
@@ -74,7 +74,7 @@ struct TimingsView {
 
 impl<'a> ReportView<'a> {
     /// The view of `report`, a push of `plan`; with `diffs`, each change's unified diff.
-    pub fn new(plan: &'a Plan, report: &'a NodeReport, diffs: bool) -> ReportView<'a> {
+    pub(crate) fn new(plan: &'a Plan, report: &'a NodeReport, diffs: bool) -> ReportView<'a> {
         let from_to = |pair: &Option<(String, String)>| {
             pair.as_ref().map(|(from, to)| FromTo {
                 from: from.clone(),
@@ -132,7 +132,7 @@ impl<'a> ReportView<'a> {
 
 /// A history entry as `log --json` prints it.
 #[derive(Serialize)]
-pub struct EntryView<'a> {
+pub(crate) struct EntryView<'a> {
     revision: &'a str,
     event: &'static str,
     state: Option<&'a str>,
@@ -146,7 +146,7 @@ pub struct EntryView<'a> {
 
 impl<'a> EntryView<'a> {
     /// The view of `entry`.
-    pub fn new(entry: &'a Entry) -> EntryView<'a> {
+    pub(crate) fn new(entry: &'a Entry) -> EntryView<'a> {
         EntryView {
             revision: &entry.revision,
             event: entry.kind.as_str(),
@@ -163,7 +163,7 @@ impl<'a> EntryView<'a> {
 
 /// A plan as `render --json` prints it: no file contents, no paths of this machine.
 #[derive(Serialize)]
-pub struct PlanView<'a> {
+pub(crate) struct PlanView<'a> {
     pub node: &'a str,
     pub state: &'a str,
     pub host: &'a str,
@@ -176,7 +176,7 @@ pub struct PlanView<'a> {
 
 /// A planned file in `render --json`.
 #[derive(Serialize)]
-pub struct FileView<'a> {
+pub(crate) struct FileView<'a> {
     pub destination: &'a str,
     pub app: &'a str,
     pub source: &'a str,
@@ -189,7 +189,7 @@ pub struct FileView<'a> {
 
 /// A planned script in `render --json`.
 #[derive(Serialize)]
-pub struct PlannedScriptView<'a> {
+pub(crate) struct PlannedScriptView<'a> {
     pub stage: Stage,
     pub phase: &'a str,
     pub name: &'a str,
@@ -199,7 +199,7 @@ pub struct PlannedScriptView<'a> {
 
 impl<'a> PlanView<'a> {
     /// The view of `plan`, a plan of a node of `master`.
-    pub fn new(master: &'a Master, plan: &'a Plan) -> PlanView<'a> {
+    pub(crate) fn new(master: &'a Master, plan: &'a Plan) -> PlanView<'a> {
         let root = master
             .graph()
             .node(&plan.node)

@@ -53,10 +53,12 @@ impl NodeGraph {
         self.definitions.keys().map(String::as_str)
     }
 
+    /// How many nodes and meta nodes.
     pub fn len(&self) -> usize {
         self.definitions.len()
     }
 
+    /// Whether the master has no node file.
     pub fn is_empty(&self) -> bool {
         self.definitions.is_empty()
     }
@@ -66,6 +68,7 @@ impl NodeGraph {
         self.files.get(name).map(String::as_str)
     }
 
+    /// What the node file of `name` defines (a `.conf` suffix is dropped).
     pub fn definition(&self, name: &str) -> Result<&Definition, GraphError> {
         let name = name.strip_suffix(".conf").unwrap_or(name);
         self.definitions.get(name).ok_or_else(|| GraphError::UnknownNode {

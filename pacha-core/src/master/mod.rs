@@ -133,14 +133,17 @@ impl Master {
         })
     }
 
+    /// The master folder.
     pub fn dir(&self) -> &Path {
         &self.dir
     }
 
+    /// The settings of `pacha.yaml`.
     pub fn settings(&self) -> &MasterSettings {
         &self.settings
     }
 
+    /// Every node and meta node.
     pub fn graph(&self) -> &NodeGraph {
         &self.graph
     }

@@ -14,6 +14,7 @@ pub struct Mode(u32);
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid mode {text:?}: write it as octal digits, like \"0644\" or \"0755\" (at most 7777)")]
 pub struct ModeError {
+    /// The mode as written.
     pub text: String,
 }
 
@@ -45,6 +46,7 @@ impl Mode {
         Mode::from_bits(bits).map_err(|_| error())
     }
 
+    /// The permission bits.
     pub fn bits(self) -> u32 {
         self.0
     }

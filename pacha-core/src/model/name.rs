@@ -8,9 +8,13 @@ use std::fmt;
 /// What a name names, for error messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NameKind {
+    /// A node or meta node.
     Node,
+    /// An app (`templates/<app>`).
     App,
+    /// A state.
     State,
+    /// A script phase (`scripts/<stage>/<phase>`).
     Phase,
 }
 
@@ -29,8 +33,11 @@ impl fmt::Display for NameKind {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid {kind} name {name:?}: {reason}")]
 pub struct NameError {
+    /// What it names.
     pub kind: NameKind,
+    /// The name as written.
     pub name: String,
+    /// Why it is not a plain name.
     pub reason: &'static str,
 }
 

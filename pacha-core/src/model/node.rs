@@ -23,8 +23,10 @@ pub enum TransportKind {
 #[serde(deny_unknown_fields)]
 pub struct ScriptPhases {
     #[serde(default)]
+    /// Phases run before files are placed, in order.
     pub pre: Vec<String>,
     #[serde(default)]
+    /// Phases run after files are placed, in order.
     pub post: Vec<String>,
 }
 
@@ -33,8 +35,10 @@ pub struct ScriptPhases {
 #[serde(deny_unknown_fields)]
 pub struct StateSettings {
     #[serde(default)]
+    /// Variables of this layer.
     pub vars: Vars,
     #[serde(default)]
+    /// Like `vars`, but never printed.
     pub secrets: Vars,
 }
 
@@ -45,9 +49,12 @@ pub struct Node {
     /// The SSH destination (`host`, `user@host` or an ssh_config alias); defaults to the node's
     /// name.
     pub host: Option<String>,
+    /// The SSH port (overrides the ssh config).
     pub port: Option<u16>,
+    /// The SSH user (overrides the ssh config).
     pub user: Option<String>,
     #[serde(default)]
+    /// SSH (the default) or this machine.
     pub transport: TransportKind,
     /// The folder on the node under which every file is placed (default `/`).
     pub root: Option<String>,
@@ -55,6 +62,7 @@ pub struct Node {
     #[serde(default)]
     pub apps: Vec<String>,
     #[serde(default)]
+    /// Variables of this layer.
     pub vars: Vars,
     /// Variables rendered into files but never printed.
     #[serde(default)]
@@ -63,6 +71,7 @@ pub struct Node {
     #[serde(default)]
     pub states: BTreeMap<String, StateSettings>,
     #[serde(default)]
+    /// The script phases it runs.
     pub scripts: ScriptPhases,
     /// Globs of extra files on the node whose changes `capture` records.
     #[serde(default)]
@@ -82,19 +91,24 @@ pub struct MetaNode {
     /// Names of the included nodes, in order, without the `.conf` suffix once loaded.
     pub include_nodes: Vec<String>,
     #[serde(default)]
+    /// Variables of this layer.
     pub vars: Vars,
     #[serde(default)]
+    /// Like `vars`, but never printed.
     pub secrets: Vars,
     /// The line of each entry of `include_nodes`, for error messages.
     #[serde(skip)]
     pub include_lines: Vec<Option<usize>>,
     #[serde(skip)]
+    /// Values of every secret of this meta node (filled in after parsing).
     pub secret_values: Vec<String>,
 }
 
 /// What a node file defines.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Definition {
+    /// A node.
     Node(Box<Node>),
+    /// A meta node.
     Meta(Box<MetaNode>),
 }

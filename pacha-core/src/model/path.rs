@@ -15,18 +15,32 @@ pub struct NodePath(String);
 /// A path that would leave its base folder, or is not a path at all.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PathError {
+    /// A relative path that climbs above its base.
     #[error("{path:?} leaves {base}")]
-    Escapes { path: String, base: String },
+    Escapes {
+        /// The path as given.
+        path: String,
+        /// What it would leave.
+        base: String,
+    },
+    /// A path that must be absolute and is not.
     #[error("{path:?} is not an absolute path")]
-    NotAbsolute { path: String },
+    NotAbsolute {
+        /// The path as given.
+        path: String,
+    },
+    /// A path with a NUL byte, which no file name holds.
     #[error("{path:?} contains a NUL byte")]
-    Nul { path: String },
+    Nul {
+        /// The path as given.
+        path: String,
+    },
 }
 
 /// Normalises a relative path lexically (`a/./b` is `a/b`, `a/../b` is `b`) and refuses one
 /// that climbs above its start. The result has no leading or trailing `/`; it is empty for the
 /// start itself.
-pub fn normalize_relative(path: &str) -> Result<String, PathError> {
+pub(crate) fn normalize_relative(path: &str) -> Result<String, PathError> {
     if path.contains('\0') {
         return Err(PathError::Nul { path: path.to_owned() });
     }
@@ -85,6 +99,7 @@ impl NodePath {
         })
     }
 
+    /// The path as text.
     pub fn as_str(&self) -> &str {
         &self.0
     }

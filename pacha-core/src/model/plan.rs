@@ -22,12 +22,16 @@ pub struct PlannedFile {
     pub source: String,
     /// The owner to set; `None` leaves the owner the connecting user gets.
     pub owner: Option<String>,
+    /// The group to set; `None` leaves the connecting user's.
     pub group: Option<String>,
+    /// Its permission bits.
     pub mode: Mode,
     /// The mode of folders pacha has to create for it.
     pub dir_mode: Mode,
     #[serde(with = "crate::model::bytes")]
+    /// Its contents.
     pub content: Arc<[u8]>,
+    /// The hash of `content`.
     pub sha256: ContentHash,
 }
 
@@ -42,6 +46,7 @@ pub enum Stage {
 }
 
 impl Stage {
+    /// `pre` or `post`.
     pub fn as_str(self) -> &'static str {
         match self {
             Stage::Pre => "pre",
@@ -59,14 +64,18 @@ impl fmt::Display for Stage {
 /// One script a node runs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlannedScript {
+    /// Pre or post.
     pub stage: Stage,
+    /// Its phase folder.
     pub phase: String,
     /// The file name inside the phase folder.
     pub name: String,
     /// The master file, relative to the master.
     pub source: String,
     #[serde(with = "crate::model::bytes")]
+    /// Its contents.
     pub content: Arc<[u8]>,
+    /// The hash of `content`.
     pub sha256: ContentHash,
 }
 
@@ -80,8 +89,11 @@ impl PlannedScript {
 /// Everything one node needs in one state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Plan {
+    /// The node.
     pub node: String,
+    /// The state rendered.
     pub state: String,
+    /// How to reach the node.
     pub target: Target,
     /// Sorted by destination, each destination once.
     pub files: Vec<PlannedFile>,

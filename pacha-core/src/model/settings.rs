@@ -83,10 +83,12 @@ impl SshSettings {
         self
     }
 
+    /// The host key policy (strict unless set).
     pub fn host_key_policy(&self) -> HostKeyPolicy {
         self.host_keys.unwrap_or_default()
     }
 
+    /// Seconds an idle connection is kept (60 unless set).
     pub fn persist_seconds(&self) -> u64 {
         self.persist.unwrap_or(Self::DEFAULT_PERSIST)
     }

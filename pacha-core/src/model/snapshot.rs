@@ -14,24 +14,34 @@ use crate::model::plan::Stage;
 /// One file as recorded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordedFile {
+    /// The path on the node.
     pub path: NodePath,
     #[serde(with = "crate::model::bytes")]
+    /// Its contents.
     pub content: Arc<[u8]>,
+    /// The hash of `content`.
     pub sha256: ContentHash,
+    /// Its permission bits.
     pub mode: Mode,
     /// Owner and group names as the node reported them (a number when the node has no name).
     pub owner: String,
+    /// The group, as the node reported it.
     pub group: String,
 }
 
 /// One script as recorded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordedScript {
+    /// Pre or post.
     pub stage: Stage,
+    /// Its phase folder.
     pub phase: String,
+    /// Its file name in the phase folder.
     pub name: String,
     #[serde(with = "crate::model::bytes")]
+    /// Its contents.
     pub content: Arc<[u8]>,
+    /// The hash of `content`.
     pub sha256: ContentHash,
 }
 
@@ -45,6 +55,7 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// The recorded file at `path`.
     pub fn file(&self, path: &NodePath) -> Option<&RecordedFile> {
         self.files
             .binary_search_by(|file| file.path.cmp(path))
@@ -100,15 +111,20 @@ impl Snapshot {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EventKind {
+    /// A push from the master.
     Push,
     /// A push the node asked for (`pacha pull`).
     Pull,
+    /// Live files read into history (`pacha capture`, `pacha watch`).
     Capture,
+    /// Files placed as recorded at an earlier revision.
     Rollback,
+    /// A host rebuilt from the latest recorded state.
     Rebuild,
 }
 
 impl EventKind {
+    /// The name the history and `--json` use.
     pub fn as_str(self) -> &'static str {
         match self {
             EventKind::Push => "push",
@@ -119,6 +135,7 @@ impl EventKind {
         }
     }
 
+    /// The kind named `text`.
     pub fn parse(text: &str) -> Option<EventKind> {
         // Every kind, so that each one recorded can be read back (tested below).
         [
@@ -142,8 +159,11 @@ impl fmt::Display for EventKind {
 /// An event to record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {
+    /// What happened.
     pub kind: EventKind,
+    /// The node it happened to.
     pub node: String,
+    /// The state pushed, when there is one.
     pub state: Option<String>,
     /// The paths this event changed on the node.
     pub changed: Vec<NodePath>,
@@ -179,15 +199,21 @@ impl Event {
 pub struct Entry {
     /// The revision (a commit id of the history).
     pub revision: String,
+    /// The node it happened to.
     pub node: String,
+    /// What happened.
     pub kind: EventKind,
+    /// The state pushed, when there is one.
     pub state: Option<String>,
     /// Seconds since the Unix epoch.
     pub time: i64,
     /// Who ran pacha: `Name <email>`.
     pub author: String,
+    /// The one-line summary.
     pub summary: String,
+    /// The paths it changed.
     pub changed: Vec<String>,
+    /// Whether it failed part way.
     pub failed: bool,
 }
 
