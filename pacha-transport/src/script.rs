@@ -506,6 +506,62 @@ mod tests {
         assert_eq!(printed(b""), b"");
     }
 
+    /// The snippet of a small plan: two folders, an owner and modes, a file that needs
+    /// escaping, one streamed on standard input, a pre and a post script. The riskiest code
+    /// pacha has; any change to what it sends a node shows here.
+    #[test]
+    fn apply_snippet_of_a_small_plan() {
+        use std::sync::Arc;
+
+        use pacha_core::{ContentHash, Stage};
+
+        let file = |path: &str, content: &[u8], owner: Option<&str>, mode: u32| Placement {
+            destination: NodePath::parse(path).unwrap(),
+            content: Arc::from(content),
+            sha256: ContentHash::of(content),
+            owner: owner.map(str::to_owned),
+            group: owner.map(|_| "adm".to_owned()),
+            mode: Mode::from_bits(mode).unwrap(),
+            dir_mode: Mode::EXECUTABLE,
+        };
+        let script = |stage, phase: &str, name: &str| PlannedScript {
+            stage,
+            phase: phase.to_owned(),
+            name: name.to_owned(),
+            source: format!("scripts/{stage}/{phase}/{name}"),
+            content: Arc::from(&b"#!/bin/sh
+echo hi
+"[..]),
+            sha256: ContentHash::of(b"#!/bin/sh
+echo hi
+"),
+        };
+        let big = vec![b'x'; EMBED_LIMIT + 1];
+        let files = [
+            file("/etc/app/app.conf", b"port = 80
+", Some("root"), 0o640),
+            file("/etc/app/it's $(x).txt", b"100% -n
+", None, 0o644),
+            file("/srv/www/big.bin", &big, None, 0o600),
+        ];
+        let pre = script(Stage::Pre, "check", "10-check");
+        let post = script(Stage::Post, "reload", "10-reload");
+        let changed: Vec<NodePath> = files.iter().map(|file| file.destination.clone()).collect();
+        let request = Apply {
+            node: "web1",
+            state: "production",
+            pre: &[&pre],
+            files: &files,
+            post: &[&post],
+            changed: &changed,
+        };
+        let steps = apply_steps(&request);
+        assert_eq!(steps.len(), 1);
+        let (snippet, input) = apply(&request, &steps[0], "/srv/root", "0123456789abcdef");
+        assert_eq!(input.len(), big.len() + "END-0123456789abcdef\n".len());
+        insta::assert_snapshot!(snippet);
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(32))]
         #[test]
