@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use pacha_core::{Apply, Mode, NodePath, Placement, PlannedScript};
+use pacha_core::{Apply, Mode, NodePath, Placement, PlannedScript, Stage};
 
 use crate::shell::quote;
 
@@ -243,46 +243,110 @@ pub(crate) fn printf_format(bytes: &[u8]) -> String {
 /// post scripts and, when all succeed, clears the due record. Staging folders and scripts are
 /// removed however it ends.
 pub(crate) fn apply(request: &Apply<'_>, step: &ApplyStep<'_>, root: &str, nonce: &str) -> (String, Vec<u8>) {
-    let cd_root = if root.is_empty() { "/" } else { root };
-    let mut script = String::with_capacity(8192);
-    let mut input: Vec<u8> = Vec::new();
-    script.push_str("set -u\numask 077\n");
-    script.push_str(&state_setup(root));
-    let _ = writeln!(
-        script,
-        "N={}\nR={}\nT=\"$S/run.$N\"\nprintf 'BEGIN-%s\\n' \"$N\"",
-        quote(nonce),
-        quote(cd_root)
-    );
-    script.push_str(
-        r#"fail() { printf '%s\n' "$1" >&2; exit "${2:-1}"; }
+    let targets = Targets::of(step.files, root, nonce);
+    let mut snippet = Snippet::default();
+    snippet.header(root, nonce);
+    snippet.cleanup_and_runner(&targets);
+    snippet.environment(request, root);
+    snippet.folders(step.files, root);
+    snippet.staging_folders(&targets);
+    let scripts: Vec<&PlannedScript> = step.pre.iter().chain(step.post).copied().collect();
+    snippet.contents(&scripts, step.files, &targets, nonce);
+    snippet.attributes(step.files, &targets);
+    snippet.run_lines(step.pre, 0, Stage::Pre, EXIT_PRE_FAILED);
+    if step.record_pending {
+        snippet.record_pending(request.changed);
+    }
+    if !step.files.is_empty() {
+        snippet.renames(&targets);
+    }
+    snippet.run_lines(step.post, step.pre.len(), Stage::Post, EXIT_POST_FAILED);
+    if !step.post.is_empty() {
+        snippet.script.push_str("rm -f \"$S/pending-post\"\n");
+    }
+    snippet.script.push_str("printf 'DONE-%s\\n' \"$N\"\n");
+    (snippet.script, snippet.input)
+}
+
+/// Where each file of a step goes: its target path, its folder, and the staging path in that
+/// folder's private staging folder; and the target folders in first-seen order.
+struct Targets {
+    /// Per file: the target path under the root, its folder, its staged path.
+    files: Vec<(String, String, String)>,
+    /// Every target folder once, in the order files name them.
+    folders: Vec<String>,
+    nonce: String,
+}
+
+impl Targets {
+    fn of(files: &[Placement], root: &str, nonce: &str) -> Targets {
+        let mut targets = Targets {
+            files: Vec::with_capacity(files.len()),
+            folders: Vec::new(),
+            nonce: nonce.to_owned(),
+        };
+        for file in files {
+            let target = file.destination.under_root(root);
+            let (folder, name) = target
+                .rsplit_once('/')
+                .map_or((String::new(), target.clone()), |(f, n)| (f.to_owned(), n.to_owned()));
+            let folder = if folder.is_empty() { "/".to_owned() } else { folder };
+            if !targets.folders.contains(&folder) {
+                targets.folders.push(folder.clone());
+            }
+            let staged = format!("{}/{name}", targets.staging(&folder));
+            targets.files.push((target, folder, staged));
+        }
+        targets
+    }
+
+    /// The private staging folder inside `folder`, so every rename stays on one filesystem.
+    fn staging(&self, folder: &str) -> String {
+        format!("{}/.pacha-{}", folder.trim_end_matches('/'), self.nonce)
+    }
+
+    fn staged(&self) -> Vec<&str> {
+        self.files.iter().map(|(_, _, staged)| staged.as_str()).collect()
+    }
+}
+
+/// A snippet being written, and what it reads on its standard input.
+#[derive(Default)]
+struct Snippet {
+    script: String,
+    input: Vec<u8>,
+}
+
+impl Snippet {
+    /// Strict mode, private files, the state folder, this push's nonce, and the check that it
+    /// holds the node's lock.
+    fn header(&mut self, root: &str, nonce: &str) {
+        let cd_root = if root.is_empty() { "/" } else { root };
+        self.script.push_str("set -u\numask 077\n");
+        self.script.push_str(&state_setup(root));
+        let _ = writeln!(
+            self.script,
+            "N={}\nR={}\nT=\"$S/run.$N\"\nprintf 'BEGIN-%s\\n' \"$N\"",
+            quote(nonce),
+            quote(cd_root)
+        );
+        self.script.push_str(
+            r#"fail() { printf '%s\n' "$1" >&2; exit "${2:-1}"; }
 held=; { read -r held < "$S/lock/nonce"; } 2>/dev/null
 [ "$held" = "$N" ] || fail "this push does not hold the node's lock" 76
 "#,
-    );
-
-    // Target folders (under the root), each with its staging folder.
-    let mut targets: Vec<(String, String, String)> = Vec::with_capacity(step.files.len());
-    let mut folder_order: Vec<String> = Vec::new();
-    for file in step.files {
-        let target = file.destination.under_root(root);
-        let (folder, name) = target
-            .rsplit_once('/')
-            .map_or((String::new(), target.clone()), |(f, n)| (f.to_owned(), n.to_owned()));
-        let folder = if folder.is_empty() { "/".to_owned() } else { folder };
-        if !folder_order.contains(&folder) {
-            folder_order.push(folder.clone());
-        }
-        targets.push((target, folder, name));
+        );
     }
-    let staging = |folder: &str| format!("{}/.pacha-{nonce}", folder.trim_end_matches('/'));
 
-    let mut cleanup = vec!["\"$T\"".to_owned()];
-    cleanup.extend(folder_order.iter().map(|folder| quote(&staging(folder))));
-    let _ = writeln!(script, "cleanup() {{ rm -rf -- {}; }}", cleanup.join(" "));
-    script.push_str("trap cleanup EXIT\ntrap 'exit 1' HUP INT TERM PIPE\n");
-    script.push_str(
-        r#"run() {
+    /// Removal of the staging folders however the snippet ends, and `run`, which runs one
+    /// uploaded script and reports its status and output.
+    fn cleanup_and_runner(&mut self, targets: &Targets) {
+        let mut cleanup = vec!["\"$T\"".to_owned()];
+        cleanup.extend(targets.folders.iter().map(|folder| quote(&targets.staging(folder))));
+        let _ = writeln!(self.script, "cleanup() {{ rm -rf -- {}; }}", cleanup.join(" "));
+        self.script.push_str("trap cleanup EXIT\ntrap 'exit 1' HUP INT TERM PIPE\n");
+        self.script.push_str(
+            r#"run() {
   ( cd "$R" 2>/dev/null || cd /; PACHA_STAGE=$2 PACHA_PHASE=$3 PACHA_SCRIPT=$4 exec "$T/$1" ) < /dev/null > "$T/out" 2>&1
   st=$?
   printf 'S %s %s %s\n' "$1" "$st" "$(wc -c < "$T/out")"
@@ -290,103 +354,124 @@ held=; { read -r held < "$S/lock/nonce"; } 2>/dev/null
   return "$st"
 }
 "#,
-    );
-    let changed: Vec<String> = request.changed.iter().map(|path| path.under_root(root)).collect();
-    let _ = writeln!(
-        script,
-        "PACHA_NODE={} PACHA_STATE={} PACHA_ROOT={} PACHA_CHANGED={}\nexport PACHA_NODE PACHA_STATE PACHA_ROOT PACHA_CHANGED",
-        quote(request.node),
-        quote(request.state),
-        quote(cd_root),
-        quote(&changed.join("\n"))
-    );
-
-    // Missing folders, parents first, created with their mode in as few `mkdir` as possible.
-    if !step.files.is_empty() {
-        script.push_str("[ -d \"$R\" ] || (umask 022 && mkdir -p \"$R\") || fail \"cannot create $R\"\n");
-    }
-    let mut folders: BTreeMap<String, Mode> = BTreeMap::new();
-    for file in step.files {
-        let mut parent = file.destination.parent();
-        while let Some(folder) = parent {
-            if folder.as_str() == "/" {
-                break;
-            }
-            folders.entry(folder.under_root(root)).or_insert(file.dir_mode);
-            parent = folder.parent();
-        }
-    }
-    let mut runs: Vec<(Mode, Vec<&str>)> = Vec::new();
-    for (folder, mode) in &folders {
-        match runs.last_mut() {
-            Some((run_mode, list)) if run_mode == mode => list.push(folder),
-            _ => runs.push((*mode, vec![folder])),
-        }
-    }
-    for (mode, list) in runs {
-        let _ = writeln!(
-            script,
-            "set --\nfor d in {}; do [ -d \"$d\" ] || set -- \"$@\" \"$d\"; done\n[ \"$#\" -eq 0 ] || mkdir -m {mode} -- \"$@\" || fail 'cannot create a folder'",
-            join_quoted(&list)
         );
     }
-    let mut private = vec!["\"$T\"".to_owned()];
-    private.extend(folder_order.iter().map(|folder| quote(&staging(folder))));
-    let _ = writeln!(
-        script,
-        "mkdir -- {} || fail 'cannot create staging folders'",
-        private.join(" ")
-    );
 
-    // Scripts of this step, in run order, then the files.
-    let scripts: Vec<&PlannedScript> = step.pre.iter().chain(step.post).copied().collect();
-    let mut streamed = false;
-    let mut write = |script: &mut String, content: &[u8], path: &str| {
+    /// What scripts see: `PACHA_NODE`, `PACHA_STATE`, `PACHA_ROOT`, `PACHA_CHANGED`.
+    fn environment(&mut self, request: &Apply<'_>, root: &str) {
+        let cd_root = if root.is_empty() { "/" } else { root };
+        let changed: Vec<String> = request.changed.iter().map(|path| path.under_root(root)).collect();
+        let _ = writeln!(
+            self.script,
+            "PACHA_NODE={} PACHA_STATE={} PACHA_ROOT={} PACHA_CHANGED={}\nexport PACHA_NODE PACHA_STATE PACHA_ROOT PACHA_CHANGED",
+            quote(request.node),
+            quote(request.state),
+            quote(cd_root),
+            quote(&changed.join("\n"))
+        );
+    }
+
+    /// Missing folders, parents first, created with their mode in as few `mkdir` as possible.
+    fn folders(&mut self, files: &[Placement], root: &str) {
+        if !files.is_empty() {
+            self.script
+                .push_str("[ -d \"$R\" ] || (umask 022 && mkdir -p \"$R\") || fail \"cannot create $R\"\n");
+        }
+        let mut folders: BTreeMap<String, Mode> = BTreeMap::new();
+        for file in files {
+            let mut parent = file.destination.parent();
+            while let Some(folder) = parent {
+                if folder.as_str() == "/" {
+                    break;
+                }
+                folders.entry(folder.under_root(root)).or_insert(file.dir_mode);
+                parent = folder.parent();
+            }
+        }
+        let mut runs: Vec<(Mode, Vec<&str>)> = Vec::new();
+        for (folder, mode) in &folders {
+            match runs.last_mut() {
+                Some((run_mode, list)) if run_mode == mode => list.push(folder),
+                _ => runs.push((*mode, vec![folder])),
+            }
+        }
+        for (mode, list) in runs {
+            let _ = writeln!(
+                self.script,
+                "set --\nfor d in {}; do [ -d \"$d\" ] || set -- \"$@\" \"$d\"; done\n[ \"$#\" -eq 0 ] || mkdir -m {mode} -- \"$@\" || fail 'cannot create a folder'",
+                join_quoted(&list)
+            );
+        }
+    }
+
+    /// The run folder of the scripts and the staging folder of each target folder.
+    fn staging_folders(&mut self, targets: &Targets) {
+        let mut private = vec!["\"$T\"".to_owned()];
+        private.extend(targets.folders.iter().map(|folder| quote(&targets.staging(folder))));
+        let _ = writeln!(
+            self.script,
+            "mkdir -- {} || fail 'cannot create staging folders'",
+            private.join(" ")
+        );
+    }
+
+    /// One file's contents: small ones written by `printf` from the snippet, large ones read
+    /// from standard input; whether it went on the input.
+    fn write(&mut self, content: &[u8], path: &str) -> bool {
         if content.len() <= EMBED_LIMIT {
             let _ = writeln!(
-                script,
+                self.script,
                 "printf {} '' > {} || fail {}",
                 printf_format(content),
                 path,
                 quote(&format!("cannot write {path}"))
             );
+            false
         } else {
             let _ = writeln!(
-                script,
+                self.script,
                 "head -c {} > {} || fail 'cannot write a file'",
                 content.len(),
                 path
             );
-            input.extend_from_slice(content);
-            streamed = true;
+            self.input.extend_from_slice(content);
+            true
         }
-    };
-    for (index, planned) in scripts.iter().enumerate() {
-        write(&mut script, &planned.content, &format!("\"$T/{index}\""));
     }
-    let staged: Vec<String> = targets
-        .iter()
-        .map(|(_, folder, name)| format!("{}/{name}", staging(folder)))
-        .collect();
-    for (file, staged) in step.files.iter().zip(&staged) {
-        write(&mut script, &file.content, &quote(staged));
+
+    /// The scripts, in run order, then the staged files; the input's end marker is checked
+    /// before anything goes further.
+    fn contents(&mut self, scripts: &[&PlannedScript], files: &[Placement], targets: &Targets, nonce: &str) {
+        let mut streamed = false;
+        for (index, planned) in scripts.iter().enumerate() {
+            streamed |= self.write(&planned.content, &format!("\"$T/{index}\""));
+        }
+        for (file, staged) in files.iter().zip(targets.staged()) {
+            streamed |= self.write(&file.content, &quote(staged));
+        }
+        if streamed {
+            let _ = writeln!(
+                self.script,
+                "IFS= read -r end || fail 'the input ended early' 81\n[ \"$end\" = \"END-$N\" ] || fail 'the input arrived damaged' 81"
+            );
+            self.input.extend_from_slice(format!("END-{nonce}\n").as_bytes());
+        }
+        if !scripts.is_empty() {
+            self.script.push_str("chmod 700 \"$T\"/[0-9]*\n");
+        }
     }
-    if streamed {
-        let _ = writeln!(
-            script,
-            "IFS= read -r end || fail 'the input ended early' 81\n[ \"$end\" = \"END-$N\" ] || fail 'the input arrived damaged' 81"
-        );
-        input.extend_from_slice(format!("END-{nonce}\n").as_bytes());
-    }
-    if !scripts.is_empty() {
-        script.push_str("chmod 700 \"$T\"/[0-9]*\n");
-    }
-    if !staged.is_empty() {
-        let _ = writeln!(script, "sync -- {} 2>/dev/null || sync", join_quoted(&staged));
-        // Owner first: chown clears setuid and setgid bits, chmod then sets them.
+
+    /// fsync of the staged files, then owner, then mode (chown clears setuid and setgid bits,
+    /// chmod then sets them), grouped so that each command runs once per owner or mode.
+    fn attributes(&mut self, files: &[Placement], targets: &Targets) {
+        let staged = targets.staged();
+        if staged.is_empty() {
+            return;
+        }
+        let _ = writeln!(self.script, "sync -- {} 2>/dev/null || sync", join_quoted(&staged));
         let mut by_owner: BTreeMap<String, Vec<&str>> = BTreeMap::new();
         let mut by_mode: BTreeMap<Mode, Vec<&str>> = BTreeMap::new();
-        for (file, staged) in step.files.iter().zip(&staged) {
+        for (file, staged) in files.iter().zip(&staged) {
             let owner = match (&file.owner, &file.group) {
                 (Some(owner), Some(group)) => Some(format!("{owner}:{group}")),
                 (Some(owner), None) => Some(owner.clone()),
@@ -400,7 +485,7 @@ held=; { read -r held < "$S/lock/nonce"; } 2>/dev/null
         }
         for (owner, group) in &by_owner {
             let _ = writeln!(
-                script,
+                self.script,
                 "chown {} -- {} || fail {}",
                 quote(owner),
                 join_quoted(group),
@@ -409,64 +494,64 @@ held=; { read -r held < "$S/lock/nonce"; } 2>/dev/null
         }
         for (mode, group) in &by_mode {
             let _ = writeln!(
-                script,
+                self.script,
                 "chmod {mode} -- {} || fail 'cannot set mode {mode}'",
                 join_quoted(group)
             );
         }
     }
-    // Scripts were uploaded pre first, then post: `run` takes their index in that order.
-    let run_lines = |script: &mut String, scripts: &[&PlannedScript], first: usize, stage: &str, failed: i32| {
+
+    /// Runs `scripts` (uploaded pre first, then post: `run` takes their index in that order,
+    /// starting at `first`); a failure ends the snippet with `failed`.
+    fn run_lines(&mut self, scripts: &[&PlannedScript], first: usize, stage: Stage, failed: i32) {
         for (offset, planned) in scripts.iter().enumerate() {
             let _ = writeln!(
-                script,
+                self.script,
                 "run {} {stage} {} {} || exit {failed}",
                 first + offset,
                 quote(&planned.phase),
                 quote(&planned.name)
             );
         }
-    };
-    run_lines(&mut script, step.pre, 0, "pre", EXIT_PRE_FAILED);
-    if step.record_pending {
-        let listed: Vec<&str> = request.changed.iter().map(NodePath::as_str).collect();
+    }
+
+    /// Records that the post scripts are due, for `changed`, before anything is renamed.
+    fn record_pending(&mut self, changed: &[NodePath]) {
+        let listed: Vec<&str> = changed.iter().map(NodePath::as_str).collect();
         let _ = writeln!(
-            script,
+            self.script,
             "printf '%s\\000' {} > \"$S/pending-post.$N\" && mv -f \"$S/pending-post.$N\" \"$S/pending-post\" || fail 'cannot record the due post scripts'",
             join_quoted(&listed)
         );
     }
-    if !step.files.is_empty() {
-        for folder in &folder_order {
+
+    /// The staged files renamed over their targets, one `mv` per folder (a rename replaces a
+    /// symlink, it never follows it), then the placed files' attributes.
+    fn renames(&mut self, targets: &Targets) {
+        for folder in &targets.folders {
             let names: Vec<&str> = targets
+                .files
                 .iter()
-                .zip(&staged)
-                .filter(|((_, f, _), _)| f == folder)
-                .map(|(_, staged)| staged.as_str())
+                .filter(|(_, f, _)| f == folder)
+                .map(|(_, _, staged)| staged.as_str())
                 .collect();
             let _ = writeln!(
-                script,
+                self.script,
                 "mv -f -t {} -- {} || fail {}",
                 quote(folder),
                 join_quoted(&names),
                 quote(&format!("cannot place files in {folder}"))
             );
         }
-        script.push_str("printf 'PLACED\\n'\n");
-        let _ = writeln!(script, "sync -- {} 2>/dev/null", join_quoted(&folder_order));
-        let placed: Vec<&str> = targets.iter().map(|(target, _, _)| target.as_str()).collect();
+        self.script.push_str("printf 'PLACED\\n'\n");
+        let _ = writeln!(self.script, "sync -- {} 2>/dev/null", join_quoted(&targets.folders));
+        let placed: Vec<&str> = targets.files.iter().map(|(target, _, _)| target.as_str()).collect();
         let _ = writeln!(
-            script,
+            self.script,
             "printf 'A\\n'\nstat -c '%a:%u:%g:%s:%U:%G' -- {} || exit 94",
             join_quoted(&placed)
         );
     }
-    run_lines(&mut script, step.post, step.pre.len(), "post", EXIT_POST_FAILED);
-    if !step.post.is_empty() {
-        script.push_str("rm -f \"$S/pending-post\"\n");
-    }
-    script.push_str("printf 'DONE-%s\\n' \"$N\"\n");
-    (script, input)
 }
 
 fn join_quoted<S: AsRef<str>>(values: &[S]) -> String {
@@ -513,7 +598,7 @@ mod tests {
     fn apply_snippet_of_a_small_plan() {
         use std::sync::Arc;
 
-        use pacha_core::{ContentHash, Stage};
+        use pacha_core::ContentHash;
 
         let file = |path: &str, content: &[u8], owner: Option<&str>, mode: u32| Placement {
             destination: NodePath::parse(path).unwrap(),
