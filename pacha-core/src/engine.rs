@@ -18,7 +18,7 @@ use crate::model::target::Target;
 use crate::model::track::Track;
 use crate::ops::capture::{Captured, capture};
 use crate::ops::push::{PushOptions, in_parallel, push_plans};
-use crate::ops::record::{latest_snapshot, record_push};
+use crate::ops::record::{last_state, latest_snapshot, record_push};
 use crate::ops::render::Rendering;
 use crate::ops::restore::{Restore, Restored};
 use crate::ops::serve::Server;
@@ -117,8 +117,7 @@ impl<'a> Engine<'a> {
 
     /// The state `node` was last pushed (or pulled, rolled back, rebuilt) in.
     pub fn last_state(&self, node: &str) -> Result<String, EngineError> {
-        let state = self.history.log(node)?.into_iter().find_map(|entry| entry.state);
-        state.ok_or_else(|| HistoryError::Empty { node: node.to_owned() }.into())
+        Ok(last_state(self.history, node)?)
     }
 
     /// `node`'s history, newest first. A node removed from the master keeps its history; a
@@ -229,8 +228,8 @@ impl<'a> Engine<'a> {
     }
 
     /// The master's end of pull and watch; with `only`, for that node alone.
-    pub fn serve(&'a self, only: Option<&str>) -> Server<'a> {
-        Server::new(self, only)
+    pub fn serve(&self, only: Option<&str>) -> Server<'_> {
+        Server::new(self.master, &self.rendering, self.history, only)
     }
 
     /// An unknown node is an error unless the history still has it.

@@ -47,6 +47,8 @@
 mod edges;
 mod engine;
 mod error;
+#[cfg(test)]
+mod layers;
 mod master;
 mod model;
 mod ops;

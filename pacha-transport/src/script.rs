@@ -344,7 +344,8 @@ held=; { read -r held < "$S/lock/nonce"; } 2>/dev/null
         let mut cleanup = vec!["\"$T\"".to_owned()];
         cleanup.extend(targets.folders.iter().map(|folder| quote(&targets.staging(folder))));
         let _ = writeln!(self.script, "cleanup() {{ rm -rf -- {}; }}", cleanup.join(" "));
-        self.script.push_str("trap cleanup EXIT\ntrap 'exit 1' HUP INT TERM PIPE\n");
+        self.script
+            .push_str("trap cleanup EXIT\ntrap 'exit 1' HUP INT TERM PIPE\n");
         self.script.push_str(
             r#"run() {
   ( cd "$R" 2>/dev/null || cd /; PACHA_STAGE=$2 PACHA_PHASE=$3 PACHA_SCRIPT=$4 exec "$T/$1" ) < /dev/null > "$T/out" 2>&1
@@ -614,19 +615,33 @@ mod tests {
             phase: phase.to_owned(),
             name: name.to_owned(),
             source: format!("scripts/{stage}/{phase}/{name}"),
-            content: Arc::from(&b"#!/bin/sh
+            content: Arc::from(
+                &b"#!/bin/sh
 echo hi
-"[..]),
-            sha256: ContentHash::of(b"#!/bin/sh
+"[..],
+            ),
+            sha256: ContentHash::of(
+                b"#!/bin/sh
 echo hi
-"),
+",
+            ),
         };
         let big = vec![b'x'; EMBED_LIMIT + 1];
         let files = [
-            file("/etc/app/app.conf", b"port = 80
-", Some("root"), 0o640),
-            file("/etc/app/it's $(x).txt", b"100% -n
-", None, 0o644),
+            file(
+                "/etc/app/app.conf",
+                b"port = 80
+",
+                Some("root"),
+                0o640,
+            ),
+            file(
+                "/etc/app/it's $(x).txt",
+                b"100% -n
+",
+                None,
+                0o644,
+            ),
             file("/srv/www/big.bin", &big, None, 0o600),
         ];
         let pre = script(Stage::Pre, "check", "10-check");

@@ -438,6 +438,52 @@ mod tests {
         })
     }
 
+    /// A random acyclic graph: meta `m{i}` includes only metas of a higher index and leaves,
+    /// and may set `x` to 1 or 2.
+    fn layered_graph() -> impl Strategy<Value = (NodeGraph, Vec<String>)> {
+        (1usize..6, 1usize..4).prop_flat_map(|(metas, leaves)| {
+            let spec = prop::collection::vec(
+                (
+                    prop::collection::vec(any::<bool>(), metas + leaves),
+                    prop::option::of(1u8..3),
+                ),
+                metas,
+            );
+            spec.prop_map(move |spec| {
+                let leaf_names: Vec<String> = (0..leaves).map(|i| format!("n{i}")).collect();
+                let mut definitions = BTreeMap::new();
+                for (i, (includes, x)) in spec.iter().enumerate() {
+                    let include_nodes: Vec<String> = includes
+                        .iter()
+                        .enumerate()
+                        .filter(|(j, included)| **included && (*j >= metas || *j > i))
+                        .map(|(j, _)| {
+                            if j < metas {
+                                format!("m{j}")
+                            } else {
+                                leaf_names[j - metas].clone()
+                            }
+                        })
+                        .collect();
+                    let vars = x.map_or_else(|| json!({}), |x| json!({"x": x}));
+                    definitions.insert(format!("m{i}"), meta_owned(include_nodes, vars));
+                }
+                for name in &leaf_names {
+                    definitions.insert(name.clone(), leaf());
+                }
+                (NodeGraph::new(definitions, BTreeMap::new()), leaf_names)
+            })
+        })
+    }
+
+    fn meta_owned(include_nodes: Vec<String>, vars: serde_json::Value) -> Definition {
+        Definition::Meta(Box::new(MetaNode {
+            include_nodes,
+            vars: vars.as_object().cloned().unwrap_or_default(),
+            ..MetaNode::default()
+        }))
+    }
+
     /// Reference: all leaves reachable from `name` in written order, by a plain recursive walk
     /// that gives up on cycles.
     fn reference(g: &NodeGraph, name: &str, stack: &mut Vec<String>, out: &mut Vec<String>) -> bool {
@@ -484,10 +530,53 @@ mod tests {
             }
         }
 
+        /// Against a reference: a node gets the value of the innermost meta nodes that set
+        /// `x` (inner beats outer); two innermost setters that disagree are a conflict exactly
+        /// then, and never when the node sets `x` itself; and nothing depends on the order in
+        /// which meta nodes list what they include.
         #[test]
-        fn inherited_vars_never_panic((g, names) in random_graph()) {
-            for name in &names {
-                let _ = g.inherited_vars(name, &|_| false);
+        fn inherited_vars_follow_inner_over_outer((g, leaves) in layered_graph()) {
+            let mut reversed = g.clone();
+            for definition in reversed.definitions.values_mut() {
+                if let Definition::Meta(meta) = definition {
+                    meta.include_nodes.reverse();
+                }
+            }
+            let reversed = NodeGraph::new(reversed.definitions, BTreeMap::new());
+            for leaf in &leaves {
+                let above = g.metas_above(leaf);
+                let setters: Vec<&String> = above
+                    .iter()
+                    .filter(|meta| matches!(&g.definitions[*meta], Definition::Meta(m) if m.vars.contains_key("x")))
+                    .collect();
+                let innermost: Vec<&String> = setters
+                    .iter()
+                    .filter(|outer| !setters.iter().any(|inner| inner != *outer && g.metas_above(inner).contains(**outer)))
+                    .copied()
+                    .collect();
+                let values: BTreeSet<String> = innermost
+                    .iter()
+                    .map(|meta| match &g.definitions[*meta] {
+                        Definition::Meta(m) => m.vars["x"].to_string(),
+                        Definition::Node(_) => unreachable!(),
+                    })
+                    .collect();
+                let result = g.inherited_vars(leaf, &|_| false);
+                match values.len() {
+                    0 => prop_assert!(!result.unwrap().vars.contains_key("x")),
+                    1 => prop_assert_eq!(
+                        result.unwrap().vars["x"].to_string(),
+                        values.iter().next().unwrap().clone()
+                    ),
+                    _ => {
+                        let is_conflict = matches!(result, Err(GraphError::VarConflict { .. }));
+                        prop_assert!(is_conflict);
+                        prop_assert!(g.inherited_vars(leaf, &|path| path == "x").is_ok());
+                    }
+                }
+                let again = reversed.inherited_vars(leaf, &|_| false).map(|inherited| inherited.vars);
+                let first = g.inherited_vars(leaf, &|_| false).map(|inherited| inherited.vars);
+                prop_assert_eq!(first.ok(), again.ok());
             }
         }
     }

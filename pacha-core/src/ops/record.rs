@@ -126,6 +126,12 @@ pub(crate) fn record_reported(
     history.record(event, &snapshot)
 }
 
+/// The state `node` was last pushed (or pulled, rolled back, rebuilt) in.
+pub(crate) fn last_state(history: &dyn History, node: &str) -> Result<String, HistoryError> {
+    let state = history.log(node)?.into_iter().find_map(|entry| entry.state);
+    state.ok_or_else(|| HistoryError::Empty { node: node.to_owned() })
+}
+
 /// The latest snapshot of `node`, if it has one.
 pub(crate) fn latest_snapshot(history: &dyn History, node: &str) -> Result<Option<(Entry, Snapshot)>, HistoryError> {
     match history.latest(node)? {

@@ -3,23 +3,35 @@
 
 use std::io::{self, BufRead, Write};
 
-use crate::engine::Engine;
+use crate::edges::history::History;
 use crate::error::EngineError;
+use crate::master::Master;
 use crate::model::snapshot::Event;
-use crate::ops::record::{latest_snapshot, record_changes, record_reported};
+use crate::ops::record::{last_state, latest_snapshot, record_changes, record_reported};
+use crate::ops::render::Rendering;
 use crate::ops::wire::{self, Answer, PROTOCOL_VERSION, Request, WatchList, Watched};
 
 /// Answers the requests of nodes.
 pub struct Server<'a> {
-    engine: &'a Engine<'a>,
+    master: &'a Master,
+    rendering: &'a Rendering<'a>,
+    history: &'a dyn History,
     only: Option<String>,
 }
 
 impl<'a> Server<'a> {
-    /// A server for `engine`'s master; with `only`, a session may ask for that node alone.
-    pub fn new(engine: &'a Engine<'a>, only: Option<&str>) -> Server<'a> {
+    /// A server of `master` (plans from `rendering`, records in `history`); with `only`, a
+    /// session may ask for that node alone. `Engine::serve` makes one.
+    pub(crate) fn new(
+        master: &'a Master,
+        rendering: &'a Rendering<'a>,
+        history: &'a dyn History,
+        only: Option<&str>,
+    ) -> Server<'a> {
         Server {
-            engine,
+            master,
+            rendering,
+            history,
             only: only.map(str::to_owned),
         }
     }
@@ -64,7 +76,6 @@ impl<'a> Server<'a> {
     }
 
     fn handle(&self, request: Request) -> Result<Answer, ServeError> {
-        let engine = self.engine;
         match request {
             Request::Hello { .. } => Ok(Answer::Hello {
                 version: PROTOCOL_VERSION,
@@ -74,24 +85,24 @@ impl<'a> Server<'a> {
                 self.allowed(&node)?;
                 let state = match state {
                     Some(state) => state,
-                    None => engine.last_state(&node)?,
+                    None => last_state(self.history, &node).map_err(EngineError::from)?,
                 };
-                let plan = engine.plan(&node, &state)?;
+                let plan = self.rendering.plan(&node, &state)?;
                 Ok(Answer::Plan { plan: Box::new(plan) })
             }
             Request::Record { event, snapshot } => {
                 self.allowed(&event.node)?;
                 let Event { node, .. } = &event;
-                let track = engine.master().track(node).map_err(EngineError::from)?;
+                let track = self.master.track(node).map_err(EngineError::from)?;
                 snapshot.verify().map_err(EngineError::from)?;
-                let entry = record_reported(engine.history(), &event, snapshot, &track).map_err(EngineError::from)?;
+                let entry = record_reported(self.history, &event, snapshot, &track).map_err(EngineError::from)?;
                 Ok(Answer::Recorded { entry: Some(entry) })
             }
             Request::WatchList { node } => {
                 self.allowed(&node)?;
-                let target = engine.master().target(&node).map_err(EngineError::from)?;
-                let track = engine.master().node(&node).map_err(EngineError::from)?.track.clone();
-                let files = match latest_snapshot(engine.history(), &node).map_err(EngineError::from)? {
+                let target = self.master.target(&node).map_err(EngineError::from)?;
+                let track = self.master.node(&node).map_err(EngineError::from)?.track.clone();
+                let files = match latest_snapshot(self.history, &node).map_err(EngineError::from)? {
                     Some((_, snapshot)) => snapshot
                         .files
                         .into_iter()
@@ -115,12 +126,12 @@ impl<'a> Server<'a> {
             }
             Request::RecordChanges { node, changed, removed } => {
                 self.allowed(&node)?;
-                engine.master().node(&node).map_err(EngineError::from)?;
+                self.master.node(&node).map_err(EngineError::from)?;
                 for file in &changed {
                     crate::model::hash::Damaged::check(&file.content, file.sha256, || file.path.to_string())
                         .map_err(EngineError::from)?;
                 }
-                let entry = record_changes(engine.history(), &node, changed, &removed).map_err(EngineError::from)?;
+                let entry = record_changes(self.history, &node, changed, &removed).map_err(EngineError::from)?;
                 Ok(Answer::Recorded { entry })
             }
         }
