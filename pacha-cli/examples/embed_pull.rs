@@ -24,9 +24,5 @@ fn main() -> Result<ExitCode, Box<dyn std::error::Error>> {
     let mut link = LocalLink::new(engine.serve(Some(node)), dir.as_str());
     let pulled = pull(&mut link, node, Some(state), &here, &PushOptions::default(), &Quiet)?;
     println!("{} {}", pulled.report.node, pulled.report.outcome.as_str());
-    Ok(if pulled.report.failed() {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(ExitCode::from(u8::from(pulled.report.failed())))
 }

@@ -24,6 +24,5 @@ fn main() -> Result<ExitCode, Box<dyn std::error::Error>> {
     for report in &reports {
         println!("{} {}", report.node, report.outcome.as_str());
     }
-    let failed = reports.iter().any(|report| report.failed());
-    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(ExitCode::from(u8::from(reports.iter().any(|report| report.failed()))))
 }

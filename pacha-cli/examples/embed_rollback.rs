@@ -20,16 +20,8 @@ fn main() -> Result<ExitCode, Box<dyn std::error::Error>> {
     let connector = SshConnector::new(master.dir().join(".pacha-ssh"))?;
     let history = GitHistory::open(&master.history_dir(), Author::new("embed", "embed@localhost"))?;
     let engine = Engine::new(&master, &renderer, &connector, &history);
-    let done = engine.rollback(node, revision, &PushOptions::default(), &Quiet)?;
-    let recorded = done
-        .report
-        .recorded
-        .as_ref()
-        .map_or("-", |entry| entry.revision.as_str());
-    println!("{} {} {recorded}", done.report.node, done.report.outcome.as_str());
-    Ok(if done.report.failed() {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
+    let report = engine.rollback(node, revision, &PushOptions::default(), &Quiet)?.report;
+    let recorded = report.recorded.as_ref().map_or("-", |entry| entry.revision.as_str());
+    println!("{} {} {recorded}", report.node, report.outcome.as_str());
+    Ok(ExitCode::from(u8::from(report.failed())))
 }

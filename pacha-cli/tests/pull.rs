@@ -67,3 +67,42 @@ fn a_node_pulls_its_plan_and_the_master_records_it() {
     assert_eq!(code, 1);
     assert!(stderr.contains("unknown node \"nosuch\""), "{stderr}");
 }
+
+#[test]
+fn a_node_pulls_from_a_master_folder_on_the_same_machine() {
+    let tmp = tempfile::tempdir().unwrap();
+    fixtures::copy_master("demo", tmp.path()).unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let pull = |args: &[&str]| {
+        outcome(
+            pacha()
+                .current_dir(elsewhere.path())
+                .arg("pull")
+                .args(args)
+                .arg("--from")
+                .arg(tmp.path()),
+        )
+    };
+    let (code, stdout, stderr) = pull(&["web1", "production"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains("web1 changed"), "{stdout}");
+    let motd = tmp.path().join("nodes-root/web1/etc/motd");
+    assert!(motd.is_file());
+    let (_, log, _) = crate::common::run_in(tmp.path(), &["log", "web1", "--json"]);
+    let log: serde_json::Value = serde_json::from_str(&log).unwrap();
+    assert_eq!(log["entries"][0]["event"], "pull");
+
+    // Without a state: the last recorded one.
+    fs::remove_file(&motd).unwrap();
+    let (code, stdout, stderr) = pull(&["web1", "--json"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["state"], "production");
+    assert_eq!(report["outcome"], "changed");
+    assert!(motd.is_file());
+
+    // A node never recorded has no last state.
+    let (code, _, stderr) = pull(&["web2"]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("no recorded history"), "{stderr}");
+}

@@ -6,6 +6,7 @@ mod embed;
 mod foundation;
 mod history;
 mod interrupt;
+mod output;
 mod pull;
 mod push;
 mod watch;

@@ -345,4 +345,17 @@ fn one_watch_poll_sends_hand_edits_and_records_nothing_when_the_files_match() {
         ContentHash::of(b"new")
     );
     assert_eq!(watcher.poll().unwrap(), None, "a change is sent once");
+
+    // A push the watcher sees land is the history already: it records nothing.
+    drop(watcher);
+    let mut link = InProcess(engine.serve(Some("n1")));
+    let mut watcher = Watcher::start(&mut link, "n1", &memory).unwrap();
+    planner.set_files(&[("/etc/a", "pushed"), ("/etc/tracked/new", "new")]);
+    let pushed = engine
+        .push("n1", "production", &PushOptions::default(), &Quiet)
+        .unwrap();
+    assert!(pushed[0].recorded.is_some());
+    let entries = history.log("n1").unwrap().len();
+    assert_eq!(watcher.poll().unwrap(), None);
+    assert_eq!(history.log("n1").unwrap().len(), entries);
 }
