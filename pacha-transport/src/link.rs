@@ -200,7 +200,7 @@ impl MasterLink for SshLink {
             Ok(None) => Err(self.ended()),
             Err(source) if source.kind() == std::io::ErrorKind::InvalidData => Err(LinkError::Malformed {
                 master: self.address.to_string(),
-                detail: format!("{source} (is `pacha serve` the command that runs there?)"),
+                detail: source.to_string(),
             }),
             Err(source) => Err(LinkError::Io {
                 master: self.address.to_string(),
