@@ -10,7 +10,7 @@ use crate::model::mode::Mode;
 use crate::model::node::TransportKind;
 use crate::model::settings::SshSettings;
 use crate::model::target::Target;
-use crate::testing::{Memory, MemoryFile, MemoryNode};
+use crate::testing::{Memory, MemoryFile};
 
 /// A push that records nothing (the engine's tests cover recording).
 fn push(plans: &[Plan], connector: &dyn Connector, options: &PushOptions, reporter: &dyn Reporter) -> Vec<NodeReport> {
@@ -57,15 +57,7 @@ fn plan(node: &str, files: &[(&str, &str)]) -> Plan {
 }
 
 fn memory(nodes: &[&str]) -> Memory {
-    let memory = Memory::default();
-    for node in nodes {
-        memory
-            .0
-            .lock()
-            .unwrap()
-            .insert((*node).to_owned(), MemoryNode::default());
-    }
-    memory
+    Memory::with_nodes(nodes)
 }
 
 fn options() -> PushOptions {
