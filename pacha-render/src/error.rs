@@ -109,6 +109,18 @@ pub enum RenderError {
         /// The other source.
         second: String,
     },
+    /// One destination is a file for one source and a folder of another's.
+    #[error("{path} is both a file ({file}) and a folder of {inside} for node {node:?}")]
+    FileAndFolder {
+        /// The node.
+        node: String,
+        /// The destination that is both.
+        path: String,
+        /// The source that makes it a file.
+        file: String,
+        /// A source placed inside it.
+        inside: String,
+    },
     /// A node names a script phase with no folder.
     #[error("{at}: no script folder scripts/{stage}/{phase}")]
     MissingPhase {

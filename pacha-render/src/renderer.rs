@@ -145,6 +145,24 @@ impl<'m> Renderer<'m> {
                 second: pair[1].source.clone(),
             });
         }
+        // A destination that is also a folder of another one cannot be placed: the push would
+        // create the folder, then fail to rename a file over it.
+        let by_destination: HashMap<&str, &PlannedFile> =
+            files.iter().map(|file| (file.destination.as_str(), file)).collect();
+        for file in &files {
+            let mut parent = file.destination.parent();
+            while let Some(folder) = parent {
+                if let Some(other) = by_destination.get(folder.as_str()) {
+                    return Err(RenderError::FileAndFolder {
+                        node: name.to_owned(),
+                        path: folder.to_string(),
+                        file: other.source.clone(),
+                        inside: file.source.clone(),
+                    });
+                }
+                parent = folder.parent();
+            }
+        }
 
         secrets.sort();
         secrets.dedup();
