@@ -136,15 +136,31 @@ fn rollback_to_unknown_or_foreign_revisions_is_a_clear_error() {
 }
 
 #[test]
-fn rebuild_onto_an_empty_root_reproduces_the_node() {
+fn rebuild_onto_an_empty_root_reproduces_the_node_and_leaves_its_history_alone() {
     let master = SshMaster::new(&["web1"]);
     master.write("templates/motd/default/bin/tool", "#!/bin/sh\n");
     let (code, _, stderr) = master.run(&["push", "web1", "production"]);
     assert_eq!(code, 0, "{stderr}");
     let fresh = master.dir.path().join("fresh-root");
-    let (code, stdout, stderr) = master.run(&["rebuild", "web1", "--host", "web1", "--root", fresh.to_str().unwrap()]);
+    let (code, stdout, stderr) = master.run(&[
+        "rebuild",
+        "web1",
+        "--host",
+        "web1",
+        "--root",
+        fresh.to_str().unwrap(),
+        "--json",
+    ]);
     assert_eq!(code, 0, "{stdout}{stderr}");
-    assert!(stdout.contains("reloaded web1"), "the scripts ran: {stdout}");
+    let done = json(&stdout);
+    assert!(
+        done["node"]["scripts"][0]["output"]
+            .as_str()
+            .unwrap()
+            .contains("reloaded web1"),
+        "the scripts ran: {done}"
+    );
+    assert_eq!(done["recorded"], serde_json::Value::Null, "{done}");
     for path in ["etc/motd", "etc/app/app.conf", "etc/bin/tool"] {
         assert_eq!(
             attributes(&fresh.join(path)),
@@ -152,10 +168,28 @@ fn rebuild_onto_an_empty_root_reproduces_the_node() {
             "{path}"
         );
     }
+    assert_eq!(
+        revisions(&master, "web1").len(),
+        1,
+        "a rebuild elsewhere is no event of web1"
+    );
+
+    // Onto the node itself (its root wiped): that is web1's event.
+    std::fs::remove_dir_all(master.root("web1")).unwrap();
+    let (code, stdout, stderr) = master.run(&["rebuild", "web1"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(master.root("web1").join("etc/bin/tool").is_file());
     let (_, stdout, _) = master.run(&["log", "web1"]);
     assert!(
         stdout.contains("rebuild web1 production onto web1: 3 files changed"),
         "{stdout}"
+    );
+
+    let (code, _, stderr) = master.run(&["rebuild", "web1", "--root", "relative/root"]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("--root \"relative/root\"") && stderr.contains("absolute"),
+        "{stderr}"
     );
 }
 

@@ -168,7 +168,7 @@ impl<'a> Engine<'a> {
         let restore = Restore {
             kind: EventKind::Rollback,
             detail: format!("to {}", &from.revision[..from.revision.len().min(12)]),
-            history: self.history,
+            history: Some(self.history),
             connector: self.connector,
             options,
             reporter,
@@ -178,7 +178,9 @@ impl<'a> Engine<'a> {
     }
 
     /// Rebuilds a (new) host from `node`'s latest recorded state: every file placed with its
-    /// owner and mode, every script run. `onto` is where (the node itself when `None`).
+    /// owner and mode, every script run. `onto` is where (the node itself when `None`). A
+    /// rebuild onto anything but the node itself (another host, another root) is not an event
+    /// of the node, so its history is left alone (`recorded` stays `None`).
     pub fn rebuild(
         &self,
         node: &str,
@@ -186,10 +188,13 @@ impl<'a> Engine<'a> {
         options: &PushOptions,
         reporter: &dyn Reporter,
     ) -> Result<Restored, EngineError> {
-        let target = match onto {
-            Some(target) => target,
-            None => self.master.target(node)?,
-        };
+        let own = self.master.target(node)?;
+        let target = onto.unwrap_or_else(|| own.clone());
+        let same_node = target.transport == own.transport
+            && target.host == own.host
+            && target.port == own.port
+            && target.user == own.user
+            && target.root == own.root;
         let Some((from, snapshot)) = latest_snapshot(self.history, node)? else {
             return Err(HistoryError::Empty { node: node.to_owned() }.into());
         };
@@ -200,7 +205,7 @@ impl<'a> Engine<'a> {
         let restore = Restore {
             kind: EventKind::Rebuild,
             detail: format!("onto {}", target.host),
-            history: self.history,
+            history: same_node.then_some(self.history),
             connector: self.connector,
             options: &options,
             reporter,

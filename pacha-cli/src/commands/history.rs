@@ -144,6 +144,7 @@ fn restored(out: &mut Output, done: &pacha_core::Restored, what: &str) -> anyhow
     if out.json {
         out.json_document(&serde_json::json!({
             "from": EntryView::new(&done.from),
+            "recorded": done.report.recorded.as_ref().map(|entry| &entry.revision),
             "node": ReportView::new(&done.plan, &done.report, false),
         }))?;
     } else {
@@ -199,13 +200,9 @@ pub(super) fn rebuild_command(
         target.user = None;
     }
     if let Some(root) = root {
-        let resolved = if root.starts_with('/') {
-            root.to_owned()
-        } else {
-            context.cwd.join(root).display().to_string()
-        };
-        target.root = NodePath::parse(&resolved)
-            .map_err(|err| Usage(format!("--root: {err}")))?
+        // As in node files: a root is an absolute path on the host.
+        target.root = NodePath::parse(root)
+            .map_err(|err| Usage(format!("--root {root:?}: {err}; write an absolute path on the host")))?
             .to_string();
     }
     let options = PushOptions {

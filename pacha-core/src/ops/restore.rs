@@ -61,11 +61,12 @@ pub struct Restored {
     pub report: NodeReport,
 }
 
-/// What to record a placed snapshot as: the event kind and the detail of its summary.
+/// What to record a placed snapshot as (the event kind and the detail of its summary), and
+/// where: `history` is `None` when placing it is no event of the node (a rebuild elsewhere).
 pub(crate) struct Restore<'a> {
     pub(crate) kind: EventKind,
     pub(crate) detail: String,
-    pub(crate) history: &'a dyn History,
+    pub(crate) history: Option<&'a dyn History>,
     pub(crate) connector: &'a dyn Connector,
     pub(crate) options: &'a PushOptions,
     pub(crate) reporter: &'a dyn Reporter,
@@ -78,6 +79,7 @@ impl Restore<'_> {
         let mut plan = snapshot_plan(&from.node, &state, target, snapshot);
         plan.secrets = secrets;
         let record = |plan: &Plan, report: &mut NodeReport| {
+            let Some(history) = self.history else { return };
             if !(report.placed && (!report.changes.is_empty() || self.options.force)) {
                 return;
             }
@@ -95,7 +97,7 @@ impl Restore<'_> {
                 failed: report.outcome == Outcome::Failed,
                 detail: Some(self.detail.clone()),
             };
-            match self.history.record(&event, &placed) {
+            match history.record(&event, &placed) {
                 Ok(entry) => report.recorded = Some(entry),
                 Err(err) => report.error = Some(crate::edges::report::NodeError::History(err.into())),
             }
