@@ -228,7 +228,8 @@ impl<'a> Engine<'a> {
     pub fn status(&self, nodes: &[String], jobs: usize) -> Vec<Result<NodeStatus, EngineError>> {
         in_parallel(nodes, jobs, |_, node| {
             let target = self.master.target(node)?;
-            status(self.history, node, &target, self.connector)
+            let track = self.master.track(node)?;
+            status(self.history, node, &target, &track, self.connector)
         })
     }
 

@@ -6,6 +6,8 @@ use crate::error::EngineError;
 use crate::model::path::NodePath;
 use crate::model::snapshot::{Entry, EventKind, RecordedFile};
 use crate::model::target::Target;
+use crate::model::track::Track;
+use crate::ops::capture::tracked_files;
 
 /// How a recorded file differs from the live node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,11 +56,13 @@ fn drift_of(recorded: &RecordedFile, live: &LiveFile) -> Option<String> {
     }
 }
 
-/// Compares `node`'s latest recorded files with the live node, in one round trip.
+/// Compares `node`'s latest recorded files with the live node, in one round trip (two when it
+/// has `track` globs with wildcards: a new file that matches one is drift too).
 pub(crate) fn status(
     history: &dyn History,
     node: &str,
     target: &Target,
+    track: &Track,
     connector: &dyn Connector,
 ) -> Result<NodeStatus, EngineError> {
     let entries = history.log(node)?;
@@ -83,15 +87,34 @@ pub(crate) fn status(
         Ok(connection) => connection,
         Err(err) => return Err(failed(err)),
     };
-    let inspection = connection.inspect(&Inspect {
-        paths: &paths,
-        contents: false,
-        lock: None,
+    let tracked = tracked_files(connection.as_mut(), track);
+    let inspection = tracked.and_then(|tracked| {
+        let new: Vec<NodePath> = tracked
+            .into_iter()
+            .filter(|path| snapshot.file(path).is_none())
+            .collect();
+        let mut all = paths.clone();
+        all.extend(new.iter().cloned());
+        connection
+            .inspect(&Inspect {
+                paths: &all,
+                contents: false,
+                lock: None,
+            })
+            .map(|inspection| (inspection, new))
     });
     let closed = connection.close();
-    let inspection = inspection
+    let (inspection, new) = inspection
         .and_then(|inspection| closed.map(|()| inspection))
         .map_err(failed)?;
+    for (path, live) in new.iter().zip(inspection.files.iter().skip(paths.len())) {
+        if matches!(live, LiveFile::File(_) | LiveFile::Unreadable) {
+            status.drift.push(Drift {
+                path: path.clone(),
+                what: "new (matches a track glob)".to_owned(),
+            });
+        }
+    }
     for (recorded, live) in snapshot.files.iter().zip(&inspection.files) {
         if let Some(what) = drift_of(recorded, live) {
             status.drift.push(Drift {
@@ -100,5 +123,6 @@ pub(crate) fn status(
             });
         }
     }
+    status.drift.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(status)
 }

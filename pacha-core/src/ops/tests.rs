@@ -213,6 +213,23 @@ fn status_reports_drift_and_rollback_restores() {
         }]
     );
 
+    edit(&memory, "n1", "/etc/tracked/new.conf", "made by hand");
+    edit(&memory, "n1", "/etc/untracked", "not tracked");
+    let drifted = engine.status(&nodes[..1], 1).remove(0).unwrap();
+    assert_eq!(
+        drifted.drift,
+        [
+            Drift {
+                path: path("/etc/a"),
+                what: "missing".into()
+            },
+            Drift {
+                path: path("/etc/tracked/new.conf"),
+                what: "new (matches a track glob)".into()
+            }
+        ]
+    );
+
     let done = engine
         .rollback("n1", &first.revision, &PushOptions::default(), &Quiet)
         .unwrap();
