@@ -175,7 +175,7 @@ fn rebuild_onto_an_empty_root_reproduces_the_node_and_leaves_its_history_alone()
     );
 
     // Onto the node itself (its root wiped): that is web1's event.
-    std::fs::remove_dir_all(master.root("web1")).unwrap();
+    fs::remove_dir_all(master.root("web1")).unwrap();
     let (code, stdout, stderr) = master.run(&["rebuild", "web1"]);
     assert_eq!(code, 0, "{stdout}{stderr}");
     assert!(master.root("web1").join("etc/bin/tool").is_file());
@@ -212,8 +212,10 @@ fn capture_records_a_hand_edit_and_status_sees_drift_until_then() {
     let (code, stdout, _) = master.run(&["status", "web1"]);
     assert_eq!(code, 2, "drift: {stdout}");
     assert!(
-        stdout.contains("DRIFTED (1 file)") && stdout.contains("/etc/motd: content"),
-        "{stdout}"
+        stdout.contains("DRIFTED (3 files)")
+            && stdout.contains("/etc/motd: content")
+            && stdout.contains("/etc/extra/local.conf: new (matches a track glob)"),
+        "a hand edit and new tracked files are drift: {stdout}"
     );
 
     let (code, stdout, stderr) = master.run(&["capture", "web1"]);
@@ -313,4 +315,71 @@ fn secrets_are_rendered_but_never_printed() {
         !printed.contains("hunter2") && !printed.contains("tok-123456"),
         "a secret was printed:\n{printed}"
     );
+}
+
+#[test]
+fn a_push_removes_what_the_plan_dropped_and_what_must_be_absent() {
+    let master = SshMaster::new(&["web1"]);
+    master.write(
+        "scripts/post/reload/10-reload",
+        "#!/bin/sh\necho \"reloaded $PACHA_NODE\"\nprintf 'removed: %s\\n' \"$PACHA_REMOVED\"\n",
+    );
+    master.write("templates/motd/default/app/extra.conf", "extra\n");
+    let (code, _, stderr) = master.run(&["push", "web1", "production"]);
+    assert_eq!(code, 0, "{stderr}");
+    let root = master.root("web1");
+    // What a distro ships and the admin wants gone: a default site and an empty folder.
+    fs::create_dir_all(root.join("etc/app/conf.d")).unwrap();
+    fs::write(root.join("etc/app/default-site"), "it works\n").unwrap();
+    master.write(
+        "templates/motd/app.yaml",
+        "dest: /etc\nabsent: [app/default-site, app/conf.d]\n",
+    );
+    fs::remove_file(master.dir.path().join("templates/motd/default/app/extra.conf")).unwrap();
+    fs::write(root.join("etc/app/app.conf"), "port = 8080 # by hand\n").unwrap();
+    master.write("templates/motd/default/app/app.conf", "port = 81\n");
+
+    let (code, diff, _) = master.run(&["diff", "web1", "production"]);
+    assert_eq!(code, 2, "{diff}");
+    for line in [
+        "remove  /etc/app/extra.conf",
+        "remove  /etc/app/default-site",
+        "remove  /etc/app/conf.d",
+        "update  /etc/app/app.conf",
+    ] {
+        assert!(diff.contains(line), "{line:?} in {diff}");
+    }
+    assert!(root.join("etc/app/extra.conf").is_file(), "diff removes nothing");
+
+    let (code, stdout, stderr) = master.run(&["push", "web1", "production", "--json"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let report = &json(&stdout)["nodes"][0];
+    let kinds: Vec<(String, String)> = report["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|change| {
+            (
+                change["destination"].as_str().unwrap().to_owned(),
+                change["kind"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert!(
+        kinds.contains(&("/etc/app/extra.conf".into(), "remove".into())),
+        "{kinds:?}"
+    );
+    let output = report["scripts"][0]["output"].as_str().unwrap();
+    assert!(
+        output.contains("removed: ") && output.contains("/etc/app/extra.conf"),
+        "{output}"
+    );
+    for gone in ["etc/app/extra.conf", "etc/app/default-site", "etc/app/conf.d"] {
+        assert!(!root.join(gone).exists(), "{gone} is still there");
+    }
+    let latest = revisions(&master, "web1")[0].clone();
+    let (code, _, _) = master.run(&["show", "web1", &latest, "/etc/app/extra.conf"]);
+    assert_eq!(code, 1, "the history no longer has the removed file");
+    let (code, status, _) = master.run(&["status", "web1"]);
+    assert_eq!(code, 0, "in sync after removing: {status}");
 }

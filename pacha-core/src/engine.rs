@@ -105,14 +105,31 @@ impl<'a> Engine<'a> {
             .iter()
             .map(|plan| Ok((plan.node.clone(), self.master.track(&plan.node)?)))
             .collect::<Result<BTreeMap<String, Track>, EngineError>>()?;
-        let record = |plan: &Plan, report: &mut NodeReport| {
+        let prior = |plan: &Plan| self.prior(&plan.node, tracks.get(&plan.node));
+        let record = |plan: &Plan, previous: Option<&Snapshot>, report: &mut NodeReport| {
             let track = tracks.get(&plan.node).cloned().unwrap_or_default();
-            match record_push(self.history, plan, report, &track) {
+            match record_push(self.history, plan, report, previous, &track, options.force) {
                 Ok(entry) => report.recorded = entry,
                 Err(err) => report.error = Some(NodeError::History(err.into())),
             }
         };
-        Ok(push_plans(plans, self.connector, options, reporter, &record))
+        Ok(push_plans(plans, self.connector, options, reporter, &prior, &record))
+    }
+
+    /// The latest snapshot of `node`, as a push starts from it: a file that a `track` glob
+    /// names is the node's own, never pacha's to remove, whatever recorded it.
+    fn prior(&self, node: &str, track: Option<&Track>) -> Result<Option<Snapshot>, HistoryError> {
+        let Some((_, mut snapshot)) = latest_snapshot(self.history, node)? else {
+            return Ok(None);
+        };
+        if let Some(track) = track {
+            for file in &mut snapshot.files {
+                if track.matches(&file.path) {
+                    file.managed = false;
+                }
+            }
+        }
+        Ok(Some(snapshot))
     }
 
     /// The state `node` was last pushed (or pulled, rolled back, rebuilt) in.
@@ -163,6 +180,7 @@ impl<'a> Engine<'a> {
         reporter: &dyn Reporter,
     ) -> Result<Restored, EngineError> {
         let target = self.master.target(node)?;
+        let track = self.master.track(node)?;
         let from = self.history.entry(node, revision)?;
         let snapshot = self.history.snapshot(node, &from.revision)?;
         let restore = Restore {
@@ -172,6 +190,8 @@ impl<'a> Engine<'a> {
             connector: self.connector,
             options,
             reporter,
+            prior: self.prior(node, Some(&track))?,
+            track,
         };
         let secrets = self.secrets(node, from.state.as_deref());
         Ok(restore.place(from, &snapshot, target, secrets))
@@ -189,6 +209,7 @@ impl<'a> Engine<'a> {
         reporter: &dyn Reporter,
     ) -> Result<Restored, EngineError> {
         let own = self.master.target(node)?;
+        let track = self.master.track(node)?;
         let target = onto.unwrap_or_else(|| own.clone());
         let same_node = target.transport == own.transport
             && target.host == own.host
@@ -209,6 +230,12 @@ impl<'a> Engine<'a> {
             connector: self.connector,
             options: &options,
             reporter,
+            prior: if same_node {
+                self.prior(node, Some(&track))?
+            } else {
+                None
+            },
+            track,
         };
         let secrets = self.secrets(node, from.state.as_deref());
         Ok(restore.place(from, &snapshot, target, secrets))

@@ -180,6 +180,10 @@ impl Connection for MemoryConnection {
                 },
             );
         }
+        for path in request.remove.iter().chain(request.remove_dirs) {
+            node.files.remove(path);
+            node.dirs.retain(|dir| dir != path);
+        }
         applied.placed = true;
         applied.placed_stats = request
             .files
@@ -333,6 +337,7 @@ impl Planner for StaticPlanner<'_> {
             files,
             scripts: Vec::new(),
             secrets: Vec::new(),
+            absent: Vec::new(),
         })
     }
 }
@@ -345,5 +350,12 @@ pub fn push_unrecorded(
     options: &crate::PushOptions,
     reporter: &dyn crate::Reporter,
 ) -> Vec<crate::NodeReport> {
-    crate::ops::push::push_plans(plans, connector, options, reporter, &|_, _| {})
+    crate::ops::push::push_plans(
+        plans,
+        connector,
+        options,
+        reporter,
+        &crate::ops::push::no_prior,
+        &|_, _, _| {},
+    )
 }

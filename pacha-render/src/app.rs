@@ -21,6 +21,9 @@ struct AppFile {
     files: Vec<FileRuleFile>,
     #[serde(default)]
     ignore: Vec<String>,
+    /// Paths (relative to `dest`) that must not exist on the node.
+    #[serde(default)]
+    absent: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -59,6 +62,8 @@ impl Attributes {
 #[derive(Debug)]
 pub(crate) struct AppConfig {
     pub dest: NodePath,
+    /// Paths on the node that must not exist, `dest` in front.
+    pub absent: Vec<NodePath>,
     pub defaults: Attributes,
     pub dir_mode: Mode,
     pub vars: Vars,
@@ -111,6 +116,13 @@ impl AppConfig {
         for pattern in &parsed.ignore {
             ignore.add(glob(pattern)?);
         }
+        let mut absent = Vec::with_capacity(parsed.absent.len());
+        for path in &parsed.absent {
+            absent.push(dest.join(path).map_err(|err| ConfigError::Invalid {
+                at: at(path),
+                message: format!("absent: {err}"),
+            })?);
+        }
         let build = |builder: GlobSetBuilder| {
             builder.build().map_err(|err| ConfigError::Invalid {
                 at: Location::file(file),
@@ -119,6 +131,7 @@ impl AppConfig {
         };
         Ok(AppConfig {
             dest,
+            absent,
             defaults: Attributes {
                 owner: parsed.owner,
                 group: parsed.group,

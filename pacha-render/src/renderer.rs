@@ -86,11 +86,13 @@ impl<'m> Renderer<'m> {
         let node_vars = self.master.node_vars(name, state)?;
 
         let mut files = Vec::new();
+        let mut absent = Vec::new();
         let mut secrets = node_vars.secrets.clone();
         for app_name in &node.apps {
             let at = || Location::line(&node_file, line_of(&node_text(), app_name));
             let app = self.app(app_name, state, at)?;
             secrets.extend(app.config.secrets.iter().cloned());
+            absent.extend(app.config.absent.iter().cloned());
             let mut data = node_vars.for_app(&app.config.vars);
             data.insert(
                 "pacha".to_owned(),
@@ -183,6 +185,11 @@ impl<'m> Renderer<'m> {
             }
         }
 
+        absent.extend(node.absent.iter().filter_map(|path| NodePath::parse(path).ok()));
+        absent.sort();
+        absent.dedup();
+        // What the plan places is not absent.
+        absent.retain(|path| files.binary_search_by(|file| file.destination.cmp(path)).is_err());
         Ok(Plan {
             node: name.to_owned(),
             state: state.to_owned(),
@@ -190,6 +197,7 @@ impl<'m> Renderer<'m> {
             files,
             scripts,
             secrets,
+            absent,
         })
     }
 

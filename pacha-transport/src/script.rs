@@ -161,6 +161,9 @@ pub(crate) struct ApplyStep<'a> {
     pub post: &'a [&'a PlannedScript],
     /// Whether this step records the due post scripts (the first step that places files).
     pub record_pending: bool,
+    /// Files to remove (the last step's), and folders to remove when empty.
+    pub remove: &'a [NodePath],
+    pub remove_dirs: &'a [NodePath],
 }
 
 /// What a file costs in a snippet: its paths a few times, and its contents when embedded.
@@ -204,6 +207,8 @@ pub(crate) fn apply_steps<'a>(request: &'a Apply<'a>) -> Vec<ApplyStep<'a>> {
             files,
             post: if index == last { request.post } else { &[] },
             record_pending: index == 0 && !request.post.is_empty(),
+            remove: if index == last { request.remove } else { &[] },
+            remove_dirs: if index == last { request.remove_dirs } else { &[] },
         })
         .collect()
 }
@@ -259,6 +264,13 @@ pub(crate) fn apply(request: &Apply<'_>, step: &ApplyStep<'_>, root: &str, nonce
     }
     if !step.files.is_empty() {
         snippet.renames(&targets);
+    }
+    snippet.removals(step.remove, step.remove_dirs, root);
+    if !step.files.is_empty() || !step.remove.is_empty() || !step.remove_dirs.is_empty() {
+        snippet.script.push_str("printf 'PLACED\\n'\n");
+    }
+    if !step.files.is_empty() {
+        snippet.placed_attributes(&targets);
     }
     snippet.run_lines(step.post, step.pre.len(), Stage::Post, EXIT_POST_FAILED);
     if !step.post.is_empty() {
@@ -358,17 +370,27 @@ held=; { read -r held < "$S/lock/nonce"; } 2>/dev/null
         );
     }
 
-    /// What scripts see: `PACHA_NODE`, `PACHA_STATE`, `PACHA_ROOT`, `PACHA_CHANGED`.
+    /// What scripts see: `PACHA_NODE`, `PACHA_STATE`, `PACHA_ROOT`, `PACHA_CHANGED` and
+    /// `PACHA_REMOVED` (paths under the root, one per line).
     fn environment(&mut self, request: &Apply<'_>, root: &str) {
         let cd_root = if root.is_empty() { "/" } else { root };
-        let changed: Vec<String> = request.changed.iter().map(|path| path.under_root(root)).collect();
+        let under = |paths: &[NodePath]| {
+            paths
+                .iter()
+                .map(|path| path.under_root(root))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        let mut removed = request.remove.to_vec();
+        removed.extend(request.remove_dirs.iter().cloned());
         let _ = writeln!(
             self.script,
-            "PACHA_NODE={} PACHA_STATE={} PACHA_ROOT={} PACHA_CHANGED={}\nexport PACHA_NODE PACHA_STATE PACHA_ROOT PACHA_CHANGED",
+            "PACHA_NODE={} PACHA_STATE={} PACHA_ROOT={} PACHA_CHANGED={} PACHA_REMOVED={}\nexport PACHA_NODE PACHA_STATE PACHA_ROOT PACHA_CHANGED PACHA_REMOVED",
             quote(request.node),
             quote(request.state),
             quote(cd_root),
-            quote(&changed.join("\n"))
+            quote(&under(request.changed)),
+            quote(&under(&removed))
         );
     }
 
@@ -527,7 +549,7 @@ held=; { read -r held < "$S/lock/nonce"; } 2>/dev/null
     }
 
     /// The staged files renamed over their targets, one `mv` per folder (a rename replaces a
-    /// symlink, it never follows it), then the placed files' attributes.
+    /// symlink, it never follows it).
     fn renames(&mut self, targets: &Targets) {
         for folder in &targets.folders {
             let names: Vec<&str> = targets
@@ -544,7 +566,31 @@ held=; { read -r held < "$S/lock/nonce"; } 2>/dev/null
                 quote(&format!("cannot place files in {folder}"))
             );
         }
-        self.script.push_str("printf 'PLACED\\n'\n");
+    }
+
+    /// Files and symlinks removed (never followed: `rm` removes a link itself), and folders
+    /// removed when they are empty.
+    fn removals(&mut self, files: &[NodePath], dirs: &[NodePath], root: &str) {
+        if !files.is_empty() {
+            let paths: Vec<String> = files.iter().map(|path| path.under_root(root)).collect();
+            let _ = writeln!(
+                self.script,
+                "rm -f -- {} || fail 'cannot remove files'",
+                join_quoted(&paths)
+            );
+        }
+        if !dirs.is_empty() {
+            let paths: Vec<String> = dirs.iter().map(|path| path.under_root(root)).collect();
+            let _ = writeln!(
+                self.script,
+                "for d in {}; do rmdir -- \"$d\" 2>/dev/null; done; :",
+                join_quoted(&paths)
+            );
+        }
+    }
+
+    /// The placed folders synced, then the placed files' attributes as the node sees them.
+    fn placed_attributes(&mut self, targets: &Targets) {
         let _ = writeln!(self.script, "sync -- {} 2>/dev/null", join_quoted(&targets.folders));
         let placed: Vec<&str> = targets.files.iter().map(|(target, _, _)| target.as_str()).collect();
         let _ = writeln!(
@@ -654,6 +700,8 @@ echo hi
             files: &files,
             post: &[&post],
             changed: &changed,
+            remove: &[NodePath::parse("/etc/app/old.conf").unwrap()],
+            remove_dirs: &[NodePath::parse("/etc/default-site").unwrap()],
         };
         let steps = apply_steps(&request);
         assert_eq!(steps.len(), 1);

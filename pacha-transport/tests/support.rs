@@ -51,6 +51,7 @@ pub(crate) fn plan(node: &str, target: Target, files: Vec<PlannedFile>, scripts:
         files,
         scripts,
         secrets: Vec::new(),
+        absent: Vec::new(),
     }
 }
 

@@ -26,6 +26,7 @@ fn snapshot(node: usize, round: usize) -> Snapshot {
                 mode: Mode::FILE,
                 owner: "root".into(),
                 group: "root".into(),
+                managed: true,
             }
         })
         .collect();

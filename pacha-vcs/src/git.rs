@@ -377,6 +377,7 @@ impl GitHistory {
                     owner: file.owner.clone(),
                     group: file.group.clone(),
                     size: file.content.len() as u64,
+                    managed: file.managed,
                 },
             );
         }
@@ -554,6 +555,7 @@ impl History for GitHistory {
                 mode: file.mode,
                 owner: file.owner.clone(),
                 group: file.group.clone(),
+                managed: file.managed,
             });
         }
         for script in &meta.scripts {

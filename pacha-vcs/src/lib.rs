@@ -25,6 +25,7 @@
 //!         mode: Mode::FILE,
 //!         owner: "root".into(),
 //!         group: "root".into(),
+//!         managed: true,
 //!     }],
 //!     scripts: vec![],
 //! };

@@ -28,6 +28,17 @@ pub(crate) struct FileMeta {
     pub owner: String,
     pub group: String,
     pub size: u64,
+    /// Written only for a file pacha did not place (captured through `track`).
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub managed: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_true(value: &bool) -> bool {
+    *value
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

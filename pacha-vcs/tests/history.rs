@@ -15,6 +15,7 @@ fn file(path: &str, content: &[u8], mode: &str, owner: &str) -> RecordedFile {
         mode: Mode::parse(mode).unwrap(),
         owner: owner.into(),
         group: "adm".into(),
+        managed: true,
     }
 }
 

@@ -49,6 +49,7 @@ fn change_line(change: &Change, style: Style) -> String {
         ChangeKind::Update => style.yellow("update "),
         ChangeKind::Attributes => style.yellow("attrs  "),
         ChangeKind::ReplaceSymlink => style.yellow("replace symlink"),
+        ChangeKind::Remove => style.red("remove "),
     };
     let details = if details.is_empty() {
         String::new()
@@ -97,7 +98,7 @@ pub(crate) fn print_report(out: &mut Output, plan: &Plan, report: &NodeReport, d
     for change in &report.changes {
         out.line(change_line(change, style))?;
         if diffs
-            && change.kind != ChangeKind::Attributes
+            && !matches!(change.kind, ChangeKind::Attributes | ChangeKind::Remove)
             && let Some(file) = plan.files.iter().find(|file| file.destination == change.destination)
         {
             for line in unified_diff(plan, change, &file.content).lines() {
@@ -111,6 +112,9 @@ pub(crate) fn print_report(out: &mut Output, plan: &Plan, report: &NodeReport, d
                 out.line(format!("    {line}"))?;
             }
         }
+    }
+    for (path, why) in &report.kept {
+        out.line(format!("  {} {path}: {why}", style.yellow("kept   ")))?;
     }
     print_scripts(out, plan, report)?;
     if let Some(entry) = &report.recorded {

@@ -32,6 +32,8 @@ pub(crate) struct ReportView<'a> {
     outcome: &'static str,
     error: Option<ErrorView>,
     changes: Vec<ChangeView>,
+    /// Files pacha placed that the plan no longer has, kept on the node.
+    kept: Vec<KeptView<'a>>,
     pending_post: Option<Vec<&'a str>>,
     scripts: Vec<ScriptView>,
     timings: TimingsView,
@@ -49,6 +51,12 @@ struct ChangeView {
     group: Option<FromTo>,
     #[serde(skip_serializing_if = "Option::is_none")]
     diff: Option<String>,
+}
+
+#[derive(Serialize)]
+struct KeptView<'a> {
+    path: &'a str,
+    reason: &'a str,
 }
 
 #[derive(Serialize)]
@@ -102,8 +110,16 @@ impl<'a> ReportView<'a> {
                     diff: diffs
                         .then(|| plan.files.iter().find(|file| file.destination == change.destination))
                         .flatten()
-                        .filter(|_| change.kind != ChangeKind::Attributes)
+                        .filter(|_| !matches!(change.kind, ChangeKind::Attributes | ChangeKind::Remove))
                         .map(|file| unified_diff(plan, change, &file.content)),
+                })
+                .collect(),
+            kept: report
+                .kept
+                .iter()
+                .map(|(path, reason)| KeptView {
+                    path: path.as_str(),
+                    reason,
                 })
                 .collect(),
             pending_post: report

@@ -134,6 +134,10 @@ pub struct Apply<'a> {
     pub post: &'a [&'a PlannedScript],
     /// The paths the post scripts are told changed (`PACHA_CHANGED`).
     pub changed: &'a [NodePath],
+    /// Files and symlinks to remove once the files are placed (`PACHA_REMOVED`).
+    pub remove: &'a [NodePath],
+    /// Folders to remove when they are empty (`absent:` paths that are folders).
+    pub remove_dirs: &'a [NodePath],
 }
 
 /// How one script run went.

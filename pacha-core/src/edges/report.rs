@@ -40,6 +40,8 @@ pub enum ChangeKind {
     Attributes,
     /// A symbolic link stands where the file goes; it is replaced, not followed.
     ReplaceSymlink,
+    /// pacha placed it and the plan no longer has it, or it must be absent: it goes.
+    Remove,
 }
 
 impl ChangeKind {
@@ -50,6 +52,7 @@ impl ChangeKind {
             ChangeKind::Update => "update",
             ChangeKind::Attributes => "attributes",
             ChangeKind::ReplaceSymlink => "replace-symlink",
+            ChangeKind::Remove => "remove",
         }
     }
 }
@@ -164,8 +167,11 @@ pub struct NodeReport {
     pub state: String,
     /// How it ended.
     pub outcome: Outcome,
-    /// What differed on the node from the plan.
+    /// What differed on the node from the plan (files to remove included).
     pub changes: Vec<Change>,
+    /// Files pacha placed that the plan no longer has, kept on the node, with why (edited by
+    /// hand since pacha placed them: `--force` removes them).
+    pub kept: Vec<(NodePath, String)>,
     /// Post scripts an interrupted earlier push left due (run now unless `--dry-run`).
     pub pending_post: Option<Vec<NodePath>>,
     /// Every script that ran.
@@ -193,6 +199,7 @@ impl NodeReport {
             state: plan.state.clone(),
             outcome: Outcome::Failed,
             changes: Vec::new(),
+            kept: Vec::new(),
             pending_post: None,
             scripts: Vec::new(),
             placed: false,

@@ -5,6 +5,7 @@ use crate::master::error::{ConfigError, Location};
 use crate::master::yaml::{self, line_of};
 use crate::model::name::{NameKind, check_name};
 use crate::model::node::{Definition, MetaNode, Node};
+use crate::model::path::NodePath;
 use crate::model::track::Track;
 use crate::model::vars::fold_secrets;
 
@@ -72,6 +73,12 @@ impl Definition {
             Track::new(std::slice::from_ref(glob)).map_err(|err| ConfigError::Invalid {
                 at: Location::line(file, line_of(text, glob)),
                 message: err.to_string(),
+            })?;
+        }
+        for path in &node.absent {
+            NodePath::parse(path).map_err(|err| ConfigError::Invalid {
+                at: Location::line(file, line_of(text, path)),
+                message: format!("absent: {err}"),
             })?;
         }
         let mut secrets = Vec::new();

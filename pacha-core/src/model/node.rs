@@ -76,6 +76,9 @@ pub struct Node {
     /// Globs of extra files on the node whose changes `capture` records.
     #[serde(default)]
     pub track: Vec<String>,
+    /// Absolute paths on the node that must not exist (a push removes them).
+    #[serde(default)]
+    pub absent: Vec<String>,
     /// Overrides of the master's `ssh` settings.
     #[serde(default)]
     pub ssh: SshSettings,

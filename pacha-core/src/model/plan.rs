@@ -101,6 +101,10 @@ pub struct Plan {
     pub scripts: Vec<PlannedScript>,
     /// Values that must never be printed (secrets rendered into files).
     pub secrets: Vec<String>,
+    /// Paths that must not exist on the node (`absent:` of `app.yaml` and the node file), as
+    /// the node sees them; a push removes them when present (a folder only when empty).
+    #[serde(default)]
+    pub absent: Vec<NodePath>,
 }
 
 impl Plan {

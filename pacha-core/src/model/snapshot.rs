@@ -27,6 +27,14 @@ pub struct RecordedFile {
     pub owner: String,
     /// The group, as the node reported it.
     pub group: String,
+    /// Whether pacha placed it (a push, pull, rollback): a push removes it once the plan no
+    /// longer has it. Files only captured (`track` globs) are not managed.
+    #[serde(default = "managed_default")]
+    pub managed: bool,
+}
+
+fn managed_default() -> bool {
+    true
 }
 
 /// One script as recorded.

@@ -94,6 +94,7 @@ pub(crate) fn capture(
                     mode: stat.mode,
                     owner: stat.recorded_owner(),
                     group: stat.recorded_group(),
+                    managed: old.file(path).is_some_and(|recorded| recorded.managed),
                 }),
                 (LiveFile::Unreadable, _) => captured.skipped.push((path.clone(), "not readable".to_owned())),
                 (LiveFile::Symlink, _) => captured.skipped.push((path.clone(), "a symlink".to_owned())),

@@ -10,9 +10,9 @@ use crate::edges::report::{NodeError, NodeReport, Outcome, Reporter};
 use crate::error::EngineError;
 use crate::model::node::TransportKind;
 use crate::model::plan::Plan;
-use crate::model::snapshot::{Event, EventKind};
+use crate::model::snapshot::{Event, EventKind, Snapshot};
 use crate::model::track::Track;
-use crate::ops::push::{PushOptions, push_plans};
+use crate::ops::push::{PushOptions, no_prior, push_plans};
 use crate::ops::record::pushed_snapshot;
 use crate::ops::wire::{Answer, Client, Request};
 
@@ -55,7 +55,7 @@ pub fn pull(
     // Here is the node: whatever transport the master uses, apply locally under its root.
     plan.target.transport = TransportKind::Local;
     let client = Mutex::new(client);
-    let record = |plan: &Plan, report: &mut NodeReport| {
+    let record = |plan: &Plan, _: Option<&Snapshot>, report: &mut NodeReport| {
         if !(report.placed && (!report.changes.is_empty() || options.force)) {
             return;
         }
@@ -78,9 +78,16 @@ pub fn pull(
             Err(err) => report.error = Some(NodeError::MasterHistory(Arc::new(err))),
         }
     };
-    let report = push_plans(std::slice::from_ref(&plan), connector, options, reporter, &record)
-        .into_iter()
-        .next()
-        .unwrap_or_else(|| NodeReport::new(&plan));
+    let report = push_plans(
+        std::slice::from_ref(&plan),
+        connector,
+        options,
+        reporter,
+        &no_prior,
+        &record,
+    )
+    .into_iter()
+    .next()
+    .unwrap_or_else(|| NodeReport::new(&plan));
     Ok(Pulled { plan, report })
 }

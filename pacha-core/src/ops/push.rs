@@ -11,9 +11,11 @@ use std::time::Instant;
 use crate::edges::connection::{
     Applied, Apply, Connection, Connector, Inspect, Inspection, LiveFile, Placement, Step, TransportError,
 };
+use crate::edges::history::HistoryError;
 use crate::edges::report::{Change, ChangeKind, NodeError, NodeReport, Outcome, Reporter};
 use crate::model::path::NodePath;
 use crate::model::plan::{Plan, PlannedFile, PlannedScript, Stage};
+use crate::model::snapshot::{RecordedFile, Snapshot};
 
 /// How to push (and roll back, rebuild, pull: they place files the same way).
 #[derive(Debug, Clone)]
@@ -119,8 +121,18 @@ pub(crate) fn in_parallel<T: Sync, R: Send>(items: &[T], jobs: usize, work: impl
 type ConnectionSlot = Mutex<Option<Result<Box<dyn Connection>, TransportError>>>;
 
 /// What happens to a node's report once the node is done, before it is reported: the engine
-/// records it there, so a node is recorded as soon as its apply returns.
-pub(crate) type After<'a> = &'a (dyn Fn(&Plan, &mut NodeReport) + Sync);
+/// records it there (with the snapshot the node had before), so a node is recorded as soon as
+/// its apply returns.
+pub(crate) type After<'a> = &'a (dyn Fn(&Plan, Option<&Snapshot>, &mut NodeReport) + Sync);
+
+/// The node's latest recorded snapshot, read before the node is touched: what pacha placed
+/// earlier, so that what the plan no longer has is removed.
+pub(crate) type Prior<'a> = &'a (dyn Fn(&Plan) -> Result<Option<Snapshot>, HistoryError> + Sync);
+
+/// No prior snapshot: nothing to remove but `absent` paths.
+pub(crate) fn no_prior(_: &Plan) -> Result<Option<Snapshot>, HistoryError> {
+    Ok(None)
+}
 
 /// Pushes every plan to its node; returns one report per plan, in plan order.
 ///
@@ -133,6 +145,7 @@ pub(crate) fn push_plans(
     connector: &dyn Connector,
     options: &PushOptions,
     reporter: &dyn Reporter,
+    prior: Prior<'_>,
     after: After<'_>,
 ) -> Vec<NodeReport> {
     let started = Instant::now();
@@ -154,9 +167,21 @@ pub(crate) fn push_plans(
         let connection = connections[index].lock().unwrap_or_else(PoisonError::into_inner).take();
         let mut report = NodeReport::new(plan);
         report.timings.connect = connect_time;
+        let previous = match prior(plan) {
+            Ok(previous) => previous,
+            Err(err) => {
+                if let Some(Ok(connection)) = connection {
+                    let _ = connection.close();
+                }
+                report.fail(NodeError::History(err.into()));
+                report.timings.total = started.elapsed();
+                reporter.finished(index, &report);
+                return report;
+            }
+        };
         match connection {
             Some(Ok(connection)) if host_key_failures.is_empty() => {
-                run_node(plan, connection, options, reporter, &mut report);
+                run_node(plan, previous.as_ref(), connection, options, reporter, &mut report);
             }
             Some(Ok(connection)) => {
                 let _ = connection.close();
@@ -170,7 +195,7 @@ pub(crate) fn push_plans(
         }
         if !options.dry_run {
             reporter.step(&plan.node, "record");
-            after(plan, &mut report);
+            after(plan, previous.as_ref(), &mut report);
         }
         report.timings.total = started.elapsed();
         reporter.finished(index, &report);
@@ -180,12 +205,13 @@ pub(crate) fn push_plans(
 
 fn run_node(
     plan: &Plan,
+    previous: Option<&Snapshot>,
     mut connection: Box<dyn Connection>,
     options: &PushOptions,
     reporter: &dyn Reporter,
     report: &mut NodeReport,
 ) {
-    let result = node_steps(plan, connection.as_mut(), options, reporter, report);
+    let result = node_steps(plan, previous, connection.as_mut(), options, reporter, report);
     let closed = connection.close();
     if let Err(err) = result.and(closed)
         && report.error.is_none()
@@ -194,9 +220,11 @@ fn run_node(
     }
 }
 
-/// One node: inspect, compare, then (unless it is a dry run or nothing changed) apply.
+/// One node: inspect (the plan's paths and what may have to go), compare, then (unless it is
+/// a dry run or nothing changed) apply.
 fn node_steps(
     plan: &Plan,
+    previous: Option<&Snapshot>,
     connection: &mut dyn Connection,
     options: &PushOptions,
     reporter: &dyn Reporter,
@@ -204,12 +232,14 @@ fn node_steps(
 ) -> Result<(), TransportError> {
     reporter.step(&plan.node, "inspect");
     let clock = Instant::now();
-    let inspection = inspect_plan(plan, connection, options)?;
+    let candidates = removal_candidates(plan, previous);
+    let inspection = inspect_plan(plan, &candidates, connection, options)?;
     report.timings.inspect = clock.elapsed();
+    let (planned, leaving) = inspection.files.split_at(plan.files.len());
     if let Some((file, _)) = plan
         .files
         .iter()
-        .zip(&inspection.files)
+        .zip(planned)
         .find(|(_, live)| **live == LiveFile::Other)
     {
         report.fail(NodeError::NotAFile {
@@ -217,9 +247,21 @@ fn node_steps(
         });
         return Ok(());
     }
-    report.changes = changes(plan, &inspection.files);
+    report.changes = changes(plan, planned);
+    let removal = removals(&candidates, leaving, options.force);
+    report
+        .changes
+        .extend(removal.files.iter().chain(&removal.dirs).map(|path| Change {
+            destination: path.clone(),
+            kind: ChangeKind::Remove,
+            mode: None,
+            owner: None,
+            group: None,
+            before: None,
+        }));
+    report.kept = removal.kept.clone();
     report.pending_post = inspection.pending_post;
-    report.live = inspection.files;
+    report.live = planned.to_vec();
 
     if options.read_contents {
         read_before(plan, connection, &report.live, &mut report.changes)?;
@@ -230,7 +272,8 @@ fn node_steps(
         return Ok(());
     }
     let placements = placements(plan, &report.changes, options.force);
-    if placements.is_empty() && report.pending_post.is_none() && !options.force {
+    let removing = !removal.files.is_empty() || !removal.dirs.is_empty();
+    if placements.is_empty() && !removing && report.pending_post.is_none() && !options.force {
         report.outcome = Outcome::Unchanged;
         return Ok(());
     }
@@ -240,6 +283,7 @@ fn node_steps(
         plan,
         connection,
         &placements,
+        &removal,
         report.pending_post.as_deref(),
         options.force,
     )?;
@@ -248,13 +292,78 @@ fn node_steps(
     Ok(())
 }
 
-/// Reads every planned path in one round trip, taking the node's lock unless it is a dry run.
+/// A path that may have to go: one pacha placed before (with how it recorded it) that the plan
+/// no longer has, or one the plan says must be absent (`None`).
+type Candidate<'a> = (NodePath, Option<&'a RecordedFile>);
+
+fn removal_candidates<'a>(plan: &Plan, previous: Option<&'a Snapshot>) -> Vec<Candidate<'a>> {
+    let planned = |path: &NodePath| plan.files.binary_search_by(|file| file.destination.cmp(path)).is_ok();
+    let mut candidates: Vec<Candidate<'a>> = previous
+        .into_iter()
+        .flat_map(|snapshot| &snapshot.files)
+        .filter(|file| file.managed && !planned(&file.path))
+        .map(|file| (file.path.clone(), Some(file)))
+        .collect();
+    for path in &plan.absent {
+        if !planned(path) && !candidates.iter().any(|(candidate, _)| candidate == path) {
+            candidates.push((path.clone(), None));
+        }
+    }
+    candidates
+}
+
+/// What a push removes, and what it keeps with why.
+#[derive(Debug, Default)]
+pub(crate) struct Removal {
+    pub(crate) files: Vec<NodePath>,
+    pub(crate) dirs: Vec<NodePath>,
+    pub(crate) kept: Vec<(NodePath, String)>,
+}
+
+/// Decides each candidate from what the node holds there: a file pacha placed goes when it is
+/// as recorded (a hand edit is kept unless `force`); an `absent` path goes whatever it is (a
+/// folder only when empty).
+fn removals(candidates: &[Candidate<'_>], live: &[LiveFile], force: bool) -> Removal {
+    let mut removal = Removal::default();
+    for ((path, recorded), live) in candidates.iter().zip(live) {
+        match (recorded, live) {
+            (_, LiveFile::Missing) => {
+                // Gone already: the history forgets it with this push.
+                if recorded.is_some() {
+                    removal.files.push(path.clone());
+                }
+            }
+            (None, LiveFile::Other) => removal.dirs.push(path.clone()),
+            (None, _) | (Some(_), LiveFile::Symlink) => removal.files.push(path.clone()),
+            (Some(recorded), LiveFile::File(stat)) => {
+                if force || (stat.sha256 == recorded.sha256 && stat.mode == recorded.mode) {
+                    removal.files.push(path.clone());
+                } else {
+                    removal.kept.push((
+                        path.clone(),
+                        "edited by hand since pacha placed it (--force removes it)".to_owned(),
+                    ));
+                }
+            }
+            (Some(_), LiveFile::Unreadable) => removal.kept.push((path.clone(), "not readable".to_owned())),
+            (Some(_), LiveFile::Other) => removal
+                .kept
+                .push((path.clone(), "a folder or special file stands there now".to_owned())),
+        }
+    }
+    removal
+}
+
+/// Reads every planned path and every removal candidate in one round trip, taking the node's
+/// lock unless it is a dry run.
 fn inspect_plan(
     plan: &Plan,
+    candidates: &[Candidate<'_>],
     connection: &mut dyn Connection,
     options: &PushOptions,
 ) -> Result<Inspection, TransportError> {
-    let paths: Vec<NodePath> = plan.files.iter().map(|file| file.destination.clone()).collect();
+    let mut paths: Vec<NodePath> = plan.files.iter().map(|file| file.destination.clone()).collect();
+    paths.extend(candidates.iter().map(|(path, _)| path.clone()));
     let lock = (!options.dry_run).then_some(options.holder.as_str());
     let inspection = connection.inspect(&Inspect {
         paths: &paths,
@@ -288,15 +397,18 @@ fn placements(plan: &Plan, changes: &[Change], force: bool) -> Vec<Placement> {
         .collect()
 }
 
-/// Runs pre scripts (when something is placed), places, runs post scripts, in one exchange.
+/// Runs pre scripts (when something is placed or removed), places, removes, runs post scripts,
+/// in one exchange.
 fn apply_placements(
     plan: &Plan,
     connection: &mut dyn Connection,
     placements: &[Placement],
+    removal: &Removal,
     pending_post: Option<&[NodePath]>,
     force: bool,
 ) -> Result<Applied, TransportError> {
-    let pre: Vec<&PlannedScript> = if placements.is_empty() && !force {
+    let removing = !removal.files.is_empty() || !removal.dirs.is_empty();
+    let pre: Vec<&PlannedScript> = if placements.is_empty() && !removing && !force {
         Vec::new()
     } else {
         plan.scripts(Stage::Pre).collect()
@@ -315,6 +427,8 @@ fn apply_placements(
         files: placements,
         post: &post,
         changed: &changed,
+        remove: &removal.files,
+        remove_dirs: &removal.dirs,
     })
 }
 

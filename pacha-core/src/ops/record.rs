@@ -24,7 +24,8 @@ fn recorded_scripts(plan: &Plan) -> Vec<RecordedScript> {
 }
 
 /// What a push left on a node: the plan's files with the attributes the node reported, the
-/// plan's scripts, and the tracked files recorded before.
+/// plan's scripts, the files it kept instead of removing (as recorded before), and the
+/// tracked files recorded before.
 pub(crate) fn pushed_snapshot(
     plan: &Plan,
     report: &NodeReport,
@@ -51,6 +52,7 @@ pub(crate) fn pushed_snapshot(
                 mode,
                 owner,
                 group,
+                managed: true,
             }
         })
         .collect();
@@ -59,17 +61,21 @@ pub(crate) fn pushed_snapshot(
         scripts: recorded_scripts(plan),
     };
     if let Some(previous) = previous {
+        for (path, _) in &report.kept {
+            snapshot.files.extend(previous.file(path).cloned());
+        }
         keep_tracked(&mut snapshot, previous, track);
     }
     snapshot.normalize();
     snapshot
 }
 
-/// Adds to `snapshot` the tracked files of `previous` it does not hold.
+/// Adds to `snapshot` the files of `previous` that pacha did not place (captured through
+/// `track`) and that it does not hold.
 fn keep_tracked(snapshot: &mut Snapshot, previous: &Snapshot, track: &Track) {
     for file in &previous.files {
         let held = snapshot.files.iter().any(|held| held.path == file.path);
-        if !held && track.matches(&file.path) {
+        if !held && !file.managed && track.matches(&file.path) {
             snapshot.files.push(file.clone());
         }
     }
@@ -93,7 +99,11 @@ pub(crate) fn record_changes(
     snapshot
         .files
         .retain(|file| !removed.contains(&file.path) && !changed.iter().any(|new| new.path == file.path));
-    snapshot.files.extend(changed);
+    // A file pacha placed stays pacha's when it is edited by hand; a new one is only tracked.
+    snapshot.files.extend(changed.into_iter().map(|mut file| {
+        file.managed = old.file(&file.path).is_some_and(|recorded| recorded.managed);
+        file
+    }));
     snapshot.normalize();
     let differences = snapshot.differences(&old);
     if differences.is_empty() {
@@ -143,32 +153,36 @@ pub(crate) fn latest_snapshot(history: &dyn History, node: &str) -> Result<Optio
     }
 }
 
-/// Records a push of `plan` when it placed files: a push that changed nothing records nothing;
+/// Records a push of `plan` when it placed or removed files (or was forced): a push that
+/// changed nothing records nothing, unless the plan's scripts differ from the recorded ones;
 /// a failed push records what it placed, marked as failed.
 pub(crate) fn record_push(
     history: &dyn History,
     plan: &Plan,
     report: &NodeReport,
+    previous: Option<&Snapshot>,
     track: &Track,
+    forced: bool,
 ) -> Result<Option<Entry>, HistoryError> {
-    if !report.placed || report.changes.is_empty() {
+    let placed = report.placed && (!report.changes.is_empty() || forced);
+    let scripts_moved = report.outcome == Outcome::Unchanged
+        && previous.is_some_and(|previous| previous.scripts != recorded_scripts(plan));
+    if !(placed || scripts_moved) {
         return Ok(None);
     }
-    // The previous snapshot only matters for tracked files it holds; reading it costs every
-    // recorded file, so skip it for nodes that track nothing.
-    let previous = if track.is_empty() {
-        None
+    let snapshot = pushed_snapshot(plan, report, previous, track);
+    let changed = if forced && report.changes.is_empty() {
+        plan.files.iter().map(|file| file.destination.clone()).collect()
     } else {
-        latest_snapshot(history, &plan.node)?
+        report.changes.iter().map(|change| change.destination.clone()).collect()
     };
-    let snapshot = pushed_snapshot(plan, report, previous.as_ref().map(|(_, snapshot)| snapshot), track);
     let event = Event {
         kind: EventKind::Push,
         node: plan.node.clone(),
         state: Some(plan.state.clone()),
-        changed: report.changes.iter().map(|change| change.destination.clone()).collect(),
+        changed,
         failed: report.outcome == Outcome::Failed,
-        detail: None,
+        detail: (forced && report.changes.is_empty()).then(|| "(forced)".to_owned()),
     };
     history.record(&event, &snapshot).map(Some)
 }

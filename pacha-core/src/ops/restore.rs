@@ -47,6 +47,7 @@ pub(crate) fn snapshot_plan(node: &str, state: &str, target: Target, snapshot: &
             })
             .collect(),
         secrets: Vec::new(),
+        absent: Vec::new(),
     }
 }
 
@@ -70,6 +71,11 @@ pub(crate) struct Restore<'a> {
     pub(crate) connector: &'a dyn Connector,
     pub(crate) options: &'a PushOptions,
     pub(crate) reporter: &'a dyn Reporter,
+    /// What the target holds as far as the history knows (the node's latest snapshot, or
+    /// nothing for another host): what it has beyond the placed snapshot is removed.
+    pub(crate) prior: Option<Snapshot>,
+    /// The node's `track` globs: tracked files recorded before stay recorded.
+    pub(crate) track: Track,
 }
 
 impl Restore<'_> {
@@ -78,12 +84,19 @@ impl Restore<'_> {
         let state = from.state.clone().unwrap_or_else(|| "default".to_owned());
         let mut plan = snapshot_plan(&from.node, &state, target, snapshot);
         plan.secrets = secrets;
-        let record = |plan: &Plan, report: &mut NodeReport| {
+        let prior = |_: &Plan| Ok(self.prior.clone());
+        let record = |plan: &Plan, previous: Option<&Snapshot>, report: &mut NodeReport| {
             let Some(history) = self.history else { return };
             if !(report.placed && (!report.changes.is_empty() || self.options.force)) {
                 return;
             }
-            let placed = pushed_snapshot(plan, report, None, &Track::default());
+            let mut placed = pushed_snapshot(plan, report, previous, &self.track);
+            // A file only captured at that revision stays only captured.
+            for file in &mut placed.files {
+                if let Some(recorded) = snapshot.file(&file.path) {
+                    file.managed = recorded.managed;
+                }
+            }
             let changed = if self.options.force {
                 plan.files.iter().map(|file| file.destination.clone()).collect()
             } else {
@@ -107,6 +120,7 @@ impl Restore<'_> {
             self.connector,
             self.options,
             self.reporter,
+            &prior,
             &record,
         )
         .into_iter()

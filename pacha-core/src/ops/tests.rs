@@ -376,3 +376,88 @@ fn one_watch_poll_sends_hand_edits_and_records_nothing_when_the_files_match() {
     assert_eq!(watcher.poll().unwrap(), None);
     assert_eq!(history.log("n1").unwrap().len(), entries);
 }
+
+#[test]
+fn a_file_the_plan_drops_is_removed_and_the_history_says_so() {
+    let (_dir, master) = master();
+    let planner = StaticPlanner::new(&master, &[("/etc/a", "a"), ("/etc/old", "old"), ("/etc/edited", "e")]);
+    let memory = Memory::with_nodes(&["n1"]);
+    let history = MemoryHistory::default();
+    let engine = Engine::new(&master, &planner, &memory, &history);
+    let first = engine
+        .push("n1", "production", &PushOptions::default(), &Quiet)
+        .unwrap()[0]
+        .recorded
+        .clone()
+        .unwrap();
+    edit(&memory, "n1", "/etc/edited", "changed by hand");
+    edit(&memory, "n1", "/etc/tracked/mine", "captured, not placed");
+    engine.capture("n1", &[path("/etc/tracked/mine")], "test").unwrap();
+
+    // The dry run says what would go, and what stays.
+    planner.set_files(&[("/etc/a", "a")]);
+    let dry = PushOptions {
+        dry_run: true,
+        ..PushOptions::default()
+    };
+    let report = engine.push("n1", "production", &dry, &Quiet).unwrap().remove(0);
+    assert_eq!(report.outcome, Outcome::WouldChange);
+    let removed: Vec<&str> = report
+        .changes
+        .iter()
+        .filter(|change| change.kind == crate::ChangeKind::Remove)
+        .map(|change| change.destination.as_str())
+        .collect();
+    assert_eq!(removed, ["/etc/old"]);
+    assert!(memory.content("n1", "/etc/old").is_some(), "a dry run removes nothing");
+
+    let report = engine
+        .push("n1", "production", &PushOptions::default(), &Quiet)
+        .unwrap()
+        .remove(0);
+    assert_eq!(report.outcome, Outcome::Changed);
+    assert_eq!(memory.content("n1", "/etc/old"), None);
+    assert_eq!(
+        memory.content("n1", "/etc/edited").unwrap(),
+        b"changed by hand",
+        "a hand edit is kept"
+    );
+    assert_eq!(report.kept.len(), 1);
+    assert_eq!(report.kept[0].0, path("/etc/edited"));
+    assert!(
+        memory.content("n1", "/etc/tracked/mine").is_some(),
+        "a tracked file is never pacha's to remove"
+    );
+    let entry = report.recorded.unwrap();
+    assert!(entry.changed.contains(&"/etc/old".to_owned()), "{entry:?}");
+    let now = history.snapshot("n1", &entry.revision).unwrap();
+    assert!(now.file(&path("/etc/old")).is_none());
+    assert!(now.file(&path("/etc/edited")).is_some(), "what is kept stays recorded");
+    assert!(!now.file(&path("/etc/tracked/mine")).unwrap().managed);
+
+    // --force removes the hand-edited one too.
+    let forced = PushOptions {
+        force: true,
+        ..PushOptions::default()
+    };
+    engine.push("n1", "production", &forced, &Quiet).unwrap();
+    assert_eq!(memory.content("n1", "/etc/edited"), None);
+
+    // Rolling back to the first push brings them back; rolling forward removes them again.
+    let back = engine
+        .rollback("n1", &first.revision, &PushOptions::default(), &Quiet)
+        .unwrap();
+    assert_eq!(back.report.outcome, Outcome::Changed, "{:?}", back.report.error);
+    assert_eq!(memory.content("n1", "/etc/old").unwrap(), b"old");
+    let latest = history.log("n1").unwrap()[1].clone();
+    let forward = engine
+        .rollback("n1", &latest.revision, &PushOptions::default(), &Quiet)
+        .unwrap();
+    assert_eq!(forward.report.outcome, Outcome::Changed);
+    assert_eq!(
+        memory.content("n1", "/etc/old"),
+        None,
+        "files the target revision lacks are removed"
+    );
+    assert!(memory.content("n1", "/etc/tracked/mine").is_some());
+}

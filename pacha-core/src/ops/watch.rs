@@ -157,6 +157,8 @@ impl<'a> Watcher<'a> {
                     mode: stat.mode,
                     owner: stat.recorded_owner(),
                     group: stat.recorded_group(),
+                    // The master keeps what it knew of the file; a new one is only tracked.
+                    managed: false,
                 });
             }
         }
