@@ -383,3 +383,65 @@ fn a_push_removes_what_the_plan_dropped_and_what_must_be_absent() {
     let (code, status, _) = master.run(&["status", "web1"]);
     assert_eq!(code, 0, "in sync after removing: {status}");
 }
+
+/// The red-team repro: pacha killed while a post script runs leaves files the history never
+/// got; the next push records them (`recovered`) and the node is in sync again.
+#[test]
+fn a_push_killed_during_its_post_scripts_is_recovered_by_the_next_push() {
+    let master = SshMaster::new(&["web1"]);
+    master.write(
+        "scripts/post/reload/10-reload",
+        "#!/bin/sh\n[ -f \"$PACHA_ROOT/slow\" ] && sleep 3\necho \"reloaded $PACHA_NODE\"\n",
+    );
+    let (code, _, stderr) = master.run(&["push", "web1", "production"]);
+    assert_eq!(code, 0, "{stderr}");
+    fs::write(master.root("web1").join("slow"), "").unwrap();
+    master.write("templates/motd/default/motd.hbs", "changed for {{pacha.node}}\n");
+
+    let runtime = master.dir.path().join("run");
+    let mut push = Command::new(assert_cmd::cargo::cargo_bin("pacha"))
+        .env("XDG_RUNTIME_DIR", &runtime)
+        .env("NO_COLOR", "1")
+        .arg("--master")
+        .arg(master.dir.path())
+        .args(["push", "web1", "production"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let motd = master.root("web1").join("etc/motd");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while fs::read_to_string(&motd).unwrap_or_default() != "changed for web1\n" {
+        assert!(std::time::Instant::now() < deadline, "the push never placed the file");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    push.kill().unwrap();
+    push.wait().unwrap();
+    assert_eq!(revisions(&master, "web1").len(), 1, "the killed push recorded nothing");
+
+    fs::remove_file(master.root("web1").join("slow")).unwrap();
+    let (code, stdout, stderr) = master.run(&["push", "web1", "production"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains("recovered "), "{stdout}");
+    let (_, log, _) = master.run(&["log", "web1", "--json"]);
+    let log = json(&log);
+    assert_eq!(log["entries"][0]["event"], "recovered", "{log}");
+    let (code, status, _) = master.run(&["status", "web1"]);
+    assert_eq!(code, 0, "in sync: {status}");
+    let latest = revisions(&master, "web1")[0].clone();
+    let (_, shown, _) = master.run(&["show", "web1", &latest, "/etc/motd"]);
+    assert_eq!(shown, "changed for web1\n");
+}
+
+#[test]
+fn a_history_that_cannot_be_written_refuses_the_push_before_any_node_is_touched() {
+    let master = SshMaster::new(&["web1"]);
+    // The history would go inside a file: nothing can be recorded there.
+    let settings = fs::read_to_string(master.dir.path().join("pacha.yaml")).unwrap();
+    master.write("pacha.yaml", &format!("{settings}history: pacha.yaml/hosts\n"));
+    let (code, stdout, stderr) = master.run(&["push", "web1", "production", "--json"]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert_eq!(json(&stdout)["error"]["kind"], "history", "{stdout}");
+    assert!(stderr.contains("the history cannot be written"), "{stderr}");
+    assert!(!master.root("web1").join("etc/motd").exists(), "nothing was placed");
+}

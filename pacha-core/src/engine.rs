@@ -17,8 +17,8 @@ use crate::model::snapshot::{Entry, EventKind, Snapshot};
 use crate::model::target::Target;
 use crate::model::track::Track;
 use crate::ops::capture::{Captured, capture};
-use crate::ops::push::{PushOptions, in_parallel, push_plans};
-use crate::ops::record::{last_state, latest_snapshot, record_push};
+use crate::ops::push::{Books, PushOptions, in_parallel, push_plans};
+use crate::ops::record::{last_state, latest_snapshot, record_push, record_recovered};
 use crate::ops::render::Rendering;
 use crate::ops::restore::{Restore, Restored};
 use crate::ops::serve::Server;
@@ -101,19 +101,19 @@ impl<'a> Engine<'a> {
         options: &PushOptions,
         reporter: &dyn Reporter,
     ) -> Result<Vec<NodeReport>, EngineError> {
+        if !options.dry_run {
+            self.history.check_writable()?;
+        }
         let tracks = plans
             .iter()
             .map(|plan| Ok((plan.node.clone(), self.master.track(&plan.node)?)))
             .collect::<Result<BTreeMap<String, Track>, EngineError>>()?;
-        let prior = |plan: &Plan| self.prior(&plan.node, tracks.get(&plan.node));
-        let record = |plan: &Plan, previous: Option<&Snapshot>, report: &mut NodeReport| {
-            let track = tracks.get(&plan.node).cloned().unwrap_or_default();
-            match record_push(self.history, plan, report, previous, &track, options.force) {
-                Ok(entry) => report.recorded = entry,
-                Err(err) => report.error = Some(NodeError::History(err.into())),
-            }
+        let books = PushBooks {
+            engine: self,
+            tracks,
+            forced: options.force,
         };
-        Ok(push_plans(plans, self.connector, options, reporter, &prior, &record))
+        Ok(push_plans(plans, self.connector, options, reporter, &books))
     }
 
     /// The latest snapshot of `node`, as a push starts from it: a file that a `track` glob
@@ -179,6 +179,7 @@ impl<'a> Engine<'a> {
         options: &PushOptions,
         reporter: &dyn Reporter,
     ) -> Result<Restored, EngineError> {
+        self.history.check_writable()?;
         let target = self.master.target(node)?;
         let track = self.master.track(node)?;
         let from = self.history.entry(node, revision)?;
@@ -208,6 +209,7 @@ impl<'a> Engine<'a> {
         options: &PushOptions,
         reporter: &dyn Reporter,
     ) -> Result<Restored, EngineError> {
+        self.history.check_writable()?;
         let own = self.master.target(node)?;
         let track = self.master.track(node)?;
         let target = onto.unwrap_or_else(|| own.clone());
@@ -245,6 +247,7 @@ impl<'a> Engine<'a> {
     /// when given) into history, when they differ from the latest recorded ones. `holder` names
     /// this pacha to another that finds the node locked.
     pub fn capture(&self, node: &str, only: &[NodePath], holder: &str) -> Result<Captured, EngineError> {
+        self.history.check_writable()?;
         let target = self.master.target(node)?;
         let track = self.master.track(node)?;
         capture(self.history, node, &target, &track, only, self.connector, holder)
@@ -274,6 +277,40 @@ impl<'a> Engine<'a> {
                 None => Err(err.into()),
             },
             Err(err) => Err(err.into()),
+        }
+    }
+}
+
+/// The history around a push through the engine.
+struct PushBooks<'e> {
+    engine: &'e Engine<'e>,
+    tracks: BTreeMap<String, Track>,
+    forced: bool,
+}
+
+impl Books for PushBooks<'_> {
+    fn keeps_history(&self) -> bool {
+        true
+    }
+
+    fn prior(&self, plan: &Plan) -> Result<Option<Snapshot>, HistoryError> {
+        self.engine.prior(&plan.node, self.tracks.get(&plan.node))
+    }
+
+    fn recover(
+        &self,
+        plan: &Plan,
+        previous: Option<&Snapshot>,
+        found: Snapshot,
+    ) -> Result<Option<(Entry, Snapshot)>, HistoryError> {
+        record_recovered(self.engine.history, &plan.node, previous, found)
+    }
+
+    fn record(&self, plan: &Plan, previous: Option<&Snapshot>, report: &mut NodeReport) {
+        let track = self.tracks.get(&plan.node).cloned().unwrap_or_default();
+        match record_push(self.engine.history, plan, report, previous, &track, self.forced) {
+            Ok(entry) => report.recorded = entry,
+            Err(err) => report.error = Some(NodeError::History(err.into())),
         }
     }
 }

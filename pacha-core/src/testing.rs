@@ -33,6 +33,8 @@ pub struct MemoryNode {
     pub dirs: Vec<NodePath>,
     pub unreadable: Vec<NodePath>,
     pub pending_post: Option<Vec<NodePath>>,
+    /// The journal the last apply stored.
+    pub journal: Option<Vec<u8>>,
     pub applies: usize,
     pub ran: Vec<String>,
     pub failing_scripts: Vec<String>,
@@ -140,6 +142,7 @@ impl Connection for MemoryConnection {
             files,
             contents,
             pending_post: node.pending_post.clone(),
+            journal: node.journal.clone(),
         })
     }
 
@@ -170,6 +173,7 @@ impl Connection for MemoryConnection {
         if !request.post.is_empty() {
             node.pending_post = Some(request.changed.to_vec());
         }
+        node.journal = Some(request.journal.to_vec());
         for file in request.files {
             node.files.insert(
                 file.destination.clone(),
@@ -350,12 +354,5 @@ pub fn push_unrecorded(
     options: &crate::PushOptions,
     reporter: &dyn crate::Reporter,
 ) -> Vec<crate::NodeReport> {
-    crate::ops::push::push_plans(
-        plans,
-        connector,
-        options,
-        reporter,
-        &crate::ops::push::no_prior,
-        &|_, _, _| {},
-    )
+    crate::ops::push::push_plans(plans, connector, options, reporter, &crate::ops::push::NoBooks)
 }

@@ -148,6 +148,15 @@ pub(crate) fn parse_inspection(output: &[u8], count: usize, contents: bool, nonc
         }
         pending_post = Some(paths);
     }
+    let mut journal = None;
+    if reader.peek_starts_with(b"J ") {
+        let line = reader.text_line()?;
+        let size: usize = line[2..]
+            .trim()
+            .parse()
+            .map_err(|_| format!("bad journal line {line:?}"))?;
+        journal = Some(reader.take(size)?.to_vec());
+    }
     let classes = reader.text_line()?;
     let classes = classes
         .strip_prefix("C ")
@@ -213,6 +222,7 @@ pub(crate) fn parse_inspection(output: &[u8], count: usize, contents: bool, nonc
         files,
         contents: if contents { file_contents } else { Vec::new() },
         pending_post,
+        journal,
     }))
 }
 

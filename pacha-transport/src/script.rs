@@ -121,6 +121,8 @@ pub(crate) fn inspect(
         script.push_str(&state_lookup(root));
     }
     script.push_str("[ -f \"$S/pending-post\" ] && { printf 'P %s\\n' \"$(wc -c < \"$S/pending-post\")\"; cat \"$S/pending-post\"; }\n");
+    script
+        .push_str("[ -f \"$S/journal\" ] && { printf 'J %s\\n' \"$(wc -c < \"$S/journal\")\"; cat \"$S/journal\"; }\n");
     script.push_str("set --");
     for path in paths {
         script.push(' ');
@@ -161,6 +163,8 @@ pub(crate) struct ApplyStep<'a> {
     pub post: &'a [&'a PlannedScript],
     /// Whether this step records the due post scripts (the first step that places files).
     pub record_pending: bool,
+    /// The journal to store (the first step's), before anything is renamed.
+    pub journal: Option<&'a [u8]>,
     /// Files to remove (the last step's), and folders to remove when empty.
     pub remove: &'a [NodePath],
     pub remove_dirs: &'a [NodePath],
@@ -207,6 +211,7 @@ pub(crate) fn apply_steps<'a>(request: &'a Apply<'a>) -> Vec<ApplyStep<'a>> {
             files,
             post: if index == last { request.post } else { &[] },
             record_pending: index == 0 && !request.post.is_empty(),
+            journal: (index == 0).then_some(request.journal),
             remove: if index == last { request.remove } else { &[] },
             remove_dirs: if index == last { request.remove_dirs } else { &[] },
         })
@@ -256,11 +261,16 @@ pub(crate) fn apply(request: &Apply<'_>, step: &ApplyStep<'_>, root: &str, nonce
     snippet.folders(step.files, root);
     snippet.staging_folders(&targets);
     let scripts: Vec<&PlannedScript> = step.pre.iter().chain(step.post).copied().collect();
-    snippet.contents(&scripts, step.files, &targets, nonce);
+    snippet.contents(&scripts, step.files, step.journal, &targets, nonce);
     snippet.attributes(step.files, &targets);
     snippet.run_lines(step.pre, 0, Stage::Pre, EXIT_PRE_FAILED);
     if step.record_pending {
         snippet.record_pending(request.changed);
+    }
+    if step.journal.is_some() {
+        snippet
+            .script
+            .push_str("mv -f \"$T/journal\" \"$S/journal\" || fail 'cannot store the journal'\n");
     }
     if !step.files.is_empty() {
         snippet.renames(&targets);
@@ -464,10 +474,20 @@ held=; { read -r held < "$S/lock/nonce"; } 2>/dev/null
 
     /// The scripts, in run order, then the staged files; the input's end marker is checked
     /// before anything goes further.
-    fn contents(&mut self, scripts: &[&PlannedScript], files: &[Placement], targets: &Targets, nonce: &str) {
+    fn contents(
+        &mut self,
+        scripts: &[&PlannedScript],
+        files: &[Placement],
+        journal: Option<&[u8]>,
+        targets: &Targets,
+        nonce: &str,
+    ) {
         let mut streamed = false;
         for (index, planned) in scripts.iter().enumerate() {
             streamed |= self.write(&planned.content, &format!("\"$T/{index}\""));
+        }
+        if let Some(journal) = journal {
+            streamed |= self.write(journal, "\"$T/journal\"");
         }
         for (file, staged) in files.iter().zip(targets.staged()) {
             streamed |= self.write(&file.content, &quote(staged));
@@ -702,6 +722,7 @@ echo hi
             changed: &changed,
             remove: &[NodePath::parse("/etc/app/old.conf").unwrap()],
             remove_dirs: &[NodePath::parse("/etc/default-site").unwrap()],
+            journal: b"pacha-journal 1\n",
         };
         let steps = apply_steps(&request);
         assert_eq!(steps.len(), 1);

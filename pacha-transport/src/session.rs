@@ -165,6 +165,7 @@ impl Connection for ShellConnection {
             let part = self.inspect_chunk(chunk, request.contents, lock)?;
             if index == 0 {
                 whole.pending_post = part.pending_post;
+                whole.journal = part.journal;
             }
             whole.files.extend(part.files);
             whole.contents.extend(part.contents);

@@ -452,6 +452,29 @@ impl History for GitHistory {
         self.record_locked(repo, event, snapshot)
     }
 
+    fn check_writable(&self) -> Result<(), HistoryError> {
+        // Where the next record writes: the repository, or the folder that will hold it.
+        let dir = if self.path.exists() {
+            self.path.clone()
+        } else {
+            let mut dir = self.path.as_path();
+            while !dir.exists() {
+                dir = dir.parent().unwrap_or(Path::new("/"));
+            }
+            dir.to_path_buf()
+        };
+        let probe = dir.join(format!(".pacha-probe-{}", std::process::id()));
+        fs::write(&probe, b"").map_err(|err| self.err("the history cannot be written", err))?;
+        let _ = fs::remove_file(&probe);
+        if self.path.exists() {
+            let objects = self.path.join("objects");
+            let probe = objects.join(format!(".pacha-probe-{}", std::process::id()));
+            fs::write(&probe, b"").map_err(|err| self.err("the history cannot be written", err))?;
+            let _ = fs::remove_file(&probe);
+        }
+        Ok(())
+    }
+
     fn log(&self, node: &str) -> Result<Vec<Entry>, HistoryError> {
         let slot = self.existing();
         let Some(repo) = slot.as_ref() else {

@@ -81,6 +81,14 @@ pub(crate) fn print_report(out: &mut Output, plan: &Plan, report: &NodeReport, d
     }
     summary.push_str(&style.dim(&format!(" ({:.2} s)", report.timings.total.as_secs_f64())));
     out.line(summary)?;
+    if let Some(entry) = &report.recovered {
+        out.line(format!(
+            "  {} {} {}",
+            style.yellow("recovered"),
+            style.dim(&entry.revision[..12]),
+            entry.summary
+        ))?;
+    }
     if let Some(error) = &report.error {
         out.line(format!("  {} {}", style.red("error:"), plan.redact(&error.to_string())))?;
     }

@@ -40,6 +40,10 @@ pub(crate) struct ReportView<'a> {
     /// The history revision recorded for this node, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     recorded: Option<&'a str>,
+    /// The `recovered` revision recorded first, when the node held a placement the history
+    /// had missed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recovered: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -142,6 +146,7 @@ impl<'a> ReportView<'a> {
                 total_ms: report.timings.total.as_millis(),
             },
             recorded: report.recorded.as_ref().map(|entry| entry.revision.as_str()),
+            recovered: report.recovered.as_ref().map(|entry| entry.revision.as_str()),
         }
     }
 }

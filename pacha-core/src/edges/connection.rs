@@ -97,6 +97,8 @@ pub struct Inspection {
     /// Post scripts an earlier push left due: the paths it changed. A push that placed files
     /// and died before its post scripts succeeded leaves this behind.
     pub pending_post: Option<Vec<NodePath>>,
+    /// The journal the last apply stored, as it stored it.
+    pub journal: Option<Vec<u8>>,
 }
 
 /// One file to place on a node.
@@ -138,6 +140,9 @@ pub struct Apply<'a> {
     pub remove: &'a [NodePath],
     /// Folders to remove when they are empty (`absent:` paths that are folders).
     pub remove_dirs: &'a [NodePath],
+    /// The node's journal after this apply: what pacha manages there. Stored before anything
+    /// is renamed, so a placement the history misses is found by the next inspect.
+    pub journal: &'a [u8],
 }
 
 /// How one script run went.

@@ -69,4 +69,10 @@ pub trait History: Sync {
     fn entry(&self, node: &str, revision: &str) -> Result<Entry, HistoryError>;
     /// The node's snapshot at `revision` (a full revision from an [`Entry`]).
     fn snapshot(&self, node: &str, revision: &str) -> Result<Snapshot, HistoryError>;
+    /// Whether a record could be written now; checked before any node is touched, so that a
+    /// history that cannot take the record (read-only, locked for good) refuses the push
+    /// instead of leaving placements it cannot record.
+    fn check_writable(&self) -> Result<(), HistoryError> {
+        Ok(())
+    }
 }

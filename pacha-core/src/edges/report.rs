@@ -186,6 +186,9 @@ pub struct NodeReport {
     pub error: Option<NodeError>,
     /// The history entry recorded for it, when it changed the node.
     pub recorded: Option<Entry>,
+    /// The `recovered` entry recorded first, when the node held a placement the history had
+    /// missed (an interrupted push).
+    pub recovered: Option<Entry>,
     /// Time spent per step.
     pub timings: Timings,
 }
@@ -206,6 +209,7 @@ impl NodeReport {
             live: Vec::new(),
             error: None,
             recorded: None,
+            recovered: None,
             timings: Timings::default(),
         }
     }

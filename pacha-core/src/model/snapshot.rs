@@ -129,6 +129,9 @@ pub enum EventKind {
     Rollback,
     /// A host rebuilt from the latest recorded state.
     Rebuild,
+    /// What a node held that the history had missed (an interrupted push), recorded by the
+    /// next command that took the node's lock.
+    Recovered,
 }
 
 impl EventKind {
@@ -140,6 +143,7 @@ impl EventKind {
             EventKind::Capture => "capture",
             EventKind::Rollback => "rollback",
             EventKind::Rebuild => "rebuild",
+            EventKind::Recovered => "recovered",
         }
     }
 
@@ -152,6 +156,7 @@ impl EventKind {
             EventKind::Capture,
             EventKind::Rollback,
             EventKind::Rebuild,
+            EventKind::Recovered,
         ]
         .into_iter()
         .find(|kind| kind.as_str() == text)
@@ -237,6 +242,7 @@ mod tests {
             EventKind::Capture,
             EventKind::Rollback,
             EventKind::Rebuild,
+            EventKind::Recovered,
         ] {
             assert_eq!(EventKind::parse(kind.as_str()), Some(kind));
             let json = serde_json::to_string(&kind).unwrap();

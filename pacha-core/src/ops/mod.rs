@@ -2,6 +2,7 @@
 //! rendering many nodes, and both ends of pull and watch with the wire protocol between them.
 
 pub(crate) mod capture;
+pub(crate) mod journal;
 pub(crate) mod pull;
 pub(crate) mod push;
 pub(crate) mod record;

@@ -12,7 +12,7 @@ use crate::model::node::TransportKind;
 use crate::model::plan::Plan;
 use crate::model::snapshot::{Event, EventKind, Snapshot};
 use crate::model::track::Track;
-use crate::ops::push::{PushOptions, no_prior, push_plans};
+use crate::ops::push::{Books, PushOptions, push_plans};
 use crate::ops::record::pushed_snapshot;
 use crate::ops::wire::{Answer, Client, Request};
 
@@ -54,9 +54,26 @@ pub fn pull(
     }
     // Here is the node: whatever transport the master uses, apply locally under its root.
     plan.target.transport = TransportKind::Local;
-    let client = Mutex::new(client);
-    let record = |plan: &Plan, _: Option<&Snapshot>, report: &mut NodeReport| {
-        if !(report.placed && (!report.changes.is_empty() || options.force)) {
+    let books = PullBooks {
+        client: Mutex::new(client),
+        forced: options.force,
+    };
+    let report = push_plans(std::slice::from_ref(&plan), connector, options, reporter, &books)
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| NodeReport::new(&plan));
+    Ok(Pulled { plan, report })
+}
+
+/// A pull records in the master's history, over the session it fetched the plan on.
+struct PullBooks<'a> {
+    client: Mutex<Client<'a>>,
+    forced: bool,
+}
+
+impl Books for PullBooks<'_> {
+    fn record(&self, plan: &Plan, _previous: Option<&Snapshot>, report: &mut NodeReport) {
+        if !(report.placed && (!report.changes.is_empty() || self.forced)) {
             return;
         }
         let event = Event {
@@ -71,23 +88,11 @@ pub fn pull(
             event,
             snapshot: pushed_snapshot(plan, report, None, &Track::default()),
         };
-        let mut client = client.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut client = self.client.lock().unwrap_or_else(PoisonError::into_inner);
         match client.call(&request) {
             Ok(Answer::Recorded { entry }) => report.recorded = entry,
             Ok(other) => report.error = Some(NodeError::MasterHistory(Arc::new(client.unexpected(&other)))),
             Err(err) => report.error = Some(NodeError::MasterHistory(Arc::new(err))),
         }
-    };
-    let report = push_plans(
-        std::slice::from_ref(&plan),
-        connector,
-        options,
-        reporter,
-        &no_prior,
-        &record,
-    )
-    .into_iter()
-    .next()
-    .unwrap_or_else(|| NodeReport::new(&plan));
-    Ok(Pulled { plan, report })
+    }
 }

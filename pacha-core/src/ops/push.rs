@@ -1,7 +1,7 @@
 //! Push: bring nodes to their plans. Render first (the engine does), then per node over one
 //! connection: read every planned path in one round trip, compute what changed, and only
 //! then run pre scripts, place the changed files and run post scripts. Each node's result is
-//! handed to an `after` step (the engine records it) as soon as the node is done.
+//! handed to the [`Books`] (the engine records it) as soon as the node is done.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
@@ -15,7 +15,8 @@ use crate::edges::history::HistoryError;
 use crate::edges::report::{Change, ChangeKind, NodeError, NodeReport, Outcome, Reporter};
 use crate::model::path::NodePath;
 use crate::model::plan::{Plan, PlannedFile, PlannedScript, Stage};
-use crate::model::snapshot::{RecordedFile, Snapshot};
+use crate::model::snapshot::{Entry, RecordedFile, Snapshot};
+use crate::ops::journal::{self, Journal};
 
 /// How to push (and roll back, rebuild, pull: they place files the same way).
 #[derive(Debug, Clone)]
@@ -120,19 +121,43 @@ pub(crate) fn in_parallel<T: Sync, R: Send>(items: &[T], jobs: usize, work: impl
 /// A connection opened in the first phase of a push, taken by the node's worker.
 type ConnectionSlot = Mutex<Option<Result<Box<dyn Connection>, TransportError>>>;
 
-/// What happens to a node's report once the node is done, before it is reported: the engine
-/// records it there (with the snapshot the node had before), so a node is recorded as soon as
-/// its apply returns.
-pub(crate) type After<'a> = &'a (dyn Fn(&Plan, Option<&Snapshot>, &mut NodeReport) + Sync);
+/// What a push asks of the history around each node. Every method has a default that knows
+/// no history (nothing to remove but `absent` paths, nothing recorded).
+pub(crate) trait Books: Sync {
+    /// Whether there is a history to compare the node's journal with.
+    fn keeps_history(&self) -> bool {
+        false
+    }
 
-/// The node's latest recorded snapshot, read before the node is touched: what pacha placed
-/// earlier, so that what the plan no longer has is removed.
-pub(crate) type Prior<'a> = &'a (dyn Fn(&Plan) -> Result<Option<Snapshot>, HistoryError> + Sync);
+    /// The node's latest recorded snapshot, read before the node is touched: what pacha
+    /// placed earlier, so that what the plan no longer has is removed.
+    fn prior(&self, _plan: &Plan) -> Result<Option<Snapshot>, HistoryError> {
+        Ok(None)
+    }
 
-/// No prior snapshot: nothing to remove but `absent` paths.
-pub(crate) fn no_prior(_: &Plan) -> Result<Option<Snapshot>, HistoryError> {
-    Ok(None)
+    /// Records `found`, what the node holds where its journal says pacha placed files, when it
+    /// differs from `previous`: a placement the history missed. The entry and the snapshot
+    /// recorded, when something was.
+    fn recover(
+        &self,
+        _plan: &Plan,
+        _previous: Option<&Snapshot>,
+        _found: Snapshot,
+    ) -> Result<Option<(Entry, Snapshot)>, HistoryError> {
+        Ok(None)
+    }
+
+    /// Records the node's push, once the node is done and before it is reported, so a node is
+    /// recorded as soon as its apply returns.
+    fn record(&self, _plan: &Plan, _previous: Option<&Snapshot>, _report: &mut NodeReport) {}
 }
+
+/// No history at all.
+#[cfg(any(test, feature = "testing"))]
+pub(crate) struct NoBooks;
+
+#[cfg(any(test, feature = "testing"))]
+impl Books for NoBooks {}
 
 /// Pushes every plan to its node; returns one report per plan, in plan order.
 ///
@@ -145,8 +170,7 @@ pub(crate) fn push_plans(
     connector: &dyn Connector,
     options: &PushOptions,
     reporter: &dyn Reporter,
-    prior: Prior<'_>,
-    after: After<'_>,
+    books: &dyn Books,
 ) -> Vec<NodeReport> {
     let started = Instant::now();
     let connections: Vec<ConnectionSlot> = in_parallel(plans, options.jobs, |_, plan| {
@@ -167,7 +191,7 @@ pub(crate) fn push_plans(
         let connection = connections[index].lock().unwrap_or_else(PoisonError::into_inner).take();
         let mut report = NodeReport::new(plan);
         report.timings.connect = connect_time;
-        let previous = match prior(plan) {
+        let mut previous = match books.prior(plan) {
             Ok(previous) => previous,
             Err(err) => {
                 if let Some(Ok(connection)) = connection {
@@ -181,7 +205,7 @@ pub(crate) fn push_plans(
         };
         match connection {
             Some(Ok(connection)) if host_key_failures.is_empty() => {
-                run_node(plan, previous.as_ref(), connection, options, reporter, &mut report);
+                run_node(plan, &mut previous, connection, options, books, reporter, &mut report);
             }
             Some(Ok(connection)) => {
                 let _ = connection.close();
@@ -195,7 +219,7 @@ pub(crate) fn push_plans(
         }
         if !options.dry_run {
             reporter.step(&plan.node, "record");
-            after(plan, previous.as_ref(), &mut report);
+            books.record(plan, previous.as_ref(), &mut report);
         }
         report.timings.total = started.elapsed();
         reporter.finished(index, &report);
@@ -205,13 +229,14 @@ pub(crate) fn push_plans(
 
 fn run_node(
     plan: &Plan,
-    previous: Option<&Snapshot>,
+    previous: &mut Option<Snapshot>,
     mut connection: Box<dyn Connection>,
     options: &PushOptions,
+    books: &dyn Books,
     reporter: &dyn Reporter,
     report: &mut NodeReport,
 ) {
-    let result = node_steps(plan, previous, connection.as_mut(), options, reporter, report);
+    let result = node_steps(plan, previous, connection.as_mut(), options, books, reporter, report);
     let closed = connection.close();
     if let Err(err) = result.and(closed)
         && report.error.is_none()
@@ -224,16 +249,39 @@ fn run_node(
 /// a dry run or nothing changed) apply.
 fn node_steps(
     plan: &Plan,
-    previous: Option<&Snapshot>,
+    previous: &mut Option<Snapshot>,
     connection: &mut dyn Connection,
     options: &PushOptions,
+    books: &dyn Books,
     reporter: &dyn Reporter,
     report: &mut NodeReport,
 ) -> Result<(), TransportError> {
     reporter.step(&plan.node, "inspect");
     let clock = Instant::now();
+    let lock = (!options.dry_run).then_some(options.holder.as_str());
+    let mut inspection = inspect_plan(plan, &removal_candidates(plan, previous.as_ref()), connection, lock)?;
+    // Under the node's lock: a placement the history missed is recorded before anything else.
+    if lock.is_some()
+        && books.keeps_history()
+        && let Some(journal) = inspection.journal.as_deref().and_then(journal::decode)
+        && journal != journal::of_snapshot(previous.as_ref())
+    {
+        let found = found_snapshot(connection, &journal, previous.as_ref())?;
+        match books.recover(plan, previous.as_ref(), found) {
+            Ok(Some((entry, recovered))) => {
+                report.recovered = Some(entry);
+                *previous = Some(recovered);
+                inspection = inspect_plan(plan, &removal_candidates(plan, previous.as_ref()), connection, None)?;
+            }
+            Ok(None) => {}
+            Err(err) => {
+                report.fail(NodeError::History(err.into()));
+                return Ok(());
+            }
+        }
+    }
+    let previous = previous.as_ref();
     let candidates = removal_candidates(plan, previous);
-    let inspection = inspect_plan(plan, &candidates, connection, options)?;
     report.timings.inspect = clock.elapsed();
     let (planned, leaving) = inspection.files.split_at(plan.files.len());
     if let Some((file, _)) = plan
@@ -279,11 +327,13 @@ fn node_steps(
     }
     reporter.step(&plan.node, "apply");
     let clock = Instant::now();
+    let journal = journal::encode(&journal_after(plan, previous, &removal));
     let applied = apply_placements(
         plan,
         connection,
         &placements,
         &removal,
+        &journal,
         report.pending_post.as_deref(),
         options.force,
     )?;
@@ -354,17 +404,71 @@ fn removals(candidates: &[Candidate<'_>], live: &[LiveFile], force: bool) -> Rem
     removal
 }
 
+/// What pacha manages on the node once this push is done: the plan's files and the ones it
+/// keeps instead of removing.
+fn journal_after(plan: &Plan, previous: Option<&Snapshot>, removal: &Removal) -> Journal {
+    let mut journal: Journal = plan
+        .files
+        .iter()
+        .map(|file| (file.destination.clone(), (file.sha256, file.mode)))
+        .collect();
+    for (path, _) in &removal.kept {
+        if let Some(file) = previous.and_then(|previous| previous.file(path)) {
+            journal.insert(path.clone(), (file.sha256, file.mode));
+        }
+    }
+    journal
+}
+
+/// What the node holds where its journal says pacha placed files (read with their contents),
+/// with the files `previous` has that pacha did not place, and `previous`'s scripts.
+fn found_snapshot(
+    connection: &mut dyn Connection,
+    journal: &Journal,
+    previous: Option<&Snapshot>,
+) -> Result<Snapshot, TransportError> {
+    let paths: Vec<NodePath> = journal.keys().cloned().collect();
+    let inspection = connection.inspect(&Inspect {
+        paths: &paths,
+        contents: true,
+        lock: None,
+    })?;
+    let mut found = Snapshot {
+        files: Vec::new(),
+        scripts: previous.map(|previous| previous.scripts.clone()).unwrap_or_default(),
+    };
+    for ((path, live), content) in paths.iter().zip(&inspection.files).zip(inspection.contents) {
+        if let (LiveFile::File(stat), Some(content)) = (live, content) {
+            found.files.push(RecordedFile {
+                path: path.clone(),
+                content: content.into(),
+                sha256: stat.sha256,
+                mode: stat.mode,
+                owner: stat.recorded_owner(),
+                group: stat.recorded_group(),
+                managed: true,
+            });
+        }
+    }
+    for file in previous.into_iter().flat_map(|previous| &previous.files) {
+        if !file.managed && !journal.contains_key(&file.path) {
+            found.files.push(file.clone());
+        }
+    }
+    found.normalize();
+    Ok(found)
+}
+
 /// Reads every planned path and every removal candidate in one round trip, taking the node's
-/// lock unless it is a dry run.
+/// lock when `lock` names this pacha.
 fn inspect_plan(
     plan: &Plan,
     candidates: &[Candidate<'_>],
     connection: &mut dyn Connection,
-    options: &PushOptions,
+    lock: Option<&str>,
 ) -> Result<Inspection, TransportError> {
     let mut paths: Vec<NodePath> = plan.files.iter().map(|file| file.destination.clone()).collect();
     paths.extend(candidates.iter().map(|(path, _)| path.clone()));
-    let lock = (!options.dry_run).then_some(options.holder.as_str());
     let inspection = connection.inspect(&Inspect {
         paths: &paths,
         contents: false,
@@ -404,6 +508,7 @@ fn apply_placements(
     connection: &mut dyn Connection,
     placements: &[Placement],
     removal: &Removal,
+    journal: &[u8],
     pending_post: Option<&[NodePath]>,
     force: bool,
 ) -> Result<Applied, TransportError> {
@@ -429,6 +534,7 @@ fn apply_placements(
         changed: &changed,
         remove: &removal.files,
         remove_dirs: &removal.dirs,
+        journal,
     })
 }
 

@@ -14,7 +14,7 @@ use crate::testing::{Memory, MemoryFile};
 
 /// A push that records nothing (the engine's tests cover recording).
 fn push(plans: &[Plan], connector: &dyn Connector, options: &PushOptions, reporter: &dyn Reporter) -> Vec<NodeReport> {
-    push_plans(plans, connector, options, reporter, &no_prior, &|_, _, _| {})
+    push_plans(plans, connector, options, reporter, &NoBooks)
 }
 
 fn plan(node: &str, files: &[(&str, &str)]) -> Plan {

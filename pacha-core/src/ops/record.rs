@@ -186,3 +186,28 @@ pub(crate) fn record_push(
     };
     history.record(&event, &snapshot).map(Some)
 }
+
+/// Records `found` (what the node holds where its journal says pacha placed files) as a
+/// `recovered` event when it differs from `previous`; the entry and the snapshot recorded.
+pub(crate) fn record_recovered(
+    history: &dyn History,
+    node: &str,
+    previous: Option<&Snapshot>,
+    found: Snapshot,
+) -> Result<Option<(Entry, Snapshot)>, HistoryError> {
+    let empty = Snapshot::default();
+    let changed = found.differences(previous.unwrap_or(&empty));
+    if changed.is_empty() {
+        return Ok(None);
+    }
+    let event = Event {
+        kind: EventKind::Recovered,
+        node: node.to_owned(),
+        state: None,
+        changed,
+        failed: false,
+        detail: Some("(a placement the history had missed)".to_owned()),
+    };
+    let entry = history.record(&event, &found)?;
+    Ok(Some((entry, found)))
+}

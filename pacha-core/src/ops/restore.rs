@@ -2,15 +2,15 @@
 //! places, then recorded.
 
 use crate::edges::connection::Connector;
-use crate::edges::history::History;
-use crate::edges::report::{NodeReport, Outcome, Reporter};
+use crate::edges::history::{History, HistoryError};
+use crate::edges::report::{NodeError, NodeReport, Outcome, Reporter};
 use crate::model::mode::Mode;
 use crate::model::plan::{Plan, PlannedFile, PlannedScript};
 use crate::model::snapshot::{Entry, Event, EventKind, Snapshot};
 use crate::model::target::Target;
 use crate::model::track::Track;
-use crate::ops::push::{PushOptions, push_plans};
-use crate::ops::record::pushed_snapshot;
+use crate::ops::push::{Books, PushOptions, push_plans};
+use crate::ops::record::{pushed_snapshot, record_recovered};
 
 /// A plan that places `snapshot` exactly: contents, owners, groups and modes as recorded, with
 /// the recorded scripts.
@@ -84,48 +84,84 @@ impl Restore<'_> {
         let state = from.state.clone().unwrap_or_else(|| "default".to_owned());
         let mut plan = snapshot_plan(&from.node, &state, target, snapshot);
         plan.secrets = secrets;
-        let prior = |_: &Plan| Ok(self.prior.clone());
-        let record = |plan: &Plan, previous: Option<&Snapshot>, report: &mut NodeReport| {
-            let Some(history) = self.history else { return };
-            if !(report.placed && (!report.changes.is_empty() || self.options.force)) {
-                return;
-            }
-            let mut placed = pushed_snapshot(plan, report, previous, &self.track);
-            // A file only captured at that revision stays only captured.
-            for file in &mut placed.files {
-                if let Some(recorded) = snapshot.file(&file.path) {
-                    file.managed = recorded.managed;
-                }
-            }
-            let changed = if self.options.force {
-                plan.files.iter().map(|file| file.destination.clone()).collect()
-            } else {
-                report.changes.iter().map(|change| change.destination.clone()).collect()
-            };
-            let event = Event {
-                kind: self.kind,
-                node: from.node.clone(),
-                state: from.state.clone(),
-                changed,
-                failed: report.outcome == Outcome::Failed,
-                detail: Some(self.detail.clone()),
-            };
-            match history.record(&event, &placed) {
-                Ok(entry) => report.recorded = Some(entry),
-                Err(err) => report.error = Some(crate::edges::report::NodeError::History(err.into())),
-            }
+        let books = RestoreBooks {
+            restore: self,
+            from: &from,
+            snapshot,
         };
         let report = push_plans(
             std::slice::from_ref(&plan),
             self.connector,
             self.options,
             self.reporter,
-            &prior,
-            &record,
+            &books,
         )
         .into_iter()
         .next()
         .unwrap_or_else(|| NodeReport::new(&plan));
         Restored { from, plan, report }
+    }
+}
+
+/// The history around placing a snapshot: the node's latest as the prior, recovery, and the
+/// record of the rollback or rebuild.
+struct RestoreBooks<'r> {
+    restore: &'r Restore<'r>,
+    from: &'r Entry,
+    /// The snapshot placed.
+    snapshot: &'r Snapshot,
+}
+
+impl Books for RestoreBooks<'_> {
+    fn keeps_history(&self) -> bool {
+        self.restore.history.is_some()
+    }
+
+    fn prior(&self, _plan: &Plan) -> Result<Option<Snapshot>, HistoryError> {
+        Ok(self.restore.prior.clone())
+    }
+
+    fn recover(
+        &self,
+        plan: &Plan,
+        previous: Option<&Snapshot>,
+        found: Snapshot,
+    ) -> Result<Option<(Entry, Snapshot)>, HistoryError> {
+        match self.restore.history {
+            Some(history) => record_recovered(history, &plan.node, previous, found),
+            None => Ok(None),
+        }
+    }
+
+    fn record(&self, plan: &Plan, previous: Option<&Snapshot>, report: &mut NodeReport) {
+        let restore = self.restore;
+        let Some(history) = restore.history else { return };
+        if !(report.placed && (!report.changes.is_empty() || restore.options.force)) {
+            return;
+        }
+        let mut placed = pushed_snapshot(plan, report, previous, &restore.track);
+        // A file only captured at that revision stays only captured.
+        for file in &mut placed.files {
+            if let Some(recorded) = self.snapshot.file(&file.path) {
+                file.managed = recorded.managed;
+            }
+        }
+        let changed = if restore.options.force {
+            plan.files.iter().map(|file| file.destination.clone()).collect()
+        } else {
+            report.changes.iter().map(|change| change.destination.clone()).collect()
+        };
+        let event = Event {
+            kind: restore.kind,
+            node: self.from.node.clone(),
+            state: self.from.state.clone(),
+            changed,
+            failed: report.outcome == Outcome::Failed,
+            detail: Some(restore.detail.clone()),
+        };
+        match history.record(&event, &placed) {
+            Ok(entry) => report.recorded = Some(entry),
+            Err(err) => report.error = Some(NodeError::History(err.into())),
+        }
     }
 }

@@ -461,3 +461,49 @@ fn a_file_the_plan_drops_is_removed_and_the_history_says_so() {
     );
     assert!(memory.content("n1", "/etc/tracked/mine").is_some());
 }
+
+#[test]
+fn a_placement_the_history_missed_is_recovered_before_the_next_push() {
+    let (_dir, master) = master();
+    let planner = StaticPlanner::new(&master, &[("/etc/a", "one"), ("/etc/b", "b")]);
+    let memory = Memory::with_nodes(&["n1"]);
+    let history = MemoryHistory::default();
+    let engine = Engine::new(&master, &planner, &memory, &history);
+    engine
+        .push("n1", "production", &PushOptions::default(), &Quiet)
+        .unwrap();
+
+    // A push whose record never happened (pacha killed after placing): the node's journal
+    // knows, the history does not.
+    planner.set_files(&[("/etc/a", "two"), ("/etc/c", "c")]);
+    let unrecorded = engine.plans("n1", "production").unwrap();
+    let placed = crate::testing::push_unrecorded(&unrecorded, &memory, &PushOptions::default(), &Quiet);
+    assert_eq!(placed[0].outcome, Outcome::Changed);
+    assert_eq!(history.log("n1").unwrap().len(), 1);
+
+    // The next push finds nothing to place, but records what the node holds first.
+    let report = engine
+        .push("n1", "production", &PushOptions::default(), &Quiet)
+        .unwrap()
+        .remove(0);
+    let recovered = report.recovered.clone().expect("the missed placement is recovered");
+    assert_eq!(recovered.kind, EventKind::Recovered);
+    assert_eq!(
+        recovered.summary,
+        "recovered n1 (a placement the history had missed): 3 files changed"
+    );
+    let snapshot = history.snapshot("n1", &recovered.revision).unwrap();
+    assert_eq!(&*snapshot.file(&path("/etc/a")).unwrap().content, b"two");
+    assert!(snapshot.file(&path("/etc/b")).is_none());
+    assert_eq!(report.outcome, Outcome::Unchanged, "{report:?}");
+    let nodes = ["n1".to_owned()];
+    assert!(engine.status(&nodes, 1).remove(0).unwrap().drift.is_empty());
+
+    // Once recorded, nothing more is recovered.
+    let again = engine
+        .push("n1", "production", &PushOptions::default(), &Quiet)
+        .unwrap()
+        .remove(0);
+    assert_eq!(again.recovered, None);
+    assert_eq!(history.log("n1").unwrap().len(), 2);
+}

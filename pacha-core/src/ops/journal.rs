@@ -1,0 +1,87 @@
+//! The node's journal: what pacha manages on a node (each path with the hash and mode it
+//! placed), stored on the node by every apply before anything is renamed. The next command
+//! that takes the node's lock compares it with the node's latest history entry: a difference is
+//! a placement the history missed (pacha killed, the connection cut, the history unwritable),
+//! and is recorded as `recovered` before anything else happens.
+
+use std::collections::BTreeMap;
+
+use crate::model::hash::ContentHash;
+use crate::model::mode::Mode;
+use crate::model::path::NodePath;
+use crate::model::snapshot::Snapshot;
+
+/// The first line of a journal, with its format's version.
+const HEADER: &str = "pacha-journal 1";
+
+/// Path, hash and mode of every file pacha manages on a node.
+pub(crate) type Journal = BTreeMap<NodePath, (ContentHash, Mode)>;
+
+/// A path on one line: `%` and newlines escaped.
+fn escape(path: &str) -> String {
+    path.replace('%', "%25").replace('\n', "%0A")
+}
+
+fn unescape(text: &str) -> String {
+    text.replace("%0A", "\n").replace("%25", "%")
+}
+
+/// The journal's bytes.
+pub(crate) fn encode(journal: &Journal) -> Vec<u8> {
+    let mut text = format!("{HEADER}\n");
+    for (path, (sha256, mode)) in journal {
+        text.push_str(&format!("{sha256} {mode} {}\n", escape(path.as_str())));
+    }
+    text.into_bytes()
+}
+
+/// Reads a journal; `None` when it is not one this pacha writes (then it is not trusted).
+pub(crate) fn decode(bytes: &[u8]) -> Option<Journal> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let mut lines = text.lines();
+    if lines.next()? != HEADER {
+        return None;
+    }
+    let mut journal = Journal::new();
+    for line in lines {
+        let (sha256, rest) = line.split_once(' ')?;
+        let (mode, path) = rest.split_once(' ')?;
+        journal.insert(
+            NodePath::parse(&unescape(path)).ok()?,
+            (ContentHash::parse(sha256)?, Mode::parse(mode).ok()?),
+        );
+    }
+    Some(journal)
+}
+
+/// What a snapshot says pacha manages on the node.
+pub(crate) fn of_snapshot(snapshot: Option<&Snapshot>) -> Journal {
+    snapshot
+        .into_iter()
+        .flat_map(|snapshot| &snapshot.files)
+        .filter(|file| file.managed)
+        .map(|file| (file.path.clone(), (file.sha256, file.mode)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn journals_round_trip_any_path() {
+        let mut journal = Journal::new();
+        journal.insert(
+            NodePath::parse("/etc/odd\nname 100%").unwrap(),
+            (ContentHash::of(b"x"), Mode::FILE),
+        );
+        journal.insert(
+            NodePath::parse("/etc/motd").unwrap(),
+            (ContentHash::of(b"y"), Mode::EXECUTABLE),
+        );
+        let bytes = encode(&journal);
+        assert_eq!(decode(&bytes), Some(journal));
+        assert_eq!(decode(b"something else\n"), None);
+        assert_eq!(decode(&encode(&Journal::new())), Some(Journal::new()));
+    }
+}
