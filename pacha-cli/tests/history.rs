@@ -445,3 +445,56 @@ fn a_history_that_cannot_be_written_refuses_the_push_before_any_node_is_touched(
     assert!(stderr.contains("the history cannot be written"), "{stderr}");
     assert!(!master.root("web1").join("etc/motd").exists(), "nothing was placed");
 }
+
+/// A folder under the root that is a symlink out of it: push, diff and capture refuse to go
+/// through it, and nothing lands outside. A symlink that stays inside (a merged-usr `lib ->
+/// usr/lib`) is the node's own business.
+#[test]
+fn a_symlinked_folder_that_leaves_the_root_is_refused_for_push_diff_and_capture() {
+    let master = SshMaster::new(&["web1"]);
+    master.add_to_node("web1", "track: [\"/srv/app/*.conf\"]\n");
+    master.write("templates/site/app.yaml", "dest: /srv/app\n");
+    master.write("templates/site/default/site.conf", "listen 80\n");
+    master.write("templates/inside/app.yaml", "dest: /lib/inside\n");
+    master.write("templates/inside/default/ok.conf", "fine\n");
+    let text = fs::read_to_string(master.dir.path().join("nodes/web1/web1.conf")).unwrap();
+    master.write(
+        "nodes/web1/web1.conf",
+        &text.replace("apps: [motd]", "apps: [motd, site, inside]"),
+    );
+    let root = master.root("web1");
+    let outside = master.dir.path().join("outside");
+    fs::create_dir_all(&outside).unwrap();
+    fs::write(outside.join("secret.conf"), "not yours\n").unwrap();
+    fs::create_dir_all(root.join("srv")).unwrap();
+    fs::create_dir_all(root.join("usr/lib")).unwrap();
+    std::os::unix::fs::symlink(&outside, root.join("srv/app")).unwrap();
+    std::os::unix::fs::symlink("usr/lib", root.join("lib")).unwrap();
+
+    for args in [&["push", "web1", "production"][..], &["diff", "web1", "production"]] {
+        let (code, stdout, stderr) = master.run(args);
+        assert_eq!(code, 1, "{args:?}: {stdout}{stderr}");
+        assert!(
+            stdout.contains("srv/app is a symlink that leads out of the node's root"),
+            "{args:?}: {stdout}"
+        );
+    }
+    assert!(
+        !outside.join("site.conf").exists(),
+        "nothing was placed outside the root"
+    );
+    assert!(!root.join("etc/motd").exists(), "nothing was placed at all");
+
+    // Without the app behind the link, the push goes through the inside link.
+    master.write(
+        "nodes/web1/web1.conf",
+        &text.replace("apps: [motd]", "apps: [motd, inside]"),
+    );
+    let (code, stdout, stderr) = master.run(&["push", "web1", "production"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(root.join("usr/lib/inside/ok.conf").is_file());
+    // Capture looks for tracked files below the link: refused too.
+    let (code, _, stderr) = master.run(&["capture", "web1"]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("srv/app is a symlink that leads out"), "{stderr}");
+}

@@ -7,6 +7,8 @@ use pacha_core::{ContentHash, FileStat, Inspection, LiveFile, Mode, NodePath, Sc
 pub(crate) enum Inspected {
     /// Another pacha holds the node; its holder text.
     Locked(String),
+    /// A folder under the root is a symlink leading out of it.
+    Symlinked(String),
     Done(Inspection),
 }
 
@@ -95,6 +97,20 @@ pub(crate) fn after_begin<'a>(output: &'a [u8], nonce: &str) -> Result<&'a [u8],
         })
 }
 
+/// The folder a snippet refused to go through, when its output (from `reader`'s position)
+/// starts with `SYMLINK <folder>`.
+fn symlinked(reader: &Reader<'_>) -> Option<String> {
+    let rest = reader.bytes[reader.at..].strip_prefix(b"SYMLINK ")?;
+    let end = rest.iter().position(|byte| *byte == b'\n').unwrap_or(rest.len());
+    Some(String::from_utf8_lossy(&rest[..end]).into_owned())
+}
+
+/// The folder a snippet refused to go through, when it printed `SYMLINK <folder>` first.
+pub(crate) fn symlinked_answer(output: &[u8], nonce: &str) -> Option<String> {
+    let output = after_begin(output, nonce).ok()?;
+    symlinked(&Reader { bytes: output, at: 0 })
+}
+
 /// Parses one stat line.
 pub(crate) fn parse_stat(line: &str) -> Result<StatLine, String> {
     let fields: Vec<&str> = line.splitn(6, ':').collect();
@@ -132,6 +148,9 @@ pub(crate) fn parse_inspection(output: &[u8], count: usize, contents: bool, nonc
     if reader.peek_starts_with(b"LOCKED ") {
         let line = reader.text_line()?;
         return Ok(Inspected::Locked(line["LOCKED ".len()..].to_owned()));
+    }
+    if let Some(folder) = symlinked(&reader) {
+        return Ok(Inspected::Symlinked(folder));
     }
     let mut pending_post = None;
     if reader.peek_starts_with(b"P ") {

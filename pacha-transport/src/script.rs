@@ -98,6 +98,44 @@ if [ "$#" -gt 0 ]; then
   sha256sum -- "$@" || exit 92
 "#;
 
+/// Exit status of a snippet that found a folder under the root that is a symlink leading out
+/// of it.
+pub(crate) const EXIT_SYMLINKED: i32 = 77;
+
+/// The folders between the node's root and `paths` (and its state folder), under the root:
+/// what [`guard`] checks. None when the root is `/`: there every folder is the node's own.
+pub(crate) fn guarded_folders(paths: &[NodePath], root: &str) -> Vec<String> {
+    if root.trim_end_matches('/').is_empty() {
+        return Vec::new();
+    }
+    let mut folders = std::collections::BTreeSet::new();
+    let state = NodePath::parse("/var/lib/pacha/lock").ok();
+    for path in paths.iter().chain(&state) {
+        let mut parent = path.parent();
+        while let Some(folder) = parent {
+            if folder.as_str() == "/" || !folders.insert(folder.under_root(root)) {
+                break;
+            }
+            parent = folder.parent();
+        }
+    }
+    folders.into_iter().collect()
+}
+
+/// Lines that stop the snippet (printing `SYMLINK <folder>`, exit status 77) when one of
+/// `folders` is a symlink that leads out of the root: nothing is read or written through it,
+/// so a chroot or image target never reaches the machine it is built on.
+pub(crate) fn guard(root: &str, folders: &[String]) -> String {
+    if folders.is_empty() {
+        return String::new();
+    }
+    format!(
+        "for d in {}; do if [ -L \"$d\" ]; then t=$(readlink -f -- \"$d\"); case \"$t/\" in {}/*) ;; *) printf 'SYMLINK %s\\n' \"$d\"; exit {EXIT_SYMLINKED};; esac; fi; done\n",
+        join_quoted(folders),
+        quote(root.trim_end_matches('/'))
+    )
+}
+
 /// The snippet that reads `paths` (absolute on the node, root included): for each, its kind;
 /// for regular files, mode, owner, group, size and SHA-256 (and contents when asked); then the
 /// pending post scripts. With `lock`, it first takes the node's lock (waiting up to `lock_wait`
@@ -106,12 +144,14 @@ pub(crate) fn inspect(
     root: &str,
     nonce: &str,
     paths: &[String],
+    guarded: &[String],
     contents: bool,
     lock: Option<&str>,
     lock_wait: Duration,
 ) -> String {
     let mut script = String::with_capacity(1024 + paths.iter().map(|p| p.len() + 3).sum::<usize>());
     let _ = writeln!(script, "set -u\nN={}\nprintf 'BEGIN-%s\\n' \"$N\"", quote(nonce));
+    script.push_str(&guard(root, guarded));
     if let Some(holder) = lock {
         script.push_str(&state_setup(root));
         let _ = writeln!(script, "W={}", lock_wait.as_millis() / 50);
@@ -147,10 +187,11 @@ pub(crate) const EMBED_LIMIT: usize = 16 * 1024;
 
 /// The snippet that lists every regular file below `folders` (absolute on the node, root
 /// included), NUL-separated; folders that do not exist or cannot be read are passed over.
-pub(crate) fn find(folders: &[String], nonce: &str) -> String {
+pub(crate) fn find(root: &str, folders: &[String], guarded: &[String], nonce: &str) -> String {
     format!(
-        "printf 'BEGIN-%s\\n' {}\nfor d in {}; do [ -d \"$d\" ] && find \"$d\" -type f -print0 2>/dev/null; done; :\n",
+        "printf 'BEGIN-%s\\n' {}\n{}for d in {}; do [ -d \"$d\" ] && find \"$d\" -type f -print0 2>/dev/null; done; :\n",
         quote(nonce),
+        guard(root, guarded),
         join_quoted(folders)
     )
 }
@@ -255,7 +296,9 @@ pub(crate) fn printf_format(bytes: &[u8]) -> String {
 pub(crate) fn apply(request: &Apply<'_>, step: &ApplyStep<'_>, root: &str, nonce: &str) -> (String, Vec<u8>) {
     let targets = Targets::of(step.files, root, nonce);
     let mut snippet = Snippet::default();
-    snippet.header(root, nonce);
+    let mut reached: Vec<NodePath> = step.files.iter().map(|file| file.destination.clone()).collect();
+    reached.extend(step.remove.iter().chain(step.remove_dirs).cloned());
+    snippet.header(root, nonce, &guarded_folders(&reached, root));
     snippet.cleanup_and_runner(&targets);
     snippet.environment(request, root);
     snippet.folders(step.files, root);
@@ -342,16 +385,17 @@ struct Snippet {
 impl Snippet {
     /// Strict mode, private files, the state folder, this push's nonce, and the check that it
     /// holds the node's lock.
-    fn header(&mut self, root: &str, nonce: &str) {
+    fn header(&mut self, root: &str, nonce: &str, guarded: &[String]) {
         let cd_root = if root.is_empty() { "/" } else { root };
-        self.script.push_str("set -u\numask 077\n");
-        self.script.push_str(&state_setup(root));
         let _ = writeln!(
             self.script,
-            "N={}\nR={}\nT=\"$S/run.$N\"\nprintf 'BEGIN-%s\\n' \"$N\"",
-            quote(nonce),
-            quote(cd_root)
+            "set -u\numask 077\nN={}\nprintf 'BEGIN-%s\\n' \"$N\"",
+            quote(nonce)
         );
+        // Before the state folder is made: it must not be reached through a symlink either.
+        self.script.push_str(&guard(root, guarded));
+        self.script.push_str(&state_setup(root));
+        let _ = writeln!(self.script, "R={}\nT=\"$S/run.$N\"", quote(cd_root));
         self.script.push_str(
             r#"fail() { printf '%s\n' "$1" >&2; exit "${2:-1}"; }
 held=; { read -r held < "$S/lock/nonce"; } 2>/dev/null

@@ -6,7 +6,7 @@ use std::time::Duration;
 use pacha_core::{Applied, Apply, Connection, Inspect, Inspection, LiveFile, NodePath, Step, TransportError};
 
 use crate::parse::{self, Inspected};
-use crate::script::{self, EXIT_LOCKED, EXIT_POST_FAILED, EXIT_PRE_FAILED};
+use crate::script::{self, EXIT_LOCKED, EXIT_POST_FAILED, EXIT_PRE_FAILED, EXIT_SYMLINKED};
 use crate::shell::quote;
 
 /// How a command on the node ended.
@@ -110,24 +110,39 @@ impl ShellConnection {
         }
     }
 
+    fn symlinked(&self, finished: &Finished) -> Option<TransportError> {
+        (finished.status == Some(EXIT_SYMLINKED))
+            .then(|| parse::symlinked_answer(&finished.stdout, &self.nonce))
+            .flatten()
+            .map(|folder| TransportError::Symlinked {
+                host: self.host.clone(),
+                folder,
+            })
+    }
+
     fn inspect_chunk(
         &mut self,
         paths: &[String],
+        guarded: &[String],
         contents: bool,
         lock: Option<&str>,
     ) -> Result<Inspection, TransportError> {
-        let snippet = script::inspect(&self.root, &self.nonce, paths, contents, lock, self.lock_wait);
+        let snippet = script::inspect(&self.root, &self.nonce, paths, guarded, contents, lock, self.lock_wait);
         let output = if lock.is_some() {
             let marker = format!("END-{}\n", self.nonce);
             match self.shell.start_held(&snippet, marker.as_bytes())? {
                 Held::Running(output) => output,
                 Held::Exited(finished) if finished.status == Some(EXIT_LOCKED) => finished.stdout,
+                Held::Exited(finished) if finished.status == Some(EXIT_SYMLINKED) => finished.stdout,
                 Held::Exited(finished) => {
                     return Err(self.remote_error(Step::Inspect, &finished));
                 }
             }
         } else {
             let finished = self.shell.run(&snippet, &[])?;
+            if let Some(err) = self.symlinked(&finished) {
+                return Err(err);
+            }
             if finished.status != Some(0) {
                 return Err(self.remote_error(Step::Inspect, &finished));
             }
@@ -138,6 +153,10 @@ impl ShellConnection {
             Ok(Inspected::Locked(holder)) => Err(TransportError::Locked {
                 host: self.host.clone(),
                 holder,
+            }),
+            Ok(Inspected::Symlinked(folder)) => Err(TransportError::Symlinked {
+                host: self.host.clone(),
+                folder,
             }),
             Err(detail) => Err(self.protocol(Step::Inspect, detail)),
         }
@@ -159,10 +178,13 @@ impl Connection for ShellConnection {
             size += path.len() + 3;
         }
         chunks.push(&paths[start..]);
+        // The first chunk (which takes the lock) checks the folders of every chunk's paths.
+        let guarded = script::guarded_folders(request.paths, &self.root);
         let mut whole = Inspection::default();
         for (index, chunk) in chunks.into_iter().enumerate() {
             let lock = if index == 0 { request.lock } else { None };
-            let part = self.inspect_chunk(chunk, request.contents, lock)?;
+            let guarded: &[String] = if index == 0 { &guarded } else { &[] };
+            let part = self.inspect_chunk(chunk, guarded, request.contents, lock)?;
             if index == 0 {
                 whole.pending_post = part.pending_post;
                 whole.journal = part.journal;
@@ -178,6 +200,9 @@ impl Connection for ShellConnection {
         for step in script::apply_steps(request) {
             let (snippet, input) = script::apply(request, &step, &self.root, &self.nonce);
             let finished = self.shell.run(&snippet, &input)?;
+            if let Some(err) = self.symlinked(&finished) {
+                return Err(err);
+            }
             let ids: Vec<String> = step.pre.iter().chain(step.post).map(|planned| planned.id()).collect();
             let parsed = parse::parse_applied(&finished.stdout, &ids, step.files.len(), &self.nonce)
                 .map_err(|detail| self.protocol(Step::Apply, detail))?;
@@ -202,8 +227,16 @@ impl Connection for ShellConnection {
     }
 
     fn find(&mut self, folders: &[NodePath]) -> Result<Vec<NodePath>, TransportError> {
+        // A searched folder is checked like the folders above it: find must not leave the root.
+        let below: Vec<NodePath> = folders.iter().filter_map(|folder| folder.join("x").ok()).collect();
+        let guarded = script::guarded_folders(&below, &self.root);
         let folders: Vec<String> = folders.iter().map(|folder| folder.under_root(&self.root)).collect();
-        let finished = self.shell.run(&script::find(&folders, &self.nonce), &[])?;
+        let finished = self
+            .shell
+            .run(&script::find(&self.root, &folders, &guarded, &self.nonce), &[])?;
+        if let Some(err) = self.symlinked(&finished) {
+            return Err(err);
+        }
         if finished.status != Some(0) {
             return Err(self.remote_error(Step::Find, &finished));
         }

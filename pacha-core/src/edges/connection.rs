@@ -240,6 +240,17 @@ pub enum TransportError {
         /// What was wrong with the answer.
         detail: String,
     },
+    /// A folder between the node's root and a path pacha reads or writes is a symlink that
+    /// leads out of the root: nothing is read or placed through it.
+    #[error(
+        "{host}: {folder} is a symlink that leads out of the node's root; pacha reads and writes nothing through it"
+    )]
+    Symlinked {
+        /// The SSH destination.
+        host: String,
+        /// The folder, as the node sees it (root included).
+        folder: String,
+    },
     /// A local I/O error while talking to the node.
     #[error("{host}: {context}: {source}")]
     Io {
@@ -313,6 +324,7 @@ impl TransportError {
             | TransportError::Remote { host, .. }
             | TransportError::Disconnected { host, .. }
             | TransportError::Protocol { host, .. }
+            | TransportError::Symlinked { host, .. }
             | TransportError::Io { host, .. } => host,
         }
     }

@@ -148,6 +148,7 @@ impl NodeError {
                     ..
                 },
             )
+            | NodeError::Transport(TransportError::Symlinked { .. })
             | NodeError::NotAFile { .. } => "placement",
             NodeError::Transport(_) => "connection",
             NodeError::Script { .. } => "script",
