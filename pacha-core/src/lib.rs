@@ -56,8 +56,8 @@ mod ops;
 pub mod testing;
 
 pub use edges::connection::{
-    Applied, Apply, Connection, Connector, FileStat, Inspect, Inspection, LiveFile, Placement, ScriptRun, Step,
-    TransportError,
+    Applied, Apply, Connection, Connector, DirStat, FileStat, Inspect, Inspection, LiveFile, Placement, ScriptRun,
+    Step, TransportError,
 };
 pub use edges::history::{History, HistoryError};
 pub use edges::link::{LinkError, MasterLink};

@@ -124,7 +124,13 @@ impl Connection for MemoryConnection {
                     owner: file.owner.clone(),
                     group: "root".into(),
                 }),
-                None if node.dirs.contains(path) => LiveFile::Other,
+                None if node.dirs.contains(path) => LiveFile::Directory(crate::edges::connection::DirStat {
+                    mode: Mode::EXECUTABLE,
+                    uid: 0,
+                    gid: 0,
+                    owner: "root".into(),
+                    group: "root".into(),
+                }),
                 None => LiveFile::Missing,
             })
             .collect();

@@ -1,6 +1,6 @@
 //! Reading what the node's snippets print: pure functions over bytes.
 
-use pacha_core::{ContentHash, FileStat, Inspection, LiveFile, Mode, NodePath, ScriptRun};
+use pacha_core::{ContentHash, DirStat, FileStat, Inspection, LiveFile, Mode, NodePath, ScriptRun};
 
 /// What an inspect snippet reported.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -176,6 +176,31 @@ pub(crate) fn parse_inspection(output: &[u8], count: usize, contents: bool, nonc
             .map_err(|_| format!("bad journal line {line:?}"))?;
         journal = Some(reader.take(size)?.to_vec());
     }
+    // Links and folders, in the order of their paths.
+    let mut links = Vec::new();
+    let mut folders = Vec::new();
+    loop {
+        if reader.peek_starts_with(b"L ") {
+            let line = reader.text_line()?;
+            let size: usize = line[2..]
+                .trim()
+                .parse()
+                .map_err(|_| format!("bad link line {line:?}"))?;
+            let target = reader.take(size)?;
+            let target = String::from_utf8(target.to_vec()).map_err(|_| "a link target is not UTF-8".to_owned())?;
+            if reader.take(1)? != b"\n" {
+                return Err("a link target ends without a newline".to_owned());
+            }
+            links.push(target);
+        } else if reader.peek_starts_with(b"D ") {
+            let line = reader.text_line()?;
+            folders.push(parse_stat(&line[2..])?);
+        } else {
+            break;
+        }
+    }
+    let mut links = links.into_iter();
+    let mut folders = folders.into_iter();
     let classes = reader.text_line()?;
     let classes = classes
         .strip_prefix("C ")
@@ -219,7 +244,18 @@ pub(crate) fn parse_inspection(output: &[u8], count: usize, contents: bool, nonc
                 file_contents.push(bodies.next());
             }
             b'L' => {
-                files.push(LiveFile::Symlink);
+                files.push(LiveFile::Symlink(links.next().ok_or("fewer link targets than links")?));
+                file_contents.push(None);
+            }
+            b'D' => {
+                let stat = folders.next().ok_or("fewer folder stat lines than folders")?;
+                files.push(LiveFile::Directory(DirStat {
+                    mode: stat.mode,
+                    uid: stat.uid,
+                    gid: stat.gid,
+                    owner: stat.owner,
+                    group: stat.group,
+                }));
                 file_contents.push(None);
             }
             b'M' => {
@@ -326,10 +362,10 @@ mod tests {
     #[test]
     fn parses_an_inspection() {
         let output = format!(
-            "Welcome to web1!\nBEGIN-n1\nP 16\n/etc/a\0/etc/b c\0C FMLFO\n644:0:0:6:root:root\n4755:1000:27:3:alice:sudo\n{HASH_A}  /r/etc/a\n\\{}  /r/etc/we\\nird\nEND-n1\n",
+            "Welcome to web1!\nBEGIN-n1\nP 16\n/etc/a\0/etc/b c\0L 9\n../a\nb  c\nD 2750:0:4:4096:root:adm\nC FMLFOD\n644:0:0:6:root:root\n4755:1000:27:3:alice:sudo\n{HASH_A}  /r/etc/a\n\\{}  /r/etc/we\\nird\nEND-n1\n",
             ContentHash::of(b"abc")
         );
-        let Inspected::Done(inspection) = parse_inspection(output.as_bytes(), 5, false, "n1").unwrap() else {
+        let Inspected::Done(inspection) = parse_inspection(output.as_bytes(), 6, false, "n1").unwrap() else {
             panic!()
         };
         assert_eq!(inspection.pending_post.as_ref().unwrap().len(), 2);
@@ -338,7 +374,11 @@ mod tests {
             matches!(&inspection.files[0], LiveFile::File(stat) if stat.mode == Mode::FILE && stat.owner == "root" && stat.sha256.to_string() == HASH_A)
         );
         assert_eq!(inspection.files[1], LiveFile::Missing);
-        assert_eq!(inspection.files[2], LiveFile::Symlink);
+        assert_eq!(
+            inspection.files[2],
+            LiveFile::Symlink("../a\nb  c".into()),
+            "a target is read byte for byte"
+        );
         let LiveFile::File(second) = &inspection.files[3] else {
             panic!()
         };
@@ -347,6 +387,9 @@ mod tests {
             ("4755", 1000, "sudo")
         );
         assert_eq!(inspection.files[4], LiveFile::Other);
+        assert!(
+            matches!(&inspection.files[5], LiveFile::Directory(dir) if dir.mode.to_string() == "2750" && dir.group == "adm")
+        );
     }
 
     #[test]

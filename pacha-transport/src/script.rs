@@ -83,12 +83,16 @@ printf '%s\n' "$$" > "$S/lock/pid"
 printf '%s\n' "$N" > "$S/lock/nonce"
 "#;
 
+// Links and folders are rare: each is reported where it is met (`L <bytes>` then the target,
+// `D <stat>`); regular files are stat-ed and hashed together after the kinds.
 const CLASSIFY: &str = r#"c=
 for p do
   shift
-  if [ -L "$p" ]; then c="${c}L"
+  if [ -L "$p" ]; then c="${c}L"; t=$(readlink -- "$p"; echo x); t=${t%x}; t=${t%?}
+    printf 'L %s\n' "$(printf %s "$t" | wc -c)"; printf '%s\n' "$t"
   elif [ -f "$p" ] && [ ! -r "$p" ]; then c="${c}U"
   elif [ -f "$p" ]; then c="${c}F"; set -- "$@" "$p"
+  elif [ -d "$p" ]; then c="${c}D"; printf 'D '; stat -c '%a:%u:%g:%s:%U:%G' -- "$p" || exit 91
   elif [ -e "$p" ]; then c="${c}O"
   else c="${c}M"; fi
 done

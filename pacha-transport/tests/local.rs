@@ -284,3 +284,39 @@ fn a_failing_pre_script_places_nothing_and_a_failing_post_script_runs_again() {
     let third = push_unrecorded(&[p], &LocalConnector::default(), &PushOptions::default(), &Quiet);
     assert_eq!(third[0].outcome, Outcome::Unchanged);
 }
+
+#[test]
+fn inspect_reads_link_targets_byte_for_byte_and_folder_attributes() {
+    let root = tempfile::tempdir().unwrap();
+    fs::create_dir_all(root.path().join("etc/conf.d")).unwrap();
+    fs::set_permissions(root.path().join("etc/conf.d"), fs::Permissions::from_mode(0o2750)).unwrap();
+    let link_target = "../odd\nname  $(x) 'q'";
+    std::os::unix::fs::symlink(link_target, root.path().join("etc/link")).unwrap();
+    fs::write(root.path().join("etc/file"), "x").unwrap();
+    let mut connection = LocalConnector::default()
+        .connect(
+            "n1",
+            &target("n1", root.path(), TransportKind::Local, SshSettings::default()),
+        )
+        .unwrap();
+    let paths = [
+        NodePath::parse("/etc/link").unwrap(),
+        NodePath::parse("/etc/conf.d").unwrap(),
+        NodePath::parse("/etc/file").unwrap(),
+    ];
+    let inspection = connection
+        .inspect(&Inspect {
+            paths: &paths,
+            contents: false,
+            lock: None,
+        })
+        .unwrap();
+    connection.close().unwrap();
+    assert_eq!(inspection.files[0], pacha_core::LiveFile::Symlink(link_target.to_owned()));
+    assert!(
+        matches!(&inspection.files[1], pacha_core::LiveFile::Directory(dir) if dir.mode.to_string() == "2750"),
+        "{:?}",
+        inspection.files[1]
+    );
+    assert!(matches!(inspection.files[2], pacha_core::LiveFile::File(_)));
+}

@@ -18,9 +18,12 @@ pub enum LiveFile {
     Missing,
     /// A regular file.
     File(FileStat),
-    /// A symbolic link: placing a file there replaces the link, it never writes through it.
-    Symlink,
-    /// A folder or special file: pacha will not replace it.
+    /// A symbolic link, with its target as written: placing a file there replaces the link,
+    /// it never writes through it.
+    Symlink(String),
+    /// A folder, with its attributes.
+    Directory(DirStat),
+    /// A special file (device, socket, fifo): pacha will not replace it.
     Other,
     /// A regular file this connection may not read.
     Unreadable,
@@ -64,6 +67,33 @@ impl FileStat {
     /// Whether the file's group is `group` (a name or a numeric gid).
     pub fn group_is(&self, group: &str) -> bool {
         self.group == group || group.parse::<u32>().is_ok_and(|gid| gid == self.gid)
+    }
+}
+
+/// A folder's attributes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirStat {
+    /// Its permission bits.
+    pub mode: Mode,
+    /// The owner's uid.
+    pub uid: u32,
+    /// The group's gid.
+    pub gid: u32,
+    /// The owner's name (`UNKNOWN` or empty when the node has none).
+    pub owner: String,
+    /// The group's name (`UNKNOWN` or empty when the node has none).
+    pub group: String,
+}
+
+impl DirStat {
+    /// The owner as history records it: the name, or the uid when the node has no name for it.
+    pub fn recorded_owner(&self) -> String {
+        name_or_id(&self.owner, self.uid)
+    }
+
+    /// The group as history records it: the name, or the gid when the node has no name for it.
+    pub fn recorded_group(&self) -> String {
+        name_or_id(&self.group, self.gid)
     }
 }
 

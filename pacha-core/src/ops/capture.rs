@@ -97,8 +97,12 @@ pub(crate) fn capture(
                     managed: old.file(path).is_some_and(|recorded| recorded.managed),
                 }),
                 (LiveFile::Unreadable, _) => captured.skipped.push((path.clone(), "not readable".to_owned())),
-                (LiveFile::Symlink, _) => captured.skipped.push((path.clone(), "a symlink".to_owned())),
-                (LiveFile::Other, _) => captured.skipped.push((path.clone(), "not a regular file".to_owned())),
+                (LiveFile::Symlink(target), _) => captured.skipped.push((
+                    path.clone(),
+                    format!("a symlink (to {target}); links are not recorded yet"),
+                )),
+                (LiveFile::Directory(_), _) => captured.skipped.push((path.clone(), "a folder".to_owned())),
+                (LiveFile::Other, _) => captured.skipped.push((path.clone(), "a special file".to_owned())),
                 (LiveFile::Missing, _) => {}
                 (LiveFile::File(_), None) => captured.skipped.push((path.clone(), "contents not read".to_owned())),
             }

@@ -64,8 +64,8 @@ fn change(file: &PlannedFile, live: &LiveFile) -> Option<Change> {
         before: None,
     };
     match live {
-        LiveFile::Missing | LiveFile::Other => {}
-        LiveFile::Symlink => change.kind = ChangeKind::ReplaceSymlink,
+        LiveFile::Missing | LiveFile::Other | LiveFile::Directory(_) => {}
+        LiveFile::Symlink(_) => change.kind = ChangeKind::ReplaceSymlink,
         LiveFile::Unreadable => change.kind = ChangeKind::Update,
         LiveFile::File(stat) => {
             let content = stat.sha256 != file.sha256;
@@ -288,7 +288,7 @@ fn node_steps(
         .files
         .iter()
         .zip(planned)
-        .find(|(_, live)| **live == LiveFile::Other)
+        .find(|(_, live)| matches!(live, LiveFile::Other | LiveFile::Directory(_)))
     {
         report.fail(NodeError::NotAFile {
             path: file.destination.clone(),
@@ -383,8 +383,8 @@ fn removals(candidates: &[Candidate<'_>], live: &[LiveFile], force: bool) -> Rem
                     removal.files.push(path.clone());
                 }
             }
-            (None, LiveFile::Other) => removal.dirs.push(path.clone()),
-            (None, _) | (Some(_), LiveFile::Symlink) => removal.files.push(path.clone()),
+            (None, LiveFile::Directory(_)) => removal.dirs.push(path.clone()),
+            (None, _) | (Some(_), LiveFile::Symlink(_)) => removal.files.push(path.clone()),
             (Some(recorded), LiveFile::File(stat)) => {
                 if force || (stat.sha256 == recorded.sha256 && stat.mode == recorded.mode) {
                     removal.files.push(path.clone());
@@ -396,7 +396,7 @@ fn removals(candidates: &[Candidate<'_>], live: &[LiveFile], force: bool) -> Rem
                 }
             }
             (Some(_), LiveFile::Unreadable) => removal.kept.push((path.clone(), "not readable".to_owned())),
-            (Some(_), LiveFile::Other) => removal
+            (Some(_), LiveFile::Other | LiveFile::Directory(_)) => removal
                 .kept
                 .push((path.clone(), "a folder or special file stands there now".to_owned())),
         }

@@ -306,5 +306,8 @@ fn owners_compare_by_name_or_number() {
     p.files[0].owner = Some("www-data".into());
     let found = changes(&p, &[LiveFile::File(stat)]);
     assert_eq!(found[0].owner, Some(("root".into(), "www-data".into())));
-    assert_eq!(changes(&p, &[LiveFile::Symlink])[0].kind, ChangeKind::ReplaceSymlink);
+    assert_eq!(
+        changes(&p, &[LiveFile::Symlink("/elsewhere".into())])[0].kind,
+        ChangeKind::ReplaceSymlink
+    );
 }

@@ -34,8 +34,9 @@ pub struct NodeStatus {
 fn drift_of(recorded: &RecordedFile, live: &LiveFile) -> Option<String> {
     match live {
         LiveFile::Missing => Some("missing".to_owned()),
-        LiveFile::Symlink => Some("replaced by a symlink".to_owned()),
-        LiveFile::Other => Some("replaced by a folder or special file".to_owned()),
+        LiveFile::Symlink(_) => Some("replaced by a symlink".to_owned()),
+        LiveFile::Directory(_) => Some("replaced by a folder".to_owned()),
+        LiveFile::Other => Some("replaced by a special file".to_owned()),
         LiveFile::Unreadable => Some("unreadable".to_owned()),
         LiveFile::File(stat) => {
             let mut what = Vec::new();
