@@ -498,3 +498,88 @@ fn a_symlinked_folder_that_leaves_the_root_is_refused_for_push_diff_and_capture(
     assert_eq!(code, 1);
     assert!(stderr.contains("srv/app is a symlink that leads out"), "{stderr}");
 }
+
+/// Links and folders are managed like files: placed (a link atomically), reported, recorded as
+/// git symlinks and in meta.yaml, restored by rollback, removed when dropped.
+#[test]
+fn links_and_folders_are_placed_recorded_rolled_back_and_removed() {
+    let master = SshMaster::new(&["web1"]);
+    master.write(
+        "templates/motd/app.yaml",
+        "dest: /etc\nlinks:\n  systemd/system/multi-user.target.wants/app.service: /lib/systemd/system/app.service\n  localtime: /usr/share/zoneinfo/Europe/Paris\ndirs:\n  app/cache: {mode: \"2750\"}\n",
+    );
+    let root = master.root("web1");
+    let (code, diff, stderr) = master.run(&["diff", "web1", "production"]);
+    assert_eq!(code, 2, "{diff}{stderr}");
+    assert!(
+        diff.contains("link    /etc/localtime -> /usr/share/zoneinfo/Europe/Paris"),
+        "{diff}"
+    );
+    assert!(diff.contains("dir     /etc/app/cache"), "{diff}");
+
+    let (code, stdout, stderr) = master.run(&["push", "web1", "production", "--json"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let kinds: Vec<String> = json(&stdout)["nodes"][0]["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|change| change["kind"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        kinds.contains(&"link".to_owned()) && kinds.contains(&"directory".to_owned()),
+        "{kinds:?}"
+    );
+    let wants = root.join("etc/systemd/system/multi-user.target.wants/app.service");
+    assert_eq!(
+        fs::read_link(&wants).unwrap(),
+        std::path::Path::new("/lib/systemd/system/app.service")
+    );
+    assert_eq!(
+        fs::metadata(root.join("etc/app/cache")).unwrap().permissions().mode() & 0o7777,
+        0o2750
+    );
+    let first = revisions(&master, "web1")[0].clone();
+    let (code, _, _) = master.run(&["push", "web1", "production"]);
+    assert_eq!(code, 0);
+    assert_eq!(revisions(&master, "web1").len(), 1, "a second push changes nothing");
+
+    // Hand changes are drift.
+    fs::remove_file(root.join("etc/localtime")).unwrap();
+    std::os::unix::fs::symlink("/usr/share/zoneinfo/UTC", root.join("etc/localtime")).unwrap();
+    fs::set_permissions(root.join("etc/app/cache"), fs::Permissions::from_mode(0o755)).unwrap();
+    let (code, status, _) = master.run(&["status", "web1"]);
+    assert_eq!(code, 2, "{status}");
+    assert!(
+        status.contains("/etc/localtime: points to /usr/share/zoneinfo/UTC"),
+        "{status}"
+    );
+    assert!(status.contains("/etc/app/cache: mode 2750 -> 0755"), "{status}");
+    let (code, stdout, stderr) = master.run(&["push", "web1", "production"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert_eq!(
+        fs::read_link(root.join("etc/localtime")).unwrap(),
+        std::path::Path::new("/usr/share/zoneinfo/Europe/Paris"),
+        "the link is pointed at its target again"
+    );
+
+    // Dropped from app.yaml: the link goes, the empty folder goes.
+    master.write("templates/motd/app.yaml", "dest: /etc\n");
+    let (code, stdout, stderr) = master.run(&["push", "web1", "production"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(fs::symlink_metadata(&wants).is_err(), "{stdout}");
+    assert!(!root.join("etc/app/cache").exists(), "{stdout}");
+
+    // Rollback to the first push brings them back, exactly.
+    let (code, stdout, stderr) = master.run(&["rollback", "web1", &first]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert_eq!(
+        fs::read_link(&wants).unwrap(),
+        std::path::Path::new("/lib/systemd/system/app.service")
+    );
+    assert_eq!(
+        fs::metadata(root.join("etc/app/cache")).unwrap().permissions().mode() & 0o7777,
+        0o2750
+    );
+    let (code, status, _) = master.run(&["status", "web1"]);
+    assert_eq!(code, 0, "in sync after the rollback: {status}");
+}

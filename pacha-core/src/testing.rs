@@ -31,6 +31,8 @@ pub struct MemoryFile {
 pub struct MemoryNode {
     pub files: BTreeMap<NodePath, MemoryFile>,
     pub dirs: Vec<NodePath>,
+    /// Symbolic links and their targets.
+    pub links: BTreeMap<NodePath, String>,
     pub unreadable: Vec<NodePath>,
     pub pending_post: Option<Vec<NodePath>>,
     /// The journal the last apply stored.
@@ -114,6 +116,7 @@ impl Connection for MemoryConnection {
             .paths
             .iter()
             .map(|path| match node.files.get(path) {
+                _ if node.links.contains_key(path) => LiveFile::Symlink(node.links[path].clone()),
                 Some(_) if node.unreadable.contains(path) => LiveFile::Unreadable,
                 Some(file) => LiveFile::File(FileStat {
                     sha256: ContentHash::of(&file.content),
@@ -192,7 +195,17 @@ impl Connection for MemoryConnection {
         }
         for path in request.remove.iter().chain(request.remove_dirs) {
             node.files.remove(path);
+            node.links.remove(path);
             node.dirs.retain(|dir| dir != path);
+        }
+        for (path, target) in request.links {
+            node.files.remove(path);
+            node.links.insert(path.clone(), target.clone());
+        }
+        for dir in request.dirs {
+            if !node.dirs.contains(&dir.path) {
+                node.dirs.push(dir.path.clone());
+            }
         }
         applied.placed = true;
         applied.placed_stats = request
@@ -348,6 +361,8 @@ impl Planner for StaticPlanner<'_> {
             scripts: Vec::new(),
             secrets: Vec::new(),
             absent: Vec::new(),
+            links: Vec::new(),
+            dirs: Vec::new(),
         })
     }
 }

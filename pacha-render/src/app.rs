@@ -1,5 +1,7 @@
 //! `templates/<app>/app.yaml`: where an app's files go, with what owner, group and mode.
 
+use std::collections::BTreeMap;
+
 use globset::{Glob, GlobBuilder, GlobSet, GlobSetBuilder};
 use pacha_core::vars::fold_secrets;
 use pacha_core::yaml::{self, line_of};
@@ -24,6 +26,20 @@ struct AppFile {
     /// Paths (relative to `dest`) that must not exist on the node.
     #[serde(default)]
     absent: Vec<String>,
+    /// Managed symbolic links: path (relative to `dest`) to target (as written).
+    #[serde(default)]
+    links: BTreeMap<String, String>,
+    /// Managed folders: path (relative to `dest`) to owner, group and mode.
+    #[serde(default)]
+    dirs: BTreeMap<String, DirFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DirFile {
+    owner: Option<String>,
+    group: Option<String>,
+    mode: Option<Mode>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -64,6 +80,11 @@ pub(crate) struct AppConfig {
     pub dest: NodePath,
     /// Paths on the node that must not exist, `dest` in front.
     pub absent: Vec<NodePath>,
+    /// Managed links on the node (`dest` in front) and their targets.
+    pub links: Vec<(NodePath, String)>,
+    /// Managed folders on the node (`dest` in front), owner and group defaulting to the app's,
+    /// mode to its `dir_mode`.
+    pub dirs: Vec<(NodePath, Attributes)>,
     pub defaults: Attributes,
     pub dir_mode: Mode,
     pub vars: Vars,
@@ -123,6 +144,35 @@ impl AppConfig {
                 message: format!("absent: {err}"),
             })?);
         }
+        let mut links = Vec::with_capacity(parsed.links.len());
+        for (path, target) in &parsed.links {
+            if target.is_empty() || target.contains('\0') {
+                return Err(ConfigError::Invalid {
+                    at: at(path),
+                    message: format!("links: {path:?} needs a target"),
+                });
+            }
+            let path = dest.join(path).map_err(|err| ConfigError::Invalid {
+                at: at(path),
+                message: format!("links: {err}"),
+            })?;
+            links.push((path, target.clone()));
+        }
+        let mut dirs = Vec::with_capacity(parsed.dirs.len());
+        for (path, dir) in &parsed.dirs {
+            let joined = dest.join(path).map_err(|err| ConfigError::Invalid {
+                at: at(path),
+                message: format!("dirs: {err}"),
+            })?;
+            dirs.push((
+                joined,
+                Attributes {
+                    owner: dir.owner.clone().or_else(|| parsed.owner.clone()),
+                    group: dir.group.clone().or_else(|| parsed.group.clone()),
+                    mode: Some(dir.mode.or(parsed.dir_mode).unwrap_or(Mode::EXECUTABLE)),
+                },
+            ));
+        }
         let build = |builder: GlobSetBuilder| {
             builder.build().map_err(|err| ConfigError::Invalid {
                 at: Location::file(file),
@@ -132,6 +182,8 @@ impl AppConfig {
         Ok(AppConfig {
             dest,
             absent,
+            links,
+            dirs,
             defaults: Attributes {
                 owner: parsed.owner,
                 group: parsed.group,

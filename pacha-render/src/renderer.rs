@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use handlebars::{Context, Handlebars, RenderErrorReason};
 use pacha_core::yaml::line_of;
 use pacha_core::{
-    ContentHash, Location, Master, Mode, NameKind, NodePath, Plan, PlanError, PlannedFile, PlannedScript, Planner,
-    Stage, check_name,
+    ContentHash, Location, Master, Mode, NameKind, NodePath, Plan, PlanError, PlannedDir, PlannedFile, PlannedLink,
+    PlannedScript, Planner, Stage, check_name,
 };
 use serde_json::{Value, json};
 
@@ -87,12 +87,30 @@ impl<'m> Renderer<'m> {
 
         let mut files = Vec::new();
         let mut absent = Vec::new();
+        let mut links: Vec<PlannedLink> = Vec::new();
+        let mut dirs: Vec<PlannedDir> = Vec::new();
         let mut secrets = node_vars.secrets.clone();
         for app_name in &node.apps {
             let at = || Location::line(&node_file, line_of(&node_text(), app_name));
             let app = self.app(app_name, state, at)?;
             secrets.extend(app.config.secrets.iter().cloned());
             absent.extend(app.config.absent.iter().cloned());
+            for (path, target) in &app.config.links {
+                links.push(PlannedLink {
+                    path: path.clone(),
+                    target: target.clone(),
+                    app: app_name.clone(),
+                });
+            }
+            for (path, attributes) in &app.config.dirs {
+                dirs.push(PlannedDir {
+                    path: path.clone(),
+                    owner: attributes.owner.clone(),
+                    group: attributes.group.clone(),
+                    mode: attributes.mode.unwrap_or(Mode::EXECUTABLE),
+                    app: app_name.clone(),
+                });
+            }
             let mut data = node_vars.for_app(&app.config.vars);
             data.insert(
                 "pacha".to_owned(),
@@ -190,6 +208,45 @@ impl<'m> Renderer<'m> {
         absent.dedup();
         // What the plan places is not absent.
         absent.retain(|path| files.binary_search_by(|file| file.destination.cmp(path)).is_err());
+        links.sort_by(|a, b| a.path.cmp(&b.path));
+        dirs.sort_by(|a, b| a.path.cmp(&b.path));
+        // One thing per path: a file, a link or a folder; nothing placed through a managed link.
+        let mut claimed: HashMap<&str, String> = files
+            .iter()
+            .map(|file| (file.destination.as_str(), file.source.clone()))
+            .collect();
+        for (path, what) in links
+            .iter()
+            .map(|link| (&link.path, format!("links: in templates/{}/app.yaml", link.app)))
+            .chain(
+                dirs.iter()
+                    .map(|dir| (&dir.path, format!("dirs: in templates/{}/app.yaml", dir.app))),
+            )
+        {
+            if let Some(first) = claimed.insert(path.as_str(), what.clone()) {
+                return Err(RenderError::DuplicateDestination {
+                    node: name.to_owned(),
+                    destination: path.to_string(),
+                    first,
+                    second: what,
+                });
+            }
+        }
+        for link in &links {
+            let inside = files
+                .iter()
+                .map(|file| &file.destination)
+                .chain(dirs.iter().map(|dir| &dir.path))
+                .find(|path| path.starts_with(&link.path) && **path != link.path);
+            if let Some(inside) = inside {
+                return Err(RenderError::FileAndFolder {
+                    node: name.to_owned(),
+                    path: link.path.to_string(),
+                    file: format!("links: in templates/{}/app.yaml", link.app),
+                    inside: inside.to_string(),
+                });
+            }
+        }
         Ok(Plan {
             node: name.to_owned(),
             state: state.to_owned(),
@@ -198,6 +255,8 @@ impl<'m> Renderer<'m> {
             scripts,
             secrets,
             absent,
+            links,
+            dirs,
         })
     }
 

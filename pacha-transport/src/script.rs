@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use pacha_core::{Apply, Mode, NodePath, Placement, PlannedScript, Stage};
+use pacha_core::{Apply, Mode, NodePath, Placement, PlannedDir, PlannedScript, Stage};
 
 use crate::shell::quote;
 
@@ -189,11 +189,11 @@ pub(crate) fn inspect(
 /// process per file); larger ones are streamed on standard input.
 pub(crate) const EMBED_LIMIT: usize = 16 * 1024;
 
-/// The snippet that lists every regular file below `folders` (absolute on the node, root
+/// The snippet that lists every regular file and symlink below `folders` (absolute on the node, root
 /// included), NUL-separated; folders that do not exist or cannot be read are passed over.
 pub(crate) fn find(root: &str, folders: &[String], guarded: &[String], nonce: &str) -> String {
     format!(
-        "printf 'BEGIN-%s\\n' {}\n{}for d in {}; do [ -d \"$d\" ] && find \"$d\" -type f -print0 2>/dev/null; done; :\n",
+        "printf 'BEGIN-%s\\n' {}\n{}for d in {}; do [ -d \"$d\" ] && find \"$d\" \\( -type f -o -type l \\) -print0 2>/dev/null; done; :\n",
         quote(nonce),
         guard(root, guarded),
         join_quoted(folders)
@@ -213,6 +213,10 @@ pub(crate) struct ApplyStep<'a> {
     /// Files to remove (the last step's), and folders to remove when empty.
     pub remove: &'a [NodePath],
     pub remove_dirs: &'a [NodePath],
+    /// Links to place (the last step's) and managed folders to create or correct (the
+    /// first step's).
+    pub links: &'a [(NodePath, String)],
+    pub dirs: &'a [PlannedDir],
 }
 
 /// What a file costs in a snippet: its paths a few times, and its contents when embedded.
@@ -259,6 +263,8 @@ pub(crate) fn apply_steps<'a>(request: &'a Apply<'a>) -> Vec<ApplyStep<'a>> {
             journal: (index == 0).then_some(request.journal),
             remove: if index == last { request.remove } else { &[] },
             remove_dirs: if index == last { request.remove_dirs } else { &[] },
+            links: if index == last { request.links } else { &[] },
+            dirs: if index == 0 { request.dirs } else { &[] },
         })
         .collect()
 }
@@ -302,10 +308,20 @@ pub(crate) fn apply(request: &Apply<'_>, step: &ApplyStep<'_>, root: &str, nonce
     let mut snippet = Snippet::default();
     let mut reached: Vec<NodePath> = step.files.iter().map(|file| file.destination.clone()).collect();
     reached.extend(step.remove.iter().chain(step.remove_dirs).cloned());
+    reached.extend(step.links.iter().map(|(path, _)| path.clone()));
+    reached.extend(step.dirs.iter().map(|dir| dir.path.clone()));
+    let link_temps = link_temps(step.links, root, nonce);
     snippet.header(root, nonce, &guarded_folders(&reached, root));
-    snippet.cleanup_and_runner(&targets);
+    snippet.cleanup_and_runner(&targets, &link_temps);
     snippet.environment(request, root);
-    snippet.folders(step.files, root);
+    let mut parents_of: Vec<(&NodePath, Mode)> = step
+        .files
+        .iter()
+        .map(|file| (&file.destination, file.dir_mode))
+        .collect();
+    parents_of.extend(step.links.iter().map(|(path, _)| (path, Mode::EXECUTABLE)));
+    parents_of.extend(step.dirs.iter().map(|dir| (&dir.path, Mode::EXECUTABLE)));
+    snippet.folders(&parents_of, root);
     snippet.staging_folders(&targets);
     let scripts: Vec<&PlannedScript> = step.pre.iter().chain(step.post).copied().collect();
     snippet.contents(&scripts, step.files, step.journal, &targets, nonce);
@@ -319,11 +335,14 @@ pub(crate) fn apply(request: &Apply<'_>, step: &ApplyStep<'_>, root: &str, nonce
             .script
             .push_str("mv -f \"$T/journal\" \"$S/journal\" || fail 'cannot store the journal'\n");
     }
+    snippet.managed_dirs(step.dirs, root);
     if !step.files.is_empty() {
         snippet.renames(&targets);
     }
+    snippet.links(step.links, &link_temps, root);
     snippet.removals(step.remove, step.remove_dirs, root);
-    if !step.files.is_empty() || !step.remove.is_empty() || !step.remove_dirs.is_empty() {
+    let placing = !step.files.is_empty() || !step.links.is_empty() || !step.dirs.is_empty();
+    if placing || !step.remove.is_empty() || !step.remove_dirs.is_empty() {
         snippet.script.push_str("printf 'PLACED\\n'\n");
     }
     if !step.files.is_empty() {
@@ -335,6 +354,18 @@ pub(crate) fn apply(request: &Apply<'_>, step: &ApplyStep<'_>, root: &str, nonce
     }
     snippet.script.push_str("printf 'DONE-%s\\n' \"$N\"\n");
     (snippet.script, snippet.input)
+}
+
+/// The temporary name of each link, beside it.
+fn link_temps(links: &[(NodePath, String)], root: &str, nonce: &str) -> Vec<String> {
+    links
+        .iter()
+        .enumerate()
+        .map(|(index, (path, _))| {
+            let folder = path.parent().unwrap_or_else(NodePath::root).under_root(root);
+            format!("{}/.pacha-{nonce}-l{index}", folder.trim_end_matches('/'))
+        })
+        .collect()
 }
 
 /// Where each file of a step goes: its target path, its folder, and the staging path in that
@@ -410,9 +441,10 @@ held=; { read -r held < "$S/lock/nonce"; } 2>/dev/null
 
     /// Removal of the staging folders however the snippet ends, and `run`, which runs one
     /// uploaded script and reports its status and output.
-    fn cleanup_and_runner(&mut self, targets: &Targets) {
+    fn cleanup_and_runner(&mut self, targets: &Targets, link_temps: &[String]) {
         let mut cleanup = vec!["\"$T\"".to_owned()];
         cleanup.extend(targets.folders.iter().map(|folder| quote(&targets.staging(folder))));
+        cleanup.extend(link_temps.iter().map(|temp| quote(temp)));
         let _ = writeln!(self.script, "cleanup() {{ rm -rf -- {}; }}", cleanup.join(" "));
         self.script
             .push_str("trap cleanup EXIT\ntrap 'exit 1' HUP INT TERM PIPE\n");
@@ -452,20 +484,21 @@ held=; { read -r held < "$S/lock/nonce"; } 2>/dev/null
         );
     }
 
-    /// Missing folders, parents first, created with their mode in as few `mkdir` as possible.
-    fn folders(&mut self, files: &[Placement], root: &str) {
-        if !files.is_empty() {
+    /// Missing folders above `paths`, parents first, created with their mode in as few
+    /// `mkdir` as possible.
+    fn folders(&mut self, paths: &[(&NodePath, Mode)], root: &str) {
+        if !paths.is_empty() {
             self.script
                 .push_str("[ -d \"$R\" ] || (umask 022 && mkdir -p \"$R\") || fail \"cannot create $R\"\n");
         }
         let mut folders: BTreeMap<String, Mode> = BTreeMap::new();
-        for file in files {
-            let mut parent = file.destination.parent();
+        for (path, dir_mode) in paths {
+            let mut parent = path.parent();
             while let Some(folder) = parent {
                 if folder.as_str() == "/" {
                     break;
                 }
-                folders.entry(folder.under_root(root)).or_insert(file.dir_mode);
+                folders.entry(folder.under_root(root)).or_insert(*dir_mode);
                 parent = folder.parent();
             }
         }
@@ -636,6 +669,53 @@ held=; { read -r held < "$S/lock/nonce"; } 2>/dev/null
         }
     }
 
+    /// Managed folders created when missing, then given their owner and mode.
+    fn managed_dirs(&mut self, dirs: &[PlannedDir], root: &str) {
+        for dir in dirs {
+            let path = quote(&dir.path.under_root(root));
+            let _ = writeln!(
+                self.script,
+                "[ -d {path} ] || mkdir -m {mode} -- {path} || fail {failed}",
+                mode = dir.mode,
+                failed = quote(&format!("cannot create {}", dir.path))
+            );
+            let owner = match (&dir.owner, &dir.group) {
+                (Some(owner), Some(group)) => Some(format!("{owner}:{group}")),
+                (Some(owner), None) => Some(owner.clone()),
+                (None, Some(group)) => Some(format!(":{group}")),
+                (None, None) => None,
+            };
+            if let Some(owner) = owner {
+                let _ = writeln!(
+                    self.script,
+                    "chown {} -- {path} || fail {}",
+                    quote(&owner),
+                    quote(&format!("cannot set owner {owner}"))
+                );
+            }
+            let _ = writeln!(
+                self.script,
+                "chmod {} -- {path} || fail 'cannot set mode {}'",
+                dir.mode, dir.mode
+            );
+        }
+    }
+
+    /// Each link made under a temporary name beside it, then renamed over its path: a link
+    /// (or file) there is replaced at once, never followed (`mv -T`).
+    fn links(&mut self, links: &[(NodePath, String)], temps: &[String], root: &str) {
+        for ((path, target), temp) in links.iter().zip(temps) {
+            let _ = writeln!(
+                self.script,
+                "ln -s -- {} {temp} && mv -fT -- {temp} {} || fail {}",
+                quote(target),
+                quote(&path.under_root(root)),
+                quote(&format!("cannot place the link {path}")),
+                temp = quote(temp),
+            );
+        }
+    }
+
     /// Files and symlinks removed (never followed: `rm` removes a link itself), and folders
     /// removed when they are empty.
     fn removals(&mut self, files: &[NodePath], dirs: &[NodePath], root: &str) {
@@ -770,6 +850,17 @@ echo hi
             changed: &changed,
             remove: &[NodePath::parse("/etc/app/old.conf").unwrap()],
             remove_dirs: &[NodePath::parse("/etc/default-site").unwrap()],
+            links: &[(
+                NodePath::parse("/etc/systemd/system/multi-user.target.wants/app.service").unwrap(),
+                "/lib/systemd/system/app.service".to_owned(),
+            )],
+            dirs: &[PlannedDir {
+                path: NodePath::parse("/srv/www/cache").unwrap(),
+                owner: Some("www-data".to_owned()),
+                group: None,
+                mode: Mode::from_bits(0o2770).unwrap(),
+                app: "app".to_owned(),
+            }],
             journal: b"pacha-journal 1\n",
         };
         let steps = apply_steps(&request);

@@ -312,7 +312,10 @@ fn inspect_reads_link_targets_byte_for_byte_and_folder_attributes() {
         })
         .unwrap();
     connection.close().unwrap();
-    assert_eq!(inspection.files[0], pacha_core::LiveFile::Symlink(link_target.to_owned()));
+    assert_eq!(
+        inspection.files[0],
+        pacha_core::LiveFile::Symlink(link_target.to_owned())
+    );
     assert!(
         matches!(&inspection.files[1], pacha_core::LiveFile::Directory(dir) if dir.mode.to_string() == "2750"),
         "{:?}",

@@ -52,6 +52,8 @@ pub(crate) fn plan(node: &str, target: Target, files: Vec<PlannedFile>, scripts:
         scripts,
         secrets: Vec::new(),
         absent: Vec::new(),
+        links: Vec::new(),
+        dirs: Vec::new(),
     }
 }
 

@@ -32,7 +32,7 @@ fn snapshot(node: usize, round: usize) -> Snapshot {
         .collect();
     Snapshot {
         files,
-        scripts: Vec::new(),
+        ..Snapshot::default()
     }
 }
 

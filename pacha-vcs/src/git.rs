@@ -8,10 +8,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use git2::{ErrorCode, FileMode, Oid, Repository, RepositoryInitOptions, Signature, Tree};
 use pacha_core::{
-    ContentHash, Entry, Event, EventKind, History, HistoryError, NodePath, RecordedFile, RecordedScript, Snapshot,
+    ContentHash, Entry, Event, EventKind, History, HistoryError, NodePath, RecordedDir, RecordedFile, RecordedLink,
+    RecordedScript, Snapshot,
 };
 
-use crate::meta::{FileMeta, NodeMeta, ScriptMeta};
+use crate::meta::{DirMeta, FileMeta, LinkMeta, NodeMeta, ScriptMeta};
 
 /// The branch every event is recorded on.
 const BRANCH: &str = "refs/heads/main";
@@ -356,7 +357,34 @@ impl GitHistory {
             failed: event.failed,
             files: BTreeMap::new(),
             scripts: Vec::new(),
+            links: BTreeMap::new(),
+            dirs: BTreeMap::new(),
         };
+        for link in &snapshot.links {
+            let oid = repo
+                .blob(link.target.as_bytes())
+                .map_err(|err| self.err("writing a link", err))?;
+            let in_tree = tree_path(&link.path);
+            let parts: Vec<&str> = in_tree.split('/').collect();
+            draft.insert(&parts, oid, FileMode::Link);
+            meta.links.insert(
+                link.path.to_string(),
+                LinkMeta {
+                    target: link.target.clone(),
+                    managed: link.managed,
+                },
+            );
+        }
+        for dir in &snapshot.dirs {
+            meta.dirs.insert(
+                dir.path.to_string(),
+                DirMeta {
+                    mode: dir.mode,
+                    owner: dir.owner.clone(),
+                    group: dir.group.clone(),
+                },
+            );
+        }
         for file in &snapshot.files {
             let oid = repo
                 .blob(&file.content)
@@ -594,6 +622,21 @@ impl History for GitHistory {
                 name: script.name.clone(),
                 sha256: ContentHash::of(&content),
                 content,
+            });
+        }
+        for (path, link) in &meta.links {
+            snapshot.links.push(RecordedLink {
+                path: NodePath::parse(path).map_err(|err| corrupt(err.to_string()))?,
+                target: link.target.clone(),
+                managed: link.managed,
+            });
+        }
+        for (path, dir) in &meta.dirs {
+            snapshot.dirs.push(RecordedDir {
+                path: NodePath::parse(path).map_err(|err| corrupt(err.to_string()))?,
+                mode: dir.mode,
+                owner: dir.owner.clone(),
+                group: dir.group.clone(),
             });
         }
         snapshot.normalize();

@@ -27,7 +27,7 @@
 //!         group: "root".into(),
 //!         managed: true,
 //!     }],
-//!     scripts: vec![],
+//!     ..Snapshot::default()
 //! };
 //! let event = Event {
 //!     kind: EventKind::Push,

@@ -18,6 +18,28 @@ pub(crate) struct NodeMeta {
     pub files: BTreeMap<String, FileMeta>,
     #[serde(default)]
     pub scripts: Vec<ScriptMeta>,
+    /// Symbolic links by path on the node (git symlinks under `files/` too).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub links: BTreeMap<String, LinkMeta>,
+    /// Managed folders by path on the node.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub dirs: BTreeMap<String, DirMeta>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LinkMeta {
+    pub target: String,
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub managed: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DirMeta {
+    pub mode: Mode,
+    pub owner: String,
+    pub group: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

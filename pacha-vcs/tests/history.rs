@@ -3,7 +3,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pacha_core::{
-    ContentHash, Event, EventKind, History, HistoryError, Mode, NodePath, RecordedFile, RecordedScript, Snapshot, Stage,
+    ContentHash, Event, EventKind, History, HistoryError, Mode, NodePath, RecordedDir, RecordedFile, RecordedLink,
+    RecordedScript, Snapshot, Stage,
 };
 use pacha_vcs::{Author, GitHistory};
 
@@ -34,6 +35,17 @@ fn snapshot(version: &str) -> Snapshot {
             name: "10-reload".into(),
             content: Arc::from(&b"#!/bin/sh\necho reload\n"[..]),
             sha256: ContentHash::of(b"#!/bin/sh\necho reload\n"),
+        }],
+        links: vec![RecordedLink {
+            path: NodePath::parse("/etc/systemd/system/multi-user.target.wants/app.service").unwrap(),
+            target: format!("../app-{version}.service"),
+            managed: true,
+        }],
+        dirs: vec![RecordedDir {
+            path: NodePath::parse("/srv/cache").unwrap(),
+            mode: Mode::parse("2770").unwrap(),
+            owner: "www-data".into(),
+            group: "adm".into(),
         }],
     };
     snapshot.normalize();
@@ -151,6 +163,15 @@ fn plain_git_reads_the_history() {
         meta.contains("/usr/local/bin/tool:") && meta.contains("mode: '4755'"),
         "{meta}"
     );
+    let links = git(
+        tmp.path(),
+        &[
+            "ls-tree",
+            "main",
+            "web1/files/etc/systemd/system/multi-user.target.wants/",
+        ],
+    );
+    assert!(links.starts_with("120000 blob"), "a link is a git symlink: {links}");
     git(tmp.path(), &["fsck", "--strict"]);
 }
 

@@ -33,7 +33,7 @@ pub(crate) fn unified_diff(plan: &Plan, change: &Change, planned: &[u8]) -> Stri
     }
 }
 
-fn change_line(change: &Change, style: Style) -> String {
+fn change_line(plan: &Plan, change: &Change, style: Style) -> String {
     let mut details = Vec::new();
     if let Some((from, to)) = &change.mode {
         details.push(format!("mode {from} -> {to}"));
@@ -50,13 +50,20 @@ fn change_line(change: &Change, style: Style) -> String {
         ChangeKind::Attributes => style.yellow("attrs  "),
         ChangeKind::ReplaceSymlink => style.yellow("replace symlink"),
         ChangeKind::Remove => style.red("remove "),
+        ChangeKind::Link => style.green("link   "),
+        ChangeKind::Directory => style.green("dir    "),
     };
     let details = if details.is_empty() {
         String::new()
     } else {
         format!(" ({})", details.join(", "))
     };
-    format!("  {kind} {}{details}", change.destination)
+    let target = plan
+        .links
+        .iter()
+        .find(|link| change.kind == ChangeKind::Link && link.path == change.destination)
+        .map_or_else(String::new, |link| format!(" -> {}", link.target));
+    format!("  {kind} {}{target}{details}", change.destination)
 }
 
 fn plural(count: usize, word: &str) -> String {
@@ -104,9 +111,12 @@ pub(crate) fn print_report(out: &mut Output, plan: &Plan, report: &NodeReport, d
         ))?;
     }
     for change in &report.changes {
-        out.line(change_line(change, style))?;
+        out.line(change_line(plan, change, style))?;
         if diffs
-            && !matches!(change.kind, ChangeKind::Attributes | ChangeKind::Remove)
+            && matches!(
+                change.kind,
+                ChangeKind::Create | ChangeKind::Update | ChangeKind::ReplaceSymlink
+            )
             && let Some(file) = plan.files.iter().find(|file| file.destination == change.destination)
         {
             for line in unified_diff(plan, change, &file.content).lines() {

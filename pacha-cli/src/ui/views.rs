@@ -114,7 +114,12 @@ impl<'a> ReportView<'a> {
                     diff: diffs
                         .then(|| plan.files.iter().find(|file| file.destination == change.destination))
                         .flatten()
-                        .filter(|_| !matches!(change.kind, ChangeKind::Attributes | ChangeKind::Remove))
+                        .filter(|_| {
+                            matches!(
+                                change.kind,
+                                ChangeKind::Create | ChangeKind::Update | ChangeKind::ReplaceSymlink
+                            )
+                        })
                         .map(|file| unified_diff(plan, change, &file.content)),
                 })
                 .collect(),

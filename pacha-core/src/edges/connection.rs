@@ -8,7 +8,7 @@ use std::sync::Arc;
 use crate::model::hash::ContentHash;
 use crate::model::mode::Mode;
 use crate::model::path::NodePath;
-use crate::model::plan::PlannedScript;
+use crate::model::plan::{PlannedDir, PlannedScript};
 use crate::model::target::Target;
 
 /// What a path on a node is right now.
@@ -170,6 +170,10 @@ pub struct Apply<'a> {
     pub remove: &'a [NodePath],
     /// Folders to remove when they are empty (`absent:` paths that are folders).
     pub remove_dirs: &'a [NodePath],
+    /// Symbolic links to create or point again (path and target), each placed atomically.
+    pub links: &'a [(NodePath, String)],
+    /// Folders to create, or whose owner, group and mode to correct.
+    pub dirs: &'a [PlannedDir],
     /// The node's journal after this apply: what pacha manages there. Stored before anything
     /// is renamed, so a placement the history misses is found by the next inspect.
     pub journal: &'a [u8],

@@ -42,6 +42,10 @@ pub enum ChangeKind {
     ReplaceSymlink,
     /// pacha placed it and the plan no longer has it, or it must be absent: it goes.
     Remove,
+    /// A managed symbolic link is created or pointed at its target again.
+    Link,
+    /// A managed folder is created, or its owner, group or mode corrected.
+    Directory,
 }
 
 impl ChangeKind {
@@ -53,6 +57,8 @@ impl ChangeKind {
             ChangeKind::Attributes => "attributes",
             ChangeKind::ReplaceSymlink => "replace-symlink",
             ChangeKind::Remove => "remove",
+            ChangeKind::Link => "link",
+            ChangeKind::Directory => "directory",
         }
     }
 }

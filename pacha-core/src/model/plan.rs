@@ -35,6 +35,32 @@ pub struct PlannedFile {
     pub sha256: ContentHash,
 }
 
+/// A symbolic link a node should have (`links:` in `app.yaml`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlannedLink {
+    /// Where the link is, as the node sees it.
+    pub path: NodePath,
+    /// What it points at, written as it is (absolute or relative).
+    pub target: String,
+    /// The app it belongs to.
+    pub app: String,
+}
+
+/// A folder a node should have, with its owner and mode (`dirs:` in `app.yaml`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlannedDir {
+    /// The folder, as the node sees it.
+    pub path: NodePath,
+    /// The owner to set; `None` leaves the connecting user's.
+    pub owner: Option<String>,
+    /// The group to set; `None` leaves the connecting user's.
+    pub group: Option<String>,
+    /// Its permission bits.
+    pub mode: Mode,
+    /// The app it belongs to.
+    pub app: String,
+}
+
 /// When a script runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -105,6 +131,12 @@ pub struct Plan {
     /// the node sees them; a push removes them when present (a folder only when empty).
     #[serde(default)]
     pub absent: Vec<NodePath>,
+    /// Managed symbolic links, sorted by path.
+    #[serde(default)]
+    pub links: Vec<PlannedLink>,
+    /// Managed folders, sorted by path.
+    #[serde(default)]
+    pub dirs: Vec<PlannedDir>,
 }
 
 impl Plan {

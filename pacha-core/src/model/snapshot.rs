@@ -37,6 +37,31 @@ fn managed_default() -> bool {
     true
 }
 
+/// A symbolic link as recorded (a git symlink in the history).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordedLink {
+    /// The path on the node.
+    pub path: NodePath,
+    /// Its target, as written.
+    pub target: String,
+    /// Whether pacha placed it (`links:`), or only captured it.
+    #[serde(default = "managed_default")]
+    pub managed: bool,
+}
+
+/// A managed folder as recorded (in `meta.yaml`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordedDir {
+    /// The path on the node.
+    pub path: NodePath,
+    /// Its permission bits.
+    pub mode: Mode,
+    /// The owner, as the node reported it.
+    pub owner: String,
+    /// The group, as the node reported it.
+    pub group: String,
+}
+
 /// One script as recorded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordedScript {
@@ -60,6 +85,12 @@ pub struct Snapshot {
     pub files: Vec<RecordedFile>,
     /// Pre scripts then post scripts, in run order.
     pub scripts: Vec<RecordedScript>,
+    /// Symbolic links, sorted by path.
+    #[serde(default)]
+    pub links: Vec<RecordedLink>,
+    /// Managed folders, sorted by path.
+    #[serde(default)]
+    pub dirs: Vec<RecordedDir>,
 }
 
 impl Snapshot {
@@ -77,6 +108,24 @@ impl Snapshot {
         self.files.reverse();
         self.files.dedup_by(|a, b| a.path == b.path);
         self.files.reverse();
+        self.links.sort_by(|a, b| a.path.cmp(&b.path));
+        self.links.reverse();
+        self.links.dedup_by(|a, b| a.path == b.path);
+        self.links.reverse();
+        self.dirs.sort_by(|a, b| a.path.cmp(&b.path));
+        self.dirs.reverse();
+        self.dirs.dedup_by(|a, b| a.path == b.path);
+        self.dirs.reverse();
+    }
+
+    /// The recorded link at `path`.
+    pub fn link(&self, path: &NodePath) -> Option<&RecordedLink> {
+        self.links.iter().find(|link| &link.path == path)
+    }
+
+    /// The recorded folder at `path`.
+    pub fn dir(&self, path: &NodePath) -> Option<&RecordedDir> {
+        self.dirs.iter().find(|dir| &dir.path == path)
     }
 
     /// Checks that every content matches its hash (a snapshot received over the wire).
@@ -110,7 +159,28 @@ impl Snapshot {
                 changed.push(file.path.clone());
             }
         }
+        for link in &self.links {
+            if other.link(&link.path).is_none_or(|theirs| theirs.target != link.target) {
+                changed.push(link.path.clone());
+            }
+        }
+        for link in &other.links {
+            if self.link(&link.path).is_none() {
+                changed.push(link.path.clone());
+            }
+        }
+        for dir in &self.dirs {
+            if other.dir(&dir.path) != Some(dir) {
+                changed.push(dir.path.clone());
+            }
+        }
+        for dir in &other.dirs {
+            if self.dir(&dir.path).is_none() {
+                changed.push(dir.path.clone());
+            }
+        }
         changed.sort();
+        changed.dedup();
         changed
     }
 }

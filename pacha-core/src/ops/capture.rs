@@ -6,7 +6,7 @@ use crate::edges::connection::{Connection, Connector, Inspect, LiveFile, Transpo
 use crate::edges::history::History;
 use crate::error::EngineError;
 use crate::model::path::NodePath;
-use crate::model::snapshot::{Entry, Event, EventKind, RecordedFile, Snapshot};
+use crate::model::snapshot::{Entry, Event, EventKind, RecordedFile, RecordedLink, Snapshot};
 use crate::model::target::Target;
 use crate::model::track::Track;
 use crate::ops::record::latest_snapshot;
@@ -60,6 +60,7 @@ pub(crate) fn capture(
     let result = (|| -> Result<Captured, EngineError> {
         let mut paths: Vec<NodePath> = if only.is_empty() {
             let mut paths: Vec<NodePath> = old.files.iter().map(|file| file.path.clone()).collect();
+            paths.extend(old.links.iter().map(|link| link.path.clone()));
             paths.extend(tracked_files(connection.as_mut(), track).map_err(EngineError::transport(node, "capturing"))?);
             paths
         } else {
@@ -85,6 +86,13 @@ pub(crate) fn capture(
                 .cloned()
                 .collect()
         };
+        // Links are recorded as links: those not looked at again stay as recorded.
+        let mut links: Vec<RecordedLink> = old
+            .links
+            .iter()
+            .filter(|link| !paths.contains(&link.path))
+            .cloned()
+            .collect();
         for ((path, live), content) in paths.iter().zip(&inspection.files).zip(&inspection.contents) {
             match (live, content) {
                 (LiveFile::File(stat), Some(content)) => files.push(RecordedFile {
@@ -97,10 +105,11 @@ pub(crate) fn capture(
                     managed: old.file(path).is_some_and(|recorded| recorded.managed),
                 }),
                 (LiveFile::Unreadable, _) => captured.skipped.push((path.clone(), "not readable".to_owned())),
-                (LiveFile::Symlink(target), _) => captured.skipped.push((
-                    path.clone(),
-                    format!("a symlink (to {target}); links are not recorded yet"),
-                )),
+                (LiveFile::Symlink(target), _) => links.push(RecordedLink {
+                    path: path.clone(),
+                    target: target.clone(),
+                    managed: old.link(path).is_some_and(|recorded| recorded.managed),
+                }),
                 (LiveFile::Directory(_), _) => captured.skipped.push((path.clone(), "a folder".to_owned())),
                 (LiveFile::Other, _) => captured.skipped.push((path.clone(), "a special file".to_owned())),
                 (LiveFile::Missing, _) => {}
@@ -116,6 +125,8 @@ pub(crate) fn capture(
         let mut snapshot = Snapshot {
             files,
             scripts: old.scripts.clone(),
+            links,
+            dirs: old.dirs.clone(),
         };
         snapshot.normalize();
         captured.changed = snapshot.differences(&old);

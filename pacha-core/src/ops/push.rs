@@ -14,8 +14,8 @@ use crate::edges::connection::{
 use crate::edges::history::HistoryError;
 use crate::edges::report::{Change, ChangeKind, NodeError, NodeReport, Outcome, Reporter};
 use crate::model::path::NodePath;
-use crate::model::plan::{Plan, PlannedFile, PlannedScript, Stage};
-use crate::model::snapshot::{Entry, RecordedFile, Snapshot};
+use crate::model::plan::{Plan, PlannedDir, PlannedFile, PlannedScript, Stage};
+use crate::model::snapshot::{Entry, RecordedDir, RecordedFile, RecordedLink, Snapshot};
 use crate::ops::journal::{self, Journal};
 
 /// How to push (and roll back, rebuild, pull: they place files the same way).
@@ -283,19 +283,50 @@ fn node_steps(
     let previous = previous.as_ref();
     let candidates = removal_candidates(plan, previous);
     report.timings.inspect = clock.elapsed();
-    let (planned, leaving) = inspection.files.split_at(plan.files.len());
-    if let Some((file, _)) = plan
+    let (planned, rest) = inspection.files.split_at(plan.files.len());
+    let (live_links, rest) = rest.split_at(plan.links.len());
+    let (live_dirs, leaving) = rest.split_at(plan.dirs.len());
+    let blocked = plan
         .files
         .iter()
         .zip(planned)
         .find(|(_, live)| matches!(live, LiveFile::Other | LiveFile::Directory(_)))
-    {
-        report.fail(NodeError::NotAFile {
-            path: file.destination.clone(),
+        .map(|(file, _)| &file.destination)
+        .or_else(|| {
+            plan.links
+                .iter()
+                .zip(live_links)
+                .find(|(_, live)| matches!(live, LiveFile::Other | LiveFile::Directory(_)))
+                .map(|(link, _)| &link.path)
+        })
+        .or_else(|| {
+            plan.dirs
+                .iter()
+                .zip(live_dirs)
+                .find(|(_, live)| !matches!(live, LiveFile::Missing | LiveFile::Directory(_)))
+                .map(|(dir, _)| &dir.path)
         });
+    if let Some(path) = blocked {
+        report.fail(NodeError::NotAFile { path: path.clone() });
         return Ok(());
     }
     report.changes = changes(plan, planned);
+    let links = link_changes(plan, live_links);
+    let dirs = dir_changes(plan, live_dirs);
+    report.changes.extend(links.iter().map(|(path, _)| Change {
+        destination: path.clone(),
+        kind: ChangeKind::Link,
+        mode: None,
+        owner: None,
+        group: None,
+        before: None,
+    }));
+    report.changes.extend(dirs.iter().map(|(dir, change)| Change {
+        destination: dir.path.clone(),
+        kind: ChangeKind::Directory,
+        ..change.clone()
+    }));
+    let dirs: Vec<PlannedDir> = dirs.into_iter().map(|(dir, _)| dir.clone()).collect();
     let removal = removals(&candidates, leaving, options.force);
     report
         .changes
@@ -320,7 +351,7 @@ fn node_steps(
         return Ok(());
     }
     let placements = placements(plan, &report.changes, options.force);
-    let removing = !removal.files.is_empty() || !removal.dirs.is_empty();
+    let removing = !removal.files.is_empty() || !removal.dirs.is_empty() || !links.is_empty() || !dirs.is_empty();
     if placements.is_empty() && !removing && report.pending_post.is_none() && !options.force {
         report.outcome = Outcome::Unchanged;
         return Ok(());
@@ -328,38 +359,114 @@ fn node_steps(
     reporter.step(&plan.node, "apply");
     let clock = Instant::now();
     let journal = journal::encode(&journal_after(plan, previous, &removal));
-    let applied = apply_placements(
-        plan,
-        connection,
-        &placements,
-        &removal,
-        &journal,
-        report.pending_post.as_deref(),
-        options.force,
-    )?;
+    let work = Work {
+        placements: &placements,
+        links: &links,
+        dirs: &dirs,
+        removal: &removal,
+        journal: &journal,
+    };
+    let applied = apply_placements(plan, connection, &work, report.pending_post.as_deref(), options.force)?;
     report.timings.apply = clock.elapsed();
     take_applied(plan, &placements, applied, report);
     Ok(())
 }
 
-/// A path that may have to go: one pacha placed before (with how it recorded it) that the plan
-/// no longer has, or one the plan says must be absent (`None`).
-type Candidate<'a> = (NodePath, Option<&'a RecordedFile>);
+/// What a path that may have to go was: a file, link or folder pacha placed before (as it
+/// recorded it) that the plan no longer has, or a path the plan says must be absent.
+#[derive(Debug, Clone, Copy)]
+enum Was<'a> {
+    File(&'a RecordedFile),
+    Link(&'a RecordedLink),
+    Dir,
+    Absent,
+}
+
+type Candidate<'a> = (NodePath, Was<'a>);
 
 fn removal_candidates<'a>(plan: &Plan, previous: Option<&'a Snapshot>) -> Vec<Candidate<'a>> {
-    let planned = |path: &NodePath| plan.files.binary_search_by(|file| file.destination.cmp(path)).is_ok();
-    let mut candidates: Vec<Candidate<'a>> = previous
-        .into_iter()
-        .flat_map(|snapshot| &snapshot.files)
-        .filter(|file| file.managed && !planned(&file.path))
-        .map(|file| (file.path.clone(), Some(file)))
-        .collect();
+    let planned = |path: &NodePath| {
+        plan.files.binary_search_by(|file| file.destination.cmp(path)).is_ok()
+            || plan.links.iter().any(|link| &link.path == path)
+            || plan.dirs.iter().any(|dir| &dir.path == path)
+    };
+    let mut candidates: Vec<Candidate<'a>> = Vec::new();
+    if let Some(snapshot) = previous {
+        for file in snapshot
+            .files
+            .iter()
+            .filter(|file| file.managed && !planned(&file.path))
+        {
+            candidates.push((file.path.clone(), Was::File(file)));
+        }
+        for link in snapshot
+            .links
+            .iter()
+            .filter(|link| link.managed && !planned(&link.path))
+        {
+            candidates.push((link.path.clone(), Was::Link(link)));
+        }
+        // Deepest first, so a folder inside another goes before it.
+        let mut dirs: Vec<&RecordedDir> = snapshot.dirs.iter().filter(|dir| !planned(&dir.path)).collect();
+        dirs.sort_by(|a, b| b.path.cmp(&a.path));
+        for dir in dirs {
+            candidates.push((dir.path.clone(), Was::Dir));
+        }
+    }
     for path in &plan.absent {
         if !planned(path) && !candidates.iter().any(|(candidate, _)| candidate == path) {
-            candidates.push((path.clone(), None));
+            candidates.push((path.clone(), Was::Absent));
         }
     }
     candidates
+}
+
+/// The planned links that are missing or point elsewhere, with their targets.
+fn link_changes(plan: &Plan, live: &[LiveFile]) -> Vec<(NodePath, String)> {
+    plan.links
+        .iter()
+        .zip(live)
+        .filter(|(link, live)| !matches!(live, LiveFile::Symlink(target) if *target == link.target))
+        .map(|(link, _)| (link.path.clone(), link.target.clone()))
+        .collect()
+}
+
+/// The planned folders that are missing or whose owner, group or mode differ, with what
+/// differs.
+fn dir_changes<'a>(plan: &'a Plan, live: &[LiveFile]) -> Vec<(&'a PlannedDir, Change)> {
+    let mut changes = Vec::new();
+    for (dir, live) in plan.dirs.iter().zip(live) {
+        let mut change = Change {
+            destination: dir.path.clone(),
+            kind: ChangeKind::Directory,
+            mode: None,
+            owner: None,
+            group: None,
+            before: None,
+        };
+        if let LiveFile::Directory(stat) = live {
+            if stat.mode != dir.mode {
+                change.mode = Some((stat.mode, dir.mode));
+            }
+            if let Some(owner) = &dir.owner
+                && stat.owner != *owner
+                && stat.uid.to_string() != *owner
+            {
+                change.owner = Some((stat.owner.clone(), owner.clone()));
+            }
+            if let Some(group) = &dir.group
+                && stat.group != *group
+                && stat.gid.to_string() != *group
+            {
+                change.group = Some((stat.group.clone(), group.clone()));
+            }
+            if change.mode.is_none() && change.owner.is_none() && change.group.is_none() {
+                continue;
+            }
+        }
+        changes.push((dir, change));
+    }
+    changes
 }
 
 /// What a push removes, and what it keeps with why.
@@ -375,17 +482,28 @@ pub(crate) struct Removal {
 /// folder only when empty).
 fn removals(candidates: &[Candidate<'_>], live: &[LiveFile], force: bool) -> Removal {
     let mut removal = Removal::default();
-    for ((path, recorded), live) in candidates.iter().zip(live) {
-        match (recorded, live) {
-            (_, LiveFile::Missing) => {
-                // Gone already: the history forgets it with this push.
-                if recorded.is_some() {
+    for ((path, was), live) in candidates.iter().zip(live) {
+        match (was, live) {
+            (Was::Absent, LiveFile::Missing) => {}
+            // Gone already: the history forgets it with this push.
+            (_, LiveFile::Missing) => removal.files.push(path.clone()),
+            (Was::Absent | Was::Dir, LiveFile::Directory(_)) => removal.dirs.push(path.clone()),
+            (Was::Dir, _) => removal.kept.push((path.clone(), "no longer a folder".to_owned())),
+            (Was::Link(recorded), LiveFile::Symlink(target)) => {
+                if force || *target == recorded.target {
                     removal.files.push(path.clone());
+                } else {
+                    removal.kept.push((
+                        path.clone(),
+                        "pointed elsewhere by hand since pacha placed it (--force removes it)".to_owned(),
+                    ));
                 }
             }
-            (None, LiveFile::Directory(_)) => removal.dirs.push(path.clone()),
-            (None, _) | (Some(_), LiveFile::Symlink(_)) => removal.files.push(path.clone()),
-            (Some(recorded), LiveFile::File(stat)) => {
+            (Was::Link(_), _) => removal
+                .kept
+                .push((path.clone(), "no longer the link pacha placed".to_owned())),
+            (Was::Absent, _) | (Was::File(_), LiveFile::Symlink(_)) => removal.files.push(path.clone()),
+            (Was::File(recorded), LiveFile::File(stat)) => {
                 if force || (stat.sha256 == recorded.sha256 && stat.mode == recorded.mode) {
                     removal.files.push(path.clone());
                 } else {
@@ -395,8 +513,8 @@ fn removals(candidates: &[Candidate<'_>], live: &[LiveFile], force: bool) -> Rem
                     ));
                 }
             }
-            (Some(_), LiveFile::Unreadable) => removal.kept.push((path.clone(), "not readable".to_owned())),
-            (Some(_), LiveFile::Other | LiveFile::Directory(_)) => removal
+            (Was::File(_), LiveFile::Unreadable) => removal.kept.push((path.clone(), "not readable".to_owned())),
+            (Was::File(_), LiveFile::Other | LiveFile::Directory(_)) => removal
                 .kept
                 .push((path.clone(), "a folder or special file stands there now".to_owned())),
         }
@@ -436,6 +554,8 @@ fn found_snapshot(
     let mut found = Snapshot {
         files: Vec::new(),
         scripts: previous.map(|previous| previous.scripts.clone()).unwrap_or_default(),
+        links: previous.map(|previous| previous.links.clone()).unwrap_or_default(),
+        dirs: previous.map(|previous| previous.dirs.clone()).unwrap_or_default(),
     };
     for ((path, live), content) in paths.iter().zip(&inspection.files).zip(inspection.contents) {
         if let (LiveFile::File(stat), Some(content)) = (live, content) {
@@ -468,6 +588,8 @@ fn inspect_plan(
     lock: Option<&str>,
 ) -> Result<Inspection, TransportError> {
     let mut paths: Vec<NodePath> = plan.files.iter().map(|file| file.destination.clone()).collect();
+    paths.extend(plan.links.iter().map(|link| link.path.clone()));
+    paths.extend(plan.dirs.iter().map(|dir| dir.path.clone()));
     paths.extend(candidates.iter().map(|(path, _)| path.clone()));
     let inspection = connection.inspect(&Inspect {
         paths: &paths,
@@ -503,16 +625,30 @@ fn placements(plan: &Plan, changes: &[Change], force: bool) -> Vec<Placement> {
 
 /// Runs pre scripts (when something is placed or removed), places, removes, runs post scripts,
 /// in one exchange.
+/// What one apply changes on a node.
+struct Work<'a> {
+    placements: &'a [Placement],
+    links: &'a [(NodePath, String)],
+    dirs: &'a [PlannedDir],
+    removal: &'a Removal,
+    journal: &'a [u8],
+}
+
 fn apply_placements(
     plan: &Plan,
     connection: &mut dyn Connection,
-    placements: &[Placement],
-    removal: &Removal,
-    journal: &[u8],
+    work: &Work<'_>,
     pending_post: Option<&[NodePath]>,
     force: bool,
 ) -> Result<Applied, TransportError> {
-    let removing = !removal.files.is_empty() || !removal.dirs.is_empty();
+    let Work {
+        placements,
+        links,
+        dirs,
+        removal,
+        journal,
+    } = *work;
+    let removing = !removal.files.is_empty() || !removal.dirs.is_empty() || !links.is_empty() || !dirs.is_empty();
     let pre: Vec<&PlannedScript> = if placements.is_empty() && !removing && !force {
         Vec::new()
     } else {
@@ -520,6 +656,8 @@ fn apply_placements(
     };
     let post: Vec<&PlannedScript> = plan.scripts(Stage::Post).collect();
     let mut changed: Vec<NodePath> = placements.iter().map(|file| file.destination.clone()).collect();
+    changed.extend(links.iter().map(|(path, _)| path.clone()));
+    changed.extend(dirs.iter().map(|dir| dir.path.clone()));
     for path in pending_post.into_iter().flatten() {
         if !changed.contains(path) {
             changed.push(path.clone());
@@ -534,6 +672,8 @@ fn apply_placements(
         changed: &changed,
         remove: &removal.files,
         remove_dirs: &removal.dirs,
+        links,
+        dirs,
         journal,
     })
 }

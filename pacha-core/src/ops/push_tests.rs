@@ -54,6 +54,8 @@ fn plan(node: &str, files: &[(&str, &str)]) -> Plan {
         scripts: vec![script(Stage::Pre, "10-pre"), script(Stage::Post, "10-post")],
         secrets: Vec::new(),
         absent: Vec::new(),
+        links: Vec::new(),
+        dirs: Vec::new(),
     }
 }
 

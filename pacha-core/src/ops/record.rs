@@ -7,7 +7,9 @@ use crate::edges::history::{History, HistoryError};
 use crate::edges::report::{NodeReport, Outcome};
 use crate::model::path::NodePath;
 use crate::model::plan::Plan;
-use crate::model::snapshot::{Entry, Event, EventKind, RecordedFile, RecordedScript, Snapshot};
+use crate::model::snapshot::{
+    Entry, Event, EventKind, RecordedDir, RecordedFile, RecordedLink, RecordedScript, Snapshot,
+};
 use crate::model::track::Track;
 
 fn recorded_scripts(plan: &Plan) -> Vec<RecordedScript> {
@@ -59,10 +61,31 @@ pub(crate) fn pushed_snapshot(
     let mut snapshot = Snapshot {
         files,
         scripts: recorded_scripts(plan),
+        links: plan
+            .links
+            .iter()
+            .map(|link| RecordedLink {
+                path: link.path.clone(),
+                target: link.target.clone(),
+                managed: true,
+            })
+            .collect(),
+        dirs: plan
+            .dirs
+            .iter()
+            .map(|dir| RecordedDir {
+                path: dir.path.clone(),
+                mode: dir.mode,
+                owner: dir.owner.clone().unwrap_or_default(),
+                group: dir.group.clone().unwrap_or_default(),
+            })
+            .collect(),
     };
     if let Some(previous) = previous {
         for (path, _) in &report.kept {
             snapshot.files.extend(previous.file(path).cloned());
+            snapshot.links.extend(previous.link(path).cloned());
+            snapshot.dirs.extend(previous.dir(path).cloned());
         }
         keep_tracked(&mut snapshot, previous, track);
     }
@@ -77,6 +100,11 @@ fn keep_tracked(snapshot: &mut Snapshot, previous: &Snapshot, track: &Track) {
         let held = snapshot.files.iter().any(|held| held.path == file.path);
         if !held && !file.managed && track.matches(&file.path) {
             snapshot.files.push(file.clone());
+        }
+    }
+    for link in &previous.links {
+        if snapshot.link(&link.path).is_none() && !link.managed && track.matches(&link.path) {
+            snapshot.links.push(link.clone());
         }
     }
     snapshot.normalize();

@@ -5,7 +5,7 @@ use crate::edges::connection::Connector;
 use crate::edges::history::{History, HistoryError};
 use crate::edges::report::{NodeError, NodeReport, Outcome, Reporter};
 use crate::model::mode::Mode;
-use crate::model::plan::{Plan, PlannedFile, PlannedScript};
+use crate::model::plan::{Plan, PlannedDir, PlannedFile, PlannedLink, PlannedScript};
 use crate::model::snapshot::{Entry, Event, EventKind, Snapshot};
 use crate::model::target::Target;
 use crate::model::track::Track;
@@ -48,6 +48,26 @@ pub(crate) fn snapshot_plan(node: &str, state: &str, target: Target, snapshot: &
             .collect(),
         secrets: Vec::new(),
         absent: Vec::new(),
+        links: snapshot
+            .links
+            .iter()
+            .map(|link| PlannedLink {
+                path: link.path.clone(),
+                target: link.target.clone(),
+                app: "history".to_owned(),
+            })
+            .collect(),
+        dirs: snapshot
+            .dirs
+            .iter()
+            .map(|dir| PlannedDir {
+                path: dir.path.clone(),
+                owner: (!dir.owner.is_empty()).then(|| dir.owner.clone()),
+                group: (!dir.group.is_empty()).then(|| dir.group.clone()),
+                mode: dir.mode,
+                app: "history".to_owned(),
+            })
+            .collect(),
     }
 }
 

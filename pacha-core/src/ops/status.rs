@@ -82,7 +82,10 @@ pub(crate) fn status(
         return Ok(status);
     };
     let snapshot = history.snapshot(node, &latest.revision)?;
-    let paths: Vec<NodePath> = snapshot.files.iter().map(|file| file.path.clone()).collect();
+    let mut paths: Vec<NodePath> = snapshot.files.iter().map(|file| file.path.clone()).collect();
+    let files = paths.len();
+    paths.extend(snapshot.links.iter().map(|link| link.path.clone()));
+    paths.extend(snapshot.dirs.iter().map(|dir| dir.path.clone()));
     let failed = EngineError::transport(node, "checking");
     let mut connection = match connector.connect(node, target) {
         Ok(connection) => connection,
@@ -92,7 +95,7 @@ pub(crate) fn status(
     let inspection = tracked.and_then(|tracked| {
         let new: Vec<NodePath> = tracked
             .into_iter()
-            .filter(|path| snapshot.file(path).is_none())
+            .filter(|path| snapshot.file(path).is_none() && snapshot.link(path).is_none())
             .collect();
         let mut all = paths.clone();
         all.extend(new.iter().cloned());
@@ -109,12 +112,52 @@ pub(crate) fn status(
         .and_then(|inspection| closed.map(|()| inspection))
         .map_err(failed)?;
     for (path, live) in new.iter().zip(inspection.files.iter().skip(paths.len())) {
-        if matches!(live, LiveFile::File(_) | LiveFile::Unreadable) {
+        if matches!(live, LiveFile::File(_) | LiveFile::Unreadable | LiveFile::Symlink(_)) {
             status.drift.push(Drift {
                 path: path.clone(),
                 what: "new (matches a track glob)".to_owned(),
             });
         }
+    }
+    let (_, rest) = inspection.files.split_at(files.min(inspection.files.len()));
+    let (live_links, live_dirs) = rest.split_at(snapshot.links.len().min(rest.len()));
+    for (link, live) in snapshot.links.iter().zip(live_links) {
+        let what = match live {
+            LiveFile::Symlink(target) if *target == link.target => continue,
+            LiveFile::Symlink(target) => format!("points to {target}, not {}", link.target),
+            LiveFile::Missing => "missing".to_owned(),
+            _ => "replaced by something that is not a link".to_owned(),
+        };
+        status.drift.push(Drift {
+            path: link.path.clone(),
+            what,
+        });
+    }
+    for (dir, live) in snapshot.dirs.iter().zip(live_dirs) {
+        let what = match live {
+            LiveFile::Directory(stat) => {
+                let mut what = Vec::new();
+                if stat.mode != dir.mode {
+                    what.push(format!("mode {} -> {}", dir.mode, stat.mode));
+                }
+                if !dir.owner.is_empty() && stat.recorded_owner() != dir.owner && stat.uid.to_string() != dir.owner {
+                    what.push(format!("owner {} -> {}", dir.owner, stat.owner));
+                }
+                if !dir.group.is_empty() && stat.recorded_group() != dir.group && stat.gid.to_string() != dir.group {
+                    what.push(format!("group {} -> {}", dir.group, stat.group));
+                }
+                if what.is_empty() {
+                    continue;
+                }
+                what.join(", ")
+            }
+            LiveFile::Missing => "missing".to_owned(),
+            _ => "replaced by something that is not a folder".to_owned(),
+        };
+        status.drift.push(Drift {
+            path: dir.path.clone(),
+            what,
+        });
     }
     for (recorded, live) in snapshot.files.iter().zip(&inspection.files) {
         if let Some(what) = drift_of(recorded, live) {
