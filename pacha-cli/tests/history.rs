@@ -342,10 +342,10 @@ fn a_push_removes_what_the_plan_dropped_and_what_must_be_absent() {
     let (code, diff, _) = master.run(&["diff", "web1", "production"]);
     assert_eq!(code, 2, "{diff}");
     for line in [
-        "remove  /etc/app/extra.conf",
-        "remove  /etc/app/default-site",
-        "remove  /etc/app/conf.d",
-        "update  /etc/app/app.conf",
+        "remove /etc/app/extra.conf",
+        "remove /etc/app/default-site",
+        "remove /etc/app/conf.d",
+        "update /etc/app/app.conf",
     ] {
         assert!(diff.contains(line), "{line:?} in {diff}");
     }
@@ -512,10 +512,10 @@ fn links_and_folders_are_placed_recorded_rolled_back_and_removed() {
     let (code, diff, stderr) = master.run(&["diff", "web1", "production"]);
     assert_eq!(code, 2, "{diff}{stderr}");
     assert!(
-        diff.contains("link    /etc/localtime -> /usr/share/zoneinfo/Europe/Paris"),
+        diff.contains("link /etc/localtime -> /usr/share/zoneinfo/Europe/Paris"),
         "{diff}"
     );
-    assert!(diff.contains("dir     /etc/app/cache"), "{diff}");
+    assert!(diff.contains("dir /etc/app/cache"), "{diff}");
 
     let (code, stdout, stderr) = master.run(&["push", "web1", "production", "--json"]);
     assert_eq!(code, 0, "{stdout}{stderr}");
@@ -582,4 +582,52 @@ fn links_and_folders_are_placed_recorded_rolled_back_and_removed() {
     );
     let (code, status, _) = master.run(&["status", "web1"]);
     assert_eq!(code, 0, "in sync after the rollback: {status}");
+}
+
+#[test]
+fn a_forced_push_and_a_changed_script_are_recorded_and_a_tracked_link_is_captured_as_a_link() {
+    let master = SshMaster::new(&["web1"]);
+    master.add_to_node("web1", "track: [\"/etc/extra/*\"]\n");
+    let (code, _, stderr) = master.run(&["push", "web1", "production"]);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, _, stderr) = master.run(&["push", "web1", "production", "--force"]);
+    assert_eq!(code, 0, "{stderr}");
+    let (_, log, _) = master.run(&["log", "web1"]);
+    assert!(log.contains("push web1 production (forced): 2 files changed"), "{log}");
+
+    master.write(
+        "scripts/post/reload/10-reload",
+        "#!/bin/sh\necho \"reloaded again $PACHA_NODE\"\n",
+    );
+    let (code, stdout, stderr) = master.run(&["push", "web1", "production", "--json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let report = &json(&stdout)["nodes"][0];
+    assert_eq!(report["outcome"], "unchanged");
+    let latest = report["recorded"]
+        .as_str()
+        .expect("a changed script is recorded")
+        .to_owned();
+    let (code, stdout, _) = master.run(&["show", "web1", &latest, "--json"]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        json(&stdout)["entry"]["summary"],
+        "push web1 production: 0 files changed"
+    );
+
+    fs::create_dir_all(master.root("web1").join("etc/extra")).unwrap();
+    std::os::unix::fs::symlink("../motd", master.root("web1").join("etc/extra/alias")).unwrap();
+    let (code, stdout, stderr) = master.run(&["capture", "web1"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let (_, shown, _) = master.run(&["show", "web1", "--json"]);
+    let links = &json(&shown)["links"];
+    assert_eq!(links[0]["path"], "/etc/extra/alias", "{shown}");
+    assert_eq!(links[0]["target"], "../motd");
+    assert_eq!(links[0]["managed"], false);
+    // A push keeps the captured link recorded and leaves it on the node.
+    master.write("templates/motd/default/motd.hbs", "changed {{pacha.node}}\n");
+    let (code, _, stderr) = master.run(&["push", "web1", "production"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(fs::symlink_metadata(master.root("web1").join("etc/extra/alias")).is_ok());
+    let (_, shown, _) = master.run(&["show", "web1", "--json"]);
+    assert_eq!(json(&shown)["links"][0]["path"], "/etc/extra/alias", "{shown}");
 }

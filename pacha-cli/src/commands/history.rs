@@ -103,6 +103,12 @@ pub(super) fn show(
             "scripts": snapshot.scripts.iter().map(|script| serde_json::json!({
                 "stage": script.stage, "phase": script.phase, "name": script.name, "sha256": script.sha256,
             })).collect::<Vec<_>>(),
+            "links": snapshot.links.iter().map(|link| serde_json::json!({
+                "path": link.path, "target": link.target, "managed": link.managed,
+            })).collect::<Vec<_>>(),
+            "dirs": snapshot.dirs.iter().map(|dir| serde_json::json!({
+                "path": dir.path, "mode": dir.mode, "owner": dir.owner, "group": dir.group,
+            })).collect::<Vec<_>>(),
         }))?;
         return Ok(Status::Success);
     }
@@ -126,6 +132,19 @@ fn print_snapshot(out: &mut Output, snapshot: &Snapshot) -> io::Result<()> {
             file.owner,
             file.group,
             out.style.dim(&file.sha256.short(12))
+        ))?;
+    }
+    for link in &snapshot.links {
+        out.line(format!("  {} -> {}", pad(link.path.as_str(), width), link.target))?;
+    }
+    for dir in &snapshot.dirs {
+        out.line(format!(
+            "  {}  {}  {}:{}  {}",
+            pad(dir.path.as_str(), width),
+            dir.mode,
+            dir.owner,
+            dir.group,
+            out.style.dim("folder")
         ))?;
     }
     for script in &snapshot.scripts {

@@ -45,13 +45,13 @@ fn change_line(plan: &Plan, change: &Change, style: Style) -> String {
         details.push(format!("group {from} -> {to}"));
     }
     let kind = match change.kind {
-        ChangeKind::Create => style.green("create "),
-        ChangeKind::Update => style.yellow("update "),
-        ChangeKind::Attributes => style.yellow("attrs  "),
+        ChangeKind::Create => style.green("create"),
+        ChangeKind::Update => style.yellow("update"),
+        ChangeKind::Attributes => style.yellow("attrs"),
         ChangeKind::ReplaceSymlink => style.yellow("replace symlink"),
-        ChangeKind::Remove => style.red("remove "),
-        ChangeKind::Link => style.green("link   "),
-        ChangeKind::Directory => style.green("dir    "),
+        ChangeKind::Remove => style.red("remove"),
+        ChangeKind::Link => style.green("link"),
+        ChangeKind::Directory => style.green("dir"),
     };
     let details = if details.is_empty() {
         String::new()
@@ -132,7 +132,7 @@ pub(crate) fn print_report(out: &mut Output, plan: &Plan, report: &NodeReport, d
         }
     }
     for (path, why) in &report.kept {
-        out.line(format!("  {} {path}: {why}", style.yellow("kept   ")))?;
+        out.line(format!("  {} {path}: {why}", style.yellow("kept")))?;
     }
     print_scripts(out, plan, report)?;
     if let Some(entry) = &report.recorded {
