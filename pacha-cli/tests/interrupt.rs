@@ -192,6 +192,9 @@ fn killed_mid_push_every_file_is_old_or_new() {
             "after an interruption at {moment:?}, the next push completes: {stdout}{stderr}"
         );
         assert_eq!(check_node(&master.root("web1")), (FILES, 0));
+        // Whatever the interrupted push placed was recorded on the way: history and node agree.
+        let (code, status, _) = master.run(&["status", "web1"]);
+        assert_eq!(code, 0, "after an interruption at {moment:?}: {status}");
     }
     // At least one interruption must have landed in the middle of the renames, or this test
     // proved nothing about them.

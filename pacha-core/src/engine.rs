@@ -17,7 +17,7 @@ use crate::model::snapshot::{Entry, EventKind, Snapshot};
 use crate::model::target::Target;
 use crate::model::track::Track;
 use crate::ops::capture::{Captured, capture};
-use crate::ops::push::{Books, PushOptions, in_parallel, push_plans};
+use crate::ops::push::{Books, Found, PushOptions, in_parallel, push_plans};
 use crate::ops::record::{last_state, latest_snapshot, record_push, record_recovered};
 use crate::ops::render::Rendering;
 use crate::ops::restore::{Restore, Restored};
@@ -301,7 +301,7 @@ impl Books for PushBooks<'_> {
         &self,
         plan: &Plan,
         previous: Option<&Snapshot>,
-        found: Snapshot,
+        found: Found,
     ) -> Result<Option<(Entry, Snapshot)>, HistoryError> {
         record_recovered(self.engine.history, &plan.node, previous, found)
     }

@@ -15,7 +15,17 @@ use crate::model::snapshot::Snapshot;
 const HEADER: &str = "pacha-journal 1";
 
 /// Path, hash and mode of every file pacha manages on a node.
-pub(crate) type Journal = BTreeMap<NodePath, (ContentHash, Mode)>;
+pub(crate) type Managed = BTreeMap<NodePath, (ContentHash, Mode)>;
+
+/// A node's journal: who placed last, in which state, and what pacha manages there.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Journal {
+    /// The pacha that placed (its lock holder text: command, user, host, pid).
+    pub(crate) by: String,
+    /// The state it placed.
+    pub(crate) state: String,
+    pub(crate) files: Managed,
+}
 
 /// A path on one line: `%` and newlines escaped.
 fn escape(path: &str) -> String {
@@ -28,8 +38,12 @@ fn unescape(text: &str) -> String {
 
 /// The journal's bytes.
 pub(crate) fn encode(journal: &Journal) -> Vec<u8> {
-    let mut text = format!("{HEADER}\n");
-    for (path, (sha256, mode)) in journal {
+    let mut text = format!(
+        "{HEADER}\nby {}\nstate {}\n",
+        escape(&journal.by),
+        escape(&journal.state)
+    );
+    for (path, (sha256, mode)) in &journal.files {
         text.push_str(&format!("{sha256} {mode} {}\n", escape(path.as_str())));
     }
     text.into_bytes()
@@ -42,11 +56,15 @@ pub(crate) fn decode(bytes: &[u8]) -> Option<Journal> {
     if lines.next()? != HEADER {
         return None;
     }
-    let mut journal = Journal::new();
+    let mut journal = Journal {
+        by: unescape(lines.next()?.strip_prefix("by ")?),
+        state: unescape(lines.next()?.strip_prefix("state ")?),
+        files: Managed::new(),
+    };
     for line in lines {
         let (sha256, rest) = line.split_once(' ')?;
         let (mode, path) = rest.split_once(' ')?;
-        journal.insert(
+        journal.files.insert(
             NodePath::parse(&unescape(path)).ok()?,
             (ContentHash::parse(sha256)?, Mode::parse(mode).ok()?),
         );
@@ -55,7 +73,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Option<Journal> {
 }
 
 /// What a snapshot says pacha manages on the node.
-pub(crate) fn of_snapshot(snapshot: Option<&Snapshot>) -> Journal {
+pub(crate) fn of_snapshot(snapshot: Option<&Snapshot>) -> Managed {
     snapshot
         .into_iter()
         .flat_map(|snapshot| &snapshot.files)
@@ -70,18 +88,22 @@ mod tests {
 
     #[test]
     fn journals_round_trip_any_path() {
-        let mut journal = Journal::new();
-        journal.insert(
+        let mut journal = Journal {
+            by: "pacha push by ada@admin\n(pid 7)".into(),
+            state: "production".into(),
+            files: Managed::new(),
+        };
+        journal.files.insert(
             NodePath::parse("/etc/odd\nname 100%").unwrap(),
             (ContentHash::of(b"x"), Mode::FILE),
         );
-        journal.insert(
+        journal.files.insert(
             NodePath::parse("/etc/motd").unwrap(),
             (ContentHash::of(b"y"), Mode::EXECUTABLE),
         );
         let bytes = encode(&journal);
         assert_eq!(decode(&bytes), Some(journal));
         assert_eq!(decode(b"something else\n"), None);
-        assert_eq!(decode(&encode(&Journal::new())), Some(Journal::new()));
+        assert_eq!(decode(&encode(&Journal::default())), Some(Journal::default()));
     }
 }

@@ -16,7 +16,7 @@ use crate::edges::report::{Change, ChangeKind, NodeError, NodeReport, Outcome, R
 use crate::model::path::NodePath;
 use crate::model::plan::{Plan, PlannedDir, PlannedFile, PlannedScript, Stage};
 use crate::model::snapshot::{Entry, RecordedDir, RecordedFile, RecordedLink, Snapshot};
-use crate::ops::journal::{self, Journal};
+use crate::ops::journal::{self, Journal, Managed};
 
 /// How to push (and roll back, rebuild, pull: they place files the same way).
 #[derive(Debug, Clone)]
@@ -142,7 +142,7 @@ pub(crate) trait Books: Sync {
         &self,
         _plan: &Plan,
         _previous: Option<&Snapshot>,
-        _found: Snapshot,
+        _found: Found,
     ) -> Result<Option<(Entry, Snapshot)>, HistoryError> {
         Ok(None)
     }
@@ -150,6 +150,14 @@ pub(crate) trait Books: Sync {
     /// Records the node's push, once the node is done and before it is reported, so a node is
     /// recorded as soon as its apply returns.
     fn record(&self, _plan: &Plan, _previous: Option<&Snapshot>, _report: &mut NodeReport) {}
+}
+
+/// What a node holds where its journal says pacha placed files, and who placed them in which
+/// state, as the journal says.
+pub(crate) struct Found {
+    pub(crate) snapshot: Snapshot,
+    pub(crate) by: String,
+    pub(crate) state: String,
 }
 
 /// No history at all.
@@ -264,9 +272,13 @@ fn node_steps(
     if lock.is_some()
         && books.keeps_history()
         && let Some(journal) = inspection.journal.as_deref().and_then(journal::decode)
-        && journal != journal::of_snapshot(previous.as_ref())
+        && journal.files != journal::of_snapshot(previous.as_ref())
     {
-        let found = found_snapshot(connection, &journal, previous.as_ref())?;
+        let found = Found {
+            snapshot: found_snapshot(connection, &journal, previous.as_ref())?,
+            by: journal.by.clone(),
+            state: journal.state.clone(),
+        };
         match books.recover(plan, previous.as_ref(), found) {
             Ok(Some((entry, recovered))) => {
                 report.recovered = Some(entry);
@@ -358,7 +370,7 @@ fn node_steps(
     }
     reporter.step(&plan.node, "apply");
     let clock = Instant::now();
-    let journal = journal::encode(&journal_after(plan, previous, &removal));
+    let journal = journal::encode(&journal_after(plan, previous, &removal, &options.holder));
     let work = Work {
         placements: &placements,
         links: &links,
@@ -524,18 +536,22 @@ fn removals(candidates: &[Candidate<'_>], live: &[LiveFile], force: bool) -> Rem
 
 /// What pacha manages on the node once this push is done: the plan's files and the ones it
 /// keeps instead of removing.
-fn journal_after(plan: &Plan, previous: Option<&Snapshot>, removal: &Removal) -> Journal {
-    let mut journal: Journal = plan
+fn journal_after(plan: &Plan, previous: Option<&Snapshot>, removal: &Removal, by: &str) -> Journal {
+    let mut files: Managed = plan
         .files
         .iter()
         .map(|file| (file.destination.clone(), (file.sha256, file.mode)))
         .collect();
     for (path, _) in &removal.kept {
         if let Some(file) = previous.and_then(|previous| previous.file(path)) {
-            journal.insert(path.clone(), (file.sha256, file.mode));
+            files.insert(path.clone(), (file.sha256, file.mode));
         }
     }
-    journal
+    Journal {
+        by: by.to_owned(),
+        state: plan.state.clone(),
+        files,
+    }
 }
 
 /// What the node holds where its journal says pacha placed files (read with their contents),
@@ -545,7 +561,7 @@ fn found_snapshot(
     journal: &Journal,
     previous: Option<&Snapshot>,
 ) -> Result<Snapshot, TransportError> {
-    let paths: Vec<NodePath> = journal.keys().cloned().collect();
+    let paths: Vec<NodePath> = journal.files.keys().cloned().collect();
     let inspection = connection.inspect(&Inspect {
         paths: &paths,
         contents: true,
@@ -571,7 +587,7 @@ fn found_snapshot(
         }
     }
     for file in previous.into_iter().flat_map(|previous| &previous.files) {
-        if !file.managed && !journal.contains_key(&file.path) {
+        if !file.managed && !journal.files.contains_key(&file.path) {
             found.files.push(file.clone());
         }
     }

@@ -11,6 +11,7 @@ use crate::model::snapshot::{
     Entry, Event, EventKind, RecordedDir, RecordedFile, RecordedLink, RecordedScript, Snapshot,
 };
 use crate::model::track::Track;
+use crate::ops::push::Found;
 
 fn recorded_scripts(plan: &Plan) -> Vec<RecordedScript> {
     plan.scripts
@@ -221,21 +222,21 @@ pub(crate) fn record_recovered(
     history: &dyn History,
     node: &str,
     previous: Option<&Snapshot>,
-    found: Snapshot,
+    found: Found,
 ) -> Result<Option<(Entry, Snapshot)>, HistoryError> {
     let empty = Snapshot::default();
-    let changed = found.differences(previous.unwrap_or(&empty));
+    let changed = found.snapshot.differences(previous.unwrap_or(&empty));
     if changed.is_empty() {
         return Ok(None);
     }
     let event = Event {
         kind: EventKind::Recovered,
         node: node.to_owned(),
-        state: None,
+        state: (!found.state.is_empty()).then(|| found.state.clone()),
         changed,
         failed: false,
-        detail: Some("(a placement the history had missed)".to_owned()),
+        detail: Some(format!("(placed by {}, not recorded then)", found.by)),
     };
-    let entry = history.record(&event, &found)?;
-    Ok(Some((entry, found)))
+    let entry = history.record(&event, &found.snapshot)?;
+    Ok(Some((entry, found.snapshot)))
 }

@@ -9,7 +9,7 @@ use crate::model::plan::{Plan, PlannedDir, PlannedFile, PlannedLink, PlannedScri
 use crate::model::snapshot::{Entry, Event, EventKind, Snapshot};
 use crate::model::target::Target;
 use crate::model::track::Track;
-use crate::ops::push::{Books, PushOptions, push_plans};
+use crate::ops::push::{Books, Found, PushOptions, push_plans};
 use crate::ops::record::{pushed_snapshot, record_recovered};
 
 /// A plan that places `snapshot` exactly: contents, owners, groups and modes as recorded, with
@@ -145,7 +145,7 @@ impl Books for RestoreBooks<'_> {
         &self,
         plan: &Plan,
         previous: Option<&Snapshot>,
-        found: Snapshot,
+        found: Found,
     ) -> Result<Option<(Entry, Snapshot)>, HistoryError> {
         match self.restore.history {
             Some(history) => record_recovered(history, &plan.node, previous, found),

@@ -490,7 +490,7 @@ fn a_placement_the_history_missed_is_recovered_before_the_next_push() {
     assert_eq!(recovered.kind, EventKind::Recovered);
     assert_eq!(
         recovered.summary,
-        "recovered n1 (a placement the history had missed): 3 files changed"
+        "recovered n1 production (placed by pacha, not recorded then): 3 files changed"
     );
     let snapshot = history.snapshot("n1", &recovered.revision).unwrap();
     assert_eq!(&*snapshot.file(&path("/etc/a")).unwrap().content, b"two");
