@@ -217,19 +217,19 @@ impl EventKind {
         }
     }
 
+    /// Every kind, so that each one recorded can be read back (tested below).
+    pub const ALL: [EventKind; 6] = [
+        EventKind::Push,
+        EventKind::Pull,
+        EventKind::Capture,
+        EventKind::Rollback,
+        EventKind::Rebuild,
+        EventKind::Recovered,
+    ];
+
     /// The kind named `text`.
     pub fn parse(text: &str) -> Option<EventKind> {
-        // Every kind, so that each one recorded can be read back (tested below).
-        [
-            EventKind::Push,
-            EventKind::Pull,
-            EventKind::Capture,
-            EventKind::Rollback,
-            EventKind::Rebuild,
-            EventKind::Recovered,
-        ]
-        .into_iter()
-        .find(|kind| kind.as_str() == text)
+        EventKind::ALL.into_iter().find(|kind| kind.as_str() == text)
     }
 }
 
@@ -306,14 +306,7 @@ mod tests {
 
     #[test]
     fn every_event_kind_reads_back() {
-        for kind in [
-            EventKind::Push,
-            EventKind::Pull,
-            EventKind::Capture,
-            EventKind::Rollback,
-            EventKind::Rebuild,
-            EventKind::Recovered,
-        ] {
+        for kind in EventKind::ALL {
             assert_eq!(EventKind::parse(kind.as_str()), Some(kind));
             let json = serde_json::to_string(&kind).unwrap();
             assert_eq!(json, format!("\"{kind}\""));
