@@ -306,7 +306,17 @@ mod tests {
 
     #[test]
     fn every_event_kind_reads_back() {
+        // A new kind fails to compile here until it is listed in ALL too.
+        let listed = |kind: EventKind| match kind {
+            EventKind::Push
+            | EventKind::Pull
+            | EventKind::Capture
+            | EventKind::Rollback
+            | EventKind::Rebuild
+            | EventKind::Recovered => EventKind::ALL.contains(&kind),
+        };
         for kind in EventKind::ALL {
+            assert!(listed(kind));
             assert_eq!(EventKind::parse(kind.as_str()), Some(kind));
             let json = serde_json::to_string(&kind).unwrap();
             assert_eq!(json, format!("\"{kind}\""));
