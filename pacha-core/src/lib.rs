@@ -70,7 +70,7 @@ pub use master::graph::NodeGraph;
 pub use master::{Master, NodeVars, SETTINGS_FILE, yaml};
 pub use model::hash::{ContentHash, Damaged};
 pub use model::mode::{Mode, ModeError};
-pub use model::name::{NameError, NameKind, check_name};
+pub use model::name::{AccountError, NameError, NameKind, check_account, check_name};
 pub use model::node::{Definition, MetaNode, Node, ScriptPhases, StateSettings, TransportKind};
 pub use model::path::{NodePath, PathError};
 pub use model::plan::{Plan, PlannedDir, PlannedFile, PlannedLink, PlannedScript, Stage, redact};

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use globset::{Glob, GlobBuilder, GlobSet, GlobSetBuilder};
 use pacha_core::vars::fold_secrets;
 use pacha_core::yaml::{self, line_of};
-use pacha_core::{ConfigError, Location, Mode, NodePath, Vars};
+use pacha_core::{ConfigError, Location, Mode, NodePath, Vars, check_account};
 use serde::Deserialize;
 
 /// The file as written.
@@ -121,6 +121,18 @@ impl AppConfig {
                     message: format!("invalid glob {pattern:?}: {}", err.kind()),
                 })
         };
+        // Owners and groups reach chown on the node: only names and numbers pass.
+        let accounts = [&parsed.owner, &parsed.group]
+            .into_iter()
+            .chain(parsed.files.iter().flat_map(|rule| [&rule.owner, &rule.group]))
+            .chain(parsed.dirs.values().flat_map(|dir| [&dir.owner, &dir.group]))
+            .flatten();
+        for account in accounts {
+            check_account(account).map_err(|err| ConfigError::Invalid {
+                at: at(if account.is_empty() { "\"\"" } else { account }),
+                message: err.to_string(),
+            })?;
+        }
         let mut secrets = Vec::new();
         fold_secrets(&mut parsed.vars, &Vars::new(), &mut secrets);
         let mut rule_globs = GlobSetBuilder::new();

@@ -610,7 +610,7 @@ held=; { read -r held < "$S/lock/nonce"; } 2>/dev/null
         for (owner, group) in &by_owner {
             let _ = writeln!(
                 self.script,
-                "chown {} -- {} || fail {}",
+                "chown -- {} {} || fail {}",
                 quote(owner),
                 join_quoted(group),
                 quote(&format!("cannot set owner {owner}"))
@@ -688,7 +688,7 @@ held=; { read -r held < "$S/lock/nonce"; } 2>/dev/null
             if let Some(owner) = owner {
                 let _ = writeln!(
                     self.script,
-                    "chown {} -- {path} || fail {}",
+                    "chown -- {} {path} || fail {}",
                     quote(&owner),
                     quote(&format!("cannot set owner {owner}"))
                 );

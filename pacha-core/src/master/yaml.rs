@@ -9,6 +9,8 @@ use crate::master::error::ConfigError;
 /// A line written as `key = value` (the seed's own example used that form) gets an error that
 /// shows the YAML to write instead, before YAML parsing would give a more puzzling one.
 pub fn parse<T: DeserializeOwned>(file: &str, text: &str) -> Result<T, ConfigError> {
+    // Editors on some systems start a UTF-8 file with a byte order mark; it is no YAML.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     if let Some((line, found, suggestion)) = find_key_equals_value(text) {
         return Err(ConfigError::KeyEqualsValue {
             file: file.to_owned(),
@@ -90,6 +92,13 @@ pub fn line_of(text: &str, needle: &str) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_byte_order_mark_is_not_yaml_and_is_passed_over() {
+        let value: yaml_serde::Value = parse("pacha.yaml", "\u{feff}vars: {a: 1}\n").unwrap();
+        assert_eq!(value["vars"]["a"], yaml_serde::Value::from(1));
+    }
+
     use serde::Deserialize;
 
     use super::*;

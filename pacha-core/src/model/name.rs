@@ -66,9 +66,57 @@ pub fn check_name(kind: NameKind, name: &str) -> Result<(), NameError> {
     })
 }
 
+/// An owner or group that is not a user or group name or number.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{value:?} is not a valid user or group: {reason}")]
+pub struct AccountError {
+    /// The value as written.
+    pub value: String,
+    /// Why it is refused.
+    pub reason: &'static str,
+}
+
+/// Checks an `owner` or `group`: a name (letters, digits, `_`, `-`, `.`, a trailing `$`, not
+/// starting with `-`) or a number. It reaches `chown` on the node, so nothing else passes.
+pub fn check_account(value: &str) -> Result<(), AccountError> {
+    let refuse = |reason| {
+        Err(AccountError {
+            value: value.to_owned(),
+            reason,
+        })
+    };
+    if value.is_empty() {
+        return refuse("it is empty");
+    }
+    if value.starts_with('-') {
+        return refuse("it starts with `-`");
+    }
+    if value.len() > 64 {
+        return refuse("it is longer than 64 characters");
+    }
+    let body = value.strip_suffix('$').unwrap_or(value);
+    if !body
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+    {
+        return refuse("only letters, digits, `_`, `-`, `.` (and a trailing `$`) are allowed");
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn accounts_are_names_or_numbers() {
+        for good in ["root", "www-data", "_apt", "1001", "machine$", "a.b"] {
+            assert_eq!(check_account(good), Ok(()), "{good}");
+        }
+        for bad in ["", "-R", "root:root", "a b", "$(id)", "x\n"] {
+            assert!(check_account(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn plain_names_pass() {
