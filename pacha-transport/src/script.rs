@@ -323,6 +323,7 @@ pub(crate) fn apply(request: &Apply<'_>, step: &ApplyStep<'_>, root: &str, nonce
     parents_of.extend(step.dirs.iter().map(|dir| (&dir.path, Mode::EXECUTABLE)));
     snippet.folders(&parents_of, root);
     snippet.staging_folders(&targets);
+    snippet.path_lists(request, root);
     let scripts: Vec<&PlannedScript> = step.pre.iter().chain(step.post).copied().collect();
     snippet.contents(&scripts, step.files, step.journal, &targets, nonce);
     snippet.attributes(step.files, &targets);
@@ -526,6 +527,29 @@ held=; { read -r held < "$S/lock/nonce"; } 2>/dev/null
             self.script,
             "mkdir -- {} || fail 'cannot create staging folders'",
             private.join(" ")
+        );
+    }
+
+    /// `PACHA_CHANGED_FILE` and `PACHA_REMOVED_FILE`: the changed and removed paths (under the
+    /// root) NUL-separated in files of the run folder, unambiguous whatever a name holds
+    /// (always set; empty files when nothing changed or went).
+    fn path_lists(&mut self, request: &Apply<'_>, root: &str) {
+        let mut removed = request.remove.to_vec();
+        removed.extend(request.remove_dirs.iter().cloned());
+        for (name, paths) in [("changed", request.changed), ("removed", removed.as_slice())] {
+            let listed: Vec<String> = paths.iter().map(|path| path.under_root(root)).collect();
+            if listed.is_empty() {
+                let _ = writeln!(self.script, ": > \"$T/{name}\"");
+            } else {
+                let _ = writeln!(
+                    self.script,
+                    "printf '%s\\000' {} > \"$T/{name}\" || fail 'cannot list the {name} files'",
+                    join_quoted(&listed)
+                );
+            }
+        }
+        self.script.push_str(
+            "PACHA_CHANGED_FILE=\"$T/changed\" PACHA_REMOVED_FILE=\"$T/removed\"\nexport PACHA_CHANGED_FILE PACHA_REMOVED_FILE\n",
         );
     }
 

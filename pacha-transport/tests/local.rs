@@ -323,3 +323,45 @@ fn inspect_reads_link_targets_byte_for_byte_and_folder_attributes() {
     );
     assert!(matches!(inspection.files[2], pacha_core::LiveFile::File(_)));
 }
+
+#[test]
+fn post_scripts_get_nul_separated_lists_of_changed_and_removed_files() {
+    let root = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let post = format!(
+        "#!/bin/sh\ncp \"$PACHA_CHANGED_FILE\" {0}/changed\ncp \"$PACHA_REMOVED_FILE\" {0}/removed\n",
+        out.path().display()
+    );
+    let t = target("n1", root.path(), TransportKind::Local, SshSettings::default());
+    let p = plan(
+        "n1",
+        t,
+        vec![file("/etc/two\nlines", b"x", "0644"), file("/etc/plain", b"y", "0644")],
+        vec![script(Stage::Post, "p", "list", &post)],
+    );
+    let reports = push_unrecorded(
+        std::slice::from_ref(&p),
+        &LocalConnector::default(),
+        &PushOptions::default(),
+        &Quiet,
+    );
+    assert_eq!(reports[0].outcome, Outcome::Changed, "{:?}", reports[0].error);
+    let changed = fs::read(out.path().join("changed")).unwrap();
+    let listed: Vec<&[u8]> = changed
+        .split(|byte| *byte == 0)
+        .filter(|entry| !entry.is_empty())
+        .collect();
+    let expected = [
+        format!("{}/etc/plain", root.path().display()),
+        format!("{}/etc/two\nlines", root.path().display()),
+    ];
+    assert_eq!(listed.len(), 2, "{changed:?}");
+    for path in &expected {
+        assert!(listed.contains(&path.as_bytes()), "{path:?} in {changed:?}");
+    }
+    assert_eq!(
+        fs::read(out.path().join("removed")).unwrap(),
+        b"",
+        "nothing removed: an empty file"
+    );
+}
