@@ -86,61 +86,68 @@ impl NodeGraph {
     }
 
     /// The leaf nodes of `name` (itself if it is a node): depth first in the written order,
-    /// each node once, at its first place.
+    /// each node once, at its first place. Walked with a stack of its own, so a chain of
+    /// thousands of meta nodes is no deeper for the program than a short one.
     pub fn expand(&self, name: &str) -> Result<Vec<String>, GraphError> {
         let name = name.strip_suffix(".conf").unwrap_or(name);
         let mut walk = Expansion::default();
-        self.visit(name, None, &mut walk)?;
-        Ok(walk.leaves)
-    }
-
-    fn visit(
-        &self,
-        name: &str,
-        from: Option<(&str, &MetaNode, usize)>,
-        walk: &mut Expansion,
-    ) -> Result<(), GraphError> {
         let Some(definition) = self.definitions.get(name) else {
-            return Err(match from {
-                Some((meta, definition, index)) => GraphError::MissingInclude {
-                    at: Location::line(
-                        self.files.get(meta).cloned().unwrap_or_default(),
-                        definition.include_lines.get(index).copied().flatten(),
-                    ),
-                    meta: meta.to_owned(),
-                    name: name.to_owned(),
-                    suggestion: self.closest(name),
-                },
-                None => GraphError::UnknownNode {
-                    name: name.to_owned(),
-                    suggestion: self.closest(name),
-                },
+            return Err(GraphError::UnknownNode {
+                name: name.to_owned(),
+                suggestion: self.closest(name),
             });
         };
+        // The meta nodes being expanded, outer first, with the next include to visit.
+        let mut frames: Vec<(&str, &MetaNode, usize)> = Vec::new();
         match definition {
-            Definition::Node(_) => {
-                if walk.seen.insert(name.to_owned()) {
-                    walk.leaves.push(name.to_owned());
-                }
-            }
+            Definition::Node(_) => walk.leaves.push(name.to_owned()),
             Definition::Meta(meta) => {
-                if let Some(start) = walk.stack.iter().position(|entry| entry == name) {
-                    let mut cycle = walk.stack[start..].to_vec();
-                    cycle.push(name.to_owned());
-                    return Err(GraphError::Cycle { cycle });
-                }
-                if walk.expanded.contains(name) {
-                    return Ok(());
-                }
-                walk.stack.push(name.to_owned());
-                for (index, child) in meta.include_nodes.iter().enumerate() {
-                    self.visit(child, Some((name, meta, index)), walk)?;
-                }
-                walk.stack.pop();
-                walk.expanded.insert(name.to_owned());
+                walk.enter(name);
+                frames.push((name, meta, 0));
             }
         }
-        Ok(())
+        while let Some((meta_name, meta, next)) = frames.last_mut() {
+            let (meta_name, meta) = (*meta_name, *meta);
+            let Some(child) = meta.include_nodes.get(*next) else {
+                walk.leave(meta_name);
+                frames.pop();
+                continue;
+            };
+            let index = *next;
+            *next += 1;
+            match self.definitions.get(child.as_str()) {
+                None => {
+                    return Err(GraphError::MissingInclude {
+                        at: Location::line(
+                            self.files.get(meta_name).cloned().unwrap_or_default(),
+                            meta.include_lines.get(index).copied().flatten(),
+                        ),
+                        meta: meta_name.to_owned(),
+                        name: child.clone(),
+                        suggestion: self.closest(child),
+                    });
+                }
+                Some(Definition::Node(_)) => {
+                    if walk.seen.insert(child.clone()) {
+                        walk.leaves.push(child.clone());
+                    }
+                }
+                Some(Definition::Meta(inner)) => {
+                    if walk.on_stack.contains(child.as_str()) {
+                        let start = walk.stack.iter().position(|entry| entry == child).unwrap_or(0);
+                        let mut cycle = walk.stack[start..].to_vec();
+                        cycle.push(child.clone());
+                        return Err(GraphError::Cycle { cycle });
+                    }
+                    if walk.expanded.contains(child.as_str()) {
+                        continue;
+                    }
+                    walk.enter(child);
+                    frames.push((child.as_str(), inner, 0));
+                }
+            }
+        }
+        Ok(walk.leaves)
     }
 
     /// The variables node `name` inherits from every meta node that includes it, directly or
@@ -156,13 +163,10 @@ impl NodeGraph {
         // it finds any cycle among the meta nodes.
         let mut ranks: HashMap<&str, usize> = HashMap::new();
         for meta in &above {
-            self.rank(meta, &mut ranks, &mut Vec::new())?;
+            self.rank(meta, &mut ranks)?;
         }
         let mut ordered: Vec<&str> = above.iter().map(String::as_str).collect();
         ordered.sort_by_key(|meta| (ranks[meta], *meta));
-
-        let up: HashMap<&str, BTreeSet<String>> = ordered.iter().map(|meta| (*meta, self.metas_above(meta))).collect();
-        let is_inner_of = |inner: &str, outer: &str| up[inner].contains(outer);
 
         let metas: Vec<(&str, &MetaNode)> = ordered
             .iter()
@@ -181,13 +185,11 @@ impl NodeGraph {
             if set_by.len() < 2 || node_sets(path) {
                 continue;
             }
+            // A setter is innermost unless it is above another setter.
+            let above_setters = self.metas_above_all(set_by.iter().map(|(meta, _)| *meta));
             let innermost: Vec<&(&str, &serde_json::Value)> = set_by
                 .iter()
-                .filter(|(meta, _)| {
-                    !set_by
-                        .iter()
-                        .any(|(other, _)| other != meta && is_inner_of(other, meta))
-                })
+                .filter(|(meta, _)| !above_setters.contains(*meta))
                 .collect();
             if let Some((first, first_value)) = innermost.first()
                 && let Some((second, second_value)) = innermost.iter().find(|(_, value)| value != first_value)
@@ -211,6 +213,20 @@ impl NodeGraph {
         Ok(inherited)
     }
 
+    /// Every meta node strictly above any of `names`, in one walk.
+    fn metas_above_all<'a>(&self, names: impl Iterator<Item = &'a str>) -> HashSet<String> {
+        let mut found = HashSet::new();
+        let mut queue: Vec<String> = names.map(str::to_owned).collect();
+        while let Some(current) = queue.pop() {
+            for parent in self.parents.get(&current).into_iter().flatten() {
+                if found.insert(parent.clone()) {
+                    queue.push(parent.clone());
+                }
+            }
+        }
+        found
+    }
+
     /// Every meta node that reaches `name`.
     fn metas_above(&self, name: &str) -> BTreeSet<String> {
         let mut found = BTreeSet::new();
@@ -225,29 +241,47 @@ impl NodeGraph {
         found
     }
 
-    fn rank<'a>(
-        &'a self,
-        name: &'a str,
-        ranks: &mut HashMap<&'a str, usize>,
-        stack: &mut Vec<&'a str>,
-    ) -> Result<usize, GraphError> {
-        if let Some(rank) = ranks.get(name) {
+    /// The longest chain of meta nodes above `start` (0 when none includes it), computed for
+    /// it and every meta node above it into `ranks`; finding it finds any cycle among them.
+    /// Walked with a stack of its own, however long the chain.
+    fn rank<'a>(&'a self, start: &'a str, ranks: &mut HashMap<&'a str, usize>) -> Result<usize, GraphError> {
+        if let Some(rank) = ranks.get(start) {
             return Ok(*rank);
         }
-        if let Some(start) = stack.iter().position(|entry| *entry == name) {
-            // The stack runs from inner to outer; a cycle reads better outer to inner.
-            let mut cycle: Vec<String> = stack[start..].iter().rev().map(|s| (*s).to_owned()).collect();
-            cycle.push(cycle[0].clone());
-            return Err(GraphError::Cycle { cycle });
+        // Inner to outer: each name with the index of its next parent to visit.
+        let mut stack: Vec<(&'a str, usize)> = vec![(start, 0)];
+        let mut on_stack: HashSet<&'a str> = HashSet::from([start]);
+        while let Some((name, next)) = stack.last_mut() {
+            let name: &'a str = name;
+            let parents: &'a [String] = self.parents.get(name).map_or(&[], Vec::as_slice);
+            if let Some(parent) = parents.get(*next) {
+                *next += 1;
+                let parent = parent.as_str();
+                if ranks.contains_key(parent) {
+                    continue;
+                }
+                if on_stack.contains(parent) {
+                    // The stack runs from inner to outer; a cycle reads better outer to inner.
+                    let at = stack.iter().position(|(entry, _)| *entry == parent).unwrap_or(0);
+                    let mut cycle: Vec<String> =
+                        stack[at..].iter().rev().map(|(entry, _)| (*entry).to_owned()).collect();
+                    cycle.push(cycle[0].clone());
+                    return Err(GraphError::Cycle { cycle });
+                }
+                on_stack.insert(parent);
+                stack.push((parent, 0));
+                continue;
+            }
+            let rank = parents
+                .iter()
+                .map(|parent| ranks.get(parent.as_str()).map_or(0, |rank| rank + 1))
+                .max()
+                .unwrap_or(0);
+            ranks.insert(name, rank);
+            on_stack.remove(name);
+            stack.pop();
         }
-        stack.push(name);
-        let mut rank = 0;
-        for parent in self.parents.get(name).into_iter().flatten() {
-            rank = rank.max(self.rank(parent, ranks, stack)? + 1);
-        }
-        stack.pop();
-        ranks.insert(name, rank);
-        Ok(rank)
+        Ok(ranks.get(start).copied().unwrap_or(0))
     }
 
     /// The known name closest to `name`, when one is close enough to be a typo.
@@ -266,7 +300,22 @@ struct Expansion {
     leaves: Vec<String>,
     seen: HashSet<String>,
     expanded: HashSet<String>,
+    /// The meta nodes being expanded, outer first (for the cycle message), and as a set.
     stack: Vec<String>,
+    on_stack: HashSet<String>,
+}
+
+impl Expansion {
+    fn enter(&mut self, meta: &str) {
+        self.stack.push(meta.to_owned());
+        self.on_stack.insert(meta.to_owned());
+    }
+
+    fn leave(&mut self, meta: &str) {
+        self.stack.pop();
+        self.on_stack.remove(meta);
+        self.expanded.insert(meta.to_owned());
+    }
 }
 
 fn edit_distance(a: &str, b: &str) -> usize {
@@ -395,6 +444,31 @@ mod tests {
         ]);
         let inherited = g.inherited_vars("n", &|_| false).unwrap();
         assert_eq!(inherited.vars["port"], 3);
+    }
+
+    /// A chain of thousands of meta nodes expands and inherits without deep recursion.
+    #[test]
+    fn a_chain_of_five_thousand_meta_nodes_expands() {
+        let depth = 5000;
+        let mut entries: Vec<(String, Definition)> = (0..depth)
+            .map(|i| {
+                let child = if i + 1 == depth {
+                    "leaf".to_owned()
+                } else {
+                    format!("m{}", i + 1)
+                };
+                (format!("m{i}"), meta(&[child.as_str()], json!({"level": i})))
+            })
+            .collect();
+        entries.push(("leaf".to_owned(), leaf()));
+        let files = entries
+            .iter()
+            .map(|(n, _)| (n.clone(), format!("nodes/{n}/{n}.conf")))
+            .collect();
+        let g = NodeGraph::new(entries.into_iter().collect(), files);
+        assert_eq!(g.expand("m0").unwrap(), ["leaf"]);
+        let inherited = g.inherited_vars("leaf", &|_| false).unwrap();
+        assert_eq!(inherited.vars["level"], depth - 1, "the innermost meta node wins");
     }
 
     #[test]
