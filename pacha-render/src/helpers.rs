@@ -140,10 +140,14 @@ fn join(params: &[&Value], _: &dyn Fn(&str) -> Option<Value>) -> Result<Value, S
 }
 
 /// `{{indent 4 text}}`: every non-empty line of `text` indented by that many spaces.
+/// The widest `indent`: wider is a mistake, and a width of billions would exhaust memory.
+const MAX_INDENT: u64 = 1024;
+
 fn indent(params: &[&Value], _: &dyn Fn(&str) -> Option<Value>) -> Result<Value, String> {
     let width = arg(params, 0, 2)?
         .as_u64()
-        .ok_or_else(|| "the first parameter is the number of spaces".to_owned())?;
+        .filter(|width| *width <= MAX_INDENT)
+        .ok_or_else(|| format!("the first parameter is the number of spaces, from 0 to {MAX_INDENT}"))?;
     let body = text(arg(params, 1, 2)?);
     let pad = " ".repeat(usize::try_from(width).map_err(|err| err.to_string())?);
     let indented: Vec<String> = body

@@ -2,6 +2,8 @@
 //! each template refers to, checked before rendering (strict mode alone does not see a missing
 //! variable inside `{{#if}}`, or in a branch that is not taken).
 
+use std::collections::BTreeMap;
+
 use handlebars::template::{HelperTemplate, Parameter, TemplateElement};
 use handlebars::{Handlebars, Path, PathSeg, Template};
 use pacha_core::Location;
@@ -55,11 +57,86 @@ pub(crate) fn compile(
             message: err.reason().to_string(),
         }
     })?;
+    if let Some((partial, line)) = recursive_partial(name, &template) {
+        return Err(RenderError::Template {
+            at: Location::line(name, Some(line)),
+            message: format!(
+                "partial {partial:?} includes itself (directly or through others); a template cannot recurse"
+            ),
+        });
+    }
     let mut references = Vec::new();
     let is_helper = |candidate: &str| BUILT_IN_HELPERS.contains(&candidate) || helpers::HELPERS.contains(&candidate);
     walk(&template, true, (1, 1), &is_helper, &mut references);
     registry.register_template(name, template);
     Ok(references)
+}
+
+/// The partials each part of a template includes: the template itself (under `name`) and every
+/// inline partial it defines, with the line of each include.
+fn partial_calls(name: &str, template: &Template) -> BTreeMap<String, Vec<(String, usize)>> {
+    fn walk(template: &Template, owner: &str, calls: &mut BTreeMap<String, Vec<(String, usize)>>) {
+        for (index, element) in template.elements.iter().enumerate() {
+            let line = template.mapping.get(index).map_or(1, |mapping| mapping.0);
+            match element {
+                TemplateElement::PartialExpression(partial) | TemplateElement::PartialBlock(partial) => {
+                    if let Some(called) = partial.name.as_name() {
+                        calls
+                            .entry(owner.to_owned())
+                            .or_default()
+                            .push((called.to_owned(), line));
+                    }
+                    if let Some(body) = &partial.template {
+                        walk(body, owner, calls);
+                    }
+                }
+                TemplateElement::DecoratorBlock(decorator) if decorator.name.as_name() == Some("inline") => {
+                    let inline = match decorator.params.first() {
+                        Some(Parameter::Literal(Value::String(inline))) => inline.clone(),
+                        _ => continue,
+                    };
+                    calls.entry(inline.clone()).or_default();
+                    if let Some(body) = &decorator.template {
+                        walk(body, &inline, calls);
+                    }
+                }
+                TemplateElement::HelperBlock(helper) => {
+                    for body in helper.template.iter().chain(&helper.inverse) {
+                        walk(body, owner, calls);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    let mut calls = BTreeMap::new();
+    calls.insert(name.to_owned(), Vec::new());
+    walk(template, name, &mut calls);
+    calls
+}
+
+/// A partial of `template` that can reach itself, with the line of an include on the way.
+fn recursive_partial(name: &str, template: &Template) -> Option<(String, usize)> {
+    let calls = partial_calls(name, template);
+    for start in calls.keys() {
+        // Depth first from `start` over what it includes; reaching `start` again is a loop.
+        let mut stack: Vec<(&str, usize)> = calls[start]
+            .iter()
+            .map(|(called, line)| (called.as_str(), *line))
+            .collect();
+        let mut seen: std::collections::BTreeSet<&str> = std::collections::BTreeSet::new();
+        while let Some((current, line)) = stack.pop() {
+            if current == start {
+                return Some((start.clone(), line));
+            }
+            if seen.insert(current)
+                && let Some(next) = calls.get(current)
+            {
+                stack.extend(next.iter().map(|(called, line)| (called.as_str(), *line)));
+            }
+        }
+    }
+    None
 }
 
 /// The first reference that `data` does not define.
@@ -254,6 +331,21 @@ mod tests {
         );
         let missing = first_undefined(&references, &json!({"a": {"b": 1}, "list": [0], "c": null})).unwrap();
         assert_eq!(missing.written, "list.1");
+    }
+
+    #[test]
+    fn recursive_partials_are_refused_before_rendering() {
+        let mut registry = registry();
+        for text in [
+            "{{#*inline \"r\"}}{{> r}}{{/inline}}{{> r}}",
+            "{{#*inline \"a\"}}{{> b}}{{/inline}}\n{{#*inline \"b\"}}{{> a}}{{/inline}}{{> a}}",
+            "x\n{{> t.hbs}}",
+        ] {
+            let err = compile(&mut registry, "t.hbs", text).unwrap_err();
+            assert!(err.to_string().contains("includes itself"), "{text}: {err}");
+        }
+        let fine = "{{#*inline \"row\"}}- {{this}}\n{{/inline}}{{#each items}}{{> row}}{{/each}}";
+        compile(&mut registry, "t.hbs", fine).unwrap();
     }
 
     #[test]
