@@ -25,7 +25,92 @@ pub fn parse<T: DeserializeOwned>(file: &str, text: &str) -> Result<T, ConfigErr
         line.is_empty() || line.starts_with('#') || line == "---"
     });
     let text = if is_empty { "{}" } else { text };
+    // A key written twice in one block mapping is named at its second line (the parser says
+    // 1:1 for struct fields, and keeps the last silently in maps of variables).
+    if let Some((line, key)) = find_duplicate_key(text) {
+        return Err(ConfigError::Yaml {
+            file: file.to_owned(),
+            line: Some(line),
+            column: None,
+            message: format!("duplicate key `{key}` (it is already set above, in the same mapping)"),
+        });
+    }
     yaml_serde::from_str(text).map_err(|err| yaml_error(file, &err))
+}
+
+/// The first key of a block mapping that is written twice in it, with its line. Block scalars
+/// (`|`, `>`), comments and flow collections are passed over.
+fn find_duplicate_key(text: &str) -> Option<(usize, String)> {
+    // Open mappings, innermost last: their indentation and the keys seen in them.
+    let mut open: Vec<(usize, Vec<String>)> = Vec::new();
+    // While inside a block scalar: the indentation its content is deeper than.
+    let mut scalar_above: Option<usize> = None;
+    for (index, raw) in text.lines().enumerate() {
+        let trimmed = raw.trim_start();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let mut indent = raw.len() - trimmed.len();
+        if let Some(above) = scalar_above {
+            if indent > above {
+                continue;
+            }
+            scalar_above = None;
+        }
+        if trimmed == "---" || trimmed.starts_with("...") {
+            open.clear();
+            continue;
+        }
+        let mut rest = trimmed;
+        // A list item starts a new mapping at the item's content.
+        while let Some(after) = rest.strip_prefix("- ").or_else(|| (rest == "-").then_some("")) {
+            open.retain(|(level, _)| *level <= indent);
+            if open.last().is_some_and(|(level, _)| *level == indent) {
+                open.pop();
+            }
+            indent += rest.len() - after.len();
+            rest = after.trim_start();
+            open.retain(|(level, _)| *level < indent);
+            open.push((indent, Vec::new()));
+        }
+        let Some(key) = block_key(rest) else {
+            continue;
+        };
+        open.retain(|(level, _)| *level <= indent);
+        match open.last_mut() {
+            Some((level, keys)) if *level == indent => {
+                if keys.contains(&key) {
+                    return Some((index + 1, key));
+                }
+                keys.push(key.clone());
+            }
+            _ => open.push((indent, vec![key.clone()])),
+        }
+        let value = rest[rest.find(':').map_or(rest.len(), |at| at + 1)..].trim();
+        let value = value.split(" #").next().unwrap_or_default().trim();
+        if value.starts_with('|') || value.starts_with('>') {
+            scalar_above = Some(indent);
+        }
+    }
+    None
+}
+
+/// The key of a line `key: value` (or `key:`), unquoted; `None` for anything else.
+fn block_key(line: &str) -> Option<String> {
+    let (key, quoted) = match line.chars().next()? {
+        quote @ ('"' | '\'') => {
+            let end = line[1..].find(quote)? + 1;
+            (&line[1..end], &line[end + 1..])
+        }
+        '{' | '[' | '&' | '*' | '!' | '|' | '>' | '%' | '@' | '`' => return None,
+        _ => {
+            let colon = line
+                .find(": ")
+                .or_else(|| line.ends_with(':').then(|| line.len() - 1))?;
+            (&line[..colon], &line[colon..])
+        }
+    };
+    (quoted.starts_with(':') && !key.trim().is_empty()).then(|| key.trim().to_owned())
 }
 
 /// Converts a `yaml_serde` error into one that names the file, with the location split out.
@@ -92,6 +177,24 @@ pub fn line_of(text: &str, needle: &str) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_duplicate_key_is_named_at_its_line() {
+        let found = |text: &str| find_duplicate_key(text);
+        assert_eq!(found("jobs: 1\nvars: {}\njobs: 2\n"), Some((3, "jobs".into())));
+        assert_eq!(found("vars:\n  a: 1\n  b: 2\n  a: 3\n"), Some((4, "a".into())));
+        // The same key in sibling mappings, list items or a block scalar is fine.
+        assert_eq!(found("a:\n  x: 1\nb:\n  x: 2\n"), None);
+        assert_eq!(found("files:\n  - match: a\n    mode: x\n  - match: b\n"), None);
+        assert_eq!(found("note: |\n  a: 1\n  a: 2\nnext: 1\n"), None);
+        assert_eq!(found("\"a b\": 1\n'a b': 2\n"), Some((2, "a b".into())));
+        assert_eq!(found("files:\n  - match: a\n    match: b\n"), Some((3, "match".into())));
+        let err = parse::<yaml_serde::Value>("nodes/n/n.conf", "host: a\napps: []\nhost: b\n").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "nodes/n/n.conf:3: duplicate key `host` (it is already set above, in the same mapping)"
+        );
+    }
 
     #[test]
     fn a_byte_order_mark_is_not_yaml_and_is_passed_over() {
