@@ -137,7 +137,7 @@ impl<'m> Renderer<'m> {
                         let text = app
                             .registry
                             .render_with_context(&file.source, context)
-                            .map_err(|err| render_error(&file.source, name, &err))?;
+                            .map_err(|err| render_error(self.master.dir(), &file.source, name, &err))?;
                         let bytes: Arc<[u8]> = Arc::from(text.into_bytes());
                         let hash = ContentHash::of(&bytes);
                         (bytes, hash)
@@ -381,13 +381,30 @@ impl<'m> Renderer<'m> {
 }
 
 /// A Handlebars rendering error as a pacha error with the template's position.
-fn render_error(source: &str, node: &str, err: &handlebars::RenderError) -> RenderError {
+fn render_error(master: &std::path::Path, source: &str, node: &str, err: &handlebars::RenderError) -> RenderError {
     let at = Location {
         file: err.template_name.clone().unwrap_or_else(|| source.to_owned()),
         line: err.line_no,
         column: err.column_no,
     };
     match err.reason() {
+        // Strict mode's word for a `lookup` (or `../`) that finds nothing names no variable:
+        // say what the expression at that place is.
+        RenderErrorReason::MissingVariable(None) => {
+            let expression = fs::read_to_string(master.join(&at.file))
+                .ok()
+                .and_then(|text| expression_at(&text, at.line?, at.column?));
+            RenderError::Helper {
+                message: match expression {
+                    Some(expression) => format!(
+                        "`{expression}` finds nothing there: a key it looks up is missing (use `default` for one that may be)"
+                    ),
+                    None => "a key looked up is missing (use `default` for one that may be)".to_owned(),
+                },
+                at,
+                node: node.to_owned(),
+            }
+        }
         RenderErrorReason::MissingVariable(Some(variable)) => RenderError::UndefinedVariable {
             at,
             variable: variable.clone(),
@@ -405,6 +422,15 @@ fn render_error(source: &str, node: &str, err: &handlebars::RenderError) -> Rend
         },
     }
 }
+/// The `{{…}}` expression that starts at `line` and `column` (1-based) of `text`.
+fn expression_at(text: &str, line: usize, column: usize) -> Option<String> {
+    let line = text.lines().nth(line.checked_sub(1)?)?;
+    let start = line.char_indices().nth(column.checked_sub(1)?).map(|(at, _)| at)?;
+    let rest = &line[start..];
+    let end = rest.find("}}")? + 2;
+    rest.starts_with("{{").then(|| rest[..end].to_owned())
+}
+
 impl Planner for Renderer<'_> {
     fn plan(&self, node: &str, state: &str) -> Result<Plan, PlanError> {
         Renderer::plan(self, node, state).map_err(PlanError::from)
