@@ -89,6 +89,26 @@ impl Style {
     }
 }
 
+/// `text` with control characters written as escapes (`\n`, `\x1b`, …): a name that comes
+/// from a node (a file found through `track`) never sends terminal escape sequences or
+/// breaks a line of the output.
+pub(crate) fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&format!("\\x{:02x}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// Pads `text` with spaces to `width` characters.
 pub(crate) fn pad(text: &str, width: usize) -> String {
     let len = text.chars().count();
@@ -124,6 +144,12 @@ pub(crate) fn utc_time(seconds: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(printable("/etc/plain"), "/etc/plain");
+        assert_eq!(printable("/etc/\x1b[2Jevil\nname"), "/etc/\\x1b[2Jevil\\nname");
+    }
 
     #[test]
     fn formats_utc_times() {

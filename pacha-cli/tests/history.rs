@@ -631,3 +631,18 @@ fn a_forced_push_and_a_changed_script_are_recorded_and_a_tracked_link_is_capture
     let (_, shown, _) = master.run(&["show", "web1", "--json"]);
     assert_eq!(json(&shown)["links"][0]["path"], "/etc/extra/alias", "{shown}");
 }
+
+#[test]
+fn names_from_the_node_are_printed_with_control_characters_escaped() {
+    let master = SshMaster::new(&["web1"]);
+    master.add_to_node("web1", "track: [\"/etc/extra/*\"]\n");
+    let (code, _, stderr) = master.run(&["push", "web1", "production"]);
+    assert_eq!(code, 0, "{stderr}");
+    fs::create_dir_all(master.root("web1").join("etc/extra")).unwrap();
+    fs::write(master.root("web1").join("etc/extra/\x1b[2Jgotcha\nline"), "x").unwrap();
+    for args in [&["status", "web1"][..], &["capture", "web1"], &["log", "web1"]] {
+        let (_, stdout, stderr) = master.run(args);
+        assert!(!stdout.contains('\x1b'), "{args:?} printed a raw escape: {stdout:?}");
+        assert!(stdout.contains("\\x1b[2Jgotcha\\nline"), "{args:?}: {stdout}{stderr}");
+    }
+}

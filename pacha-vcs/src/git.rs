@@ -209,7 +209,7 @@ impl GitHistory {
             .lines()
             .skip(2)
             .take_while(|line| !line.is_empty())
-            .map(str::to_owned)
+            .map(unescape)
             .collect();
         let author = commit.author();
         Some(Entry {

@@ -10,7 +10,7 @@ use super::push::jobs;
 use super::{Context, Status};
 use crate::cli::ConnectionArgs;
 use crate::error::{NodesFailed, Usage};
-use crate::output::{Output, pad, utc_time};
+use crate::output::{Output, pad, printable, utc_time};
 use crate::setup::holder;
 use crate::ui::report::print_report;
 use crate::ui::views::{EntryView, ReportView};
@@ -41,7 +41,7 @@ pub(super) fn log(context: &Context<'_>, out: &mut Output, node: &str) -> anyhow
         for entry in &entries {
             out.line(entry_line(out, entry))?;
             for path in entry.changed.iter().take(SHOWN) {
-                out.line(format!("    {}", out.style.dim(path)))?;
+                out.line(format!("    {}", out.style.dim(&printable(path))))?;
             }
             if entry.changed.len() > SHOWN {
                 out.line(format!(
@@ -127,7 +127,7 @@ fn print_snapshot(out: &mut Output, snapshot: &Snapshot) -> io::Result<()> {
     for file in &snapshot.files {
         out.line(format!(
             "  {}  {}  {}:{}  {}",
-            pad(file.path.as_str(), width),
+            pad(&printable(file.path.as_str()), width),
             file.mode,
             file.owner,
             file.group,
@@ -262,10 +262,14 @@ pub(super) fn capture_command(
             None => out.line(format!("{node}: the live files match the history; nothing recorded"))?,
         }
         for path in &captured.changed {
-            out.line(format!("  {path}"))?;
+            out.line(format!("  {}", printable(path.as_str())))?;
         }
         for (path, why) in &captured.skipped {
-            out.line(format!("  {} {path}: {why}", out.style.yellow("skipped")))?;
+            out.line(format!(
+                "  {} {}: {why}",
+                out.style.yellow("skipped"),
+                printable(path.as_str())
+            ))?;
         }
     }
     Ok(Status::Success)
@@ -379,7 +383,7 @@ pub(super) fn status_command(
                             ))
                         ))?;
                         for drift in &status.drift {
-                            out.line(format!("    {}: {}", drift.path, drift.what))?;
+                            out.line(format!("    {}: {}", printable(drift.path.as_str()), drift.what))?;
                         }
                     }
                 }

@@ -6,7 +6,7 @@ use std::io;
 
 use pacha_core::{Change, ChangeKind, NodeReport, Outcome, Plan};
 
-use crate::output::{Output, Style};
+use crate::output::{Output, Style, printable};
 
 /// A unified diff of a change, secrets redacted.
 pub(crate) fn unified_diff(plan: &Plan, change: &Change, planned: &[u8]) -> String {
@@ -63,7 +63,7 @@ fn change_line(plan: &Plan, change: &Change, style: Style) -> String {
         .iter()
         .find(|link| change.kind == ChangeKind::Link && link.path == change.destination)
         .map_or_else(String::new, |link| format!(" -> {}", link.target));
-    format!("  {kind} {}{target}{details}", change.destination)
+    format!("  {kind} {}{target}{details}", printable(change.destination.as_str()))
 }
 
 fn plural(count: usize, word: &str) -> String {
@@ -132,7 +132,11 @@ pub(crate) fn print_report(out: &mut Output, plan: &Plan, report: &NodeReport, d
         }
     }
     for (path, why) in &report.kept {
-        out.line(format!("  {} {path}: {why}", style.yellow("kept")))?;
+        out.line(format!(
+            "  {} {}: {why}",
+            style.yellow("kept"),
+            printable(path.as_str())
+        ))?;
     }
     print_scripts(out, plan, report)?;
     if let Some(entry) = &report.recorded {
