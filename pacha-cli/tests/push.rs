@@ -294,3 +294,58 @@ fn walkdir(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     found
 }
+
+/// File contents and script bodies reach the node on standard input only: while a push runs
+/// (its pre script sleeping), no process's command line holds a byte of what it places.
+#[test]
+fn no_rendered_byte_is_in_a_command_line_on_the_node() {
+    let master = SshMaster::new(&["web1"]);
+    master.write(
+        "scripts/pre/check/10-wait",
+        "#!/bin/sh\n# script-body-marker-77\nsleep 2\n",
+    );
+    master.write("templates/motd/default/token.conf.hbs", "token = {{api_token}}\n");
+    master.add_to_node("web1", "secrets: {api_token: s3cr3t-token-4242}\n");
+    let text = fs::read_to_string(master.dir.path().join("nodes/web1/web1.conf")).unwrap();
+    master.write(
+        "nodes/web1/web1.conf",
+        &text.replace("scripts:\n", "scripts:\n  pre: [check]\n"),
+    );
+    let runtime = master.dir.path().join("run");
+    let mut push = std::process::Command::new(assert_cmd::cargo::cargo_bin("pacha"))
+        .env("XDG_RUNTIME_DIR", &runtime)
+        .arg("--master")
+        .arg(master.dir.path())
+        .args(["push", "web1", "production"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut saw_the_push = false;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while push.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
+        for entry in fs::read_dir("/proc").unwrap().filter_map(Result::ok) {
+            let Ok(cmdline) = fs::read(entry.path().join("cmdline")) else {
+                continue;
+            };
+            let cmdline = String::from_utf8_lossy(&cmdline);
+            saw_the_push |= cmdline.contains("10-wait") || cmdline.contains("sleep");
+            assert!(
+                !cmdline.contains("s3cr3t-token-4242"),
+                "a secret in a command line: {cmdline}"
+            );
+            assert!(
+                !cmdline.contains("script-body-marker-77"),
+                "a script body in a command line: {cmdline}"
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let output = push.wait_with_output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(saw_the_push, "the scan ran while the push ran");
+    assert_eq!(
+        fs::read_to_string(master.root("web1").join("etc/token.conf")).unwrap(),
+        "token = s3cr3t-token-4242\n"
+    );
+}

@@ -1,5 +1,6 @@
 //! The POSIX shell snippets pacha runs on a node, built in one place. Every value goes in
-//! through [`quote`]; the node needs only `sh` and coreutils (`stat`, `sha256sum`, `head`,
+//! through [`quote`], and no file content or script is ever part of a snippet (they travel on
+//! standard input); the node needs only `sh` and coreutils (`stat`, `sha256sum`, `head`,
 //! `mkdir`, `mv`, `chmod`, `chown`, `sync`). Commands run once per step, not once per file,
 //! wherever coreutils allow it.
 //!
@@ -185,10 +186,6 @@ pub(crate) fn inspect(
     script
 }
 
-/// Files up to this size travel inside the snippet (written by the shell's `printf`, no
-/// process per file); larger ones are streamed on standard input.
-pub(crate) const EMBED_LIMIT: usize = 16 * 1024;
-
 /// The snippet that lists every regular file and symlink below `folders` (absolute on the node, root
 /// included), NUL-separated; folders that do not exist or cannot be read are passed over.
 pub(crate) fn find(root: &str, folders: &[String], guarded: &[String], nonce: &str) -> String {
@@ -219,14 +216,10 @@ pub(crate) struct ApplyStep<'a> {
     pub dirs: &'a [PlannedDir],
 }
 
-/// What a file costs in a snippet: its paths a few times, and its contents when embedded.
+/// What a file costs in a snippet: its paths a few times (its contents travel on standard
+/// input, never in the command).
 fn snippet_cost(file: &Placement) -> usize {
-    let embedded = if file.content.len() <= EMBED_LIMIT {
-        2 * file.content.len()
-    } else {
-        0
-    };
-    6 * (file.destination.as_str().len() + 40) + embedded
+    6 * (file.destination.as_str().len() + 40)
 }
 
 /// Splits an apply into steps whose snippets fit in one command: usually one step; pre
@@ -267,29 +260,6 @@ pub(crate) fn apply_steps<'a>(request: &'a Apply<'a>) -> Vec<ApplyStep<'a>> {
             dirs: if index == 0 { request.dirs } else { &[] },
         })
         .collect()
-}
-
-/// `bytes` as a `printf` format in single quotes that prints exactly them: `%` doubled, and
-/// anything but plain printable ASCII written as an octal escape (NUL included). It starts
-/// with `%s` (to be given an empty argument) so that contents starting with `-` are never
-/// read as an option.
-pub(crate) fn printf_format(bytes: &[u8]) -> String {
-    let mut format = String::with_capacity(bytes.len() + bytes.len() / 8 + 4);
-    format.push_str("'%s");
-    for byte in bytes {
-        match byte {
-            b'%' => format.push_str("%%"),
-            b'\\' => format.push_str("\\\\"),
-            b'\'' => format.push_str("\\047"),
-            b'\n' => format.push_str("\\n"),
-            b' '..=b'~' => format.push(char::from(*byte)),
-            other => {
-                let _ = write!(format, "\\{other:03o}");
-            }
-        }
-    }
-    format.push('\'');
-    format
 }
 
 /// The snippet of one apply step and the bytes to send on its standard input.
@@ -553,28 +523,16 @@ held=; { read -r held < "$S/lock/nonce"; } 2>/dev/null
         );
     }
 
-    /// One file's contents: small ones written by `printf` from the snippet, large ones read
-    /// from standard input; whether it went on the input.
-    fn write(&mut self, content: &[u8], path: &str) -> bool {
-        if content.len() <= EMBED_LIMIT {
-            let _ = writeln!(
-                self.script,
-                "printf {} '' > {} || fail {}",
-                printf_format(content),
-                path,
-                quote(&format!("cannot write {path}"))
-            );
-            false
-        } else {
-            let _ = writeln!(
-                self.script,
-                "head -c {} > {} || fail 'cannot write a file'",
-                content.len(),
-                path
-            );
-            self.input.extend_from_slice(content);
-            true
-        }
+    /// One file's contents, read from standard input: a rendered byte (a secret) never
+    /// appears in a command line on the node, where any local user could read it with `ps`.
+    fn write(&mut self, content: &[u8], path: &str) {
+        let _ = writeln!(
+            self.script,
+            "head -c {} > {} || fail 'cannot write a file'",
+            content.len(),
+            path
+        );
+        self.input.extend_from_slice(content);
     }
 
     /// The scripts, in run order, then the staged files; the input's end marker is checked
@@ -589,13 +547,16 @@ held=; { read -r held < "$S/lock/nonce"; } 2>/dev/null
     ) {
         let mut streamed = false;
         for (index, planned) in scripts.iter().enumerate() {
-            streamed |= self.write(&planned.content, &format!("\"$T/{index}\""));
+            self.write(&planned.content, &format!("\"$T/{index}\""));
+            streamed = true;
         }
         if let Some(journal) = journal {
-            streamed |= self.write(journal, "\"$T/journal\"");
+            self.write(journal, "\"$T/journal\"");
+            streamed = true;
         }
         for (file, staged) in files.iter().zip(targets.staged()) {
-            streamed |= self.write(&file.content, &quote(staged));
+            self.write(&file.content, &quote(staged));
+            streamed = true;
         }
         if streamed {
             let _ = writeln!(
@@ -783,32 +744,8 @@ fn join_quoted<S: AsRef<str>>(values: &[S]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::process::Command;
-
-    use proptest::prelude::*;
 
     use super::*;
-
-    fn printed(bytes: &[u8]) -> Vec<u8> {
-        let output = Command::new("/bin/sh")
-            .arg("-c")
-            .arg(format!("printf {} ''", printf_format(bytes)))
-            .output()
-            .unwrap();
-        assert!(output.status.success());
-        output.stdout
-    }
-
-    #[test]
-    fn printf_format_reproduces_every_byte() {
-        let all: Vec<u8> = (0..=255).collect();
-        assert_eq!(printed(&all), all);
-        assert_eq!(printed(b"100% 'quoted' \\n $(x)\n"), b"100% 'quoted' \\n $(x)\n");
-        assert_eq!(printf_format(b"a%b"), "'%sa%%b'");
-        assert_eq!(printed(b"-----BEGIN KEY-----\n"), b"-----BEGIN KEY-----\n");
-        assert_eq!(printed(b"--"), b"--");
-        assert_eq!(printed(b""), b"");
-    }
 
     /// The snippet of a small plan: two folders, an owner and modes, a file that needs
     /// escaping, one streamed on standard input, a pre and a post script. The riskiest code
@@ -844,7 +781,7 @@ echo hi
 ",
             ),
         };
-        let big = vec![b'x'; EMBED_LIMIT + 1];
+        let big = vec![b'x'; 16 * 1024 + 1];
         let files = [
             file(
                 "/etc/app/app.conf",
@@ -890,15 +827,15 @@ echo hi
         let steps = apply_steps(&request);
         assert_eq!(steps.len(), 1);
         let (snippet, input) = apply(&request, &steps[0], "/srv/root", "0123456789abcdef");
-        assert_eq!(input.len(), big.len() + "END-0123456789abcdef\n".len());
+        let contents: usize = files.iter().map(|file| file.content.len()).sum::<usize>()
+            + 2 * pre.content.len()
+            + b"pacha-journal 1\n".len();
+        assert_eq!(
+            input.len(),
+            contents + "END-0123456789abcdef\n".len(),
+            "every content travels on standard input"
+        );
+        assert!(!snippet.contains("port = 80"), "no content is in the command");
         insta::assert_snapshot!(snippet);
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(32))]
-        #[test]
-        fn printf_format_round_trips(bytes in prop::collection::vec(any::<u8>(), 0..300)) {
-            prop_assert_eq!(printed(&bytes), bytes);
-        }
     }
 }
