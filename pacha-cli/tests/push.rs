@@ -349,3 +349,38 @@ fn no_rendered_byte_is_in_a_command_line_on_the_node() {
         "token = s3cr3t-token-4242\n"
     );
 }
+
+/// A script that hangs is killed with everything it started once its `timeout` is up, and
+/// the node fails saying so.
+#[test]
+fn a_hanging_script_is_killed_with_its_processes_after_its_timeout() {
+    let master = SshMaster::new(&["web1"]);
+    master.write("scripts/post/reload/10-reload", "#!/bin/sh\nsleep 3607 &\nsleep 3607\n");
+    let text = fs::read_to_string(master.dir.path().join("nodes/web1/web1.conf")).unwrap();
+    master.write(
+        "nodes/web1/web1.conf",
+        &text.replace("scripts:\n", "scripts:\n  timeout: 1\n"),
+    );
+    let (code, stdout, stderr) = master.run(&["push", "web1", "production", "--json"]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    let report = &serde_json::from_str::<serde_json::Value>(&stdout).unwrap()["nodes"][0];
+    assert_eq!(report["error"]["kind"], "script", "{report}");
+    assert!(
+        report["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("timed out after 1 s"),
+        "{report}"
+    );
+    // Nothing of it is left running.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    for entry in fs::read_dir("/proc").unwrap().filter_map(Result::ok) {
+        if let Ok(cmdline) = fs::read(entry.path().join("cmdline")) {
+            assert!(
+                !String::from_utf8_lossy(&cmdline).contains("3607"),
+                "a process of the script survived: {}",
+                String::from_utf8_lossy(&cmdline)
+            );
+        }
+    }
+}

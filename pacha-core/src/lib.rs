@@ -74,7 +74,7 @@ pub use model::name::{AccountError, NameError, NameKind, check_account, check_na
 pub use model::node::{Definition, MetaNode, Node, ScriptPhases, StateSettings, TransportKind};
 pub use model::path::{NodePath, PathError};
 pub use model::plan::{Plan, PlannedDir, PlannedFile, PlannedLink, PlannedScript, Stage, redact};
-pub use model::settings::{HostKeyPolicy, MasterSettings, SshSettings};
+pub use model::settings::{HostKeyPolicy, MasterSettings, ScriptDefaults, SshSettings};
 pub use model::snapshot::{Entry, Event, EventKind, RecordedDir, RecordedFile, RecordedLink, RecordedScript, Snapshot};
 pub use model::target::Target;
 pub use model::track::{Track, TrackError};

@@ -363,6 +363,7 @@ impl Planner for StaticPlanner<'_> {
             absent: Vec::new(),
             links: Vec::new(),
             dirs: Vec::new(),
+            script_timeout: None,
         })
     }
 }

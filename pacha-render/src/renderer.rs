@@ -257,6 +257,11 @@ impl<'m> Renderer<'m> {
             absent,
             links,
             dirs,
+            script_timeout: node
+                .scripts
+                .timeout
+                .or(self.master.settings().scripts.timeout)
+                .filter(|seconds| *seconds > 0),
         })
     }
 

@@ -282,7 +282,7 @@ pub(crate) fn apply(request: &Apply<'_>, step: &ApplyStep<'_>, root: &str, nonce
     reached.extend(step.dirs.iter().map(|dir| dir.path.clone()));
     let link_temps = link_temps(step.links, root, nonce);
     snippet.header(root, nonce, &guarded_folders(&reached, root));
-    snippet.cleanup_and_runner(&targets, &link_temps);
+    snippet.cleanup_and_runner(&targets, &link_temps, request.script_timeout);
     snippet.environment(request, root);
     let mut parents_of: Vec<(&NodePath, Mode)> = step
         .files
@@ -412,23 +412,29 @@ held=; { read -r held < "$S/lock/nonce"; } 2>/dev/null
 
     /// Removal of the staging folders however the snippet ends, and `run`, which runs one
     /// uploaded script and reports its status and output.
-    fn cleanup_and_runner(&mut self, targets: &Targets, link_temps: &[String]) {
+    fn cleanup_and_runner(&mut self, targets: &Targets, link_temps: &[String], timeout: Option<u64>) {
         let mut cleanup = vec!["\"$T\"".to_owned()];
         cleanup.extend(targets.folders.iter().map(|folder| quote(&targets.staging(folder))));
         cleanup.extend(link_temps.iter().map(|temp| quote(temp)));
         let _ = writeln!(self.script, "cleanup() {{ rm -rf -- {}; }}", cleanup.join(" "));
         self.script
             .push_str("trap cleanup EXIT\ntrap 'exit 1' HUP INT TERM PIPE\n");
-        self.script.push_str(
-            r#"run() {
-  ( cd "$R" 2>/dev/null || cd /; PACHA_STAGE=$2 PACHA_PHASE=$3 PACHA_SCRIPT=$4 exec "$T/$1" ) < /dev/null > "$T/out" 2>&1
+        // With a timeout, coreutils' `timeout` runs the script in a process group of its own
+        // and kills that whole group when time is up (KILL 5 s after TERM).
+        let exec = match timeout {
+            Some(seconds) => format!("exec timeout -k 5 {seconds} \"$T/$1\""),
+            None => "exec \"$T/$1\"".to_owned(),
+        };
+        self.script.push_str(&format!(
+            r#"run() {{
+  ( cd "$R" 2>/dev/null || cd /; PACHA_STAGE=$2 PACHA_PHASE=$3 PACHA_SCRIPT=$4 {exec} ) < /dev/null > "$T/out" 2>&1
   st=$?
   printf 'S %s %s %s\n' "$1" "$st" "$(wc -c < "$T/out")"
   cat "$T/out"
   return "$st"
-}
-"#,
-        );
+}}
+"#
+        ));
     }
 
     /// What scripts see: `PACHA_NODE`, `PACHA_STATE`, `PACHA_ROOT`, `PACHA_CHANGED` and
@@ -822,6 +828,7 @@ echo hi
                 mode: Mode::from_bits(0o2770).unwrap(),
                 app: "app".to_owned(),
             }],
+            script_timeout: Some(600),
             journal: b"pacha-journal 1\n",
         };
         let steps = apply_steps(&request);

@@ -54,6 +54,7 @@ pub(crate) fn plan(node: &str, target: Target, files: Vec<PlannedFile>, scripts:
         absent: Vec::new(),
         links: Vec::new(),
         dirs: Vec::new(),
+        script_timeout: None,
     }
 }
 

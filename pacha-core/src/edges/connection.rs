@@ -174,6 +174,8 @@ pub struct Apply<'a> {
     pub links: &'a [(NodePath, String)],
     /// Folders to create, or whose owner, group and mode to correct.
     pub dirs: &'a [PlannedDir],
+    /// Seconds each script may run before its whole process group is killed.
+    pub script_timeout: Option<u64>,
     /// The node's journal after this apply: what pacha manages there. Stored before anything
     /// is renamed, so a placement the history misses is found by the next inspect.
     pub journal: &'a [u8],

@@ -129,6 +129,16 @@ pub enum NodeError {
         /// Whether the files were placed before it failed.
         placed: bool,
     },
+    /// A pre or post script ran past its `timeout` and was killed with its processes.
+    #[error("script {id} timed out after {seconds} s ({})", if *placed { "files were placed; the post scripts run again on the next push" } else { "nothing was placed" })]
+    ScriptTimeout {
+        /// `pre/<phase>/<name>` or `post/<phase>/<name>`.
+        id: String,
+        /// The timeout.
+        seconds: u64,
+        /// Whether the files were placed before it.
+        placed: bool,
+    },
     /// What was placed could not be recorded in the history.
     #[error("recording the history failed: {0}")]
     History(Arc<HistoryError>),
@@ -157,7 +167,7 @@ impl NodeError {
             | NodeError::Transport(TransportError::Symlinked { .. })
             | NodeError::NotAFile { .. } => "placement",
             NodeError::Transport(_) => "connection",
-            NodeError::Script { .. } => "script",
+            NodeError::Script { .. } | NodeError::ScriptTimeout { .. } => "script",
             NodeError::History(_) | NodeError::MasterHistory(_) => "history",
         }
     }

@@ -28,6 +28,9 @@ pub struct ScriptPhases {
     #[serde(default)]
     /// Phases run after files are placed, in order.
     pub post: Vec<String>,
+    /// Seconds a script may run before its whole process group is killed (0: no limit);
+    /// `scripts: {timeout: N}` in `pacha.yaml` when the node sets none.
+    pub timeout: Option<u64>,
 }
 
 /// Settings that apply to a node only in one state.

@@ -137,6 +137,9 @@ pub struct Plan {
     /// Managed folders, sorted by path.
     #[serde(default)]
     pub dirs: Vec<PlannedDir>,
+    /// Seconds each script may run before its whole process group is killed (`None`: no limit).
+    #[serde(default)]
+    pub script_timeout: Option<u64>,
 }
 
 impl Plan {

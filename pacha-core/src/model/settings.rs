@@ -23,6 +23,17 @@ pub struct MasterSettings {
     /// How pacha runs OpenSSH.
     #[serde(default)]
     pub ssh: SshSettings,
+    /// Defaults for every node's scripts.
+    #[serde(default)]
+    pub scripts: ScriptDefaults,
+}
+
+/// `scripts:` in `pacha.yaml`: what a node's scripts get unless its node file says otherwise.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScriptDefaults {
+    /// Seconds a script may run (0: no limit).
+    pub timeout: Option<u64>,
 }
 
 /// Whether an unknown host key is refused or recorded.

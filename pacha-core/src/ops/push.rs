@@ -690,6 +690,7 @@ fn apply_placements(
         remove_dirs: &removal.dirs,
         links,
         dirs,
+        script_timeout: plan.script_timeout,
         journal,
     })
 }
@@ -711,10 +712,19 @@ fn take_applied(plan: &Plan, placements: &[Placement], applied: Applied, report:
     report.scripts = applied.scripts;
     match report.scripts.iter().find(|run| !run.succeeded()) {
         Some(failed) => {
-            let error = NodeError::Script {
-                id: failed.id.clone(),
-                status: failed.status,
-                placed: !failed.id.starts_with("pre/"),
+            let placed = !failed.id.starts_with("pre/");
+            // `timeout` ends a script it killed with 124.
+            let error = match plan.script_timeout {
+                Some(seconds) if failed.status == 124 => NodeError::ScriptTimeout {
+                    id: failed.id.clone(),
+                    seconds,
+                    placed,
+                },
+                _ => NodeError::Script {
+                    id: failed.id.clone(),
+                    status: failed.status,
+                    placed,
+                },
             };
             report.fail(error);
         }

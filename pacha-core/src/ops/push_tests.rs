@@ -56,6 +56,7 @@ fn plan(node: &str, files: &[(&str, &str)]) -> Plan {
         absent: Vec::new(),
         links: Vec::new(),
         dirs: Vec::new(),
+        script_timeout: None,
     }
 }
 

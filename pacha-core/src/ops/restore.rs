@@ -68,6 +68,7 @@ pub(crate) fn snapshot_plan(node: &str, state: &str, target: Target, snapshot: &
                 app: "history".to_owned(),
             })
             .collect(),
+        script_timeout: None,
     }
 }
 
