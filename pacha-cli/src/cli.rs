@@ -71,6 +71,9 @@ pub(crate) enum Command {
         node: String,
         /// The state, e.g. production
         state: String,
+        /// Print the contents of files that hold secrets too
+        #[arg(long)]
+        show_secrets: bool,
         #[command(flatten)]
         connection: ConnectionArgs,
     },
@@ -102,6 +105,9 @@ pub(crate) enum Command {
         rev: Option<String>,
         /// A file's path on the node, e.g. /etc/motd
         path: Option<String>,
+        /// Print a file that holds secrets as it is
+        #[arg(long)]
+        show_secrets: bool,
     },
     /// Place the node's files exactly as recorded at REV, then record that
     Rollback {

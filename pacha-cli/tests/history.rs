@@ -308,7 +308,7 @@ fn secrets_are_rendered_but_never_printed() {
         printed.push_str(&stderr);
     }
     let (_, stdout, _) = master.run(&["show", "web1", &revisions(&master, "web1")[0], "/etc/db.conf"]);
-    assert_eq!(stdout, "password = <redacted>\ntoken = <redacted>\n");
+    assert_eq!(stdout, "<redacted>\n", "a file that holds secrets is not shown at all");
     printed.push_str(&stdout);
     assert!(printed.contains("<redacted>"), "{printed}");
     assert!(
@@ -645,4 +645,61 @@ fn names_from_the_node_are_printed_with_control_characters_escaped() {
         assert!(!stdout.contains('\x1b'), "{args:?} printed a raw escape: {stdout:?}");
         assert!(stdout.contains("\\x1b[2Jgotcha\\nline"), "{args:?}: {stdout}{stderr}");
     }
+}
+
+/// A file whose rendering read a secret is secret-bearing, whatever helper the value went
+/// through: diff, show and errors never print it (old or new) unless --show-secrets asks.
+#[test]
+fn secret_bearing_files_are_never_shown_by_taint_not_by_string_matching() {
+    let master = SshMaster::new(&["web1"]);
+    master.write(
+        "templates/motd/default/tls.key.hbs",
+        "key:\n{{indent 4 tls_key}}\nshout {{upper api_token}}\njson {{json api_token}}\n",
+    );
+    master.add_to_node(
+        "web1",
+        "secrets:\n  tls_key: \"-----BEGIN KEY-----\\nAAAAsecretkeybody\\n-----END KEY-----\"\n  api_token: rotate-me-one\n",
+    );
+    let (code, _, stderr) = master.run(&["push", "web1", "production"]);
+    assert_eq!(code, 0, "{stderr}");
+    let first = revisions(&master, "web1")[0].clone();
+
+    // Rotate the token: the diff says the file changed, and prints neither value.
+    let text = fs::read_to_string(master.dir.path().join("nodes/web1/web1.conf")).unwrap();
+    master.write("nodes/web1/web1.conf", &text.replace("rotate-me-one", "rotate-me-two"));
+    for args in [
+        &["diff", "web1", "production"][..],
+        &["diff", "web1", "production", "--json"],
+    ] {
+        let (code, stdout, stderr) = master.run(args);
+        assert_eq!(code, 2, "{stdout}{stderr}");
+        for secret in [
+            "AAAAsecretkeybody",
+            "ROTATE-ME-ONE",
+            "ROTATE-ME-TWO",
+            "rotate-me-one",
+            "rotate-me-two",
+        ] {
+            assert!(
+                !stdout.contains(secret) && !stderr.contains(secret),
+                "{args:?} leaked {secret}: {stdout}"
+            );
+        }
+        assert!(stdout.contains("holds secrets"), "{args:?}: {stdout}");
+    }
+    let (_, stdout, _) = master.run(&["diff", "web1", "production", "--show-secrets"]);
+    assert!(stdout.contains("ROTATE-ME-TWO"), "--show-secrets prints it: {stdout}");
+
+    // The old value in the history stays unshown too.
+    let (_, shown, _) = master.run(&["show", "web1", &first, "/etc/tls.key"]);
+    assert_eq!(shown, "<redacted>\n");
+    let (_, shown, _) = master.run(&["show", "web1", &first, "/etc/tls.key", "--show-secrets"]);
+    assert!(shown.contains("ROTATE-ME-ONE"), "{shown}");
+
+    // A helper error names no value.
+    master.write("templates/motd/default/tls.key.hbs", "{{add api_token 1}}\n");
+    let (code, _, stderr) = master.run(&["diff", "web1", "production"]);
+    assert_eq!(code, 1);
+    assert!(!stderr.contains("rotate-me"), "{stderr}");
+    assert!(stderr.contains("not a number"), "{stderr}");
 }

@@ -350,6 +350,7 @@ impl Planner for StaticPlanner<'_> {
                 dir_mode: Mode::EXECUTABLE,
                 content: Arc::from(content.as_bytes()),
                 sha256: ContentHash::of(content.as_bytes()),
+                secret: false,
             });
         }
         files.sort_by(|a, b| a.destination.cmp(&b.destination));

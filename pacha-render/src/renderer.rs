@@ -118,9 +118,12 @@ impl<'m> Renderer<'m> {
             );
             let data = Value::Object(data);
             let mut context: Option<Context> = None;
+            // The same data with every secret value replaced: a file whose rendering differs
+            // read a secret, whatever helper or partial it went through.
+            let mut shadow: Option<Context> = None;
             for file in &app.files {
-                let (content, sha256) = match &file.content {
-                    Content::Bytes(bytes, hash) => (bytes.clone(), *hash),
+                let (content, sha256, secret) = match &file.content {
+                    Content::Bytes(bytes, hash) => (bytes.clone(), *hash, false),
                     Content::Template(references) => {
                         if let Some(missing) = template::first_undefined(references, &data) {
                             return Err(RenderError::UndefinedVariable {
@@ -138,9 +141,16 @@ impl<'m> Renderer<'m> {
                             .registry
                             .render_with_context(&file.source, context)
                             .map_err(|err| render_error(self.master.dir(), &file.source, name, &err))?;
+                        let secret = !secrets.is_empty() && {
+                            let shadow = shadow.get_or_insert_with(|| Context::from(shadowed(&data, &secrets)));
+                            // A rendering that fails without the real values depends on them.
+                            app.registry
+                                .render_with_context(&file.source, shadow)
+                                .map_or(true, |shadowed| shadowed != text)
+                        };
                         let bytes: Arc<[u8]> = Arc::from(text.into_bytes());
                         let hash = ContentHash::of(&bytes);
-                        (bytes, hash)
+                        (bytes, hash, secret)
                     }
                 };
                 files.push(PlannedFile {
@@ -153,6 +163,7 @@ impl<'m> Renderer<'m> {
                     dir_mode: app.config.dir_mode,
                     content,
                     sha256,
+                    secret,
                 });
             }
         }
@@ -427,6 +438,27 @@ fn render_error(master: &std::path::Path, source: &str, node: &str, err: &handle
         },
     }
 }
+/// `data` with every secret value (a string, or a number as text) replaced by another value
+/// of the same kind.
+fn shadowed(data: &Value, secrets: &[String]) -> Value {
+    match data {
+        Value::String(text) if secrets.contains(text) => {
+            Value::String(format!("\u{1}pacha-shadow-{}\u{1}", text.len()))
+        }
+        Value::Number(number) if secrets.contains(&number.to_string()) => match number.as_i64() {
+            Some(integer) => Value::from(integer.wrapping_add(7919)),
+            None => Value::from(number.as_f64().unwrap_or_default() + 7919.5),
+        },
+        Value::Array(items) => Value::Array(items.iter().map(|item| shadowed(item, secrets)).collect()),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(key, value)| (key.clone(), shadowed(value, secrets)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
 /// The `{{…}}` expression that starts at `line` and `column` (1-based) of `text`.
 fn expression_at(text: &str, line: usize, column: usize) -> Option<String> {
     let line = text.lines().nth(line.checked_sub(1)?)?;

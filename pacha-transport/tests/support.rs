@@ -29,6 +29,7 @@ pub(crate) fn file(path: &str, content: &[u8], mode: &str) -> PlannedFile {
         dir_mode: Mode::EXECUTABLE,
         content: Arc::from(content),
         sha256: ContentHash::of(content),
+        secret: false,
     }
 }
 

@@ -27,6 +27,7 @@ fn snapshot(node: usize, round: usize) -> Snapshot {
                 owner: "root".into(),
                 group: "root".into(),
                 managed: true,
+                secret: false,
             }
         })
         .collect();

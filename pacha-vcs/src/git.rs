@@ -406,6 +406,7 @@ impl GitHistory {
                     group: file.group.clone(),
                     size: file.content.len() as u64,
                     managed: file.managed,
+                    secret: file.secret,
                 },
             );
         }
@@ -607,6 +608,7 @@ impl History for GitHistory {
                 owner: file.owner.clone(),
                 group: file.group.clone(),
                 managed: file.managed,
+                secret: file.secret,
             });
         }
         for script in &meta.scripts {

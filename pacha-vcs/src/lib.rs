@@ -26,6 +26,7 @@
 //!         owner: "root".into(),
 //!         group: "root".into(),
 //!         managed: true,
+//!         secret: false,
 //!     }],
 //!     ..Snapshot::default()
 //! };

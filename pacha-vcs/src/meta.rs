@@ -53,6 +53,13 @@ pub(crate) struct FileMeta {
     /// Written only for a file pacha did not place (captured through `track`).
     #[serde(default = "yes", skip_serializing_if = "is_true")]
     pub managed: bool,
+    /// Written only for a file that holds a secret.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub secret: bool,
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
 }
 
 fn yes() -> bool {

@@ -17,6 +17,7 @@ fn file(path: &str, content: &[u8], mode: &str, owner: &str) -> RecordedFile {
         owner: owner.into(),
         group: "adm".into(),
         managed: true,
+        secret: false,
     }
 }
 

@@ -12,7 +12,7 @@ use crate::cli::ConnectionArgs;
 use crate::error::{NodesFailed, Usage};
 use crate::output::{Output, pad, printable, utc_time};
 use crate::setup::holder;
-use crate::ui::report::print_report;
+use crate::ui::report::{Diffs, print_report};
 use crate::ui::views::{EntryView, ReportView};
 
 fn entry_line(out: &Output, entry: &Entry) -> String {
@@ -60,6 +60,7 @@ pub(super) fn show(
     node: &str,
     rev: Option<&str>,
     path: Option<&str>,
+    show_secrets: bool,
 ) -> anyhow::Result<Status> {
     let parts = context.parts()?;
     let ((entry, snapshot), secrets) = parts.with_engine(|engine| {
@@ -76,9 +77,22 @@ pub(super) fn show(
                 &entry.revision[..12]
             );
         };
+        if file.secret && !show_secrets {
+            // What a secret file held (an old value too) stays unshown unless asked for.
+            if out.json {
+                out.json_document(&serde_json::json!({"revision": entry.revision, "path": file.path, "content": "<redacted>", "binary": false, "secret": true, "size": file.content.len(), "sha256": file.sha256}))?;
+            } else {
+                out.line("<redacted>")?;
+            }
+            return Ok(Status::Success);
+        }
         match std::str::from_utf8(&file.content) {
             Ok(text) => {
-                let text = redact(text, &secrets);
+                let text = if show_secrets {
+                    text.to_owned()
+                } else {
+                    redact(text, &secrets)
+                };
                 if out.json {
                     out.json_document(&serde_json::json!({"revision": entry.revision, "path": file.path, "content": text, "binary": false}))?;
                 } else {
@@ -98,7 +112,7 @@ pub(super) fn show(
             "entry": EntryView::new(&entry),
             "files": snapshot.files.iter().map(|file| serde_json::json!({
                 "path": file.path, "mode": file.mode, "owner": file.owner, "group": file.group,
-                "size": file.content.len(), "sha256": file.sha256,
+                "size": file.content.len(), "sha256": file.sha256, "secret": file.secret,
             })).collect::<Vec<_>>(),
             "scripts": snapshot.scripts.iter().map(|script| serde_json::json!({
                 "stage": script.stage, "phase": script.phase, "name": script.name, "sha256": script.sha256,
@@ -164,7 +178,7 @@ fn restored(out: &mut Output, done: &pacha_core::Restored, what: &str) -> anyhow
         out.json_document(&serde_json::json!({
             "from": EntryView::new(&done.from),
             "recorded": done.report.recorded.as_ref().map(|entry| &entry.revision),
-            "node": ReportView::new(&done.plan, &done.report, false),
+            "node": ReportView::new(&done.plan, &done.report, Diffs::None),
         }))?;
     } else {
         out.line(format!(
@@ -172,7 +186,7 @@ fn restored(out: &mut Output, done: &pacha_core::Restored, what: &str) -> anyhow
             done.from.node,
             entry_line(out, &done.from)
         ))?;
-        print_report(out, &done.plan, &done.report, false)?;
+        print_report(out, &done.plan, &done.report, Diffs::None)?;
     }
     if let Some(error) = &done.report.error {
         return Err(NodesFailed(format!(

@@ -92,8 +92,9 @@ fn run(context: &Context<'_>, out: &mut Output) -> anyhow::Result<Status> {
         Command::Diff {
             node,
             state,
+            show_secrets,
             connection,
-        } => push::diff_command(context, out, node, state, connection),
+        } => push::diff_command(context, out, node, state, *show_secrets, connection),
         Command::Push {
             node,
             state,
@@ -128,7 +129,12 @@ fn run(context: &Context<'_>, out: &mut Output) -> anyhow::Result<Status> {
         } => watch::watch(context, out, node, to, *interval, remote_pacha, ssh_config.as_deref()),
         Command::Serve { node } => serve::serve(context, node.as_deref()),
         Command::Log { node } => history::log(context, out, node),
-        Command::Show { node, rev, path } => history::show(context, out, node, rev.as_deref(), path.as_deref()),
+        Command::Show {
+            node,
+            rev,
+            path,
+            show_secrets,
+        } => history::show(context, out, node, rev.as_deref(), path.as_deref(), *show_secrets),
         Command::Rollback { node, rev } => history::rollback_command(context, out, node, rev),
         Command::Rebuild { node, host, root } => {
             history::rebuild_command(context, out, node, host.as_deref(), root.as_deref())

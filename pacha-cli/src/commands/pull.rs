@@ -11,7 +11,7 @@ use super::{Context, Status};
 use crate::error::{NodesFailed, Usage};
 use crate::output::Output;
 use crate::setup::{Parts, holder};
-use crate::ui::report::print_report;
+use crate::ui::report::{Diffs, print_report};
 use crate::ui::views::ReportView;
 
 /// Where the master is, as `--from` or `--to` gives it.
@@ -96,9 +96,9 @@ pub(super) fn pull(
         )?)
     })?;
     if out.json {
-        out.json_document(&ReportView::new(&pulled.plan, &pulled.report, false))?;
+        out.json_document(&ReportView::new(&pulled.plan, &pulled.report, Diffs::None))?;
     } else {
-        print_report(out, &pulled.plan, &pulled.report, false)?;
+        print_report(out, &pulled.plan, &pulled.report, Diffs::None)?;
     }
     if let Some(error) = &pulled.report.error {
         return Err(NodesFailed(format!(

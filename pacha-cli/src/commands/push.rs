@@ -10,7 +10,7 @@ use crate::error::NodesFailed;
 use crate::output::Output;
 use crate::setup::{connector, holder};
 use crate::ui::progress::Progress;
-use crate::ui::report::print_report;
+use crate::ui::report::{Diffs, print_report};
 use crate::ui::views::ReportView;
 
 /// How many nodes to work on at once.
@@ -30,8 +30,8 @@ fn run_push(
     state: &str,
     args: &ConnectionArgs,
     options: PushOptions,
+    diffs: Diffs,
 ) -> anyhow::Result<Status> {
-    let diffs = options.read_contents;
     let parts = context.parts()?;
     parts.with_engine(|engine| {
         let plans = engine.plans(node, state)?;
@@ -71,7 +71,7 @@ pub(super) fn push_command(
         holder: holder("push"),
         ..PushOptions::default()
     };
-    run_push(context, out, node, state, args, options)
+    run_push(context, out, node, state, args, options, Diffs::None)
 }
 
 /// `pacha diff`: a dry run that also reads the live contents of changed files.
@@ -80,6 +80,7 @@ pub(super) fn diff_command(
     out: &mut Output,
     node: &str,
     state: &str,
+    show_secrets: bool,
     args: &ConnectionArgs,
 ) -> anyhow::Result<Status> {
     let options = PushOptions {
@@ -88,11 +89,16 @@ pub(super) fn diff_command(
         holder: holder("diff"),
         ..PushOptions::default()
     };
-    run_push(context, out, node, state, args, options)
+    let diffs = if show_secrets {
+        Diffs::WithSecrets
+    } else {
+        Diffs::Redacted
+    };
+    run_push(context, out, node, state, args, options, diffs)
 }
 
 /// Prints the summary (or the JSON document) and picks the exit status.
-fn finish(out: &mut Output, plans: &[Plan], reports: &[NodeReport], diffs: bool) -> anyhow::Result<Status> {
+fn finish(out: &mut Output, plans: &[Plan], reports: &[NodeReport], diffs: Diffs) -> anyhow::Result<Status> {
     let count = |outcome| reports.iter().filter(|report| report.outcome == outcome).count();
     let (changed, unchanged, would, failed) = (
         count(Outcome::Changed),

@@ -8,13 +8,36 @@ use pacha_core::{Change, ChangeKind, NodeReport, Outcome, Plan};
 
 use crate::output::{Output, Style, printable};
 
-/// A unified diff of a change, secrets redacted.
-pub(crate) fn unified_diff(plan: &Plan, change: &Change, planned: &[u8]) -> String {
+/// Whether and how a report shows the contents of changed files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Diffs {
+    /// No contents (push, rollback, pull).
+    None,
+    /// Unified diffs, but a file that holds secrets only says it changed (`pacha diff`).
+    Redacted,
+    /// Unified diffs of every file, secrets included (`pacha diff --show-secrets`).
+    WithSecrets,
+}
+
+/// What a file that holds secrets shows instead of its contents.
+pub(crate) fn secret_note(planned: &[u8]) -> String {
+    format!(
+        "content changed (holds secrets): {} bytes, sha256 {}; --show-secrets prints it",
+        planned.len(),
+        pacha_core::ContentHash::of(planned).short(12)
+    )
+}
+
+/// A unified diff of a change, secrets redacted unless `diffs` asks for them.
+pub(crate) fn unified_diff(plan: &Plan, change: &Change, planned: &[u8], diffs: Diffs) -> String {
     let before = change.before.as_deref().unwrap_or_default();
     match (std::str::from_utf8(before), std::str::from_utf8(planned)) {
         (Ok(old), Ok(new)) => {
-            let old = plan.redact(old);
-            let new = plan.redact(new);
+            let (old, new) = if diffs == Diffs::WithSecrets {
+                (old.to_owned(), new.to_owned())
+            } else {
+                (plan.redact(old), plan.redact(new))
+            };
             let header_old = if change.kind == ChangeKind::Create {
                 "/dev/null".to_owned()
             } else {
@@ -71,7 +94,7 @@ fn plural(count: usize, word: &str) -> String {
 }
 
 /// Prints `report`, a push of `plan`; with `diffs`, each changed file's unified diff.
-pub(crate) fn print_report(out: &mut Output, plan: &Plan, report: &NodeReport, diffs: bool) -> io::Result<()> {
+pub(crate) fn print_report(out: &mut Output, plan: &Plan, report: &NodeReport, diffs: Diffs) -> io::Result<()> {
     let style = out.style;
     let outcome = match report.outcome {
         Outcome::Unchanged => style.dim("unchanged"),
@@ -112,14 +135,18 @@ pub(crate) fn print_report(out: &mut Output, plan: &Plan, report: &NodeReport, d
     }
     for change in &report.changes {
         out.line(change_line(plan, change, style))?;
-        if diffs
+        if diffs != Diffs::None
             && matches!(
                 change.kind,
                 ChangeKind::Create | ChangeKind::Update | ChangeKind::ReplaceSymlink
             )
             && let Some(file) = plan.files.iter().find(|file| file.destination == change.destination)
         {
-            for line in unified_diff(plan, change, &file.content).lines() {
+            if file.secret && diffs != Diffs::WithSecrets {
+                out.line(format!("    {}", style.yellow(&secret_note(&file.content))))?;
+                continue;
+            }
+            for line in unified_diff(plan, change, &file.content, diffs).lines() {
                 let line = if line.starts_with('+') && !line.starts_with("+++") {
                     style.green(line)
                 } else if line.starts_with('-') && !line.starts_with("---") {

@@ -4,7 +4,7 @@ use pacha_core::{ChangeKind, Entry, Master, NodeError, NodeReport, Plan, Stage, 
 use serde::Serialize;
 
 use crate::output::utc_time;
-use crate::ui::report::unified_diff;
+use crate::ui::report::{Diffs, secret_note, unified_diff};
 
 /// An error as `--json` prints it: a category and the message.
 #[derive(Serialize)]
@@ -55,6 +55,9 @@ struct ChangeView {
     group: Option<FromTo>,
     #[serde(skip_serializing_if = "Option::is_none")]
     diff: Option<String>,
+    /// Whether the file holds secrets (its contents are never shown unless asked for).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    secret: bool,
 }
 
 #[derive(Serialize)]
@@ -86,7 +89,7 @@ struct TimingsView {
 
 impl<'a> ReportView<'a> {
     /// The view of `report`, a push of `plan`; with `diffs`, each change's unified diff.
-    pub(crate) fn new(plan: &'a Plan, report: &'a NodeReport, diffs: bool) -> ReportView<'a> {
+    pub(crate) fn new(plan: &'a Plan, report: &'a NodeReport, diffs: Diffs) -> ReportView<'a> {
         let from_to = |pair: &Option<(String, String)>| {
             pair.as_ref().map(|(from, to)| FromTo {
                 from: from.clone(),
@@ -111,7 +114,7 @@ impl<'a> ReportView<'a> {
                     }),
                     owner: from_to(&change.owner),
                     group: from_to(&change.group),
-                    diff: diffs
+                    diff: (diffs != Diffs::None)
                         .then(|| plan.files.iter().find(|file| file.destination == change.destination))
                         .flatten()
                         .filter(|_| {
@@ -120,7 +123,17 @@ impl<'a> ReportView<'a> {
                                 ChangeKind::Create | ChangeKind::Update | ChangeKind::ReplaceSymlink
                             )
                         })
-                        .map(|file| unified_diff(plan, change, &file.content)),
+                        .map(|file| {
+                            if file.secret && diffs != Diffs::WithSecrets {
+                                secret_note(&file.content)
+                            } else {
+                                unified_diff(plan, change, &file.content, diffs)
+                            }
+                        }),
+                    secret: plan
+                        .files
+                        .iter()
+                        .any(|file| file.secret && file.destination == change.destination),
                 })
                 .collect(),
             kept: report

@@ -33,6 +33,10 @@ pub struct PlannedFile {
     pub content: Arc<[u8]>,
     /// The hash of `content`.
     pub sha256: ContentHash,
+    /// Whether its rendering read a secret (directly or through any helper or partial): its
+    /// contents are never shown, old or new, unless the person asks (`--show-secrets`).
+    #[serde(default)]
+    pub secret: bool,
 }
 
 /// A symbolic link a node should have (`links:` in `app.yaml`).

@@ -31,6 +31,9 @@ pub struct RecordedFile {
     /// longer has it. Files only captured (`track` globs) are not managed.
     #[serde(default = "managed_default")]
     pub managed: bool,
+    /// Whether it holds a secret (its rendering read one): never shown unless asked for.
+    #[serde(default)]
+    pub secret: bool,
 }
 
 fn managed_default() -> bool {

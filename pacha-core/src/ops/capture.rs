@@ -103,6 +103,7 @@ pub(crate) fn capture(
                     owner: stat.recorded_owner(),
                     group: stat.recorded_group(),
                     managed: old.file(path).is_some_and(|recorded| recorded.managed),
+                    secret: old.file(path).is_some_and(|recorded| recorded.secret),
                 }),
                 (LiveFile::Unreadable, _) => captured.skipped.push((path.clone(), "not readable".to_owned())),
                 (LiveFile::Symlink(target), _) => links.push(RecordedLink {

@@ -583,6 +583,9 @@ fn found_snapshot(
                 owner: stat.recorded_owner(),
                 group: stat.recorded_group(),
                 managed: true,
+                secret: previous
+                    .and_then(|previous| previous.file(path))
+                    .is_some_and(|file| file.secret),
             });
         }
     }

@@ -49,6 +49,7 @@ fn plan(node: &str, files: &[(&str, &str)]) -> Plan {
                 dir_mode: Mode::EXECUTABLE,
                 content: Arc::from(content.as_bytes()),
                 sha256: ContentHash::of(content.as_bytes()),
+                secret: false,
             })
             .collect(),
         scripts: vec![script(Stage::Pre, "10-pre"), script(Stage::Post, "10-post")],

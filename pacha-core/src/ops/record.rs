@@ -56,6 +56,7 @@ pub(crate) fn pushed_snapshot(
                 owner,
                 group,
                 managed: true,
+                secret: file.secret,
             }
         })
         .collect();
@@ -131,6 +132,7 @@ pub(crate) fn record_changes(
     // A file pacha placed stays pacha's when it is edited by hand; a new one is only tracked.
     snapshot.files.extend(changed.into_iter().map(|mut file| {
         file.managed = old.file(&file.path).is_some_and(|recorded| recorded.managed);
+        file.secret = old.file(&file.path).is_some_and(|recorded| recorded.secret);
         file
     }));
     snapshot.normalize();

@@ -32,6 +32,7 @@ pub(crate) fn snapshot_plan(node: &str, state: &str, target: Target, snapshot: &
                 dir_mode: Mode::EXECUTABLE,
                 content: file.content.clone(),
                 sha256: file.sha256,
+                secret: file.secret,
             })
             .collect(),
         scripts: snapshot

@@ -159,6 +159,7 @@ impl<'a> Watcher<'a> {
                     group: stat.recorded_group(),
                     // The master keeps what it knew of the file; a new one is only tracked.
                     managed: false,
+                    secret: false,
                 });
             }
         }
