@@ -240,11 +240,9 @@ pub(crate) fn master_args(target: &Target, socket: &Path, log: &Path) -> Vec<OsS
     let mut args = session_args(target);
     args.push("-o".into());
     args.push(
-        match target.ssh.persist_seconds() {
-            0 => "ControlPersist=yes".to_owned(),
-            seconds => format!("ControlPersist={seconds}s"),
-        }
-        .into(),
+        // Never `yes` (forever): a master that pacha could not close itself (pacha killed)
+        // ends once idle, a second after its last session with `persist: 0`.
+        format!("ControlPersist={}s", target.ssh.persist_seconds().max(1)).into(),
     );
     args.push("-E".into());
     args.push(log.into());
@@ -537,7 +535,7 @@ mod tests {
             .map(|a| a.into_string().unwrap())
             .collect();
         assert!(args.contains(&"StrictHostKeyChecking=accept-new".to_owned()));
-        assert!(args.contains(&"ControlPersist=yes".to_owned()));
+        assert!(args.contains(&"ControlPersist=1s".to_owned()), "{args:?}");
         // The destination always comes after `--`, so it can never be read as an option.
         assert_eq!(&args[args.len() - 2..], ["--", "web1"]);
     }

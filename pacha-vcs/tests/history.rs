@@ -173,6 +173,13 @@ fn plain_git_reads_the_history() {
         ],
     );
     assert!(links.starts_with("120000 blob"), "a link is a git symlink: {links}");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(tmp.path().join("hosts"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o700, "the history is private whatever the umask");
     git(tmp.path(), &["fsck", "--strict"]);
 }
 
