@@ -316,6 +316,18 @@ impl<'m> Renderer<'m> {
                 at: Location::file(&file.source),
                 message: err.to_string(),
             })?;
+            // What no file system on the node can hold is refused here, naming its source,
+            // rather than failing there as a connection cut by an oversized command.
+            let longest = destination.as_str().split('/').map(str::len).max().unwrap_or(0);
+            if destination.as_str().len() > 4000 || longest > 255 {
+                return Err(RenderError::PathEscapes {
+                    at: Location::file(&file.source),
+                    message: format!(
+                        "the destination is too long for a node ({} bytes, a name of {longest}; at most 4000 and 255)",
+                        destination.as_str().len()
+                    ),
+                });
+            }
             let bytes = fs::read(&file.path).map_err(|err| RenderError::io(&file.source, err))?;
             let executable = fs::metadata(&file.path)
                 .map(|meta| meta.permissions().mode() & 0o111 != 0)
