@@ -703,3 +703,48 @@ fn secret_bearing_files_are_never_shown_by_taint_not_by_string_matching() {
     assert!(!stderr.contains("rotate-me"), "{stderr}");
     assert!(stderr.contains("not a number"), "{stderr}");
 }
+
+/// A push whose `mv` fails in its second folder has placed the first folder's files: the
+/// history has them after the next push (`recovered`), and node and history agree.
+#[test]
+fn a_failing_rename_in_the_second_folder_is_recovered_by_the_next_push() {
+    let master = SshMaster::new(&["web1"]);
+    master.write(
+        "scripts/pre/block/10-block",
+        "#!/bin/sh\n[ -f \"$PACHA_ROOT/block\" ] || exit 0\nrm -f \"$PACHA_ROOT/etc/motd\"\nmkdir -p \"$PACHA_ROOT/etc/motd/in-the-way\"\n",
+    );
+    let text = fs::read_to_string(master.dir.path().join("nodes/web1/web1.conf")).unwrap();
+    master.write(
+        "nodes/web1/web1.conf",
+        &text.replace("scripts:\n", "scripts:\n  pre: [block]\n"),
+    );
+    let (code, _, stderr) = master.run(&["push", "web1", "production"]);
+    assert_eq!(code, 0, "{stderr}");
+    let root = master.root("web1");
+    fs::write(root.join("block"), "").unwrap();
+    // Both folders change: /etc/app first, then /etc, whose rename the pre script blocks.
+    master.write("templates/motd/default/app/app.conf", "port = 81\n");
+    master.write("templates/motd/default/motd.hbs", "changed {{pacha.node}}\n");
+    let (code, stdout, _) = master.run(&["push", "web1", "production"]);
+    assert_eq!(code, 1, "{stdout}");
+    assert_eq!(
+        fs::read_to_string(root.join("etc/app/app.conf")).unwrap(),
+        "port = 81\n"
+    );
+    assert_eq!(revisions(&master, "web1").len(), 1, "the failed push recorded nothing");
+
+    fs::remove_file(root.join("block")).unwrap();
+    fs::remove_dir_all(root.join("etc/motd")).unwrap();
+    let (code, stdout, stderr) = master.run(&["push", "web1", "production", "--json"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let report = &json(&stdout)["nodes"][0];
+    assert!(
+        report["recovered"].is_string(),
+        "the placed app.conf was recovered: {report}"
+    );
+    let (code, status, _) = master.run(&["status", "web1"]);
+    assert_eq!(code, 0, "{status}");
+    let recovered = report["recovered"].as_str().unwrap().to_owned();
+    let (_, shown, _) = master.run(&["show", "web1", &recovered, "/etc/app/app.conf"]);
+    assert_eq!(shown, "port = 81\n");
+}

@@ -507,3 +507,64 @@ fn a_placement_the_history_missed_is_recovered_before_the_next_push() {
     assert_eq!(again.recovered, None);
     assert_eq!(history.log("n1").unwrap().len(), 2);
 }
+
+/// The history that fails its next record once (pacha killed while recording, a disk full):
+/// what the push placed is recovered by the next push.
+#[test]
+fn a_push_whose_record_failed_is_recovered_by_the_next_push() {
+    struct FailOnce {
+        inner: MemoryHistory,
+        fail: std::sync::atomic::AtomicBool,
+    }
+    impl History for FailOnce {
+        fn record(&self, event: &crate::Event, snapshot: &crate::Snapshot) -> Result<crate::Entry, HistoryError> {
+            if self.fail.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                return Err(HistoryError::Corrupt {
+                    revision: String::new(),
+                    message: "killed while recording".into(),
+                });
+            }
+            self.inner.record(event, snapshot)
+        }
+        fn log(&self, node: &str) -> Result<Vec<crate::Entry>, HistoryError> {
+            self.inner.log(node)
+        }
+        fn latest(&self, node: &str) -> Result<Option<crate::Entry>, HistoryError> {
+            self.inner.latest(node)
+        }
+        fn entry(&self, node: &str, revision: &str) -> Result<crate::Entry, HistoryError> {
+            self.inner.entry(node, revision)
+        }
+        fn snapshot(&self, node: &str, revision: &str) -> Result<crate::Snapshot, HistoryError> {
+            self.inner.snapshot(node, revision)
+        }
+    }
+    let (_dir, master) = master();
+    let planner = StaticPlanner::new(&master, &[("/etc/a", "one")]);
+    let memory = Memory::with_nodes(&["n1"]);
+    let history = FailOnce {
+        inner: MemoryHistory::default(),
+        fail: std::sync::atomic::AtomicBool::new(false),
+    };
+    let engine = Engine::new(&master, &planner, &memory, &history);
+    engine
+        .push("n1", "production", &PushOptions::default(), &Quiet)
+        .unwrap();
+    planner.set_files(&[("/etc/a", "two")]);
+    history.fail.store(true, std::sync::atomic::Ordering::SeqCst);
+    let report = engine
+        .push("n1", "production", &PushOptions::default(), &Quiet)
+        .unwrap()
+        .remove(0);
+    assert_eq!(report.error.as_ref().map(NodeError::kind), Some("history"));
+    assert_eq!(history.log("n1").unwrap().len(), 1);
+    let report = engine
+        .push("n1", "production", &PushOptions::default(), &Quiet)
+        .unwrap()
+        .remove(0);
+    let recovered = report.recovered.expect("recovered");
+    let snapshot = history.snapshot("n1", &recovered.revision).unwrap();
+    assert_eq!(&*snapshot.file(&path("/etc/a")).unwrap().content, b"two");
+    let nodes = ["n1".to_owned()];
+    assert!(engine.status(&nodes, 1).remove(0).unwrap().drift.is_empty());
+}
