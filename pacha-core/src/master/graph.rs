@@ -194,13 +194,24 @@ impl NodeGraph {
             if let Some((first, first_value)) = innermost.first()
                 && let Some((second, second_value)) = innermost.iter().find(|(_, value)| value != first_value)
             {
+                // A secret's value is never part of a message.
+                let secret_values: Vec<&String> = metas.iter().flat_map(|(_, meta)| &meta.secret_values).collect();
+                let shown = |value: &serde_json::Value| {
+                    let mut values = Vec::new();
+                    vars::collect_secret_values(value, &mut values);
+                    if values.iter().any(|value| secret_values.contains(&value)) {
+                        "<redacted>".to_owned()
+                    } else {
+                        vars::describe(value)
+                    }
+                };
                 return Err(GraphError::VarConflict {
                     node: name.to_owned(),
                     variable: path.clone(),
                     first: (*first).to_owned(),
-                    first_value: vars::describe(first_value),
+                    first_value: shown(first_value),
                     second: (*second).to_owned(),
-                    second_value: vars::describe(second_value),
+                    second_value: shown(second_value),
                 });
             }
         }
@@ -432,6 +443,24 @@ mod tests {
             "node \"web1\" inherits variable `port` from two meta nodes that disagree: \"dmz\" sets 8080, \"web\" sets 80; set `port` in nodes/web1/web1.conf to choose"
         );
         assert!(g.inherited_vars("web1", &|path| path == "port").is_ok());
+    }
+
+    #[test]
+    fn a_conflict_between_secrets_names_no_value() {
+        let secret_meta = |include: &[&str], value: &str| {
+            let Definition::Meta(mut meta) = meta(include, json!({ "token": value })) else {
+                unreachable!()
+            };
+            meta.secret_values = vec![value.to_owned()];
+            Definition::Meta(meta)
+        };
+        let g = graph(vec![
+            ("a", secret_meta(&["n"], "s3cret-one")),
+            ("b", secret_meta(&["n"], "s3cret-two")),
+            ("n", leaf()),
+        ]);
+        let err = g.inherited_vars("n", &|_| false).unwrap_err().to_string();
+        assert!(err.contains("<redacted>") && !err.contains("s3cret"), "{err}");
     }
 
     #[test]
