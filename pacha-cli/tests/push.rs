@@ -384,3 +384,45 @@ fn a_hanging_script_is_killed_with_its_processes_after_its_timeout() {
         }
     }
 }
+
+/// pacha killed while a post script runs: the node stops that apply and everything it started
+/// before it lets the lock go, so no apply runs unlocked, and the next push goes through.
+#[test]
+fn a_killed_push_stops_its_work_on_the_node_before_the_lock_is_released() {
+    let master = SshMaster::new(&["web1"]);
+    master.write("scripts/post/reload/10-reload", "#!/bin/sh\nsleep 3609 &\nsleep 3609\n");
+    let runtime = master.dir.path().join("run");
+    let mut push = std::process::Command::new(assert_cmd::cargo::cargo_bin("pacha"))
+        .env("XDG_RUNTIME_DIR", &runtime)
+        .arg("--master")
+        .arg(master.dir.path())
+        .args(["push", "web1", "production"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let running = || {
+        fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter_map(|entry| fs::read(entry.path().join("cmdline")).ok())
+            .any(|cmdline| String::from_utf8_lossy(&cmdline).contains("3609"))
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !running() {
+        assert!(std::time::Instant::now() < deadline, "the post script never started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    push.kill().unwrap();
+    push.wait().unwrap();
+    let lock = master.root("web1").join("var/lib/pacha/lock");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while lock.exists() {
+        assert!(std::time::Instant::now() < deadline, "the lock was never released");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(!running(), "the lock went while the post script still ran");
+    master.write("scripts/post/reload/10-reload", "#!/bin/sh\necho ok\n");
+    let (code, stdout, stderr) = master.run(&["push", "web1", "production"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+}

@@ -1,6 +1,7 @@
 //! Nodes on this machine (`transport: local`): the same snippets, run by the local `/bin/sh`.
 
 use std::io::{Read, Write};
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::Duration;
@@ -51,9 +52,12 @@ impl LocalShell {
     }
 
     fn spawn(&self, script: &str) -> Result<Child, TransportError> {
+        // A process group of its own, as sshd gives a session: stopping an apply stops its
+        // scripts too.
         Command::new("/bin/sh")
             .arg("-c")
             .arg(script)
+            .process_group(0)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -66,11 +66,22 @@ fn fallback_state_dir(root: &str) -> String {
     format!("\"${{XDG_STATE_HOME:-$HOME/.local/state}}/pacha/{key}\"")
 }
 
+// The lock is a folder held by this snippet's process. An apply running under the lock
+// writes its pid there; before the lock goes (pacha gone, or a dead holder taken over), that
+// apply and every process of its group are stopped, so no apply ever runs unlocked.
 const LOCK: &str = r#"alive() { [ -d "/proc/$1" ] || kill -0 "$1" 2>/dev/null; }
+stop_apply() {
+  a=; { read -r a < "$S/lock/apply"; } 2>/dev/null
+  [ -n "$a" ] || return 0
+  kill -TERM -"$a" 2>/dev/null || kill -TERM "$a" 2>/dev/null
+  j=0; while kill -0 "$a" 2>/dev/null && [ "$j" -lt 50 ]; do sleep 0.1 2>/dev/null || sleep 1; j=$((j + 1)); done
+  kill -KILL -"$a" 2>/dev/null || kill -KILL "$a" 2>/dev/null
+  return 0
+}
 i=0
 until mkdir "$S/lock" 2>/dev/null; do
   pid=; { read -r pid < "$S/lock/pid"; } 2>/dev/null
-  if [ -n "$pid" ] && ! alive "$pid"; then rm -rf "$S/lock"; continue; fi
+  if [ -n "$pid" ] && ! alive "$pid"; then stop_apply; rm -rf "$S/lock"; continue; fi
   i=$((i + 1))
   if [ "$i" -gt "$W" ]; then
     holder=; { read -r holder < "$S/lock/holder"; } 2>/dev/null
@@ -78,7 +89,7 @@ until mkdir "$S/lock" 2>/dev/null; do
   fi
   sleep 0.05 2>/dev/null || sleep 1
 done
-trap 'rm -rf "$S/lock"' EXIT
+trap 'stop_apply; rm -rf "$S/lock"' EXIT
 trap 'exit 1' HUP INT TERM PIPE
 printf '%s\n' "$$" > "$S/lock/pid"
 printf '%s\n' "$N" > "$S/lock/nonce"
@@ -406,6 +417,7 @@ impl Snippet {
             r#"fail() { printf '%s\n' "$1" >&2; exit "${2:-1}"; }
 held=; { read -r held < "$S/lock/nonce"; } 2>/dev/null
 [ "$held" = "$N" ] || fail "this push does not hold the node's lock" 76
+printf '%s\n' "$$" > "$S/lock/apply"
 "#,
         );
     }
@@ -416,7 +428,12 @@ held=; { read -r held < "$S/lock/nonce"; } 2>/dev/null
         let mut cleanup = vec!["\"$T\"".to_owned()];
         cleanup.extend(targets.folders.iter().map(|folder| quote(&targets.staging(folder))));
         cleanup.extend(link_temps.iter().map(|temp| quote(temp)));
-        let _ = writeln!(self.script, "cleanup() {{ rm -rf -- {}; }}", cleanup.join(" "));
+        // The lock's record of this apply goes with it, unless the lock is another's by then.
+        let _ = writeln!(
+            self.script,
+            "cleanup() {{ rm -rf -- {}; a=; {{ read -r a < \"$S/lock/apply\"; }} 2>/dev/null; [ \"$a\" != \"$$\" ] || rm -f \"$S/lock/apply\"; }}",
+            cleanup.join(" ")
+        );
         self.script
             .push_str("trap cleanup EXIT\ntrap 'exit 1' HUP INT TERM PIPE\n");
         // With a timeout, coreutils' `timeout` runs the script in a process group of its own
