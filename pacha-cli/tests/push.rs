@@ -28,7 +28,7 @@ fn push_then_push_again_then_diff() {
     let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(
         json["summary"],
-        serde_json::json!({"changed": 0, "unchanged": 2, "would_change": 0, "failed": 0})
+        serde_json::json!({"changed": 0, "unchanged": 2, "would_change": 0, "failed": 0, "skipped": 0})
     );
     assert_eq!(json["nodes"][0]["node"], "web2");
     assert!(
@@ -425,4 +425,50 @@ fn a_killed_push_stops_its_work_on_the_node_before_the_lock_is_released() {
     master.write("scripts/post/reload/10-reload", "#!/bin/sh\necho ok\n");
     let (code, stdout, stderr) = master.run(&["push", "web1", "production"]);
     assert_eq!(code, 0, "{stdout}{stderr}");
+}
+
+/// Ctrl-C starts no further node: the running one finishes and is recorded, the others are
+/// reported skipped, and pacha exits 1.
+#[test]
+fn ctrl_c_finishes_the_running_node_and_skips_the_rest() {
+    let master = SshMaster::new(&["web1", "web2"]);
+    master.write("nodes/both/both.conf", "include_nodes: [web1, web2]\n");
+    master.write(
+        "scripts/post/reload/10-reload",
+        "#!/bin/sh\nsleep 1\necho \"reloaded $PACHA_NODE\"\n",
+    );
+    let runtime = master.dir.path().join("run");
+    let push = std::process::Command::new(assert_cmd::cargo::cargo_bin("pacha"))
+        .env("XDG_RUNTIME_DIR", &runtime)
+        .env("NO_COLOR", "1")
+        .arg("--master")
+        .arg(master.dir.path())
+        .args(["push", "both", "production", "--jobs", "1", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let motd = master.root("web1").join("etc/motd");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !motd.exists() {
+        assert!(std::time::Instant::now() < deadline, "web1 was never placed");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &push.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let output = push.wait_with_output().unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["nodes"][0]["outcome"], "changed", "{report}");
+    assert!(report["nodes"][0]["recorded"].is_string(), "{report}");
+    assert_eq!(report["nodes"][1]["outcome"], "skipped", "{report}");
+    assert!(!master.root("web2").join("etc/motd").exists());
 }

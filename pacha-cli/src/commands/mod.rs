@@ -12,6 +12,8 @@ mod watch;
 use std::io;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use clap::Parser;
 use pacha_core::Master;
@@ -34,6 +36,8 @@ pub(crate) enum Status {
 pub(crate) struct Context<'a> {
     pub cli: &'a Cli,
     pub cwd: PathBuf,
+    /// Set by the first Ctrl-C: start no further node (a second Ctrl-C ends pacha at once).
+    pub stop: Arc<AtomicBool>,
 }
 
 impl Context<'_> {
@@ -66,7 +70,11 @@ pub(crate) fn main() -> ExitCode {
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|value| !value.is_empty());
     let mut out = Output::new(cli.json, cli.color, no_color);
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-    let context = Context { cli: &cli, cwd };
+    let stop = Arc::new(AtomicBool::new(false));
+    // The first Ctrl-C lets running nodes finish and be recorded; the second one ends pacha.
+    let _ = signal_hook::flag::register_conditional_shutdown(signal_hook::consts::SIGINT, 130, stop.clone());
+    let _ = signal_hook::flag::register(signal_hook::consts::SIGINT, stop.clone());
+    let context = Context { cli: &cli, cwd, stop };
     let result = run(&context, &mut out).and_then(|status| {
         out.flush()?;
         Ok(status)

@@ -69,6 +69,7 @@ pub(super) fn push_command(
         dry_run,
         force,
         holder: holder("push"),
+        stop: Some(context.stop.clone()),
         ..PushOptions::default()
     };
     run_push(context, out, node, state, args, options, Diffs::None)
@@ -87,6 +88,7 @@ pub(super) fn diff_command(
         dry_run: true,
         read_contents: true,
         holder: holder("diff"),
+        stop: Some(context.stop.clone()),
         ..PushOptions::default()
     };
     let diffs = if show_secrets {
@@ -100,11 +102,12 @@ pub(super) fn diff_command(
 /// Prints the summary (or the JSON document) and picks the exit status.
 fn finish(out: &mut Output, plans: &[Plan], reports: &[NodeReport], diffs: Diffs) -> anyhow::Result<Status> {
     let count = |outcome| reports.iter().filter(|report| report.outcome == outcome).count();
-    let (changed, unchanged, would, failed) = (
+    let (changed, unchanged, would, failed, skipped) = (
         count(Outcome::Changed),
         count(Outcome::Unchanged),
         count(Outcome::WouldChange),
         count(Outcome::Failed),
+        count(Outcome::Skipped),
     );
     if out.json {
         let nodes: Vec<ReportView<'_>> = plans
@@ -114,7 +117,7 @@ fn finish(out: &mut Output, plans: &[Plan], reports: &[NodeReport], diffs: Diffs
             .collect();
         out.json_document(&serde_json::json!({
             "nodes": nodes,
-            "summary": {"changed": changed, "unchanged": unchanged, "would_change": would, "failed": failed},
+            "summary": {"changed": changed, "unchanged": unchanged, "would_change": would, "failed": failed, "skipped": skipped},
         }))?;
     } else if reports.len() > 1 {
         let style = out.style;
@@ -124,12 +127,21 @@ fn finish(out: &mut Output, plans: &[Plan], reports: &[NodeReport], diffs: Diffs
             (would, "would change"),
             (unchanged, "unchanged"),
             (failed, "failed"),
+            (skipped, "skipped"),
         ] {
             if number > 0 {
                 parts.push(format!("{number} {label}"));
             }
         }
         out.line(style.bold(&format!("{} nodes: {}", reports.len(), parts.join(", "))))?;
+    }
+    if skipped > 0 {
+        return Err(NodesFailed(format!(
+            "interrupted: {skipped} of {} node{} not started",
+            reports.len(),
+            if reports.len() == 1 { "" } else { "s" }
+        ))
+        .into());
     }
     if failed > 0 {
         let names: Vec<&str> = reports

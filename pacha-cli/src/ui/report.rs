@@ -101,6 +101,7 @@ pub(crate) fn print_report(out: &mut Output, plan: &Plan, report: &NodeReport, d
         Outcome::Changed => style.green("changed"),
         Outcome::WouldChange => style.yellow("would change"),
         Outcome::Failed => style.red("FAILED"),
+        Outcome::Skipped => style.yellow("skipped (not started: interrupted)"),
     };
     let mut summary = format!("{} {outcome}", style.bold(&report.node));
     if !report.changes.is_empty() {

@@ -74,6 +74,8 @@ pub enum Outcome {
     WouldChange,
     /// The node failed: see [`NodeReport::error`].
     Failed,
+    /// The node was never started: the operation was interrupted first.
+    Skipped,
 }
 
 impl Outcome {
@@ -84,6 +86,7 @@ impl Outcome {
             Outcome::Changed => "changed",
             Outcome::WouldChange => "would-change",
             Outcome::Failed => "failed",
+            Outcome::Skipped => "skipped",
         }
     }
 }
@@ -237,9 +240,9 @@ impl NodeReport {
         self.error = Some(error);
     }
 
-    /// Whether the node failed, or its result could not be recorded.
+    /// Whether the node failed, was skipped, or its result could not be recorded.
     pub fn failed(&self) -> bool {
-        self.outcome == Outcome::Failed || self.error.is_some()
+        matches!(self.outcome, Outcome::Failed | Outcome::Skipped) || self.error.is_some()
     }
 }
 

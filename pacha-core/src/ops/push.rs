@@ -3,8 +3,8 @@
 //! then run pre scripts, place the changed files and run post scripts. Each node's result is
 //! handed to the [`Books`] (the engine records it) as soon as the node is done.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::Instant;
 
@@ -31,6 +31,15 @@ pub struct PushOptions {
     pub read_contents: bool,
     /// Who holds the node's lock, shown to a second pacha that finds it busy.
     pub holder: String,
+    /// Set (by a Ctrl-C handler, say) to start no further node: nodes running finish and are
+    /// recorded, nodes not started are reported `skipped`.
+    pub stop: Option<Arc<AtomicBool>>,
+}
+
+impl PushOptions {
+    fn stopped(&self) -> bool {
+        self.stop.as_ref().is_some_and(|stop| stop.load(Ordering::SeqCst))
+    }
 }
 
 impl Default for PushOptions {
@@ -41,6 +50,7 @@ impl Default for PushOptions {
             jobs: 1,
             read_contents: false,
             holder: "pacha".to_owned(),
+            stop: None,
         }
     }
 }
@@ -182,6 +192,9 @@ pub(crate) fn push_plans(
 ) -> Vec<NodeReport> {
     let started = Instant::now();
     let connections: Vec<ConnectionSlot> = in_parallel(plans, options.jobs, |_, plan| {
+        if options.stopped() {
+            return Mutex::new(None);
+        }
         reporter.step(&plan.node, "connect");
         Mutex::new(Some(connector.connect(&plan.node, &plan.target)))
     });
@@ -199,6 +212,15 @@ pub(crate) fn push_plans(
         let connection = connections[index].lock().unwrap_or_else(PoisonError::into_inner).take();
         let mut report = NodeReport::new(plan);
         report.timings.connect = connect_time;
+        if connection.is_none() || options.stopped() {
+            if let Some(Ok(connection)) = connection {
+                let _ = connection.close();
+            }
+            report.outcome = Outcome::Skipped;
+            report.timings.total = started.elapsed();
+            reporter.finished(index, &report);
+            return report;
+        }
         let mut previous = match books.prior(plan) {
             Ok(previous) => previous,
             Err(err) => {
@@ -222,8 +244,7 @@ pub(crate) fn push_plans(
                 });
             }
             Some(Err(err)) => report.fail(err.into()),
-            // Each slot is taken by the one worker of its index.
-            None => unreachable!("connection {index} taken twice"),
+            None => {}
         }
         if !options.dry_run {
             reporter.step(&plan.node, "record");
