@@ -4,8 +4,10 @@
 //! `mkdir`, `mv`, `chmod`, `chown`, `sync`). Commands run once per step, not once per file,
 //! wherever coreutils allow it.
 //!
-//! Node-side state lives under `<root>/var/lib/pacha`: the lock (`lock/`), and the list of
-//! paths whose post scripts are still due (`pending-post`).
+//! Node-side state lives under `<root>/var/lib/pacha`: the lock (`lock/`, with the running
+//! apply's process id in `lock/apply`), the journal of the push being placed (`journal`, read
+//! back to record an interrupted push), and the list of paths whose post scripts are still due
+//! (`pending-post`).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

@@ -116,8 +116,11 @@ pub enum NodeError {
         /// The nodes whose host key failed.
         nodes: Vec<String>,
     },
-    /// Something stands at a planned path that pacha will not replace.
-    #[error("{path} exists on the node and is not a regular file or symlink; pacha will not replace it")]
+    /// Something stands at a planned path that pacha will not replace: a folder where a file
+    /// or link is planned, a file or link where a folder is planned, or a device, socket or pipe.
+    #[error(
+        "{path} on the node is not what the plan places there (a folder where a file or link is planned, a file where a folder is, or a device, socket or pipe); pacha will not replace it"
+    )]
     NotAFile {
         /// The planned path.
         path: NodePath,

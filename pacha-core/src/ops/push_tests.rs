@@ -280,17 +280,41 @@ fn a_folder_where_a_file_goes_is_refused() {
     let reports = push(&[plan("a", &[("/etc/x", "1")])], &memory, &options(), &Quiet);
     assert_eq!(reports[0].outcome, Outcome::Failed);
     assert!(
-        reports[0]
-            .error
-            .as_ref()
-            .map(ToString::to_string)
-            .as_deref()
-            .unwrap()
-            .contains("not a regular file"),
+        matches!(&reports[0].error, Some(NodeError::NotAFile { path }) if path.as_str() == "/etc/x"),
         "{:?}",
         reports[0].error
     );
     assert_eq!(memory.0.lock().unwrap()["a"].applies, 0);
+}
+
+#[test]
+fn a_file_where_a_folder_goes_is_refused() {
+    let memory = memory(&["a"]);
+    memory.0.lock().unwrap().get_mut("a").unwrap().files.insert(
+        NodePath::parse("/srv/data").unwrap(),
+        MemoryFile {
+            content: b"x".to_vec(),
+            mode: Mode::FILE,
+            owner: "root".into(),
+        },
+    );
+    let mut plan = plan("a", &[("/etc/x", "1")]);
+    plan.dirs.push(PlannedDir {
+        path: NodePath::parse("/srv/data").unwrap(),
+        owner: None,
+        group: None,
+        mode: Mode::EXECUTABLE,
+        app: "app".into(),
+    });
+    let reports = push(&[plan], &memory, &options(), &Quiet);
+    assert_eq!(reports[0].outcome, Outcome::Failed);
+    assert!(
+        matches!(&reports[0].error, Some(NodeError::NotAFile { path }) if path.as_str() == "/srv/data"),
+        "{:?}",
+        reports[0].error
+    );
+    assert_eq!(memory.0.lock().unwrap()["a"].applies, 0);
+    assert_eq!(memory.content("a", "/srv/data").as_deref(), Some(&b"x"[..]));
 }
 
 #[test]
