@@ -11,8 +11,9 @@ use crate::model::mode::Mode;
 use crate::model::path::NodePath;
 use crate::model::target::Target;
 
-/// One file a node should have.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One file a node should have. Its `Debug` shows the size and hash of the contents, never
+/// the contents (a secret file's would land in whatever log printed it).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlannedFile {
     /// Where the file goes, as the node sees it (the node's `root` comes in front).
     pub destination: NodePath,
@@ -116,8 +117,9 @@ impl PlannedScript {
     }
 }
 
-/// Everything one node needs in one state.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Everything one node needs in one state. Its `Debug` counts the secret values instead of
+/// showing them.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Plan {
     /// The node.
     pub node: String,
@@ -144,6 +146,40 @@ pub struct Plan {
     /// Seconds each script may run before its whole process group is killed (`None`: no limit).
     #[serde(default)]
     pub script_timeout: Option<u64>,
+}
+
+impl fmt::Debug for PlannedFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PlannedFile")
+            .field("destination", &self.destination)
+            .field("app", &self.app)
+            .field("source", &self.source)
+            .field("owner", &self.owner)
+            .field("group", &self.group)
+            .field("mode", &self.mode)
+            .field("dir_mode", &self.dir_mode)
+            .field("content", &format_args!("<{} bytes>", self.content.len()))
+            .field("sha256", &self.sha256)
+            .field("secret", &self.secret)
+            .finish()
+    }
+}
+
+impl fmt::Debug for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Plan")
+            .field("node", &self.node)
+            .field("state", &self.state)
+            .field("target", &self.target)
+            .field("files", &self.files)
+            .field("scripts", &self.scripts)
+            .field("secrets", &format_args!("<{} redacted>", self.secrets.len()))
+            .field("absent", &self.absent)
+            .field("links", &self.links)
+            .field("dirs", &self.dirs)
+            .field("script_timeout", &self.script_timeout)
+            .finish()
+    }
 }
 
 impl Plan {

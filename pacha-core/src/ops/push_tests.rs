@@ -339,3 +339,16 @@ fn owners_compare_by_name_or_number() {
         ChangeKind::ReplaceSymlink
     );
 }
+
+#[test]
+fn a_plan_printed_for_debugging_shows_no_secret() {
+    let mut plan = plan("a", &[("/etc/app.conf", "password = hunter2\n")]);
+    plan.files[0].secret = true;
+    plan.secrets.push("hunter2".into());
+    let printed = format!("{plan:?} {:#?}", plan.files[0]);
+    assert!(!printed.contains("hunter2"), "{printed}");
+    assert!(
+        printed.contains("<1 redacted>") && printed.contains("<19 bytes>"),
+        "{printed}"
+    );
+}
