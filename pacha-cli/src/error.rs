@@ -103,7 +103,7 @@ fn config(err: &ConfigError) -> (&'static str, Vec<String>) {
         ),
         ConfigError::NotAMaster { .. } => (
             "no-master",
-            vec!["--master (or PACHA_MASTER) must name a folder holding pacha.yaml".to_owned()],
+            vec!["--master, PACHA_MASTER, pull --from and watch --to must name a folder holding pacha.yaml".to_owned()],
         ),
         _ => ("config", Vec::new()),
     }

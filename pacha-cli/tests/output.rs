@@ -107,4 +107,21 @@ fn an_error_under_json_is_a_document_with_kind_message_and_hints() {
         error["error"]["hints"][0].as_str().unwrap().contains("--master"),
         "the CLI, not the library, names its flags: {error}"
     );
+
+    let missing = nowhere.path().join("no-master-here");
+    let (code, stdout, _) = crate::common::outcome(crate::common::pacha().current_dir(nowhere.path()).args([
+        "--json",
+        "pull",
+        "web1",
+        "production",
+        "--from",
+        missing.to_str().unwrap(),
+    ]));
+    assert_eq!(code, 1);
+    let error: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(error["error"]["kind"], "no-master", "{error}");
+    assert!(
+        error["error"]["message"].as_str().unwrap().contains("no-master-here"),
+        "a missing --from folder is named: {error}"
+    );
 }

@@ -81,6 +81,9 @@ impl Master {
     /// Loads the master in `dir`: `pacha.yaml` and every `nodes/<name>/<name>.conf`.
     pub fn open(dir: &Path) -> Result<Master, ConfigError> {
         let dir = dir.to_path_buf();
+        if !dir.join(SETTINGS_FILE).is_file() {
+            return Err(ConfigError::NotAMaster { dir });
+        }
         let settings_text = read_text(&dir.join(SETTINGS_FILE), SETTINGS_FILE)?;
         let mut settings: MasterSettings = yaml::parse(SETTINGS_FILE, &settings_text)?;
         let mut secrets = Vec::new();
@@ -276,6 +279,10 @@ mod tests {
         assert!(matches!(
             Master::discover(Some(other.path()), None, tmp.path()),
             Err(ConfigError::NotAMaster { .. })
+        ));
+        assert!(matches!(
+            Master::open(other.path()),
+            Err(ConfigError::NotAMaster { dir }) if dir == other.path()
         ));
         assert_eq!(
             Master::discover(None, Some(tmp.path()), other.path()).unwrap(),
