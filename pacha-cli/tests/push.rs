@@ -389,8 +389,29 @@ fn a_hanging_script_is_killed_with_its_processes_after_its_timeout() {
 /// before it lets the lock go, so no apply runs unlocked, and the next push goes through.
 #[test]
 fn a_killed_push_stops_its_work_on_the_node_before_the_lock_is_released() {
+    killed_push_stops_its_work(None, "3609");
+}
+
+/// The same with a script `timeout`: `timeout` puts the script in a process group of its own,
+/// which is stopped too.
+#[test]
+fn a_killed_push_stops_a_script_under_its_timeout_too() {
+    killed_push_stops_its_work(Some(600), "3611");
+}
+
+fn killed_push_stops_its_work(timeout: Option<u64>, marker: &str) {
     let master = SshMaster::new(&["web1"]);
-    master.write("scripts/post/reload/10-reload", "#!/bin/sh\nsleep 3609 &\nsleep 3609\n");
+    master.write(
+        "scripts/post/reload/10-reload",
+        &format!("#!/bin/sh\nsleep {marker} &\nsleep {marker}\n"),
+    );
+    if let Some(seconds) = timeout {
+        let text = fs::read_to_string(master.dir.path().join("nodes/web1/web1.conf")).unwrap();
+        master.write(
+            "nodes/web1/web1.conf",
+            &text.replace("scripts:\n", &format!("scripts:\n  timeout: {seconds}\n")),
+        );
+    }
     let runtime = master.dir.path().join("run");
     let mut push = std::process::Command::new(assert_cmd::cargo::cargo_bin("pacha"))
         .env("XDG_RUNTIME_DIR", &runtime)
@@ -406,7 +427,7 @@ fn a_killed_push_stops_its_work_on_the_node_before_the_lock_is_released() {
             .unwrap()
             .filter_map(Result::ok)
             .filter_map(|entry| fs::read(entry.path().join("cmdline")).ok())
-            .any(|cmdline| String::from_utf8_lossy(&cmdline).contains("3609"))
+            .any(|cmdline| String::from_utf8_lossy(&cmdline).contains(marker))
     };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while !running() {
@@ -421,7 +442,18 @@ fn a_killed_push_stops_its_work_on_the_node_before_the_lock_is_released() {
         assert!(std::time::Instant::now() < deadline, "the lock was never released");
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    assert!(!running(), "the lock went while the post script still ran");
+    let alive: Vec<String> = fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|entry| {
+            fs::read(entry.path().join("cmdline")).is_ok_and(|c| String::from_utf8_lossy(&c).contains(marker))
+        })
+        .map(|entry| fs::read_to_string(entry.path().join("stat")).unwrap_or_default())
+        .collect();
+    assert!(
+        alive.is_empty(),
+        "the lock went while the post script still ran: {alive:?}"
+    );
     master.write("scripts/post/reload/10-reload", "#!/bin/sh\necho ok\n");
     let (code, stdout, stderr) = master.run(&["push", "web1", "production"]);
     assert_eq!(code, 0, "{stdout}{stderr}");

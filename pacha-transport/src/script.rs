@@ -71,13 +71,18 @@ fn fallback_state_dir(root: &str) -> String {
 // The lock is a folder held by this snippet's process. An apply running under the lock
 // writes its pid there; before the lock goes (pacha gone, or a dead holder taken over), that
 // apply and every process of its group are stopped, so no apply ever runs unlocked.
+// A script run under `timeout` is in a process group of its own, whose leader's pid the
+// apply writes to `lock/script` while it runs: that group is stopped too.
 const LOCK: &str = r#"alive() { [ -d "/proc/$1" ] || kill -0 "$1" 2>/dev/null; }
 stop_apply() {
   a=; { read -r a < "$S/lock/apply"; } 2>/dev/null
   [ -n "$a" ] || return 0
+  g=; { read -r g < "$S/lock/script"; } 2>/dev/null
   kill -TERM -"$a" 2>/dev/null || kill -TERM "$a" 2>/dev/null
-  j=0; while kill -0 "$a" 2>/dev/null && [ "$j" -lt 50 ]; do sleep 0.1 2>/dev/null || sleep 1; j=$((j + 1)); done
+  [ -z "$g" ] || kill -TERM -"$g" 2>/dev/null
+  j=0; while { kill -0 "$a" || { [ -n "$g" ] && kill -0 -"$g"; }; } 2>/dev/null && [ "$j" -lt 50 ]; do sleep 0.1 2>/dev/null || sleep 1; j=$((j + 1)); done
   kill -KILL -"$a" 2>/dev/null || kill -KILL "$a" 2>/dev/null
+  [ -z "$g" ] || kill -KILL -"$g" 2>/dev/null
   return 0
 }
 i=0
@@ -433,21 +438,25 @@ printf '%s\n' "$$" > "$S/lock/apply"
         // The lock's record of this apply goes with it, unless the lock is another's by then.
         let _ = writeln!(
             self.script,
-            "cleanup() {{ rm -rf -- {}; a=; {{ read -r a < \"$S/lock/apply\"; }} 2>/dev/null; [ \"$a\" != \"$$\" ] || rm -f \"$S/lock/apply\"; }}",
+            "cleanup() {{ rm -rf -- {}; a=; {{ read -r a < \"$S/lock/apply\"; }} 2>/dev/null; [ \"$a\" != \"$$\" ] || rm -f \"$S/lock/apply\" \"$S/lock/script\"; }}",
             cleanup.join(" ")
         );
         self.script
             .push_str("trap cleanup EXIT\ntrap 'exit 1' HUP INT TERM PIPE\n");
         // With a timeout, coreutils' `timeout` runs the script in a process group of its own
-        // and kills that whole group when time is up (KILL 5 s after TERM).
+        // and kills that whole group when time is up (KILL 5 s after TERM). Its pid (the
+        // group's) goes to `lock/script` first, so that stopping this apply stops it too.
         let exec = match timeout {
-            Some(seconds) => format!("exec timeout -k 5 {seconds} \"$T/$1\""),
+            Some(seconds) => format!(
+                "exec sh -c 'printf \"%s\\n\" \"$$\" > \"$0\"; exec \"$@\"' \"$S/lock/script\" timeout -k 5 {seconds} \"$T/$1\""
+            ),
             None => "exec \"$T/$1\"".to_owned(),
         };
         self.script.push_str(&format!(
             r#"run() {{
   ( cd "$R" 2>/dev/null || cd /; PACHA_STAGE=$2 PACHA_PHASE=$3 PACHA_SCRIPT=$4 {exec} ) < /dev/null > "$T/out" 2>&1
   st=$?
+  rm -f "$S/lock/script"
   printf 'S %s %s %s\n' "$1" "$st" "$(wc -c < "$T/out")"
   cat "$T/out"
   return "$st"
