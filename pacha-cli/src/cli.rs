@@ -181,11 +181,31 @@ pub(crate) enum Command {
         #[arg(long, value_name = "NODE")]
         node: Option<String>,
     },
+    /// Encrypted secrets in the master: set one from standard input, list where each is defined
+    Secret {
+        #[command(subcommand)]
+        action: SecretAction,
+    },
     /// Close the SSH connections kept for the next run (all, or NODE's)
     Disconnect {
         /// A node or meta node [default: every kept connection]
         node: Option<String>,
     },
+}
+
+/// What `pacha secret` does.
+#[derive(Debug, Subcommand)]
+pub(crate) enum SecretAction {
+    /// Encrypt the value on standard input to the master's age recipients: secrets/NAME.age, or nodes/NODE/secrets/NAME.age
+    Set {
+        /// The node whose layer the secret belongs to [default: the master-wide layer]
+        #[arg(long, value_name = "NODE")]
+        node: Option<String>,
+        /// The variable templates read it as
+        name: String,
+    },
+    /// Every secret's name, layer and file, and the recipients (never a value)
+    List,
 }
 
 /// Options of commands that talk to nodes.

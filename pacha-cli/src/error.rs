@@ -4,7 +4,7 @@
 
 use std::io;
 
-use pacha_core::{ConfigError, EngineError, GraphError, HistoryError, LinkError, TransportError};
+use pacha_core::{AgeError, ConfigError, EngineError, GraphError, HistoryError, LinkError, TransportError};
 use pacha_render::RenderError;
 use serde::Serialize;
 
@@ -105,8 +105,20 @@ fn config(err: &ConfigError) -> (&'static str, Vec<String>) {
             "no-master",
             vec!["--master, PACHA_MASTER, pull --from and watch --to must name a folder holding pacha.yaml".to_owned()],
         ),
+        ConfigError::Age(err) => age(err),
         _ => ("config", Vec::new()),
     }
+}
+
+fn age(err: &AgeError) -> (&'static str, Vec<String>) {
+    let hints = match err {
+        AgeError::NoIdentity { .. } | AgeError::NotForIdentity { .. } | AgeError::Identity { .. } => vec![
+            "set `age: {identity: PATH}` in pacha.yaml or PACHA_AGE_IDENTITY to the identity file (age-keygen's output) of one of the recipients".to_owned(),
+        ],
+        AgeError::NoRecipients => vec!["`age-keygen -o key.txt` makes an identity and prints its recipient (age1…)".to_owned()],
+        _ => Vec::new(),
+    };
+    ("secret", hints)
 }
 
 fn graph(err: &GraphError) -> (&'static str, Vec<String>) {
@@ -129,6 +141,7 @@ fn history(err: &HistoryError) -> (&'static str, Vec<String>) {
             vec![format!("`pacha log {node}` lists its revisions")],
         ),
         HistoryError::Ambiguous { .. } => ("unknown-revision", Vec::new()),
+        HistoryError::Age { source, .. } => age(source),
         _ => ("history", Vec::new()),
     }
 }

@@ -20,7 +20,7 @@ pub(crate) struct Parts {
 impl Parts {
     /// Opens `master`'s history (created on the first record) and a connector.
     pub(crate) fn new(master: Master) -> anyhow::Result<Parts> {
-        let history = GitHistory::open(&master.history_dir(), author())?;
+        let history = GitHistory::open(&master.history_dir(), author())?.with_age(master.age().clone());
         Ok(Parts {
             master,
             connector: connector()?,
@@ -34,6 +34,16 @@ impl Parts {
         let engine = Engine::new(&self.master, &renderer, &self.connector, &self.history);
         work(&engine)
     }
+}
+
+/// Opens the master in `dir`, decrypting with `PACHA_AGE_IDENTITY` when it is set (instead of
+/// the identity `pacha.yaml` names).
+pub(crate) fn open_master(dir: &std::path::Path) -> anyhow::Result<Master> {
+    let mut master = Master::open(dir)?;
+    if let Some(identity) = std::env::var_os("PACHA_AGE_IDENTITY").filter(|value| !value.is_empty()) {
+        master.set_age_identity(std::path::Path::new(&identity));
+    }
+    Ok(master)
 }
 
 /// The private folder where SSH master connections are kept between runs: short, because

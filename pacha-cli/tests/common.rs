@@ -74,15 +74,20 @@ impl SshMaster {
 
     /// Runs pacha on this master with its own private SSH control folder.
     pub(crate) fn run(&self, args: &[&str]) -> (i32, String, String) {
+        outcome(self.command().args(args))
+    }
+
+    /// `pacha --master DIR` with this master's own private SSH control folder, for a test that
+    /// sets more (standard input, the environment).
+    pub(crate) fn command(&self) -> Command {
         let runtime = self.dir.path().join("run");
         std::fs::create_dir_all(&runtime).expect("runtime dir");
-        outcome(
-            pacha()
-                .env("XDG_RUNTIME_DIR", &runtime)
-                .arg("--master")
-                .arg(self.dir.path())
-                .args(args),
-        )
+        let mut command = pacha();
+        command
+            .env("XDG_RUNTIME_DIR", &runtime)
+            .arg("--master")
+            .arg(self.dir.path());
+        command
     }
 
     /// Rewrites `node`'s file as [`SshMaster::new`] made it, with `extra` lines appended.

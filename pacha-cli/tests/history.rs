@@ -748,3 +748,129 @@ fn a_failing_rename_in_the_second_folder_is_recovered_by_the_next_push() {
     let (_, shown, _) = master.run(&["show", "web1", &recovered, "/etc/app/app.conf"]);
     assert_eq!(shown, "port = 81\n");
 }
+
+/// Secrets encrypted with age in the master (`pacha secret set`) are rendered on the node and
+/// nowhere else: not in `secret list`, not in plaintext in the history (files that hold them
+/// are stored encrypted), and rollback decrypts them again. A wrong identity touches no node.
+#[test]
+fn age_secrets_in_the_master_and_the_history() {
+    let master = SshMaster::new(&["web1"]);
+    let recipient = fixtures::age_identity(master.dir.path(), "keys/admin.txt");
+    let settings = fs::read_to_string(master.dir.path().join("pacha.yaml")).unwrap();
+    master.write(
+        "pacha.yaml",
+        &format!("{settings}age:\n  recipients: [{recipient}]\n  identity: keys/admin.txt\n"),
+    );
+    master.write(
+        "templates/motd/default/token.conf.hbs",
+        "token = {{api_token}}\nkey = {{tls_key}}\n",
+    );
+    let set = |args: &[&str], value: &str| {
+        let (code, stdout, stderr) = crate::common::outcome(master.command().args(args).write_stdin(value));
+        assert_eq!(code, 0, "{stdout}{stderr}");
+        assert!(
+            !stdout.contains(value.trim()) && !stderr.contains(value.trim()),
+            "{stdout}{stderr}"
+        );
+        stdout
+    };
+    let said = set(&["secret", "set", "api_token"], "tok-master-123\n");
+    assert!(said.contains("secrets/api_token.age"), "{said}");
+    set(&["secret", "set", "--node", "web1", "tls_key"], "key-node-456");
+    for file in ["secrets/api_token.age", "nodes/web1/secrets/tls_key.age"] {
+        let text = fs::read_to_string(master.dir.path().join(file)).unwrap();
+        assert!(text.starts_with("-----BEGIN AGE ENCRYPTED FILE-----"), "{file}: {text}");
+        assert!(!text.contains("tok-master") && !text.contains("key-node"), "{file}");
+    }
+
+    let (code, listed, _) = master.run(&["secret", "list"]);
+    assert_eq!(code, 0);
+    assert!(
+        listed.contains("api_token") && listed.contains("node web1") && listed.contains(&recipient),
+        "{listed}"
+    );
+    let (_, listed_json, _) = master.run(&["secret", "list", "--json"]);
+    let listed_json = json(&listed_json);
+    assert_eq!(listed_json["secrets"][1]["node"], "web1", "{listed_json}");
+    assert_eq!(listed_json["secrets"][1]["encrypted"], true);
+    assert!(!format!("{listed}{listed_json}").contains("tok-master-123"));
+
+    let (code, stdout, stderr) = master.run(&["push", "web1", "production"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let placed = master.root("web1").join("etc/token.conf");
+    assert_eq!(
+        fs::read_to_string(&placed).unwrap(),
+        "token = tok-master-123\nkey = key-node-456\n"
+    );
+    let first = revisions(&master, "web1")[0].clone();
+
+    // Rotate, push, and look at the history as git sees it: armour, never the values.
+    set(&["secret", "set", "api_token"], "tok-rotated-789\n");
+    let (code, _, stderr) = master.run(&["push", "web1", "production"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(fs::read_to_string(&placed).unwrap().contains("tok-rotated-789"));
+    let git = |args: &[&str]| {
+        let output = Command::new("git")
+            .arg("--git-dir")
+            .arg(master.dir.path().join("hosts"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let everything = git(&["log", "-p", "--all"]);
+    for value in ["tok-master-123", "tok-rotated-789", "key-node-456"] {
+        assert!(!everything.contains(value), "the history holds {value} in plaintext");
+    }
+    let stored = git(&["show", "main:web1/files/etc/token.conf"]);
+    assert!(stored.starts_with("-----BEGIN AGE ENCRYPTED FILE-----"), "{stored}");
+    assert!(
+        git(&["show", "main:web1/files/etc/motd"]).starts_with("hello"),
+        "only files that hold secrets are encrypted"
+    );
+
+    // Show decrypts when asked; rollback and rebuild place the old value again.
+    let (_, shown, _) = master.run(&["show", "web1", &first, "/etc/token.conf"]);
+    assert_eq!(shown, "<redacted>\n");
+    let (_, shown, _) = master.run(&["show", "web1", &first, "/etc/token.conf", "--show-secrets"]);
+    assert_eq!(shown, "token = tok-master-123\nkey = key-node-456\n");
+    let (code, stdout, stderr) = master.run(&["rollback", "web1", &first]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(fs::read_to_string(&placed).unwrap().contains("tok-master-123"));
+    fs::remove_file(&placed).unwrap();
+    let (code, _, stderr) = master.run(&["rebuild", "web1"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(fs::read_to_string(&placed).unwrap().contains("tok-master-123"));
+
+    // Another identity: refused before any node is touched, naming the file.
+    fixtures::age_identity(master.dir.path(), "keys/other.txt");
+    master.write("templates/motd/default/motd.hbs", "changed\n");
+    let motd_before = fs::read(master.root("web1").join("etc/motd")).unwrap();
+    let (code, stdout, stderr) =
+        crate::common::outcome(master.command().env("PACHA_AGE_IDENTITY", "keys/other.txt").args([
+            "push",
+            "web1",
+            "production",
+            "--json",
+        ]));
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    let error = &json(&stdout)["error"];
+    assert_eq!(error["kind"], "secret", "{error}");
+    let message = error["message"].as_str().unwrap();
+    assert!(
+        message.contains("secrets/api_token.age cannot be decrypted") && message.contains("keys/other.txt"),
+        "{message}"
+    );
+    assert_eq!(fs::read(master.root("web1").join("etc/motd")).unwrap(), motd_before);
+
+    // No recipients: `secret set` says how to get one and writes nothing.
+    master.write("pacha.yaml", &settings);
+    let (code, _, stderr) = crate::common::outcome(master.command().args(["secret", "set", "other"]).write_stdin("v"));
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("no age recipients") && stderr.contains("age-keygen"),
+        "{stderr}"
+    );
+    assert!(!master.dir.path().join("secrets/other.age").exists());
+}

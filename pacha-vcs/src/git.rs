@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use git2::{ErrorCode, FileMode, Oid, Repository, RepositoryInitOptions, Signature, Tree};
 use pacha_core::{
-    ContentHash, Entry, Event, EventKind, History, HistoryError, NodePath, RecordedDir, RecordedFile, RecordedLink,
-    RecordedScript, Snapshot,
+    AgeKeys, ContentHash, Entry, Event, EventKind, History, HistoryError, NodePath, RecordedDir, RecordedFile,
+    RecordedLink, RecordedScript, Snapshot,
 };
 
 use crate::meta::{DirMeta, FileMeta, LinkMeta, NodeMeta, ScriptMeta};
@@ -43,6 +43,8 @@ pub struct GitHistory {
     /// `None` until something is recorded in a history that did not exist yet.
     repo: Mutex<Option<Repository>>,
     author: Author,
+    /// With recipients, files that hold secrets are stored encrypted to them.
+    age: AgeKeys,
 }
 
 /// A git (or file system) error with the repository it happened in.
@@ -147,7 +149,15 @@ impl GitHistory {
             path: path.to_path_buf(),
             repo: Mutex::new(repo),
             author,
+            age: AgeKeys::default(),
         })
+    }
+
+    /// Stores files that hold secrets encrypted to `keys`' recipients (when it has any), and
+    /// decrypts them with its identity when they are read.
+    pub fn with_age(mut self, keys: AgeKeys) -> GitHistory {
+        self.age = keys;
+        self
     }
 
     /// The folder of the repository.
@@ -386,9 +396,20 @@ impl GitHistory {
             );
         }
         for file in &snapshot.files {
-            let oid = repo
-                .blob(&file.content)
-                .map_err(|err| self.err("writing a file", err))?;
+            let encrypted = file.secret && self.age.can_encrypt();
+            let oid = if encrypted {
+                let sealed =
+                    self.age
+                        .encrypt(file.path.as_str(), &file.content)
+                        .map_err(|source| HistoryError::Age {
+                            revision: String::new(),
+                            source,
+                        })?;
+                repo.blob(&sealed)
+            } else {
+                repo.blob(&file.content)
+            }
+            .map_err(|err| self.err("writing a file", err))?;
             let mode = if file.mode.bits() & 0o111 != 0 {
                 FileMode::BlobExecutable
             } else {
@@ -407,6 +428,7 @@ impl GitHistory {
                     size: file.content.len() as u64,
                     managed: file.managed,
                     secret: file.secret,
+                    encrypted,
                 },
             );
         }
@@ -595,7 +617,17 @@ impl History for GitHistory {
         let mut snapshot = Snapshot::default();
         for (path, file) in &meta.files {
             let path = NodePath::parse(path).map_err(|err| corrupt(err.to_string()))?;
-            let content = self.blob(repo, &tree, &tree_path(&path), oid)?;
+            let mut content = self.blob(repo, &tree, &tree_path(&path), oid)?;
+            if file.encrypted {
+                content = self
+                    .age
+                    .decrypt(path.as_str(), &content)
+                    .map_err(|source| HistoryError::Age {
+                        revision: revision.to_owned(),
+                        source,
+                    })?
+                    .into();
+            }
             let sha256 = ContentHash::parse(&file.sha256).ok_or_else(|| corrupt(format!("bad sha256 for {path}")))?;
             if ContentHash::of(&content) != sha256 {
                 return Err(corrupt(format!("{path} does not match its recorded sha256")));

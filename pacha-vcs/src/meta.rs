@@ -56,6 +56,9 @@ pub(crate) struct FileMeta {
     /// Written only for a file that holds a secret.
     #[serde(default, skip_serializing_if = "is_false")]
     pub secret: bool,
+    /// Written only for a file stored as age ciphertext (a secret, with recipients set).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub encrypted: bool,
 }
 
 fn is_false(value: &bool) -> bool {

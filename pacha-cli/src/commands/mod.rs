@@ -6,6 +6,7 @@ mod nodes;
 mod pull;
 mod push;
 mod render;
+mod secret;
 mod serve;
 mod watch;
 
@@ -18,7 +19,7 @@ use std::sync::atomic::AtomicBool;
 use clap::Parser;
 use pacha_core::Master;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, SecretAction};
 use crate::error::{NodesFailed, describe};
 use crate::output::Output;
 use crate::setup::Parts;
@@ -44,7 +45,7 @@ impl Context<'_> {
     /// The master this command works on.
     pub(crate) fn master(&self) -> anyhow::Result<Master> {
         let dir = Master::discover(self.cli.master.as_deref(), None, &self.cwd)?;
-        Ok(Master::open(&dir)?)
+        crate::setup::open_master(&dir)
     }
 
     /// The master with its connector and history.
@@ -110,6 +111,12 @@ fn run(context: &Context<'_>, out: &mut Output) -> anyhow::Result<Status> {
             force,
             connection,
         } => push::push_command(context, out, node, state, *dry_run, *force, connection),
+        Command::Secret {
+            action: SecretAction::Set { node, name },
+        } => secret::set(context, out, node.as_deref(), name),
+        Command::Secret {
+            action: SecretAction::List,
+        } => secret::list(context, out),
         Command::Disconnect { node } => push::disconnect(context, out, node.as_deref()),
         Command::Pull {
             node,

@@ -58,7 +58,7 @@ pub(super) fn with_link<R>(
             work(&mut link)
         }
         MasterAt::Local(dir) => {
-            let master = pacha_core::Master::open(dir)?;
+            let master = crate::setup::open_master(dir)?;
             let parts = Parts::new(master)?;
             parts.with_engine(|engine| {
                 let mut link = LocalLink::new(engine.serve(Some(only)), dir.display().to_string());

@@ -1,6 +1,7 @@
 //! The history edge: where node histories are kept. `pacha-vcs` stores them in git; rollback
 //! and rebuild read from it, and nothing else is needed to rebuild a host.
 
+use crate::master::age::AgeError;
 use crate::model::snapshot::{Entry, Event, Snapshot};
 
 /// Why the history could not be read or written.
@@ -46,6 +47,16 @@ pub enum HistoryError {
         /// The store's own error (a `git2::Error`, an `io::Error`).
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A recorded file that is stored encrypted cannot be decrypted (or one cannot be
+    /// encrypted for the record).
+    #[error("revision {revision}: {source}")]
+    Age {
+        /// The revision read (empty while recording).
+        revision: String,
+        /// Why.
+        #[source]
+        source: AgeError,
     },
     /// A revision whose contents are not what pacha writes.
     #[error("revision {revision}: {message}")]

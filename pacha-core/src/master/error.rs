@@ -5,6 +5,7 @@ use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
+use crate::master::age::AgeError;
 use crate::model::name::NameError;
 
 /// A `file:line:column` position in a master file, printed the way compilers print them.
@@ -117,6 +118,9 @@ pub enum ConfigError {
         /// What is wrong.
         message: String,
     },
+    /// An encrypted secret that cannot be decrypted, or a secret that cannot be encrypted.
+    #[error(transparent)]
+    Age(#[from] AgeError),
 }
 
 /// Something wrong in how nodes and meta nodes refer to each other.

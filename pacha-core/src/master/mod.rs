@@ -4,12 +4,15 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 
+pub(crate) mod age;
 pub(crate) mod definition;
 pub(crate) mod error;
 pub(crate) mod graph;
 pub mod yaml;
 
+use crate::master::age::{AgeError, AgeKeys};
 use crate::master::error::{ConfigError, GraphError, Location};
 use crate::master::graph::NodeGraph;
 use crate::model::name::{NameKind, check_name};
@@ -31,7 +34,37 @@ pub struct Master {
     /// Secret values of `pacha.yaml`.
     secrets: Vec<String>,
     graph: NodeGraph,
+    age: AgeKeys,
+    sealed: Vec<SealedSecret>,
+    /// Decrypted values of `sealed`, by index, filled as nodes need them.
+    opened: Arc<Mutex<BTreeMap<usize, Result<String, AgeError>>>>,
 }
+
+/// An encrypted secret of the master: `secrets/NAME.age` or `nodes/NODE/secrets/NAME.age`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SealedSecret {
+    /// The variable it sets.
+    pub name: String,
+    /// The node whose layer it belongs to; `None` for the master-wide layer.
+    pub node: Option<String>,
+    /// Its file, relative to the master.
+    pub file: String,
+    /// Its contents (age ciphertext).
+    pub ciphertext: Arc<[u8]>,
+}
+
+impl std::fmt::Debug for SealedSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SealedSecret")
+            .field("name", &self.name)
+            .field("node", &self.node)
+            .field("file", &self.file)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The folder of encrypted secrets, in the master and in a node's folder.
+pub const SECRETS_DIR: &str = "secrets";
 
 /// The variables of one node in one state, before an app's own variables are put in.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -95,6 +128,22 @@ impl Master {
             });
         }
 
+        let age_settings = settings.age.clone().unwrap_or_default();
+        let age = AgeKeys::new(
+            &age_settings.recipients,
+            age_settings.identity.map(|path| dir.join(path)),
+        )
+        .map_err(|err| ConfigError::Invalid {
+            at: Location::line(SETTINGS_FILE, yaml::line_of(&settings_text, "recipients")),
+            message: err.to_string(),
+        })?;
+        let mut sealed = read_sealed(&dir.join(SECRETS_DIR), SECRETS_DIR, None)?;
+        for secret in &sealed {
+            if settings.secrets.contains_key(&secret.name) {
+                return Err(twice(secret, SETTINGS_FILE));
+            }
+        }
+
         let mut definitions = BTreeMap::new();
         let mut files = BTreeMap::new();
         let nodes_dir = dir.join("nodes");
@@ -124,7 +173,33 @@ impl Master {
                     source,
                 })?;
                 let text = read_text(&path, &shown)?;
-                definitions.insert(name.clone(), Definition::parse(&shown, &text)?);
+                let definition = Definition::parse(&shown, &text)?;
+                let node_sealed = read_sealed(
+                    &entry.path().join(SECRETS_DIR),
+                    &format!("nodes/{name}/{SECRETS_DIR}"),
+                    Some(&name),
+                )?;
+                match (&definition, node_sealed.first()) {
+                    (_, None) => {}
+                    (Definition::Meta(_), Some(secret)) => {
+                        return Err(ConfigError::Invalid {
+                            at: Location::file(&secret.file),
+                            message: format!(
+                                "{name} is a meta node, and only the master (secrets/) and single nodes have encrypted secrets"
+                            ),
+                        });
+                    }
+                    (Definition::Node(node), Some(_)) => {
+                        if let Some(secret) = node_sealed
+                            .iter()
+                            .find(|secret| node.secrets.contains_key(&secret.name))
+                        {
+                            return Err(twice(secret, &shown));
+                        }
+                    }
+                }
+                sealed.extend(node_sealed);
+                definitions.insert(name.clone(), definition);
                 files.insert(name, shown);
             }
         }
@@ -133,7 +208,49 @@ impl Master {
             settings,
             secrets,
             graph: NodeGraph::new(definitions, files),
+            age,
+            sealed,
+            opened: Arc::default(),
         })
+    }
+
+    /// The master's age recipients and identity.
+    pub fn age(&self) -> &AgeKeys {
+        &self.age
+    }
+
+    /// Decrypts with the identity file `path` (relative: from the master) instead of the one
+    /// `pacha.yaml` names.
+    pub fn set_age_identity(&mut self, path: &Path) {
+        self.age = self.age.clone().with_identity(self.dir.join(path));
+        self.opened = Arc::default();
+    }
+
+    /// Every encrypted secret: the master's, then each node's.
+    pub fn sealed_secrets(&self) -> &[SealedSecret] {
+        &self.sealed
+    }
+
+    /// The encrypted secrets of one layer (`None`: the master-wide one), decrypted.
+    fn opened_layer(&self, node: Option<&str>) -> Result<Vars, ConfigError> {
+        let mut layer = Vars::new();
+        let mut opened = self.opened.lock().unwrap_or_else(PoisonError::into_inner);
+        for (index, secret) in self.sealed.iter().enumerate() {
+            if secret.node.as_deref() != node {
+                continue;
+            }
+            let value = opened.entry(index).or_insert_with(|| {
+                let plaintext = self.age.decrypt(&secret.file, &secret.ciphertext)?;
+                let text = String::from_utf8(plaintext).map_err(|_| AgeError::Damaged {
+                    what: secret.file.clone(),
+                    message: "its value is not UTF-8 text".to_owned(),
+                })?;
+                Ok(text)
+            });
+            let value = value.clone()?;
+            layer.insert(secret.name.clone(), serde_json::Value::String(value));
+        }
+        Ok(layer)
     }
 
     /// The master folder.
@@ -226,24 +343,102 @@ impl Master {
         check_name(NameKind::State, state).map_err(ConfigError::StateName)?;
         let node = self.node(name)?;
         let state_vars = node.states.get(state).map(|settings| &settings.vars);
-        let node_sets =
-            |path: &str| vars::sets_path(&node.vars, path) || state_vars.is_some_and(|v| vars::sets_path(v, path));
+        let master_sealed = self.opened_layer(None)?;
+        let node_sealed = self.opened_layer(Some(name))?;
+        let node_sets = |path: &str| {
+            vars::sets_path(&node.vars, path)
+                || vars::sets_path(&node_sealed, path)
+                || state_vars.is_some_and(|v| vars::sets_path(v, path))
+        };
         let inherited = self.graph.inherited_vars(name, &node_sets)?;
         let mut upper = inherited.vars;
         vars::merge(&mut upper, &node.vars);
+        vars::merge(&mut upper, &node_sealed);
         if let Some(state_vars) = state_vars {
             vars::merge(&mut upper, state_vars);
         }
         let mut secrets = self.secrets.clone();
         secrets.extend(inherited.secrets);
         secrets.extend(node.secret_values.iter().cloned());
+        for layer in [&master_sealed, &node_sealed] {
+            layer
+                .values()
+                .for_each(|value| vars::collect_secret_values(value, &mut secrets));
+        }
         secrets.sort();
         secrets.dedup();
-        Ok(NodeVars {
-            master: self.settings.vars.clone(),
-            upper,
-            secrets,
-        })
+        let mut master = self.settings.vars.clone();
+        vars::merge(&mut master, &master_sealed);
+        Ok(NodeVars { master, upper, secrets })
+    }
+}
+
+/// The `NAME.age` files of a secrets folder (none when it does not exist).
+fn read_sealed(dir: &Path, shown: &str, node: Option<&str>) -> Result<Vec<SealedSecret>, ConfigError> {
+    let read_err = |source| ConfigError::Read {
+        file: shown.to_owned(),
+        source,
+    };
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(err) => return Err(read_err(err)),
+    };
+    let mut sealed = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(read_err)?;
+        let file_name = entry.file_name().to_string_lossy().into_owned();
+        if file_name.starts_with('.') {
+            continue;
+        }
+        let file = format!("{shown}/{file_name}");
+        let name = file_name.strip_suffix(".age").unwrap_or_default();
+        if let Err(reason) = check_secret_name(name) {
+            return Err(ConfigError::Invalid {
+                at: Location::file(&file),
+                message: format!("{reason}; {shown}/ holds only NAME.age files that `pacha secret set` writes"),
+            });
+        }
+        let ciphertext = fs::read(entry.path()).map_err(|source| ConfigError::Read {
+            file: file.clone(),
+            source,
+        })?;
+        sealed.push(SealedSecret {
+            name: name.to_owned(),
+            node: node.map(str::to_owned),
+            file,
+            ciphertext: ciphertext.into(),
+        });
+    }
+    sealed.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(sealed)
+}
+
+/// Checks the name of an encrypted secret: a variable name (letters, digits, `_`, `-`, not
+/// starting with `-`), so that the file name and the variable are the same word.
+pub fn check_secret_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("a secret file is named NAME.age".to_owned());
+    }
+    if name.starts_with('-')
+        || !name
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || b"_-".contains(&byte))
+    {
+        return Err(format!(
+            "{name:?} is not a secret name (letters, digits, `_` and `-`, not starting with `-`)"
+        ));
+    }
+    Ok(())
+}
+
+fn twice(secret: &SealedSecret, file: &str) -> ConfigError {
+    ConfigError::Invalid {
+        at: Location::file(&secret.file),
+        message: format!(
+            "secret `{}` is also set under `secrets:` in {file}; keep one of them",
+            secret.name
+        ),
     }
 }
 
@@ -319,6 +514,77 @@ mod tests {
         let target = master.target("web1").unwrap();
         assert_eq!(target.host, "web1");
         assert_eq!(target.root, "/");
+    }
+
+    #[test]
+    fn encrypted_secrets_join_the_master_and_node_layers() {
+        use ::age::secrecy::ExposeSecret;
+        let tmp = tempfile::tempdir().unwrap();
+        let identity = ::age::x25519::Identity::generate();
+        write(
+            tmp.path(),
+            "key.txt",
+            &format!("{}\n", identity.to_string().expose_secret()),
+        );
+        let recipient = identity.to_public().to_string();
+        write(
+            tmp.path(),
+            "pacha.yaml",
+            &format!("age: {{recipients: [{recipient}], identity: key.txt}}\nvars: {{token: plain, port: 1}}\n"),
+        );
+        write(tmp.path(), "nodes/web1/web1.conf", "vars: {tls: from-vars}\n");
+        write(tmp.path(), "nodes/web2/web2.conf", "{}\n");
+        let keys = AgeKeys::new(&[recipient], None).unwrap();
+        let seal = |path: &str, value: &str| {
+            let path = tmp.path().join(path);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(path, keys.encrypt("x", value.as_bytes()).unwrap()).unwrap();
+        };
+        seal("secrets/token.age", "t0ken");
+        seal("nodes/web1/secrets/tls.age", "k3y");
+        let master = Master::open(tmp.path()).unwrap();
+        assert_eq!(master.sealed_secrets().len(), 2);
+        assert!(!format!("{:?}", master.sealed_secrets()).contains("BEGIN"));
+        let web1 = master.node_vars("web1", "default").unwrap();
+        let merged = web1.for_app(&Vars::new());
+        assert_eq!(merged["token"], "t0ken");
+        assert_eq!(merged["tls"], "k3y");
+        assert_eq!(web1.secrets, ["k3y", "t0ken"]);
+        let web2 = master.node_vars("web2", "default").unwrap().for_app(&Vars::new());
+        assert_eq!(web2["token"], "t0ken");
+        assert!(!web2.contains_key("tls"));
+
+        // Another identity: a clear error naming the file, at the first node that needs it.
+        let other = ::age::x25519::Identity::generate();
+        write(
+            tmp.path(),
+            "other.txt",
+            &format!("{}\n", other.to_string().expose_secret()),
+        );
+        let mut wrong = Master::open(tmp.path()).unwrap();
+        wrong.set_age_identity(Path::new("other.txt"));
+        let err = wrong.node_vars("web2", "default").unwrap_err().to_string();
+        assert!(
+            err.contains("secrets/token.age cannot be decrypted") && err.contains("other.txt"),
+            "{err}"
+        );
+
+        // One name in two places of one layer, a stray file, a meta node's folder: load errors.
+        write(tmp.path(), "nodes/web1/web1.conf", "secrets: {tls: x}\n");
+        let err = Master::open(tmp.path()).unwrap_err().to_string();
+        assert!(
+            err.starts_with("nodes/web1/secrets/tls.age: secret `tls` is also set"),
+            "{err}"
+        );
+        write(tmp.path(), "nodes/web1/web1.conf", "{}\n");
+        write(tmp.path(), "secrets/token.txt", "plaintext");
+        let err = Master::open(tmp.path()).unwrap_err().to_string();
+        assert!(err.starts_with("secrets/token.txt: "), "{err}");
+        fs::remove_file(tmp.path().join("secrets/token.txt")).unwrap();
+        write(tmp.path(), "nodes/all/all.conf", "include_nodes: [web1]\n");
+        seal("nodes/all/secrets/x.age", "v");
+        let err = Master::open(tmp.path()).unwrap_err().to_string();
+        assert!(err.contains("all is a meta node"), "{err}");
     }
 
     #[test]

@@ -26,6 +26,19 @@ pub struct MasterSettings {
     /// Defaults for every node's scripts.
     #[serde(default)]
     pub scripts: ScriptDefaults,
+    /// Who can read the secrets pacha encrypts, and the key that decrypts them.
+    pub age: Option<AgeSettings>,
+}
+
+/// `age:` in `pacha.yaml`: secrets at rest.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgeSettings {
+    /// Public keys (`age1…`) that `pacha secret set` and the history encrypt to.
+    #[serde(default)]
+    pub recipients: Vec<String>,
+    /// The identity file (`age-keygen` output) that decrypts; relative to the master.
+    pub identity: Option<PathBuf>,
 }
 
 /// `scripts:` in `pacha.yaml`: what a node's scripts get unless its node file says otherwise.
