@@ -69,8 +69,8 @@ pub(crate) enum Command {
     Diff {
         /// A node or meta node
         node: String,
-        /// The state, e.g. production
-        state: String,
+        /// The state, e.g. production [default: each node's last recorded state]
+        state: Option<String>,
         /// Print the contents of files that hold secrets too
         #[arg(long)]
         show_secrets: bool,
@@ -81,8 +81,8 @@ pub(crate) enum Command {
     Push {
         /// A node or meta node
         node: String,
-        /// The state, e.g. production
-        state: String,
+        /// The state, e.g. production [default: each node's last recorded state]
+        state: Option<String>,
         /// Report what would change (exit 2 if anything would); write nothing, run no script
         #[arg(long)]
         dry_run: bool,

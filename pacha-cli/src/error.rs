@@ -106,6 +106,14 @@ fn config(err: &ConfigError) -> (&'static str, Vec<String>) {
             vec!["--master, PACHA_MASTER, pull --from and watch --to must name a folder holding pacha.yaml".to_owned()],
         ),
         ConfigError::Age(err) => age(err),
+        ConfigError::UnknownState { declared, .. } => (
+            "unknown-state",
+            vec![if *declared {
+                "the states are those `states:` in pacha.yaml declares; add it there to make a new one".to_owned()
+            } else {
+                "a state is `default`, a folder templates/APP/STATE, or a `states:` key of pacha.yaml or a node file; `states: [...]` in pacha.yaml declares them".to_owned()
+            }],
+        ),
         _ => ("config", Vec::new()),
     }
 }

@@ -40,7 +40,10 @@ impl SshMaster {
         fixtures::write(
             dir.path(),
             "pacha.yaml",
-            format!("vars:\n  greeting: hello\n{}", sshd.pacha_ssh_settings()),
+            format!(
+                "states: [default, production]\nvars:\n  greeting: hello\n{}",
+                sshd.pacha_ssh_settings()
+            ),
         );
         fixtures::write(dir.path(), "templates/motd/app.yaml", "dest: /etc\n");
         fixtures::write(

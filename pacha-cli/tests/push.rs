@@ -249,7 +249,7 @@ fn a_user_who_is_not_root_pushes_with_state_in_their_own_folder() {
         &master,
         "pacha.yaml",
         format!(
-            "history: {}\nvars: {{company: c, motto: m}}\n",
+            "history: {}\nstates: [default, production]\nvars: {{company: c, motto: m}}\n",
             state.join("hosts").display()
         ),
     );
@@ -503,4 +503,100 @@ fn ctrl_c_finishes_the_running_node_and_skips_the_rest() {
     assert!(report["nodes"][0]["recorded"].is_string(), "{report}");
     assert_eq!(report["nodes"][1]["outcome"], "skipped", "{report}");
     assert!(!master.root("web2").join("etc/motd").exists());
+}
+
+/// A state nothing declares is refused before anything renders or touches a node; the
+/// declared states carry settings; without STATE each node goes back to its last state.
+#[test]
+fn states_are_declared_typos_refused_and_the_last_state_is_the_default() {
+    let master = SshMaster::new(&["web1"]);
+    let root = master.root("web1");
+    let (code, stdout, stderr) = master.run(&["push", "web1", "prodution", "--json"]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    let error = &serde_json::from_str::<serde_json::Value>(&stdout).unwrap()["error"];
+    assert_eq!(error["kind"], "unknown-state", "{error}");
+    assert_eq!(
+        error["message"],
+        "unknown state \"prodution\" (states: default, production); did you mean \"production\"?"
+    );
+    assert!(!root.exists(), "nothing was touched");
+
+    // Never pushed: no state to go back to.
+    let (code, _, stderr) = master.run(&["push", "web1"]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("no recorded history"), "{stderr}");
+    assert!(!root.exists());
+
+    // pacha.yaml's state block sits above its vars, below the node's.
+    let settings = fs::read_to_string(master.dir.path().join("pacha.yaml")).unwrap();
+    let declared = settings.replace(
+        "states: [default, production]\n",
+        "states:\n  default:\n  production:\n    vars: {greeting: prod-hello}\n",
+    );
+    master.write("pacha.yaml", &declared);
+    let (code, stdout, stderr) = master.run(&["push", "web1", "production"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let motd = root.join("etc/motd");
+    assert_eq!(
+        fs::read_to_string(&motd).unwrap(),
+        "prod-hello from web1 (production)\n"
+    );
+    let (code, _, _) = master.run(&["push", "web1", "default"]);
+    assert_eq!(code, 0);
+    assert_eq!(fs::read_to_string(&motd).unwrap(), "hello from web1 (default)\n");
+    master.add_to_node("web1", "vars: {greeting: node-hello}\n");
+    let (code, _, _) = master.run(&["push", "web1", "production"]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        fs::read_to_string(&motd).unwrap(),
+        "node-hello from web1 (production)\n"
+    );
+
+    // No state: the last recorded one, and the report says so.
+    master.add_to_node("web1", "");
+    let (code, stdout, stderr) = master.run(&["push", "web1"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("no state given: each node goes to its last recorded state (web1 production)"),
+        "{stdout}"
+    );
+    assert_eq!(
+        fs::read_to_string(&motd).unwrap(),
+        "prod-hello from web1 (production)\n"
+    );
+    let (code, stdout, _) = master.run(&["diff", "web1", "--json"]);
+    assert_eq!(code, 0, "{stdout}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["state_from_history"], true);
+    assert_eq!(report["nodes"][0]["state"], "production");
+
+    // With a declaration, a state folder or `states:` key it does not name is a load error.
+    master.write("templates/motd/staging/motd.hbs", "staging\n");
+    let (code, _, stderr) = master.run(&["nodes"]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains(
+            "templates/motd/staging: state \"staging\" is not declared in pacha.yaml (states: default, production)"
+        ),
+        "{stderr}"
+    );
+    fs::remove_dir_all(master.dir.path().join("templates/motd/staging")).unwrap();
+    master.add_to_node("web1", "states:\n  quality: {vars: {greeting: x}}\n");
+    let (code, _, stderr) = master.run(&["nodes"]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("nodes/web1/web1.conf:7: state \"quality\" is not declared"),
+        "{stderr}"
+    );
+
+    // Without a declaration, a state folder or `states:` key is what makes a state.
+    master.write("pacha.yaml", &settings.replace("states: [default, production]\n", ""));
+    let (code, stdout, stderr) = master.run(&["diff", "web1", "quality"]);
+    assert_eq!(code, 2, "{stdout}{stderr}");
+    let (code, _, stderr) = master.run(&["diff", "web1", "production"]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("unknown state \"production\" (states: default, quality)"),
+        "{stderr}"
+    );
 }

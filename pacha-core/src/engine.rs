@@ -80,6 +80,21 @@ impl<'a> Engine<'a> {
         self.rendering.plans(node, state)
     }
 
+    /// The plans of every leaf of `node`, each in the state it was last recorded in (a leaf
+    /// never recorded is an error: it has no state to go back to).
+    pub fn plans_in_last_states(&self, node: &str) -> Result<Vec<Plan>, EngineError> {
+        let nodes = self
+            .master
+            .expand(node)?
+            .into_iter()
+            .map(|leaf| {
+                let state = self.last_state(&leaf)?;
+                Ok((leaf, state))
+            })
+            .collect::<Result<Vec<_>, EngineError>>()?;
+        self.rendering.plans_of(nodes)
+    }
+
     /// Pushes every leaf of `node` to `state`: renders all first (nothing touches a node if
     /// any plan fails), then brings each node to its plan and records each node that changed
     /// as soon as it is done (a dry run records nothing). One report per leaf, in order.

@@ -18,7 +18,7 @@
 //! use pacha_core::{Engine, History, Master, Outcome, PushOptions, Quiet};
 //!
 //! let dir = tempfile::tempdir()?;
-//! std::fs::write(dir.path().join("pacha.yaml"), "")?;
+//! std::fs::write(dir.path().join("pacha.yaml"), "states: [default, production]\n")?;
 //! std::fs::create_dir_all(dir.path().join("nodes/web1"))?;
 //! std::fs::write(dir.path().join("nodes/web1/web1.conf"), "host: web1.example.com\n")?;
 //! let master = Master::open(dir.path())?;

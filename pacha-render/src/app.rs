@@ -3,9 +3,9 @@
 use std::collections::BTreeMap;
 
 use globset::{Glob, GlobBuilder, GlobSet, GlobSetBuilder};
-use pacha_core::vars::fold_secrets;
+use pacha_core::vars::{fold_secrets, merge};
 use pacha_core::yaml::{self, line_of};
-use pacha_core::{ConfigError, Location, Mode, NodePath, Vars, check_account};
+use pacha_core::{ConfigError, Location, Mode, NameKind, NodePath, StateSettings, Vars, check_account, check_name};
 use serde::Deserialize;
 
 /// The file as written.
@@ -19,6 +19,9 @@ struct AppFile {
     dir_mode: Option<Mode>,
     #[serde(default)]
     vars: Vars,
+    /// Per-state settings, above `vars` in that state.
+    #[serde(default)]
+    states: BTreeMap<String, StateSettings>,
     #[serde(default)]
     files: Vec<FileRuleFile>,
     #[serde(default)]
@@ -96,8 +99,9 @@ pub(crate) struct AppConfig {
 }
 
 impl AppConfig {
-    /// Parses `app.yaml` (shown as `file`); `None` text means the app has none.
-    pub(crate) fn parse(file: &str, text: Option<&str>) -> Result<AppConfig, ConfigError> {
+    /// Parses `app.yaml` (shown as `file`) for `state`: its vars with that state's block over
+    /// them; `None` text means the app has none.
+    pub(crate) fn parse(file: &str, text: Option<&str>, state: &str) -> Result<AppConfig, ConfigError> {
         let mut parsed: AppFile = match text {
             Some(text) => yaml::parse(file, text)?,
             None => AppFile::default(),
@@ -135,6 +139,13 @@ impl AppConfig {
         }
         let mut secrets = Vec::new();
         fold_secrets(&mut parsed.vars, &Vars::new(), &mut secrets);
+        for name in parsed.states.keys() {
+            check_name(NameKind::State, name).map_err(|source| ConfigError::Name { at: at(name), source })?;
+        }
+        if let Some(mut block) = parsed.states.remove(state) {
+            fold_secrets(&mut block.vars, &block.secrets, &mut secrets);
+            merge(&mut parsed.vars, &block.vars);
+        }
         let mut rule_globs = GlobSetBuilder::new();
         let mut rules = Vec::new();
         for rule in &parsed.files {
@@ -248,7 +259,7 @@ files:
     group: adm
 ignore: ["**/*.swp"]
 "#;
-        let app = AppConfig::parse("templates/app/app.yaml", Some(text)).unwrap();
+        let app = AppConfig::parse("templates/app/app.yaml", Some(text), "default").unwrap();
         assert_eq!(app.dest.as_str(), "/etc/app");
         let key = app.attributes("secret/db.key");
         assert_eq!(key.owner.as_deref(), Some("vault"));
@@ -261,23 +272,50 @@ ignore: ["**/*.swp"]
     }
 
     #[test]
+    fn a_state_block_sits_above_the_app_vars_in_that_state() {
+        let text =
+            "vars: {workers: 2, user: www}\nstates:\n  production:\n    vars: {workers: 64}\n    secrets: {key: k3y}\n";
+        let production = AppConfig::parse("app.yaml", Some(text), "production").unwrap();
+        assert_eq!(
+            serde_json::Value::Object(production.vars),
+            serde_json::json!({"workers": 64, "user": "www", "key": "k3y"})
+        );
+        assert_eq!(production.secrets, ["k3y"]);
+        let default = AppConfig::parse("app.yaml", Some(text), "default").unwrap();
+        assert_eq!(default.vars["workers"], 2);
+        assert!(default.secrets.is_empty());
+        let err = AppConfig::parse("app.yaml", Some("states:\n  ../x: {}\n"), "default").unwrap_err();
+        assert!(err.to_string().starts_with("app.yaml:2: invalid state name"), "{err}");
+    }
+
+    #[test]
     fn marked_secrets_in_app_vars_are_unwrapped_and_remembered() {
-        let app = AppConfig::parse("app.yaml", Some("vars:\n  key: {secret: true, value: s3cr3t}\n")).unwrap();
+        let app = AppConfig::parse(
+            "app.yaml",
+            Some("vars:\n  key: {secret: true, value: s3cr3t}\n"),
+            "default",
+        )
+        .unwrap();
         assert_eq!(app.vars["key"], "s3cr3t");
         assert_eq!(app.secrets, ["s3cr3t"]);
     }
 
     #[test]
     fn errors_name_the_line() {
-        let err = AppConfig::parse("templates/app/app.yaml", Some("dest: /etc\nmode: \"0999\"\n")).unwrap_err();
+        let err = AppConfig::parse(
+            "templates/app/app.yaml",
+            Some("dest: /etc\nmode: \"0999\"\n"),
+            "default",
+        )
+        .unwrap_err();
         assert!(err.to_string().starts_with("templates/app/app.yaml:2:"), "{err}");
         assert!(err.to_string().contains("invalid mode"), "{err}");
-        let err = AppConfig::parse("templates/app/app.yaml", Some("dest: /etc/../..\n")).unwrap_err();
+        let err = AppConfig::parse("templates/app/app.yaml", Some("dest: /etc/../..\n"), "default").unwrap_err();
         assert_eq!(
             err.to_string(),
             "templates/app/app.yaml:1: dest: \"/etc/../..\" leaves /"
         );
-        let err = AppConfig::parse("templates/app/app.yaml", Some("ignore: [\"a[\"]\n")).unwrap_err();
+        let err = AppConfig::parse("templates/app/app.yaml", Some("ignore: [\"a[\"]\n"), "default").unwrap_err();
         assert!(
             err.to_string().starts_with("templates/app/app.yaml:1: invalid glob"),
             "{err}"

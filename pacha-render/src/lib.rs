@@ -16,7 +16,7 @@
 //!     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
 //!     std::fs::write(path, text).unwrap();
 //! };
-//! write("pacha.yaml", "vars: {port: 80}\n");
+//! write("pacha.yaml", "states: [default, production]\nvars: {port: 80}\n");
 //! write("templates/motd/app.yaml", "dest: /etc\n");
 //! write("templates/motd/default/motd.hbs", "Welcome to {{pacha.node}} on port {{port}} & more\n");
 //! write("nodes/web1/web1.conf", "apps: [motd]\n");

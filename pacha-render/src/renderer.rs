@@ -305,7 +305,7 @@ impl<'m> Renderer<'m> {
         } else {
             None
         };
-        let config = AppConfig::parse(&shown_yaml, app_text.as_deref())?;
+        let config = AppConfig::parse(&shown_yaml, app_text.as_deref(), state)?;
         let mut registry = template::registry();
         let mut files = Vec::with_capacity(tree.len());
         for (relative, file) in tree {

@@ -103,14 +103,14 @@ fn run(context: &Context<'_>, out: &mut Output) -> anyhow::Result<Status> {
             state,
             show_secrets,
             connection,
-        } => push::diff_command(context, out, node, state, *show_secrets, connection),
+        } => push::diff_command(context, out, node, state.as_deref(), *show_secrets, connection),
         Command::Push {
             node,
             state,
             dry_run,
             force,
             connection,
-        } => push::push_command(context, out, node, state, *dry_run, *force, connection),
+        } => push::push_command(context, out, node, state.as_deref(), *dry_run, *force, connection),
         Command::Secret {
             action: SecretAction::Set { node, name },
         } => secret::set(context, out, node.as_deref(), name),

@@ -7,7 +7,7 @@ use pacha_core::{Master, NodeReport, Outcome, Plan, PushOptions};
 use super::{Context, Status};
 use crate::cli::ConnectionArgs;
 use crate::error::NodesFailed;
-use crate::output::Output;
+use crate::output::{Output, printable};
 use crate::setup::{connector, holder};
 use crate::ui::progress::Progress;
 use crate::ui::report::{Diffs, print_report};
@@ -27,14 +27,30 @@ fn run_push(
     context: &Context<'_>,
     out: &mut Output,
     node: &str,
-    state: &str,
+    state: Option<&str>,
     args: &ConnectionArgs,
     options: PushOptions,
     diffs: Diffs,
 ) -> anyhow::Result<Status> {
     let parts = context.parts()?;
     parts.with_engine(|engine| {
-        let plans = engine.plans(node, state)?;
+        let plans = match state {
+            Some(state) => engine.plans(node, state)?,
+            None => {
+                let plans = engine.plans_in_last_states(node)?;
+                if !out.json {
+                    let states: Vec<String> = plans
+                        .iter()
+                        .map(|plan| format!("{} {}", printable(&plan.node), printable(&plan.state)))
+                        .collect();
+                    out.line(out.style.dim(&format!(
+                        "no state given: each node goes to its last recorded state ({})",
+                        states.join(", ")
+                    )))?;
+                }
+                plans
+            }
+        };
         let options = PushOptions {
             jobs: jobs(args, &parts.master, plans.len()),
             ..options
@@ -52,7 +68,7 @@ fn run_push(
         let reports = engine.push_plans(&plans, &options, &progress)?;
         progress.finish();
         drop(progress);
-        finish(out, &plans, &reports, diffs)
+        finish(out, &plans, &reports, diffs, state.is_none())
     })
 }
 
@@ -60,7 +76,7 @@ pub(super) fn push_command(
     context: &Context<'_>,
     out: &mut Output,
     node: &str,
-    state: &str,
+    state: Option<&str>,
     dry_run: bool,
     force: bool,
     args: &ConnectionArgs,
@@ -80,7 +96,7 @@ pub(super) fn diff_command(
     context: &Context<'_>,
     out: &mut Output,
     node: &str,
-    state: &str,
+    state: Option<&str>,
     show_secrets: bool,
     args: &ConnectionArgs,
 ) -> anyhow::Result<Status> {
@@ -100,7 +116,13 @@ pub(super) fn diff_command(
 }
 
 /// Prints the summary (or the JSON document) and picks the exit status.
-fn finish(out: &mut Output, plans: &[Plan], reports: &[NodeReport], diffs: Diffs) -> anyhow::Result<Status> {
+fn finish(
+    out: &mut Output,
+    plans: &[Plan],
+    reports: &[NodeReport],
+    diffs: Diffs,
+    from_history: bool,
+) -> anyhow::Result<Status> {
     let count = |outcome| reports.iter().filter(|report| report.outcome == outcome).count();
     let (changed, unchanged, would, failed, skipped) = (
         count(Outcome::Changed),
@@ -117,6 +139,7 @@ fn finish(out: &mut Output, plans: &[Plan], reports: &[NodeReport], diffs: Diffs
             .collect();
         out.json_document(&serde_json::json!({
             "nodes": nodes,
+            "state_from_history": from_history,
             "summary": {"changed": changed, "unchanged": unchanged, "would_change": would, "failed": failed, "skipped": skipped},
         }))?;
     } else if reports.len() > 1 {

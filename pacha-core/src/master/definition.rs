@@ -32,8 +32,17 @@ impl Definition {
                 })?;
                 meta.include_lines.push(line);
             }
+            for state in meta.states.keys() {
+                check_name(NameKind::State, state).map_err(|source| ConfigError::Name {
+                    at: Location::line(file, line_of(text, state)),
+                    source,
+                })?;
+            }
             let mut secrets = Vec::new();
             fold_secrets(&mut meta.vars, &meta.secrets, &mut secrets);
+            for state in meta.states.values_mut() {
+                fold_secrets(&mut state.vars, &state.secrets, &mut secrets);
+            }
             meta.secret_values = secrets;
             return Ok(Definition::Meta(Box::new(meta)));
         }

@@ -118,6 +118,18 @@ pub enum ConfigError {
         /// What is wrong.
         message: String,
     },
+    /// A state that the master does not know.
+    #[error("unknown state {state:?} (states: {}){}", known.join(", "), suggest(suggestion.as_deref()))]
+    UnknownState {
+        /// The state asked for.
+        state: String,
+        /// The master's states.
+        known: Vec<String>,
+        /// The closest known state, when one is close enough to be a typo.
+        suggestion: Option<String>,
+        /// Whether `pacha.yaml` declares the states (else they are found in the master).
+        declared: bool,
+    },
     /// An encrypted secret that cannot be decrypted, or a secret that cannot be encrypted.
     #[error(transparent)]
     Age(#[from] AgeError),
@@ -183,4 +195,8 @@ pub enum GraphError {
 
 fn hint(suggestion: Option<&str>) -> String {
     suggestion.map_or_else(String::new, |name| format!(" (did you mean {name:?}?)"))
+}
+
+fn suggest(suggestion: Option<&str>) -> String {
+    suggestion.map_or_else(String::new, |name| format!("; did you mean {name:?}?"))
 }

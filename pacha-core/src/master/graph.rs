@@ -154,7 +154,12 @@ impl NodeGraph {
     /// through nested meta nodes. An inner meta node overrides the ones that include it; two
     /// unrelated meta nodes that disagree on a variable the node does not set itself are an
     /// error. `node_sets` tells whether the node (or its state) sets a dotted variable path.
-    pub fn inherited_vars(&self, name: &str, node_sets: &dyn Fn(&str) -> bool) -> Result<InheritedVars, GraphError> {
+    pub fn inherited_vars(
+        &self,
+        name: &str,
+        state: &str,
+        node_sets: &dyn Fn(&str) -> bool,
+    ) -> Result<InheritedVars, GraphError> {
         let above = self.metas_above(name);
         if above.is_empty() {
             return Ok(InheritedVars::default());
@@ -175,9 +180,20 @@ impl NodeGraph {
                 _ => None,
             })
             .collect();
+        // What each meta node sets in this state: its vars, its block for the state over them.
+        let effective: Vec<Vars> = metas
+            .iter()
+            .map(|(_, meta)| {
+                let mut merged = meta.vars.clone();
+                if let Some(block) = meta.states.get(state) {
+                    vars::merge(&mut merged, &block.vars);
+                }
+                merged
+            })
+            .collect();
         let mut setters: BTreeMap<String, Vec<(&str, &serde_json::Value)>> = BTreeMap::new();
-        for (meta_name, meta) in &metas {
-            for (path, value) in vars::leaves(&meta.vars) {
+        for ((meta_name, _), meta_vars) in metas.iter().zip(&effective) {
+            for (path, value) in vars::leaves(meta_vars) {
                 setters.entry(path).or_default().push((meta_name, value));
             }
         }
@@ -216,10 +232,10 @@ impl NodeGraph {
             }
         }
         let mut inherited = InheritedVars::default();
-        for (meta_name, meta) in metas {
-            vars::merge(&mut inherited.vars, &meta.vars);
+        for ((meta_name, meta), meta_vars) in metas.iter().zip(&effective) {
+            vars::merge(&mut inherited.vars, meta_vars);
             inherited.secrets.extend(meta.secret_values.iter().cloned());
-            inherited.metas.push(meta_name.to_owned());
+            inherited.metas.push((*meta_name).to_owned());
         }
         Ok(inherited)
     }
@@ -297,13 +313,17 @@ impl NodeGraph {
 
     /// The known name closest to `name`, when one is close enough to be a typo.
     fn closest(&self, name: &str) -> Option<String> {
-        self.definitions
-            .keys()
-            .map(|candidate| (edit_distance(name, candidate), candidate))
-            .filter(|(distance, candidate)| *distance <= 2.max(candidate.len() / 4) && *distance > 0)
-            .min()
-            .map(|(_, candidate)| candidate.clone())
+        closest(name, self.definitions.keys().map(String::as_str))
     }
+}
+
+/// The candidate closest to `name`, when one is close enough to be a typo of it.
+pub(crate) fn closest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<String> {
+    candidates
+        .map(|candidate| (edit_distance(name, candidate), candidate))
+        .filter(|(distance, candidate)| *distance <= 2.max(candidate.len() / 4) && *distance > 0)
+        .min()
+        .map(|(_, candidate)| candidate.to_owned())
 }
 
 #[derive(Default)]
@@ -422,7 +442,7 @@ mod tests {
             ("web", meta(&["web1"], json!({"port": 8080, "deep": {"b": 2}}))),
             ("web1", leaf()),
         ]);
-        let inherited = g.inherited_vars("web1", &|_| false).unwrap();
+        let inherited = g.inherited_vars("web1", "default", &|_| false).unwrap();
         assert_eq!(
             serde_json::Value::Object(inherited.vars),
             json!({"port": 8080, "tier": "x", "deep": {"a": 1, "b": 2}})
@@ -437,12 +457,12 @@ mod tests {
             ("dmz", meta(&["web1"], json!({"port": 8080, "same": 1}))),
             ("web1", leaf()),
         ]);
-        let err = g.inherited_vars("web1", &|_| false).unwrap_err();
+        let err = g.inherited_vars("web1", "default", &|_| false).unwrap_err();
         assert_eq!(
             err.to_string(),
             "node \"web1\" inherits variable `port` from two meta nodes that disagree: \"dmz\" sets 8080, \"web\" sets 80; set `port` in nodes/web1/web1.conf to choose"
         );
-        assert!(g.inherited_vars("web1", &|path| path == "port").is_ok());
+        assert!(g.inherited_vars("web1", "default", &|path| path == "port").is_ok());
     }
 
     #[test]
@@ -459,7 +479,7 @@ mod tests {
             ("b", secret_meta(&["n"], "s3cret-two")),
             ("n", leaf()),
         ]);
-        let err = g.inherited_vars("n", &|_| false).unwrap_err().to_string();
+        let err = g.inherited_vars("n", "default", &|_| false).unwrap_err().to_string();
         assert!(err.contains("<redacted>") && !err.contains("s3cret"), "{err}");
     }
 
@@ -471,7 +491,7 @@ mod tests {
             ("m", meta(&["n"], json!({"port": 3}))),
             ("n", leaf()),
         ]);
-        let inherited = g.inherited_vars("n", &|_| false).unwrap();
+        let inherited = g.inherited_vars("n", "default", &|_| false).unwrap();
         assert_eq!(inherited.vars["port"], 3);
     }
 
@@ -496,7 +516,7 @@ mod tests {
             .collect();
         let g = NodeGraph::new(entries.into_iter().collect(), files);
         assert_eq!(g.expand("m0").unwrap(), ["leaf"]);
-        let inherited = g.inherited_vars("leaf", &|_| false).unwrap();
+        let inherited = g.inherited_vars("leaf", "default", &|_| false).unwrap();
         assert_eq!(inherited.vars["level"], depth - 1, "the innermost meta node wins");
     }
 
@@ -508,7 +528,7 @@ mod tests {
             ("n", leaf()),
         ]);
         assert!(matches!(
-            g.inherited_vars("n", &|_| false),
+            g.inherited_vars("n", "default", &|_| false),
             Err(GraphError::Cycle { .. })
         ));
     }
@@ -664,7 +684,7 @@ mod tests {
                         Definition::Node(_) => unreachable!(),
                     })
                     .collect();
-                let result = g.inherited_vars(leaf, &|_| false);
+                let result = g.inherited_vars(leaf, "default", &|_| false);
                 match values.len() {
                     0 => prop_assert!(!result.unwrap().vars.contains_key("x")),
                     1 => prop_assert_eq!(
@@ -674,11 +694,11 @@ mod tests {
                     _ => {
                         let is_conflict = matches!(result, Err(GraphError::VarConflict { .. }));
                         prop_assert!(is_conflict);
-                        prop_assert!(g.inherited_vars(leaf, &|path| path == "x").is_ok());
+                        prop_assert!(g.inherited_vars(leaf, "default", &|path| path == "x").is_ok());
                     }
                 }
-                let again = reversed.inherited_vars(leaf, &|_| false).map(|inherited| inherited.vars);
-                let first = g.inherited_vars(leaf, &|_| false).map(|inherited| inherited.vars);
+                let again = reversed.inherited_vars(leaf, "default", &|_| false).map(|inherited| inherited.vars);
+                let first = g.inherited_vars(leaf, "default", &|_| false).map(|inherited| inherited.vars);
                 prop_assert_eq!(first.ok(), again.ok());
             }
         }

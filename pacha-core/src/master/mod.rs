@@ -10,11 +10,13 @@ pub(crate) mod age;
 pub(crate) mod definition;
 pub(crate) mod error;
 pub(crate) mod graph;
+pub(crate) mod states;
 pub mod yaml;
 
 use crate::master::age::{AgeError, AgeKeys};
 use crate::master::error::{ConfigError, GraphError, Location};
 use crate::master::graph::NodeGraph;
+use crate::master::states::{KnownStates, template_state_folders};
 use crate::model::name::{NameKind, check_name};
 use crate::model::node::{Definition, Node, TransportKind};
 use crate::model::path::NodePath;
@@ -36,6 +38,9 @@ pub struct Master {
     graph: NodeGraph,
     age: AgeKeys,
     sealed: Vec<SealedSecret>,
+    states: KnownStates,
+    /// Secret values of each state block of `pacha.yaml`.
+    state_secrets: BTreeMap<String, Vec<String>>,
     /// Decrypted values of `sealed`, by index, filled as nodes need them.
     opened: Arc<Mutex<BTreeMap<usize, Result<String, AgeError>>>>,
 }
@@ -69,7 +74,7 @@ pub const SECRETS_DIR: &str = "secrets";
 /// The variables of one node in one state, before an app's own variables are put in.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct NodeVars {
-    /// `pacha.yaml` vars (lowest precedence).
+    /// `pacha.yaml` vars, then its block for the state (lowest precedence).
     pub master: Vars,
     /// Meta node, node and state vars merged (they all outrank `app.yaml`).
     pub upper: Vars,
@@ -121,6 +126,13 @@ impl Master {
         let mut settings: MasterSettings = yaml::parse(SETTINGS_FILE, &settings_text)?;
         let mut secrets = Vec::new();
         vars::fold_secrets(&mut settings.vars, &settings.secrets, &mut secrets);
+        let mut state_secrets = BTreeMap::new();
+        if let Some(declared) = &mut settings.states {
+            for (state, block) in &mut declared.settings {
+                let values = state_secrets.entry(state.clone()).or_insert_with(Vec::new);
+                vars::fold_secrets(&mut block.vars, &block.secrets, values);
+            }
+        }
         if settings.jobs == Some(0) {
             return Err(ConfigError::Invalid {
                 at: Location::line(SETTINGS_FILE, yaml::line_of(&settings_text, "jobs")),
@@ -144,6 +156,7 @@ impl Master {
             }
         }
 
+        let mut state_uses = template_state_folders(&dir)?;
         let mut definitions = BTreeMap::new();
         let mut files = BTreeMap::new();
         let nodes_dir = dir.join("nodes");
@@ -174,6 +187,13 @@ impl Master {
                 })?;
                 let text = read_text(&path, &shown)?;
                 let definition = Definition::parse(&shown, &text)?;
+                let states = match &definition {
+                    Definition::Node(node) => node.states.keys(),
+                    Definition::Meta(meta) => meta.states.keys(),
+                };
+                for state in states {
+                    state_uses.push((state.clone(), Location::line(&shown, yaml::line_of(&text, state))));
+                }
                 let node_sealed = read_sealed(
                     &entry.path().join(SECRETS_DIR),
                     &format!("nodes/{name}/{SECRETS_DIR}"),
@@ -203,8 +223,11 @@ impl Master {
                 files.insert(name, shown);
             }
         }
+        let states = KnownStates::new(settings.states.as_ref(), &state_uses)?;
         Ok(Master {
             dir,
+            states,
+            state_secrets,
             settings,
             secrets,
             graph: NodeGraph::new(definitions, files),
@@ -212,6 +235,18 @@ impl Master {
             sealed,
             opened: Arc::default(),
         })
+    }
+
+    /// The states this master knows, in order: those `pacha.yaml` declares, else `default`,
+    /// every state folder under `templates/*/` and every `states:` key of a node file.
+    pub fn states(&self) -> &[String] {
+        &self.states.names
+    }
+
+    /// Refuses `state` unless the master knows it (with the known states and a did-you-mean).
+    pub fn check_state(&self, state: &str) -> Result<(), ConfigError> {
+        check_name(NameKind::State, state).map_err(ConfigError::StateName)?;
+        self.states.check(state)
     }
 
     /// The master's age recipients and identity.
@@ -340,7 +375,7 @@ impl Master {
 
     /// The layered variables of node `name` in `state`, with meta node inheritance resolved.
     pub fn node_vars(&self, name: &str, state: &str) -> Result<NodeVars, GraphError> {
-        check_name(NameKind::State, state).map_err(ConfigError::StateName)?;
+        self.check_state(state)?;
         let node = self.node(name)?;
         let state_vars = node.states.get(state).map(|settings| &settings.vars);
         let master_sealed = self.opened_layer(None)?;
@@ -350,7 +385,7 @@ impl Master {
                 || vars::sets_path(&node_sealed, path)
                 || state_vars.is_some_and(|v| vars::sets_path(v, path))
         };
-        let inherited = self.graph.inherited_vars(name, &node_sets)?;
+        let inherited = self.graph.inherited_vars(name, state, &node_sets)?;
         let mut upper = inherited.vars;
         vars::merge(&mut upper, &node.vars);
         vars::merge(&mut upper, &node_sealed);
@@ -369,6 +404,17 @@ impl Master {
         secrets.dedup();
         let mut master = self.settings.vars.clone();
         vars::merge(&mut master, &master_sealed);
+        if let Some(block) = self
+            .settings
+            .states
+            .as_ref()
+            .and_then(|declared| declared.settings.get(state))
+        {
+            vars::merge(&mut master, &block.vars);
+            secrets.extend(self.state_secrets.get(state).into_iter().flatten().cloned());
+            secrets.sort();
+            secrets.dedup();
+        }
         Ok(NodeVars { master, upper, secrets })
     }
 }
@@ -514,6 +560,85 @@ mod tests {
         let target = master.target("web1").unwrap();
         assert_eq!(target.host, "web1");
         assert_eq!(target.root, "/");
+    }
+
+    #[test]
+    fn state_blocks_of_every_layer_sit_above_that_layer() {
+        let tmp = tempfile::tempdir().unwrap();
+        write(
+            tmp.path(),
+            "pacha.yaml",
+            "vars: {a: master, b: master, c: master, d: master}\nstates:\n  default:\n  production:\n    vars: {a: master-prod, b: master-prod}\n    secrets: {token: prod-token}\n",
+        );
+        write(
+            tmp.path(),
+            "nodes/all/all.conf",
+            "include_nodes: [web1]\nvars: {b: meta}\nstates:\n  production:\n    vars: {c: meta-prod}\n",
+        );
+        write(tmp.path(), "nodes/web1/web1.conf", "vars: {d: node}\n");
+        let master = Master::open(tmp.path()).unwrap();
+        assert_eq!(master.states(), ["default", "production"]);
+        let app = serde_json::json!({"a": "app"}).as_object().unwrap().clone();
+        let production = master.node_vars("web1", "production").unwrap();
+        assert_eq!(
+            serde_json::Value::Object(production.for_app(&app)),
+            serde_json::json!({"a": "app", "b": "meta", "c": "meta-prod", "d": "node", "token": "prod-token"})
+        );
+        assert_eq!(production.secrets, ["prod-token"]);
+        let default = master.node_vars("web1", "default").unwrap().for_app(&Vars::new());
+        assert_eq!(
+            serde_json::Value::Object(default),
+            serde_json::json!({"a": "master", "b": "meta", "c": "master", "d": "node"})
+        );
+
+        // Two unrelated meta nodes that disagree in a state's block conflict in that state only.
+        write(
+            tmp.path(),
+            "nodes/other/other.conf",
+            "include_nodes: [web1]\nstates:\n  production:\n    vars: {c: other-prod}\n",
+        );
+        let master = Master::open(tmp.path()).unwrap();
+        let err = master.node_vars("web1", "production").unwrap_err().to_string();
+        assert!(err.contains("inherits variable `c` from two meta nodes"), "{err}");
+        master.node_vars("web1", "default").unwrap();
+
+        // A meta node's state key outside the declared states is a load error at its line.
+        write(
+            tmp.path(),
+            "nodes/other/other.conf",
+            "include_nodes: [web1]\nstates:\n  staging:\n    vars: {c: x}\n",
+        );
+        let err = Master::open(tmp.path()).unwrap_err().to_string();
+        assert!(
+            err.starts_with("nodes/other/other.conf:3: state \"staging\" is not declared"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn undeclared_states_are_found_in_folders_and_states_keys() {
+        let tmp = tempfile::tempdir().unwrap();
+        write(tmp.path(), "pacha.yaml", "");
+        write(tmp.path(), "templates/nginx/staging/x.conf", "x");
+        write(tmp.path(), "templates/nginx/default/x.conf", "x");
+        write(
+            tmp.path(),
+            "templates/chrony/app.yaml",
+            "states:\n  lab: {vars: {x: 1}}\n",
+        );
+        write(
+            tmp.path(),
+            "nodes/all/all.conf",
+            "include_nodes: [web1]\nstates: {edge: {}}\n",
+        );
+        write(tmp.path(), "nodes/web1/web1.conf", "states: {production: {}}\n");
+        let master = Master::open(tmp.path()).unwrap();
+        assert_eq!(master.states(), ["default", "edge", "lab", "production", "staging"]);
+        let err = master.check_state("prod").unwrap_err().to_string();
+        assert!(
+            err.starts_with("unknown state \"prod\" (states: default, edge, lab, production, staging)"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -102,6 +102,9 @@ pub struct MetaNode {
     #[serde(default)]
     /// Like `vars`, but never printed.
     pub secrets: Vars,
+    /// Per-state settings, above this meta node's `vars` in that state.
+    #[serde(default)]
+    pub states: BTreeMap<String, StateSettings>,
     /// The line of each entry of `include_nodes`, for error messages.
     #[serde(skip)]
     pub include_lines: Vec<Option<usize>>,

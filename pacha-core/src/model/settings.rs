@@ -1,9 +1,12 @@
 //! `pacha.yaml`: the settings of a whole master, and the `ssh` settings a node may override.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::model::name::{NameKind, check_name};
+use crate::model::node::StateSettings;
 use crate::vars::Vars;
 
 /// The contents of `pacha.yaml`.
@@ -28,6 +31,55 @@ pub struct MasterSettings {
     pub scripts: ScriptDefaults,
     /// Who can read the secrets pacha encrypts, and the key that decrypts them.
     pub age: Option<AgeSettings>,
+    /// The master's states, when declared (else they are found in the master).
+    pub states: Option<DeclaredStates>,
+}
+
+/// `states:` in `pacha.yaml`: a list of names (`[default, staging, production]`), or a map
+/// whose values carry each state's settings (`production: {vars: {…}, secrets: {…}}`).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(try_from = "RawStates")]
+pub struct DeclaredStates {
+    /// Every declared state, in the order written.
+    pub names: Vec<String>,
+    /// The settings of the states written with some.
+    pub settings: BTreeMap<String, StateSettings>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawStates {
+    List(Vec<String>),
+    Map(serde_json::Map<String, serde_json::Value>),
+}
+
+impl TryFrom<RawStates> for DeclaredStates {
+    type Error = String;
+
+    fn try_from(raw: RawStates) -> Result<DeclaredStates, String> {
+        let mut declared = DeclaredStates::default();
+        match raw {
+            RawStates::List(names) => declared.names = names,
+            RawStates::Map(map) => {
+                for (name, value) in map {
+                    let settings = match value {
+                        serde_json::Value::Null => StateSettings::default(),
+                        value => serde_json::from_value(value).map_err(|err| format!("states: {name}: {err}"))?,
+                    };
+                    declared.names.push(name.clone());
+                    declared.settings.insert(name, settings);
+                }
+            }
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for name in &declared.names {
+            check_name(NameKind::State, name).map_err(|err| format!("states: {err}"))?;
+            if !seen.insert(name) {
+                return Err(format!("states: {name:?} is declared twice"));
+            }
+        }
+        Ok(declared)
+    }
 }
 
 /// `age:` in `pacha.yaml`: secrets at rest.

@@ -49,8 +49,17 @@ impl<'a> Rendering<'a> {
     /// plan fails, so nothing goes further unless every plan rendered.
     pub fn plans(&self, node: &str, state: &str) -> Result<Vec<Plan>, EngineError> {
         let nodes = self.master.expand(node)?;
+        self.plans_of(nodes.into_iter().map(|node| (node, state.to_owned())).collect())
+    }
+
+    /// The plans of leaf nodes, each in its own state, in the order given; an error if any
+    /// plan fails.
+    pub fn plans_of(&self, nodes: Vec<(String, String)>) -> Result<Vec<Plan>, EngineError> {
+        for (_, state) in &nodes {
+            self.master.check_state(state)?;
+        }
         let mut plans = Vec::with_capacity(nodes.len());
-        render_in_order::<EngineError>(self.planner, &nodes, state, self.threads, |plan| {
+        render_in_order::<EngineError>(self.planner, &nodes, self.threads, |plan| {
             plans.push(plan);
             Ok(())
         })?;
@@ -68,8 +77,15 @@ impl<'a> Rendering<'a> {
         out: Option<&Path>,
         mut sink: impl FnMut(Plan) -> Result<(), E>,
     ) -> Result<(), E> {
-        let nodes = self.master.expand(node).map_err(EngineError::from)?;
-        render_in_order(self.planner, &nodes, state, self.threads, |plan| {
+        self.master.check_state(state).map_err(EngineError::from)?;
+        let nodes: Vec<(String, String)> = self
+            .master
+            .expand(node)
+            .map_err(EngineError::from)?
+            .into_iter()
+            .map(|node| (node, state.to_owned()))
+            .collect();
+        render_in_order(self.planner, &nodes, self.threads, |plan| {
             if let Some(out) = out {
                 write_files(out, &plan)?;
             }
@@ -78,12 +94,11 @@ impl<'a> Rendering<'a> {
     }
 }
 
-/// Renders the plans of `nodes` in `state` on up to `threads` threads and hands each to `sink`
-/// in the order of `nodes`. Stops at the first error (a plan's or the sink's).
+/// Renders the plans of `nodes` (each with its state) on up to `threads` threads and hands
+/// each to `sink` in the order of `nodes`. Stops at the first error (a plan's or the sink's).
 fn render_in_order<E: From<EngineError>>(
     planner: &dyn Planner,
-    nodes: &[String],
-    state: &str,
+    nodes: &[(String, String)],
     threads: usize,
     mut sink: impl FnMut(Plan) -> Result<(), E>,
 ) -> Result<(), E> {
@@ -91,7 +106,7 @@ fn render_in_order<E: From<EngineError>>(
     for batch in nodes.chunks(threads * 4) {
         let mut results: Vec<Option<Result<Plan, PlanError>>> = (0..batch.len()).map(|_| None).collect();
         if threads == 1 || batch.len() == 1 {
-            for (slot, node) in results.iter_mut().zip(batch) {
+            for (slot, (node, state)) in results.iter_mut().zip(batch) {
                 *slot = Some(planner.plan(node, state));
             }
         } else {
@@ -99,14 +114,14 @@ fn render_in_order<E: From<EngineError>>(
             thread::scope(|scope| {
                 for (slots, nodes) in results.chunks_mut(per_thread).zip(batch.chunks(per_thread)) {
                     scope.spawn(move || {
-                        for (slot, node) in slots.iter_mut().zip(nodes) {
+                        for (slot, (node, state)) in slots.iter_mut().zip(nodes) {
                             *slot = Some(planner.plan(node, state));
                         }
                     });
                 }
             });
         }
-        for (node, result) in batch.iter().zip(results) {
+        for ((node, _), result) in batch.iter().zip(results) {
             match result {
                 Some(Ok(plan)) => sink(plan)?,
                 Some(Err(source)) => {

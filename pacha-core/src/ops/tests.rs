@@ -25,7 +25,7 @@ fn path(text: &str) -> NodePath {
 /// A master with node `n1` (tracking `/etc/tracked/*`) and node `n2`.
 fn master() -> (tempfile::TempDir, Master) {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("pacha.yaml"), "").unwrap();
+    std::fs::write(dir.path().join("pacha.yaml"), "states: [default, production]\n").unwrap();
     for (node, text) in [("n1", "track: [\"/etc/tracked/*\"]\n"), ("n2", "")] {
         std::fs::create_dir_all(dir.path().join(format!("nodes/{node}"))).unwrap();
         std::fs::write(dir.path().join(format!("nodes/{node}/{node}.conf")), text).unwrap();
