@@ -71,6 +71,9 @@ pub(crate) enum Command {
         node: String,
         /// The state, e.g. production [default: each node's last recorded state]
         state: Option<String>,
+        /// Only these leaf nodes of NODE: comma-separated names or globs, e.g. 'web*,db1'
+        #[arg(long, value_name = "LIST")]
+        limit: Option<String>,
         /// Print the contents of files that hold secrets too
         #[arg(long)]
         show_secrets: bool,
@@ -89,6 +92,8 @@ pub(crate) enum Command {
         /// Place every file and run every script even when nothing changed
         #[arg(long)]
         force: bool,
+        #[command(flatten)]
+        rollout: RolloutArgs,
         #[command(flatten)]
         connection: ConnectionArgs,
     },
@@ -206,6 +211,20 @@ pub(crate) enum SecretAction {
     },
     /// Every secret's name, layer and file, and the recipients (never a value)
     List,
+}
+
+/// Which nodes a push reaches and how it goes through them.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct RolloutArgs {
+    /// Only these leaf nodes of NODE: comma-separated names or globs, e.g. 'web*,db1'
+    #[arg(long, value_name = "LIST")]
+    pub limit: Option<String>,
+    /// Batches of N nodes in order; the next starts only when no node of the previous failed [default: rollout.serial in pacha.yaml or the meta node]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub serial: Option<u16>,
+    /// Once N nodes failed, start no new node [default: rollout.max_fail in pacha.yaml or the meta node]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_fail: Option<u16>,
 }
 
 /// Options of commands that talk to nodes.

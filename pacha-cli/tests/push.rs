@@ -600,3 +600,124 @@ fn states_are_declared_typos_refused_and_the_last_state_is_the_default() {
         "{stderr}"
     );
 }
+
+/// `--limit` pushes only the leaves it names; `--serial` starts a batch only when the one
+/// before had no failure; `--max-fail` starts no node once that many failed; skipped nodes
+/// say why and make the exit status 1; `rollout:` in a meta node sets the defaults.
+#[test]
+fn rollout_limit_serial_and_max_fail() {
+    let master = SshMaster::new(&["web1", "web2", "web3"]);
+    master.write("nodes/all/all.conf", "include_nodes: [web1, web2, web3]\n");
+    master.write(
+        "scripts/pre/check/10-check",
+        "#!/bin/sh\n[ ! -f \"$PACHA_ROOT/broken\" ] || { echo broken; exit 3; }\n",
+    );
+    for node in ["web1", "web2", "web3"] {
+        let text = fs::read_to_string(master.dir.path().join(format!("nodes/{node}/{node}.conf"))).unwrap();
+        master.write(
+            &format!("nodes/{node}/{node}.conf"),
+            &text.replace("scripts:\n", "scripts:\n  pre: [check]\n"),
+        );
+    }
+    let report = |args: &[&str]| {
+        let mut full = args.to_vec();
+        full.push("--json");
+        let (code, stdout, stderr) = master.run(&full);
+        let report: serde_json::Value =
+            serde_json::from_str(&stdout).unwrap_or_else(|err| panic!("{err}: {stdout}{stderr}"));
+        let outcomes: Vec<String> = report["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|node| {
+                let skipped = node["skipped"]
+                    .as_str()
+                    .map(|why| format!(" ({why})"))
+                    .unwrap_or_default();
+                format!(
+                    "{} {}{skipped}",
+                    node["node"].as_str().unwrap(),
+                    node["outcome"].as_str().unwrap()
+                )
+            })
+            .collect();
+        (code, outcomes, stderr)
+    };
+
+    let (code, outcomes, _) = report(&["push", "all", "production", "--limit", "web[23]"]);
+    assert_eq!(
+        (code, outcomes),
+        (0, vec!["web2 changed".to_owned(), "web3 changed".to_owned()])
+    );
+    assert!(
+        !master.root("web1").join("etc/motd").exists(),
+        "web1 was not in the limit"
+    );
+    let (code, _, stderr) = master.run(&["push", "all", "production", "--limit", "db*"]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("the limit \"db*\" matches none of the nodes of \"all\" (web1, web2, web3)"),
+        "{stderr}"
+    );
+
+    // web1 fails its pre script: with --serial 1 nothing after it starts.
+    fs::create_dir_all(master.root("web1")).unwrap();
+    fs::write(master.root("web1").join("broken"), "").unwrap();
+    master.write("templates/motd/default/motd.hbs", "v2 {{pacha.node}}\n");
+    let (code, outcomes, stderr) = report(&["push", "all", "production", "--serial", "1"]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        outcomes,
+        [
+            "web1 failed",
+            "web2 skipped (batch-failed)",
+            "web3 skipped (batch-failed)"
+        ]
+    );
+    assert!(stderr.contains("2 of 3 nodes not started"), "{stderr}");
+    assert_eq!(
+        fs::read_to_string(master.root("web2").join("etc/motd")).unwrap(),
+        "hello from web2 (production)\n"
+    );
+
+    // --max-fail 1 with one node at a time: the same, for another reason.
+    let (code, outcomes, _) = report(&["push", "all", "production", "--max-fail", "1", "--jobs", "1"]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        outcomes,
+        ["web1 failed", "web2 skipped (max-fail)", "web3 skipped (max-fail)"]
+    );
+
+    // Batches of two: the first batch runs whole, the second waits for it.
+    let (code, outcomes, _) = report(&["push", "all", "production", "--serial", "2"]);
+    assert_eq!(code, 1);
+    assert_eq!(outcomes, ["web1 failed", "web2 changed", "web3 skipped (batch-failed)"]);
+
+    // The meta node's rollout is the default; a flag overrides it.
+    master.write(
+        "nodes/all/all.conf",
+        "include_nodes: [web1, web2, web3]\nrollout: {serial: 1}\n",
+    );
+    master.write("templates/motd/default/motd.hbs", "v3 {{pacha.node}}\n");
+    let (_, outcomes, _) = report(&["push", "all", "production"]);
+    assert_eq!(
+        outcomes,
+        [
+            "web1 failed",
+            "web2 skipped (batch-failed)",
+            "web3 skipped (batch-failed)"
+        ]
+    );
+    let (_, outcomes, _) = report(&["push", "all", "production", "--serial", "3"]);
+    assert_eq!(outcomes, ["web1 failed", "web2 changed", "web3 changed"]);
+    master.write(
+        "nodes/all/all.conf",
+        "include_nodes: [web1, web2, web3]\nrollout: {serial: 0}\n",
+    );
+    let (code, _, stderr) = master.run(&["push", "all", "production"]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("nodes/all/all.conf:2: rollout: serial must be at least 1"),
+        "{stderr}"
+    );
+}

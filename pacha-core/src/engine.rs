@@ -11,8 +11,10 @@ use crate::edges::report::{NodeError, NodeReport, Reporter};
 use crate::error::EngineError;
 use crate::master::Master;
 use crate::master::error::GraphError;
+use crate::model::node::Definition;
 use crate::model::path::NodePath;
 use crate::model::plan::Plan;
+use crate::model::rollout::{Limit, RolloutSettings};
 use crate::model::snapshot::{Entry, EventKind, Snapshot};
 use crate::model::target::Target;
 use crate::model::track::Track;
@@ -83,16 +85,49 @@ impl<'a> Engine<'a> {
     /// The plans of every leaf of `node`, each in the state it was last recorded in (a leaf
     /// never recorded is an error: it has no state to go back to).
     pub fn plans_in_last_states(&self, node: &str) -> Result<Vec<Plan>, EngineError> {
-        let nodes = self
-            .master
-            .expand(node)?
+        self.plans_for(node, None, None)
+    }
+
+    /// The plans of the leaves of `node` that `limit` allows (all without one), in `state`, or
+    /// each in its last recorded state when `state` is `None`. Every plan renders before any
+    /// is returned.
+    pub fn plans_for(&self, node: &str, state: Option<&str>, limit: Option<&Limit>) -> Result<Vec<Plan>, EngineError> {
+        let leaves = self.master.expand(node)?;
+        let chosen: Vec<String> = match limit {
+            Some(limit) => leaves.iter().filter(|leaf| limit.allows(leaf)).cloned().collect(),
+            None => leaves.clone(),
+        };
+        if let Some(limit) = limit
+            && chosen.is_empty()
+        {
+            return Err(GraphError::LimitMatchesNothing {
+                node: node.to_owned(),
+                limit: limit.as_str().to_owned(),
+                leaves,
+            }
+            .into());
+        }
+        let nodes = chosen
             .into_iter()
             .map(|leaf| {
-                let state = self.last_state(&leaf)?;
+                let state = match state {
+                    Some(state) => state.to_owned(),
+                    None => self.last_state(&leaf)?,
+                };
                 Ok((leaf, state))
             })
             .collect::<Result<Vec<_>, EngineError>>()?;
         self.rendering.plans_of(nodes)
+    }
+
+    /// How a push of `node` goes by default: `pacha.yaml`'s `rollout`, overridden key by key
+    /// by the meta node's own when `node` is one.
+    pub fn rollout(&self, node: &str) -> RolloutSettings {
+        let master = self.master.settings().rollout;
+        match self.master.graph().definition(node) {
+            Ok(Definition::Meta(meta)) => master.overlaid(meta.rollout),
+            _ => master,
+        }
     }
 
     /// Pushes every leaf of `node` to `state`: renders all first (nothing touches a node if

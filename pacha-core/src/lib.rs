@@ -62,7 +62,7 @@ pub use edges::connection::{
 pub use edges::history::{History, HistoryError};
 pub use edges::link::{LinkError, MasterLink};
 pub use edges::planner::{PlanError, Planner};
-pub use edges::report::{Change, ChangeKind, NodeError, NodeReport, Outcome, Quiet, Reporter, Timings};
+pub use edges::report::{Change, ChangeKind, NodeError, NodeReport, Outcome, Quiet, Reporter, Skip, Timings};
 pub use engine::Engine;
 pub use error::EngineError;
 pub use master::age::{AgeError, AgeKeys};
@@ -75,6 +75,7 @@ pub use model::name::{AccountError, NameError, NameKind, check_account, check_na
 pub use model::node::{Definition, MetaNode, Node, ScriptPhases, StateSettings, TransportKind};
 pub use model::path::{NodePath, PathError};
 pub use model::plan::{Plan, PlannedDir, PlannedFile, PlannedLink, PlannedScript, Stage, redact};
+pub use model::rollout::{Limit, LimitError, RolloutSettings};
 pub use model::settings::{AgeSettings, HostKeyPolicy, MasterSettings, ScriptDefaults, SshSettings};
 pub use model::snapshot::{Entry, Event, EventKind, RecordedDir, RecordedFile, RecordedLink, RecordedScript, Snapshot};
 pub use model::target::Target;

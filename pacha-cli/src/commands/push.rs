@@ -2,11 +2,11 @@
 
 use std::sync::{Mutex, PoisonError};
 
-use pacha_core::{Master, NodeReport, Outcome, Plan, PushOptions};
+use pacha_core::{Limit, Master, NodeReport, Outcome, Plan, PushOptions, Skip};
 
 use super::{Context, Status};
-use crate::cli::ConnectionArgs;
-use crate::error::NodesFailed;
+use crate::cli::{ConnectionArgs, RolloutArgs};
+use crate::error::{NodesFailed, Usage};
 use crate::output::{Output, printable};
 use crate::setup::{connector, holder};
 use crate::ui::progress::Progress;
@@ -23,34 +23,42 @@ pub(super) fn jobs(args: &ConnectionArgs, master: &Master, nodes: usize) -> usiz
 
 /// Renders every leaf of `node`, pushes (or dry-runs, or diffs) it, prints each node's report
 /// as it is done and in the expanded order, and picks the exit status. The engine records.
+#[expect(clippy::too_many_arguments, reason = "the flags of push and diff, and how to print")]
 fn run_push(
     context: &Context<'_>,
     out: &mut Output,
     node: &str,
     state: Option<&str>,
+    rollout: &RolloutArgs,
     args: &ConnectionArgs,
     options: PushOptions,
     diffs: Diffs,
 ) -> anyhow::Result<Status> {
+    let limit = rollout
+        .limit
+        .as_deref()
+        .map(Limit::parse)
+        .transpose()
+        .map_err(|err| Usage(format!("--limit: {err}")))?;
     let parts = context.parts()?;
     parts.with_engine(|engine| {
-        let plans = match state {
-            Some(state) => engine.plans(node, state)?,
-            None => {
-                let plans = engine.plans_in_last_states(node)?;
-                if !out.json {
-                    let states: Vec<String> = plans
-                        .iter()
-                        .map(|plan| format!("{} {}", printable(&plan.node), printable(&plan.state)))
-                        .collect();
-                    out.line(out.style.dim(&format!(
-                        "no state given: each node goes to its last recorded state ({})",
-                        states.join(", ")
-                    )))?;
-                }
-                plans
-            }
+        let defaults = engine.rollout(node);
+        let options = PushOptions {
+            serial: rollout.serial.map(usize::from).or(defaults.serial),
+            max_fail: rollout.max_fail.map(usize::from).or(defaults.max_fail),
+            ..options
         };
+        let plans = engine.plans_for(node, state, limit.as_ref())?;
+        if state.is_none() && !out.json {
+            let states: Vec<String> = plans
+                .iter()
+                .map(|plan| format!("{} {}", printable(&plan.node), printable(&plan.state)))
+                .collect();
+            out.line(out.style.dim(&format!(
+                "no state given: each node goes to its last recorded state ({})",
+                states.join(", ")
+            )))?;
+        }
         let options = PushOptions {
             jobs: jobs(args, &parts.master, plans.len()),
             ..options
@@ -72,6 +80,7 @@ fn run_push(
     })
 }
 
+#[expect(clippy::too_many_arguments, reason = "one per flag of the command")]
 pub(super) fn push_command(
     context: &Context<'_>,
     out: &mut Output,
@@ -79,6 +88,7 @@ pub(super) fn push_command(
     state: Option<&str>,
     dry_run: bool,
     force: bool,
+    rollout: &RolloutArgs,
     args: &ConnectionArgs,
 ) -> anyhow::Result<Status> {
     let options = PushOptions {
@@ -88,7 +98,7 @@ pub(super) fn push_command(
         stop: Some(context.stop.clone()),
         ..PushOptions::default()
     };
-    run_push(context, out, node, state, args, options, Diffs::None)
+    run_push(context, out, node, state, rollout, args, options, Diffs::None)
 }
 
 /// `pacha diff`: a dry run that also reads the live contents of changed files.
@@ -97,6 +107,7 @@ pub(super) fn diff_command(
     out: &mut Output,
     node: &str,
     state: Option<&str>,
+    limit: Option<&str>,
     show_secrets: bool,
     args: &ConnectionArgs,
 ) -> anyhow::Result<Status> {
@@ -112,7 +123,12 @@ pub(super) fn diff_command(
     } else {
         Diffs::Redacted
     };
-    run_push(context, out, node, state, args, options, diffs)
+    let rollout = RolloutArgs {
+        limit: limit.map(str::to_owned),
+        serial: None,
+        max_fail: None,
+    };
+    run_push(context, out, node, state, &rollout, args, options, diffs)
 }
 
 /// Prints the summary (or the JSON document) and picks the exit status.
@@ -159,12 +175,20 @@ fn finish(
         out.line(style.bold(&format!("{} nodes: {}", reports.len(), parts.join(", "))))?;
     }
     if skipped > 0 {
-        return Err(NodesFailed(format!(
-            "interrupted: {skipped} of {} node{} not started",
+        let of = format!(
+            "{skipped} of {} node{} not started",
             reports.len(),
             if reports.len() == 1 { "" } else { "s" }
-        ))
-        .into());
+        );
+        let why = |skip| reports.iter().any(|report| report.skipped == Some(skip));
+        let message = if why(Skip::Interrupted) {
+            format!("interrupted: {of}")
+        } else if why(Skip::MaxFail) {
+            format!("{of}: {failed} failed, as many as --max-fail allows")
+        } else {
+            format!("{of}: a node of an earlier --serial batch failed")
+        };
+        return Err(NodesFailed(message).into());
     }
     if failed > 0 {
         let names: Vec<&str> = reports

@@ -4,7 +4,7 @@
 
 use std::io;
 
-use pacha_core::{Change, ChangeKind, NodeReport, Outcome, Plan};
+use pacha_core::{Change, ChangeKind, NodeReport, Outcome, Plan, Skip};
 
 use crate::output::{Output, Style, printable};
 
@@ -101,7 +101,11 @@ pub(crate) fn print_report(out: &mut Output, plan: &Plan, report: &NodeReport, d
         Outcome::Changed => style.green("changed"),
         Outcome::WouldChange => style.yellow("would change"),
         Outcome::Failed => style.red("FAILED"),
-        Outcome::Skipped => style.yellow("skipped (not started: interrupted)"),
+        Outcome::Skipped => style.yellow(match report.skipped {
+            Some(Skip::BatchFailed) => "skipped (not started: a node of an earlier batch failed)",
+            Some(Skip::MaxFail) => "skipped (not started: the most failures allowed were reached)",
+            Some(Skip::Interrupted) | None => "skipped (not started: interrupted)",
+        }),
     };
     let mut summary = format!("{} {outcome}", style.bold(&report.node));
     if !report.changes.is_empty() {

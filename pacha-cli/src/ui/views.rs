@@ -30,6 +30,9 @@ pub(crate) struct ReportView<'a> {
     host: &'a str,
     state: &'a str,
     outcome: &'static str,
+    /// Why a skipped node was not started: `interrupted`, `batch-failed` or `max-fail`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    skipped: Option<&'static str>,
     error: Option<ErrorView>,
     changes: Vec<ChangeView>,
     /// Files pacha placed that the plan no longer has, kept on the node.
@@ -101,6 +104,7 @@ impl<'a> ReportView<'a> {
             host: &report.host,
             state: &report.state,
             outcome: report.outcome.as_str(),
+            skipped: report.skipped.map(pacha_core::Skip::as_str),
             error: report.error.as_ref().map(|error| ErrorView::of_node(error, plan)),
             changes: report
                 .changes

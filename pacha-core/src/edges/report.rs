@@ -74,8 +74,30 @@ pub enum Outcome {
     WouldChange,
     /// The node failed: see [`NodeReport::error`].
     Failed,
-    /// The node was never started: the operation was interrupted first.
+    /// The node was never started: see [`NodeReport::skipped`] for why.
     Skipped,
+}
+
+/// Why a node was never started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Skip {
+    /// The operation was interrupted (Ctrl-C) first.
+    Interrupted,
+    /// A node of an earlier batch (`--serial`) failed.
+    BatchFailed,
+    /// As many nodes as `--max-fail` allows had failed.
+    MaxFail,
+}
+
+impl Skip {
+    /// The name `--json` prints.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Skip::Interrupted => "interrupted",
+            Skip::BatchFailed => "batch-failed",
+            Skip::MaxFail => "max-fail",
+        }
+    }
 }
 
 impl Outcome {
@@ -214,6 +236,8 @@ pub struct NodeReport {
     pub recovered: Option<Entry>,
     /// Time spent per step.
     pub timings: Timings,
+    /// Why the node was never started, when its outcome is [`Outcome::Skipped`].
+    pub skipped: Option<Skip>,
 }
 
 impl NodeReport {
@@ -234,6 +258,7 @@ impl NodeReport {
             recorded: None,
             recovered: None,
             timings: Timings::default(),
+            skipped: None,
         }
     }
 

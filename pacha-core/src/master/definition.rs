@@ -32,6 +32,14 @@ impl Definition {
                 })?;
                 meta.include_lines.push(line);
             }
+            for (key, value) in [("serial", meta.rollout.serial), ("max_fail", meta.rollout.max_fail)] {
+                if value == Some(0) {
+                    return Err(ConfigError::Invalid {
+                        at: Location::line(file, line_of(text, key)),
+                        message: format!("rollout: {key} must be at least 1"),
+                    });
+                }
+            }
             for state in meta.states.keys() {
                 check_name(NameKind::State, state).map_err(|source| ConfigError::Name {
                     at: Location::line(file, line_of(text, state)),

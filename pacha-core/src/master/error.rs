@@ -182,6 +182,16 @@ pub enum GraphError {
         /// Its value, shortened.
         second_value: String,
     },
+    /// A limit that leaves no node of the target.
+    #[error("the limit {limit:?} matches none of the nodes of {node:?} ({})", leaves.join(", "))]
+    LimitMatchesNothing {
+        /// The target.
+        node: String,
+        /// The limit as written.
+        limit: String,
+        /// The target's leaf nodes.
+        leaves: Vec<String>,
+    },
     /// A meta node where a single node is needed.
     #[error("{name:?} is a meta node; name a single node")]
     NotALeaf {

@@ -133,6 +133,17 @@ impl Master {
                 vars::fold_secrets(&mut block.vars, &block.secrets, values);
             }
         }
+        for (key, value) in [
+            ("serial", settings.rollout.serial),
+            ("max_fail", settings.rollout.max_fail),
+        ] {
+            if value == Some(0) {
+                return Err(ConfigError::Invalid {
+                    at: Location::line(SETTINGS_FILE, yaml::line_of(&settings_text, key)),
+                    message: format!("rollout: {key} must be at least 1"),
+                });
+            }
+        }
         if settings.jobs == Some(0) {
             return Err(ConfigError::Invalid {
                 at: Location::line(SETTINGS_FILE, yaml::line_of(&settings_text, "jobs")),

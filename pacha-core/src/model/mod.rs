@@ -9,6 +9,7 @@ pub(crate) mod name;
 pub(crate) mod node;
 pub(crate) mod path;
 pub(crate) mod plan;
+pub(crate) mod rollout;
 pub(crate) mod settings;
 pub(crate) mod snapshot;
 pub(crate) mod target;

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::model::rollout::RolloutSettings;
 use crate::model::settings::SshSettings;
 use crate::model::vars::Vars;
 
@@ -105,6 +106,9 @@ pub struct MetaNode {
     /// Per-state settings, above this meta node's `vars` in that state.
     #[serde(default)]
     pub states: BTreeMap<String, StateSettings>,
+    /// How a push of this meta node goes unless the command line says otherwise.
+    #[serde(default)]
+    pub rollout: RolloutSettings,
     /// The line of each entry of `include_nodes`, for error messages.
     #[serde(skip)]
     pub include_lines: Vec<Option<usize>>,

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::name::{NameKind, check_name};
 use crate::model::node::StateSettings;
+use crate::model::rollout::RolloutSettings;
 use crate::vars::Vars;
 
 /// The contents of `pacha.yaml`.
@@ -33,6 +34,9 @@ pub struct MasterSettings {
     pub age: Option<AgeSettings>,
     /// The master's states, when declared (else they are found in the master).
     pub states: Option<DeclaredStates>,
+    /// How a push of many nodes goes unless the command line says otherwise.
+    #[serde(default)]
+    pub rollout: RolloutSettings,
 }
 
 /// `states:` in `pacha.yaml`: a list of names (`[default, staging, production]`), or a map

@@ -12,7 +12,7 @@ use crate::edges::connection::{
     Applied, Apply, Connection, Connector, Inspect, Inspection, LiveFile, Placement, Step, TransportError,
 };
 use crate::edges::history::HistoryError;
-use crate::edges::report::{Change, ChangeKind, NodeError, NodeReport, Outcome, Reporter};
+use crate::edges::report::{Change, ChangeKind, NodeError, NodeReport, Outcome, Reporter, Skip};
 use crate::model::path::NodePath;
 use crate::model::plan::{Plan, PlannedDir, PlannedFile, PlannedScript, Stage};
 use crate::model::snapshot::{Entry, RecordedDir, RecordedFile, RecordedLink, Snapshot};
@@ -34,6 +34,11 @@ pub struct PushOptions {
     /// Set (by a Ctrl-C handler, say) to start no further node: nodes running finish and are
     /// recorded, nodes not started are reported `skipped`.
     pub stop: Option<Arc<AtomicBool>>,
+    /// Work in batches of this many nodes, in order; a batch starts only when no node of the
+    /// batches before it failed.
+    pub serial: Option<usize>,
+    /// Start no node once this many have failed.
+    pub max_fail: Option<usize>,
 }
 
 impl PushOptions {
@@ -51,6 +56,8 @@ impl Default for PushOptions {
             read_contents: false,
             holder: "pacha".to_owned(),
             stop: None,
+            serial: None,
+            max_fail: None,
         }
     }
 }
@@ -208,52 +215,113 @@ pub(crate) fn push_plans(
         .map(|(plan, _)| plan.node.clone())
         .collect();
 
-    in_parallel(plans, options.jobs, |index, plan| {
-        let connection = connections[index].lock().unwrap_or_else(PoisonError::into_inner).take();
-        let mut report = NodeReport::new(plan);
-        report.timings.connect = connect_time;
-        if connection.is_none() || options.stopped() {
+    let failures = AtomicUsize::new(0);
+    let batch = options.serial.unwrap_or(plans.len()).max(1);
+    let mut reports = Vec::with_capacity(plans.len());
+    let mut batch_failed = false;
+    for (number, chunk) in plans.chunks(batch).enumerate() {
+        let offset = number * batch;
+        let done = in_parallel(chunk, options.jobs, |at, plan| {
+            let index = offset + at;
+            let skip = if options.stopped()
+                || connections[index]
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .is_none()
+            {
+                Some(Skip::Interrupted)
+            } else if batch_failed {
+                Some(Skip::BatchFailed)
+            } else if options
+                .max_fail
+                .is_some_and(|most| failures.load(Ordering::SeqCst) >= most)
+            {
+                Some(Skip::MaxFail)
+            } else {
+                None
+            };
+            let report = push_one(
+                index,
+                plan,
+                skip,
+                &connections,
+                &host_key_failures,
+                connect_time,
+                started,
+                options,
+                reporter,
+                books,
+            );
+            if report.outcome == Outcome::Failed {
+                failures.fetch_add(1, Ordering::SeqCst);
+            }
+            report
+        });
+        batch_failed |= options.serial.is_some() && done.iter().any(|report| report.outcome == Outcome::Failed);
+        reports.extend(done);
+    }
+    reports
+}
+
+/// One node's part of a push: skipped (its connection closed) or run and recorded.
+#[expect(clippy::too_many_arguments, reason = "the shared state of one push")]
+fn push_one(
+    index: usize,
+    plan: &Plan,
+    skip: Option<Skip>,
+    connections: &[ConnectionSlot],
+    host_key_failures: &[String],
+    connect_time: std::time::Duration,
+    started: Instant,
+    options: &PushOptions,
+    reporter: &dyn Reporter,
+    books: &dyn Books,
+) -> NodeReport {
+    let connection = connections[index].lock().unwrap_or_else(PoisonError::into_inner).take();
+    let mut report = NodeReport::new(plan);
+    report.timings.connect = connect_time;
+    if let Some(skip) = skip {
+        if let Some(Ok(connection)) = connection {
+            let _ = connection.close();
+        }
+        report.outcome = Outcome::Skipped;
+        report.skipped = Some(skip);
+        report.timings.total = started.elapsed();
+        reporter.finished(index, &report);
+        return report;
+    }
+    let mut previous = match books.prior(plan) {
+        Ok(previous) => previous,
+        Err(err) => {
             if let Some(Ok(connection)) = connection {
                 let _ = connection.close();
             }
-            report.outcome = Outcome::Skipped;
+            report.fail(NodeError::History(err.into()));
             report.timings.total = started.elapsed();
             reporter.finished(index, &report);
             return report;
         }
-        let mut previous = match books.prior(plan) {
-            Ok(previous) => previous,
-            Err(err) => {
-                if let Some(Ok(connection)) = connection {
-                    let _ = connection.close();
-                }
-                report.fail(NodeError::History(err.into()));
-                report.timings.total = started.elapsed();
-                reporter.finished(index, &report);
-                return report;
-            }
-        };
-        match connection {
-            Some(Ok(connection)) if host_key_failures.is_empty() => {
-                run_node(plan, &mut previous, connection, options, books, reporter, &mut report);
-            }
-            Some(Ok(connection)) => {
-                let _ = connection.close();
-                report.fail(NodeError::HostKeyElsewhere {
-                    nodes: host_key_failures.clone(),
-                });
-            }
-            Some(Err(err)) => report.fail(err.into()),
-            None => {}
+    };
+    match connection {
+        Some(Ok(connection)) if host_key_failures.is_empty() => {
+            run_node(plan, &mut previous, connection, options, books, reporter, &mut report);
         }
-        if !options.dry_run {
-            reporter.step(&plan.node, "record");
-            books.record(plan, previous.as_ref(), &mut report);
+        Some(Ok(connection)) => {
+            let _ = connection.close();
+            report.fail(NodeError::HostKeyElsewhere {
+                nodes: host_key_failures.to_vec(),
+            });
         }
-        report.timings.total = started.elapsed();
-        reporter.finished(index, &report);
-        report
-    })
+        Some(Err(err)) => report.fail(err.into()),
+        None => {}
+    }
+    if !options.dry_run {
+        reporter.step(&plan.node, "record");
+        books.record(plan, previous.as_ref(), &mut report);
+    }
+    report.timings.total = started.elapsed();
+    reporter.finished(index, &report);
+    report
 }
 
 fn run_node(
