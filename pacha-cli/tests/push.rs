@@ -721,3 +721,131 @@ fn rollout_limit_serial_and_max_fail() {
         "{stderr}"
     );
 }
+
+/// A `validate` command checks the staged file before anything is renamed: when it refuses,
+/// no file of the node changes, nothing staged is left, and the node fails saying why.
+#[test]
+fn a_failing_validate_leaves_every_live_file_untouched() {
+    let master = SshMaster::new(&["web1"]);
+    master.write(
+        "templates/motd/app.yaml",
+        "dest: /etc\nfiles:\n  - match: \"app/*.conf\"\n    validate: \"grep -q '^port = ' %s || { echo \\\"no port line in $(basename %s)\\\"; exit 4; }\"\n",
+    );
+    let (code, stdout, stderr) = master.run(&["push", "web1", "production"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let conf = master.root("web1").join("etc/app/app.conf");
+    let motd = master.root("web1").join("etc/motd");
+    let before = (fs::read(&conf).unwrap(), fs::read(&motd).unwrap());
+
+    master.write("templates/motd/default/app/app.conf", "prt = 81\n");
+    master.write("templates/motd/default/motd.hbs", "changed too\n");
+    let (code, stdout, stderr) = master.run(&["push", "web1", "production", "--json"]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    let report = &serde_json::from_str::<serde_json::Value>(&stdout).unwrap()["nodes"][0];
+    assert_eq!(report["outcome"], "failed");
+    assert_eq!(report["error"]["kind"], "validation", "{report}");
+    let message = report["error"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("validation of /etc/app/app.conf failed: `grep -q '^port = ' %s")
+            && message.contains("exited with status 4; nothing was placed")
+            && message.contains("no port line in app.conf"),
+        "{message}"
+    );
+    assert_eq!((fs::read(&conf).unwrap(), fs::read(&motd).unwrap()), before);
+    let leftovers: Vec<String> = walk(&master.root("web1"))
+        .into_iter()
+        .filter(|path| path.contains(".pacha-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    assert!(
+        !report["scripts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|run| run["id"].as_str().unwrap().starts_with("post/"))
+    );
+
+    // Fixed, it goes through; a validate without %s is refused when the app is read.
+    master.write("templates/motd/default/app/app.conf", "port = 81\n");
+    let (code, _, stderr) = master.run(&["push", "web1", "production"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(fs::read_to_string(&conf).unwrap(), "port = 81\n");
+    master.write(
+        "templates/motd/app.yaml",
+        "dest: /etc\nfiles:\n  - match: \"app/*.conf\"\n    validate: \"true\"\n",
+    );
+    let (code, _, stderr) = master.run(&["diff", "web1", "production"]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("templates/motd/app.yaml:4: validate: \"true\" must name the staged file as %s"),
+        "{stderr}"
+    );
+}
+
+fn walk(dir: &std::path::Path) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in fs::read_dir(dir).unwrap().filter_map(Result::ok) {
+        let path = entry.path();
+        found.push(path.display().to_string());
+        if path.is_dir() && !path.is_symlink() {
+            found.extend(walk(&path));
+        }
+    }
+    found
+}
+
+/// A handler (`on_change` in app.yaml) runs only when a file of its app changed or was
+/// removed, once, after the node's own post phases.
+#[test]
+fn a_handler_runs_only_when_its_app_changed() {
+    let master = SshMaster::new(&["web1"]);
+    master.write("templates/web/app.yaml", "dest: /etc/web\non_change: [reload-web]\n");
+    master.write("templates/web/default/web.conf", "workers = 2\n");
+    master.write("templates/web/default/extra.conf", "extra\n");
+    master.write("templates/other/app.yaml", "dest: /etc/other\non_change: [reload-web]\n");
+    master.write("templates/other/default/other.conf", "x\n");
+    master.write(
+        "scripts/post/reload-web/10-reload",
+        "#!/bin/sh\necho \"web reloaded\"\n",
+    );
+    let text = fs::read_to_string(master.dir.path().join("nodes/web1/web1.conf")).unwrap();
+    master.write("nodes/web1/web1.conf", &text.replace("apps: [motd]", "apps: [motd, web, other]"));
+    let scripts = |args: &[&str]| -> Vec<String> {
+        let mut full = args.to_vec();
+        full.push("--json");
+        let (code, stdout, stderr) = master.run(&full);
+        assert_eq!(code, 0, "{stdout}{stderr}");
+        let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        report["nodes"][0]["scripts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|run| run["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        scripts(&["push", "web1", "production"]),
+        ["post/reload/10-reload", "post/reload-web/10-reload"],
+        "once, after the node's own, though two apps name it"
+    );
+    master.write("templates/motd/default/motd.hbs", "only motd changed\n");
+    assert_eq!(scripts(&["push", "web1", "production"]), ["post/reload/10-reload"]);
+    master.write("templates/web/default/web.conf", "workers = 4\n");
+    assert_eq!(
+        scripts(&["push", "web1", "production"]),
+        ["post/reload/10-reload", "post/reload-web/10-reload"]
+    );
+    fs::remove_file(master.dir.path().join("templates/web/default/extra.conf")).unwrap();
+    assert_eq!(
+        scripts(&["push", "web1", "production"]),
+        ["post/reload/10-reload", "post/reload-web/10-reload"],
+        "a removed file of the app runs it too"
+    );
+    assert!(!master.root("web1").join("etc/web/extra.conf").exists());
+    assert!(scripts(&["push", "web1", "production"]).is_empty(), "nothing changed");
+
+    master.write("templates/web/app.yaml", "dest: /etc/web\non_change: [restart-web]\n");
+    let (code, _, stderr) = master.run(&["diff", "web1", "production"]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("templates/web/app.yaml:2"), "{stderr}");
+}

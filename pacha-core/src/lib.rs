@@ -56,8 +56,8 @@ mod ops;
 pub mod testing;
 
 pub use edges::connection::{
-    Applied, Apply, Connection, Connector, DirStat, FileStat, Inspect, Inspection, LiveFile, Placement, ScriptRun,
-    Step, TransportError,
+    Applied, Apply, Connection, Connector, DirStat, FailedValidation, FileStat, Inspect, Inspection, LiveFile,
+    Placement, ScriptRun, Step, TransportError,
 };
 pub use edges::history::{History, HistoryError};
 pub use edges::link::{LinkError, MasterLink};
@@ -74,7 +74,7 @@ pub use model::mode::{Mode, ModeError};
 pub use model::name::{AccountError, NameError, NameKind, check_account, check_name};
 pub use model::node::{Definition, MetaNode, Node, ScriptPhases, StateSettings, TransportKind};
 pub use model::path::{NodePath, PathError};
-pub use model::plan::{Plan, PlannedDir, PlannedFile, PlannedLink, PlannedScript, Stage, redact};
+pub use model::plan::{HandledApp, Plan, PlannedDir, PlannedFile, PlannedLink, PlannedScript, Stage, redact};
 pub use model::rollout::{Limit, LimitError, RolloutSettings};
 pub use model::settings::{AgeSettings, HostKeyPolicy, MasterSettings, ScriptDefaults, SshSettings};
 pub use model::snapshot::{Entry, Event, EventKind, RecordedDir, RecordedFile, RecordedLink, RecordedScript, Snapshot};

@@ -351,6 +351,7 @@ impl Planner for StaticPlanner<'_> {
                 content: Arc::from(content.as_bytes()),
                 sha256: ContentHash::of(content.as_bytes()),
                 secret: false,
+                validate: None,
             });
         }
         files.sort_by(|a, b| a.destination.cmp(&b.destination));

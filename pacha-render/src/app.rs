@@ -22,6 +22,9 @@ struct AppFile {
     /// Per-state settings, above `vars` in that state.
     #[serde(default)]
     states: BTreeMap<String, StateSettings>,
+    /// Post phases that run only when a file, link or folder of this app changed or was removed.
+    #[serde(default)]
+    on_change: Vec<String>,
     #[serde(default)]
     files: Vec<FileRuleFile>,
     #[serde(default)]
@@ -53,6 +56,8 @@ struct FileRuleFile {
     owner: Option<String>,
     group: Option<String>,
     mode: Option<Mode>,
+    /// A command that checks the staged file before it replaces the live one (`%s`: its path).
+    validate: Option<String>,
 }
 
 /// Owner, group and mode as far as they are set.
@@ -61,6 +66,7 @@ pub(crate) struct Attributes {
     pub owner: Option<String>,
     pub group: Option<String>,
     pub mode: Option<Mode>,
+    pub validate: Option<String>,
 }
 
 impl Attributes {
@@ -73,6 +79,9 @@ impl Attributes {
         }
         if over.mode.is_some() {
             self.mode = over.mode;
+        }
+        if over.validate.is_some() {
+            self.validate.clone_from(&over.validate);
         }
     }
 }
@@ -93,6 +102,8 @@ pub(crate) struct AppConfig {
     pub vars: Vars,
     /// Values of the variables marked `{secret: true, value: …}` in `vars`.
     pub secrets: Vec<String>,
+    /// Post phases (`scripts/post/<phase>/`) this app's changes run: its handlers.
+    pub on_change: Vec<String>,
     rules: Vec<Attributes>,
     rule_globs: GlobSet,
     ignore: GlobSet,
@@ -139,6 +150,9 @@ impl AppConfig {
         }
         let mut secrets = Vec::new();
         fold_secrets(&mut parsed.vars, &Vars::new(), &mut secrets);
+        for phase in &parsed.on_change {
+            check_name(NameKind::Phase, phase).map_err(|source| ConfigError::Name { at: at(phase), source })?;
+        }
         for name in parsed.states.keys() {
             check_name(NameKind::State, name).map_err(|source| ConfigError::Name { at: at(name), source })?;
         }
@@ -150,10 +164,19 @@ impl AppConfig {
         let mut rules = Vec::new();
         for rule in &parsed.files {
             rule_globs.add(glob(&rule.pattern)?);
+            if let Some(command) = &rule.validate
+                && (!command.contains("%s") || command.contains('\0'))
+            {
+                return Err(ConfigError::Invalid {
+                    at: at(command),
+                    message: format!("validate: {command:?} must name the staged file as %s, e.g. \"sshd -t -f %s\""),
+                });
+            }
             rules.push(Attributes {
                 owner: rule.owner.clone(),
                 group: rule.group.clone(),
                 mode: rule.mode,
+                validate: rule.validate.clone(),
             });
         }
         let mut ignore = GlobSetBuilder::new();
@@ -193,6 +216,7 @@ impl AppConfig {
                     owner: dir.owner.clone().or_else(|| parsed.owner.clone()),
                     group: dir.group.clone().or_else(|| parsed.group.clone()),
                     mode: Some(dir.mode.or(parsed.dir_mode).unwrap_or(Mode::EXECUTABLE)),
+                    validate: None,
                 },
             ));
         }
@@ -211,9 +235,11 @@ impl AppConfig {
                 owner: parsed.owner,
                 group: parsed.group,
                 mode: parsed.mode,
+                validate: None,
             },
             dir_mode: parsed.dir_mode.unwrap_or(Mode::EXECUTABLE),
             secrets,
+            on_change: parsed.on_change,
             vars: parsed.vars,
             rules,
             rule_globs: build(rule_globs)?,

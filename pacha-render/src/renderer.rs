@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use handlebars::{Context, Handlebars, RenderErrorReason};
 use pacha_core::yaml::line_of;
 use pacha_core::{
-    ContentHash, Location, Master, Mode, NameKind, NodePath, Plan, PlanError, PlannedDir, PlannedFile, PlannedLink,
-    PlannedScript, Planner, Stage, check_name,
+    ContentHash, HandledApp, Location, Master, Mode, NameKind, NodePath, Plan, PlanError, PlannedDir, PlannedFile,
+    PlannedLink, PlannedScript, Planner, Stage, check_name,
 };
 use serde_json::{Value, json};
 
@@ -44,6 +44,7 @@ struct AppFile {
     owner: Option<String>,
     group: Option<String>,
     mode: Mode,
+    validate: Option<String>,
 }
 
 enum Content {
@@ -164,6 +165,7 @@ impl<'m> Renderer<'m> {
                     content,
                     sha256,
                     secret,
+                    validate: file.validate.clone(),
                 });
             }
         }
@@ -209,8 +211,48 @@ impl<'m> Renderer<'m> {
                         source: script.source.clone(),
                         content: script.content.clone(),
                         sha256: script.sha256,
+                        handles: Vec::new(),
                     });
                 }
+            }
+        }
+        // Handlers: each app's `on_change` phases, after the node's own post phases, once per
+        // push whichever of the apps naming a phase changed (a phase the node runs anyway is
+        // not run twice).
+        let mut handlers: Vec<(String, Vec<HandledApp>)> = Vec::new();
+        for app_name in &node.apps {
+            let at = || Location::line(&node_file, line_of(&node_text(), app_name));
+            let app = self.app(app_name, state, at)?;
+            for phase in &app.config.on_change {
+                if node.scripts.post.contains(phase) {
+                    continue;
+                }
+                let handled = HandledApp {
+                    app: app_name.clone(),
+                    dest: app.config.dest.clone(),
+                };
+                match handlers.iter_mut().find(|(name, _)| name == phase) {
+                    Some((_, apps)) => apps.push(handled),
+                    None => handlers.push((phase.clone(), vec![handled])),
+                }
+            }
+        }
+        for (phase, apps) in handlers {
+            let shown = format!("templates/{}/app.yaml", apps[0].app);
+            let at = || {
+                let text = fs::read_to_string(self.master.dir().join(&shown)).unwrap_or_default();
+                Location::line(&shown, line_of(&text, &phase))
+            };
+            for script in self.phase(Stage::Post, &phase, at)?.iter() {
+                scripts.push(PlannedScript {
+                    stage: Stage::Post,
+                    phase: phase.clone(),
+                    name: script.name.clone(),
+                    source: script.source.clone(),
+                    content: script.content.clone(),
+                    sha256: script.sha256,
+                    handles: apps.clone(),
+                });
             }
         }
 
@@ -350,6 +392,7 @@ impl<'m> Renderer<'m> {
                 owner: attributes.owner,
                 group: attributes.group,
                 mode: attributes.mode.unwrap_or(default_mode),
+                validate: attributes.validate,
             });
         }
         Ok(ResolvedApp {

@@ -306,6 +306,8 @@ pub(crate) struct AppliedStep {
     pub scripts: Vec<ScriptRun>,
     pub placed: bool,
     pub placed_stats: Vec<StatLine>,
+    /// The file (its index in the step) whose `validate` refused it: status and output.
+    pub refused: Option<(usize, i32, Vec<u8>)>,
     /// Whether the snippet ran to its end.
     pub done: bool,
 }
@@ -338,6 +340,20 @@ pub(crate) fn parse_applied(
                 .clone();
             let output = reader.take(size)?.to_vec();
             applied.scripts.push(ScriptRun { id, status, output });
+        } else if let Some(record) = line.strip_prefix("V ") {
+            let bad = || format!("bad validation record {line:?}");
+            let fields: Vec<&str> = record.split(' ').collect();
+            let [index, status, size] = fields.as_slice() else {
+                return Err(bad());
+            };
+            let index: usize = index.parse().map_err(|_| bad())?;
+            let status: i32 = status.parse().map_err(|_| bad())?;
+            let size: usize = size.trim().parse().map_err(|_| bad())?;
+            if index >= files {
+                return Err(bad());
+            }
+            let output = reader.take(size)?.to_vec();
+            applied.refused = Some((index, status, output));
         } else if line == "PLACED" {
             applied.placed = true;
         } else if line == "A" {

@@ -26,6 +26,8 @@ pub(crate) const EXIT_LOCKED: i32 = 75;
 pub(crate) const EXIT_PRE_FAILED: i32 = 70;
 /// Exit status of an apply whose post script failed (files placed).
 pub(crate) const EXIT_POST_FAILED: i32 = 71;
+/// Exit status of an apply whose `validate` command refused a staged file (nothing renamed).
+pub(crate) const EXIT_INVALID: i32 = 72;
 
 /// The longest snippet sent as one command: sshd hands it to the login shell as one argument,
 /// and Linux limits one argument to 128 KiB.
@@ -316,6 +318,7 @@ pub(crate) fn apply(request: &Apply<'_>, step: &ApplyStep<'_>, root: &str, nonce
     snippet.contents(&scripts, step.files, step.journal, &targets, nonce);
     snippet.attributes(step.files, &targets);
     snippet.run_lines(step.pre, 0, Stage::Pre, EXIT_PRE_FAILED);
+    snippet.validations(step.files, &targets, request.script_timeout);
     if step.record_pending {
         snippet.record_pending(request.changed);
     }
@@ -658,6 +661,41 @@ printf '%s\n' "$$" > "$S/lock/apply"
         }
     }
 
+    /// Each staged file with a `validate` command checked by it, before anything is renamed:
+    /// `check`, which reports a refusal (`V <index> <status> <bytes>` and the output) and
+    /// stops the apply with nothing placed.
+    fn validations(&mut self, files: &[Placement], targets: &Targets, timeout: Option<u64>) {
+        if files.iter().all(|file| file.validate.is_none()) {
+            return;
+        }
+        let exec = match timeout {
+            Some(seconds) => format!(
+                "exec sh -c 'printf \"%s\\n\" \"$$\" > \"$0\"; exec \"$@\"' \"$S/lock/script\" timeout -k 5 {seconds} sh -c \"$2\""
+            ),
+            None => "exec sh -c \"$2\"".to_owned(),
+        };
+        let _ = write!(
+            self.script,
+            r#"check() {{
+  ( cd "$R" 2>/dev/null || cd /; {exec} ) < /dev/null > "$T/vout" 2>&1
+  st=$?
+  rm -f "$S/lock/script"
+  [ "$st" -eq 0 ] && return 0
+  printf 'V %s %s %s
+' "$1" "$st" "$(wc -c < "$T/vout")"
+  cat "$T/vout"
+  return "$st"
+}}
+"#
+        );
+        for (index, (file, (_, _, staged))) in files.iter().zip(&targets.files).enumerate() {
+            if let Some(command) = &file.validate {
+                let command = command.replace("%s", &quote(staged));
+                let _ = writeln!(self.script, "check {index} {} || exit {EXIT_INVALID}", quote(&command));
+            }
+        }
+    }
+
     /// Records that the post scripts are due, for `changed`, before anything is renamed.
     fn record_pending(&mut self, changed: &[NodePath]) {
         let listed: Vec<&str> = changed.iter().map(NodePath::as_str).collect();
@@ -798,6 +836,7 @@ mod tests {
             group: owner.map(|_| "adm".to_owned()),
             mode: Mode::from_bits(mode).unwrap(),
             dir_mode: Mode::EXECUTABLE,
+            validate: None,
         };
         let script = |stage, phase: &str, name: &str| PlannedScript {
             stage,
@@ -814,6 +853,7 @@ echo hi
 echo hi
 ",
             ),
+            handles: Vec::new(),
         };
         let big = vec![b'x'; 16 * 1024 + 1];
         let files = [

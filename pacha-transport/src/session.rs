@@ -3,10 +3,12 @@
 
 use std::time::Duration;
 
-use pacha_core::{Applied, Apply, Connection, Inspect, Inspection, LiveFile, NodePath, Step, TransportError};
+use pacha_core::{
+    Applied, Apply, Connection, FailedValidation, Inspect, Inspection, LiveFile, NodePath, Step, TransportError,
+};
 
 use crate::parse::{self, Inspected};
-use crate::script::{self, EXIT_LOCKED, EXIT_POST_FAILED, EXIT_PRE_FAILED, EXIT_SYMLINKED};
+use crate::script::{self, EXIT_INVALID, EXIT_LOCKED, EXIT_POST_FAILED, EXIT_PRE_FAILED, EXIT_SYMLINKED};
 use crate::shell::quote;
 
 /// How a command on the node ended.
@@ -207,6 +209,16 @@ impl Connection for ShellConnection {
             let parsed = parse::parse_applied(&finished.stdout, &ids, step.files.len(), &self.nonce)
                 .map_err(|detail| self.protocol(Step::Apply, detail))?;
             applied.scripts.extend(parsed.scripts);
+            if let Some((index, status, output)) = parsed.refused
+                && let Some(file) = step.files.get(index)
+            {
+                applied.validation = Some(FailedValidation {
+                    path: file.destination.clone(),
+                    command: file.validate.clone().unwrap_or_default(),
+                    status,
+                    output,
+                });
+            }
             if parsed.placed {
                 applied.placed = true;
                 for (placement, stat) in step.files.iter().zip(parsed.placed_stats) {
@@ -220,6 +232,7 @@ impl Connection for ShellConnection {
                 Some(EXIT_PRE_FAILED | EXIT_POST_FAILED) if applied.failed_script().is_some() => {
                     return Ok(applied);
                 }
+                Some(EXIT_INVALID) if applied.validation.is_some() => return Ok(applied),
                 _ => return Err(self.remote_error(Step::Apply, &finished)),
             }
         }

@@ -30,6 +30,7 @@ pub(crate) fn file(path: &str, content: &[u8], mode: &str) -> PlannedFile {
         content: Arc::from(content),
         sha256: ContentHash::of(content),
         secret: false,
+        validate: None,
     }
 }
 
@@ -41,6 +42,7 @@ pub(crate) fn script(stage: Stage, phase: &str, name: &str, body: &str) -> Plann
         source: format!("scripts/{stage}/{phase}/{name}"),
         content: Arc::from(body.as_bytes()),
         sha256: ContentHash::of(body.as_bytes()),
+        handles: Vec::new(),
     }
 }
 

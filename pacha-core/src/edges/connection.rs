@@ -148,6 +148,8 @@ pub struct Placement {
     pub mode: Mode,
     /// The mode of folders that must be created for it.
     pub dir_mode: Mode,
+    /// A command that checks the staged file before anything is renamed (`%s`: its path).
+    pub validate: Option<String>,
 }
 
 /// Everything to do on a node in one exchange: pre scripts, files, post scripts.
@@ -208,6 +210,21 @@ pub struct Applied {
     pub placed: bool,
     /// Attributes of each placed file after placement, in the order of `Apply::files`.
     pub placed_stats: Vec<LiveFile>,
+    /// The check that refused a staged file, when one did (then nothing was placed).
+    pub validation: Option<FailedValidation>,
+}
+
+/// A `validate` command that refused its staged file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedValidation {
+    /// The file it checked.
+    pub path: NodePath,
+    /// The command as written (with `%s`).
+    pub command: String,
+    /// Its exit status.
+    pub status: i32,
+    /// What it printed (standard output and error).
+    pub output: Vec<u8>,
 }
 
 impl Applied {

@@ -157,6 +157,18 @@ pub enum NodeError {
         /// Whether the files were placed before it failed.
         placed: bool,
     },
+    /// A file's `validate` command refused the staged file: nothing of the node was replaced.
+    #[error("validation of {path} failed: `{command}` exited with status {status}; nothing was placed{}", if output.is_empty() { String::new() } else { format!(":\n{output}") })]
+    Validation {
+        /// The file it checked.
+        path: NodePath,
+        /// The command as written.
+        command: String,
+        /// Its exit status.
+        status: i32,
+        /// What it printed, secrets replaced (or a note when the file holds secrets).
+        output: String,
+    },
     /// A pre or post script ran past its `timeout` and was killed with its processes.
     #[error("script {id} timed out after {seconds} s ({})", if *placed { "files were placed; the post scripts run again on the next push" } else { "nothing was placed" })]
     ScriptTimeout {
@@ -196,6 +208,7 @@ impl NodeError {
             | NodeError::NotAFile { .. } => "placement",
             NodeError::Transport(_) => "connection",
             NodeError::Script { .. } | NodeError::ScriptTimeout { .. } => "script",
+            NodeError::Validation { .. } => "validation",
             NodeError::History(_) | NodeError::MasterHistory(_) => "history",
         }
     }

@@ -38,6 +38,10 @@ pub struct PlannedFile {
     /// contents are never shown, old or new, unless the person asks (`--show-secrets`).
     #[serde(default)]
     pub secret: bool,
+    /// A command run on the node against the staged file (`%s`: its quoted path) before it
+    /// replaces the live one; if it fails, nothing of the node is replaced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validate: Option<String>,
 }
 
 /// A symbolic link a node should have (`links:` in `app.yaml`).
@@ -108,6 +112,20 @@ pub struct PlannedScript {
     pub content: Arc<[u8]>,
     /// The hash of `content`.
     pub sha256: ContentHash,
+    /// For a handler (a post phase an `app.yaml` names in `on_change`): the apps whose change
+    /// runs it. Empty for the node's own scripts, which run whenever anything changed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub handles: Vec<HandledApp>,
+}
+
+/// An app whose change runs a handler: its name and `dest` (a removed file under `dest`
+/// counts as its change).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HandledApp {
+    /// The app.
+    pub app: String,
+    /// Its `dest`.
+    pub dest: NodePath,
 }
 
 impl PlannedScript {
@@ -197,6 +215,28 @@ impl Plan {
     /// `text` with every secret value of this plan replaced by `<redacted>`.
     pub fn redact(&self, text: &str) -> String {
         redact(text, &self.secrets)
+    }
+
+    /// Whether the handler `script` runs when `changed` paths changed or were removed: one of
+    /// them is a file, link or folder of an app it handles, or (not in the plan: removed) lies
+    /// under such an app's `dest`. The node's own scripts always run.
+    pub fn handler_runs(&self, script: &PlannedScript, changed: &[NodePath]) -> bool {
+        if script.handles.is_empty() {
+            return true;
+        }
+        changed.iter().any(|path| {
+            let app = self
+                .files
+                .iter()
+                .find(|file| &file.destination == path)
+                .map(|file| &file.app)
+                .or_else(|| self.links.iter().find(|link| &link.path == path).map(|link| &link.app))
+                .or_else(|| self.dirs.iter().find(|dir| &dir.path == path).map(|dir| &dir.app));
+            script.handles.iter().any(|handled| match app {
+                Some(app) => *app == handled.app,
+                None => path.starts_with(&handled.dest),
+            })
+        })
     }
 
     /// The scripts of `stage`, in run order.

@@ -727,6 +727,7 @@ fn placements(plan: &Plan, changes: &[Change], force: bool) -> Vec<Placement> {
             group: file.group.clone(),
             mode: file.mode,
             dir_mode: file.dir_mode,
+            validate: file.validate.clone(),
         })
         .collect()
 }
@@ -762,7 +763,6 @@ fn apply_placements(
     } else {
         plan.scripts(Stage::Pre).collect()
     };
-    let post: Vec<&PlannedScript> = plan.scripts(Stage::Post).collect();
     let mut changed: Vec<NodePath> = placements.iter().map(|file| file.destination.clone()).collect();
     changed.extend(links.iter().map(|(path, _)| path.clone()));
     changed.extend(dirs.iter().map(|dir| dir.path.clone()));
@@ -771,6 +771,13 @@ fn apply_placements(
             changed.push(path.clone());
         }
     }
+    // Handlers run when their app changed: placed, or removed (then under its dest).
+    let mut touched = changed.clone();
+    touched.extend(removal.files.iter().chain(&removal.dirs).cloned());
+    let post: Vec<&PlannedScript> = plan
+        .scripts(Stage::Post)
+        .filter(|script| force || plan.handler_runs(script, &touched))
+        .collect();
     connection.apply(&Apply {
         node: &plan.node,
         state: &plan.state,
@@ -802,6 +809,24 @@ fn take_applied(plan: &Plan, placements: &[Placement], applied: Applied, report:
         }
     }
     report.scripts = applied.scripts;
+    if let Some(failed) = applied.validation {
+        let secret = plan
+            .files
+            .iter()
+            .any(|file| file.destination == failed.path && file.secret);
+        let output = if secret {
+            "(its output is not shown: the file holds secrets)".to_owned()
+        } else {
+            plan.redact(String::from_utf8_lossy(&failed.output).trim_end())
+        };
+        report.fail(NodeError::Validation {
+            path: failed.path,
+            command: failed.command,
+            status: failed.status,
+            output,
+        });
+        return;
+    }
     match report.scripts.iter().find(|run| !run.succeeded()) {
         Some(failed) => {
             let placed = !failed.id.starts_with("pre/");

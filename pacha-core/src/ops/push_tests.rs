@@ -25,6 +25,7 @@ fn plan(node: &str, files: &[(&str, &str)]) -> Plan {
         source: format!("scripts/{stage}/p/{name}"),
         content: Arc::from(&b"#!/bin/sh\n"[..]),
         sha256: ContentHash::of(b"#!/bin/sh\n"),
+        handles: Vec::new(),
     };
     Plan {
         node: node.into(),
@@ -50,6 +51,7 @@ fn plan(node: &str, files: &[(&str, &str)]) -> Plan {
                 content: Arc::from(content.as_bytes()),
                 sha256: ContentHash::of(content.as_bytes()),
                 secret: false,
+                validate: None,
             })
             .collect(),
         scripts: vec![script(Stage::Pre, "10-pre"), script(Stage::Post, "10-post")],

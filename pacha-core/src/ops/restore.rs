@@ -33,6 +33,8 @@ pub(crate) fn snapshot_plan(node: &str, state: &str, target: Target, snapshot: &
                 content: file.content.clone(),
                 sha256: file.sha256,
                 secret: file.secret,
+                // What is restored was live before: it is not checked again.
+                validate: None,
             })
             .collect(),
         scripts: snapshot
@@ -45,6 +47,7 @@ pub(crate) fn snapshot_plan(node: &str, state: &str, target: Target, snapshot: &
                 source: "history".to_owned(),
                 content: script.content.clone(),
                 sha256: script.sha256,
+                handles: Vec::new(),
             })
             .collect(),
         secrets: Vec::new(),
