@@ -28,7 +28,7 @@ fn push_then_push_again_then_diff() {
     let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(
         json["summary"],
-        serde_json::json!({"changed": 0, "unchanged": 2, "would_change": 0, "failed": 0, "skipped": 0})
+        serde_json::json!({"changed": 0, "unchanged": 2, "would_change": 0, "failed": 0, "rolled_back": 0, "skipped": 0})
     );
     assert_eq!(json["nodes"][0]["node"], "web2");
     assert!(
@@ -802,14 +802,20 @@ fn a_handler_runs_only_when_its_app_changed() {
     master.write("templates/web/app.yaml", "dest: /etc/web\non_change: [reload-web]\n");
     master.write("templates/web/default/web.conf", "workers = 2\n");
     master.write("templates/web/default/extra.conf", "extra\n");
-    master.write("templates/other/app.yaml", "dest: /etc/other\non_change: [reload-web]\n");
+    master.write(
+        "templates/other/app.yaml",
+        "dest: /etc/other\non_change: [reload-web]\n",
+    );
     master.write("templates/other/default/other.conf", "x\n");
     master.write(
         "scripts/post/reload-web/10-reload",
         "#!/bin/sh\necho \"web reloaded\"\n",
     );
     let text = fs::read_to_string(master.dir.path().join("nodes/web1/web1.conf")).unwrap();
-    master.write("nodes/web1/web1.conf", &text.replace("apps: [motd]", "apps: [motd, web, other]"));
+    master.write(
+        "nodes/web1/web1.conf",
+        &text.replace("apps: [motd]", "apps: [motd, web, other]"),
+    );
     let scripts = |args: &[&str]| -> Vec<String> {
         let mut full = args.to_vec();
         full.push("--json");
@@ -848,4 +854,147 @@ fn a_handler_runs_only_when_its_app_changed() {
     let (code, _, stderr) = master.run(&["diff", "web1", "production"]);
     assert_eq!(code, 1);
     assert!(stderr.contains("templates/web/app.yaml:2"), "{stderr}");
+}
+
+/// A failing post script or health check puts the node back as it was: replaced files,
+/// removed files, new links and folders; the post scripts run again on the restored files;
+/// the outcome is rolled-back and the history records a failed event with what the node
+/// holds. `on_failure: keep` keeps the new files instead.
+#[test]
+fn a_failing_post_script_or_health_check_rolls_the_node_back() {
+    let master = SshMaster::new(&["web1"]);
+    master.write(
+        "scripts/post/reload/10-reload",
+        "#!/bin/sh\nif grep -q bad \"$PACHA_ROOT/etc/app/app.conf\"; then echo 'reload failed'; exit 5; fi\necho \"reloaded $PACHA_NODE\"\n",
+    );
+    master.write("templates/motd/default/app/extra.conf", "extra\n");
+    master.write(
+        "scripts/health/http/10-check",
+        "#!/bin/sh\nif grep -q unhealthy \"$PACHA_ROOT/etc/motd\"; then echo 'not answering'; exit 7; fi\n",
+    );
+    let text = fs::read_to_string(master.dir.path().join("nodes/web1/web1.conf")).unwrap();
+    master.write("nodes/web1/web1.conf", &format!("{text}health: {{scripts: [http]}}\n"));
+    let (code, stdout, stderr) = master.run(&["push", "web1", "production"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let root = master.root("web1");
+    let files = ["etc/motd", "etc/app/app.conf", "etc/app/extra.conf"];
+    let before: Vec<(Vec<u8>, u32)> = files
+        .iter()
+        .map(|path| {
+            let path = root.join(path);
+            (
+                fs::read(&path).unwrap(),
+                fs::metadata(&path).unwrap().permissions().mode(),
+            )
+        })
+        .collect();
+    let snapshot = |path: &str| {
+        let (_, stdout, _) = master.run(&["show", "web1", &revision(&master, 0), path]);
+        stdout
+    };
+    let first_conf = snapshot("/etc/app/app.conf");
+
+    // A post script fails: changed, removed, new link and new folder all put back.
+    master.write("templates/motd/default/app/app.conf", "port = bad\n");
+    master.write("templates/motd/default/motd.hbs", "new motd\n");
+    fs::remove_file(master.dir.path().join("templates/motd/default/app/extra.conf")).unwrap();
+    master.write(
+        "templates/motd/app.yaml",
+        "dest: /etc\nlinks:\n  app/current: app.conf\ndirs:\n  app/cache: {mode: \"0750\"}\n",
+    );
+    let (code, stdout, stderr) = master.run(&["push", "web1", "production", "--json"]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let node = &report["nodes"][0];
+    assert_eq!(node["outcome"], "rolled-back", "{node}");
+    assert_eq!(node["error"]["kind"], "script");
+    assert!(
+        node["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("script post/reload/10-reload failed with exit status 5: the node was put back"),
+        "{node}"
+    );
+    let runs: Vec<(String, i64)> = node["scripts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|run| (run["id"].as_str().unwrap().to_owned(), run["status"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(
+        runs,
+        [
+            ("post/reload/10-reload".to_owned(), 5),
+            ("post/reload/10-reload (after roll back)".to_owned(), 0)
+        ]
+    );
+    assert_eq!(report["summary"]["rolled_back"], 1);
+    let after: Vec<(Vec<u8>, u32)> = files
+        .iter()
+        .map(|path| {
+            let path = root.join(path);
+            (
+                fs::read(&path).unwrap(),
+                fs::metadata(&path).unwrap().permissions().mode(),
+            )
+        })
+        .collect();
+    assert_eq!(after, before, "every file is as it was");
+    assert!(
+        fs::symlink_metadata(root.join("etc/app/current")).is_err(),
+        "the new link went"
+    );
+    assert!(!root.join("etc/app/cache").exists(), "the new folder went");
+    let leftovers: Vec<String> = walk(&root)
+        .into_iter()
+        .filter(|path| path.contains(".pacha-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    assert!(!root.join("var/lib/pacha/pending-post").exists());
+    let (_, log, _) = master.run(&["log", "web1"]);
+    assert!(log.contains("(rolled back) (failed)"), "{log}");
+    assert_eq!(
+        snapshot("/etc/app/app.conf"),
+        first_conf,
+        "the history says what the node holds"
+    );
+
+    // A health check fails: the same, with kind health.
+    master.write("templates/motd/default/app/app.conf", "port = 80\n");
+    master.write("templates/motd/app.yaml", "dest: /etc\n");
+    master.write("templates/motd/default/app/extra.conf", "extra\n");
+    master.write("templates/motd/default/motd.hbs", "unhealthy\n");
+    let (code, stdout, _) = master.run(&["push", "web1", "production", "--json"]);
+    assert_eq!(code, 1);
+    let node = &serde_json::from_str::<serde_json::Value>(&stdout).unwrap()["nodes"][0];
+    assert_eq!(node["outcome"], "rolled-back", "{node}");
+    assert_eq!(node["error"]["kind"], "health");
+    assert_eq!(fs::read(root.join("etc/motd")).unwrap(), before[0].0);
+
+    // Fixed, the next push goes through with nothing to recover.
+    master.write("templates/motd/default/motd.hbs", "healthy\n");
+    let (code, stdout, stderr) = master.run(&["push", "web1", "production", "--json"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(!stdout.contains("\"recovered\""), "{stdout}");
+    assert_eq!(fs::read_to_string(root.join("etc/motd")).unwrap(), "healthy\n");
+
+    // on_failure: keep: the new files stay, the post scripts are due.
+    let text = fs::read_to_string(master.dir.path().join("nodes/web1/web1.conf")).unwrap();
+    master.write("nodes/web1/web1.conf", &format!("{text}on_failure: keep\n"));
+    master.write("templates/motd/default/app/app.conf", "port = bad\n");
+    let (code, stdout, _) = master.run(&["push", "web1", "production", "--json"]);
+    assert_eq!(code, 1);
+    let node = &serde_json::from_str::<serde_json::Value>(&stdout).unwrap()["nodes"][0];
+    assert_eq!(node["outcome"], "failed", "{node}");
+    assert_eq!(
+        fs::read_to_string(root.join("etc/app/app.conf")).unwrap(),
+        "port = bad\n"
+    );
+    assert!(root.join("var/lib/pacha/pending-post").exists());
+}
+
+fn revision(master: &SshMaster, index: usize) -> String {
+    let (_, stdout, _) = master.run(&["log", "web1", "--json"]);
+    let log: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    log["entries"][index]["revision"].as_str().unwrap().to_owned()
 }

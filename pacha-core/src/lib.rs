@@ -76,7 +76,9 @@ pub use model::node::{Definition, MetaNode, Node, ScriptPhases, StateSettings, T
 pub use model::path::{NodePath, PathError};
 pub use model::plan::{HandledApp, Plan, PlannedDir, PlannedFile, PlannedLink, PlannedScript, Stage, redact};
 pub use model::rollout::{Limit, LimitError, RolloutSettings};
-pub use model::settings::{AgeSettings, HostKeyPolicy, MasterSettings, ScriptDefaults, SshSettings};
+pub use model::settings::{
+    AgeSettings, HealthSettings, HostKeyPolicy, MasterSettings, OnFailure, ScriptDefaults, SshSettings,
+};
 pub use model::snapshot::{Entry, Event, EventKind, RecordedDir, RecordedFile, RecordedLink, RecordedScript, Snapshot};
 pub use model::target::Target;
 pub use model::track::{Track, TrackError};

@@ -366,6 +366,7 @@ impl Planner for StaticPlanner<'_> {
             links: Vec::new(),
             dirs: Vec::new(),
             script_timeout: None,
+            keep_on_failure: false,
         })
     }
 }

@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use handlebars::{Context, Handlebars, RenderErrorReason};
 use pacha_core::yaml::line_of;
 use pacha_core::{
-    ContentHash, HandledApp, Location, Master, Mode, NameKind, NodePath, Plan, PlanError, PlannedDir, PlannedFile,
-    PlannedLink, PlannedScript, Planner, Stage, check_name,
+    ContentHash, HandledApp, Location, Master, Mode, NameKind, NodePath, OnFailure, Plan, PlanError, PlannedDir,
+    PlannedFile, PlannedLink, PlannedScript, Planner, Stage, check_name,
 };
 use serde_json::{Value, json};
 
@@ -200,6 +200,7 @@ impl<'m> Renderer<'m> {
         secrets.sort();
         secrets.dedup();
         let mut scripts = Vec::new();
+        let mut health_scripts = Vec::new();
         for (stage, phases) in [(Stage::Pre, &node.scripts.pre), (Stage::Post, &node.scripts.post)] {
             for phase in phases {
                 let at = || Location::line(&node_file, line_of(&node_text(), phase));
@@ -214,6 +215,26 @@ impl<'m> Renderer<'m> {
                         handles: Vec::new(),
                     });
                 }
+            }
+        }
+        // Health checks: the node's phases, else pacha.yaml's.
+        let health = node
+            .health
+            .scripts
+            .as_ref()
+            .or(self.master.settings().health.scripts.as_ref());
+        for phase in health.into_iter().flatten() {
+            let at = || Location::line(&node_file, line_of(&node_text(), phase));
+            for script in self.phase(Stage::Health, phase, at)?.iter() {
+                health_scripts.push(PlannedScript {
+                    stage: Stage::Health,
+                    phase: phase.clone(),
+                    name: script.name.clone(),
+                    source: script.source.clone(),
+                    content: script.content.clone(),
+                    sha256: script.sha256,
+                    handles: Vec::new(),
+                });
             }
         }
         // Handlers: each app's `on_change` phases, after the node's own post phases, once per
@@ -255,6 +276,7 @@ impl<'m> Renderer<'m> {
                 });
             }
         }
+        scripts.extend(health_scripts);
 
         absent.extend(node.absent.iter().filter_map(|path| NodePath::parse(path).ok()));
         absent.sort();
@@ -315,6 +337,7 @@ impl<'m> Renderer<'m> {
                 .timeout
                 .or(self.master.settings().scripts.timeout)
                 .filter(|seconds| *seconds > 0),
+            keep_on_failure: node.on_failure.or(self.master.settings().on_failure) == Some(OnFailure::Keep),
         })
     }
 

@@ -308,6 +308,10 @@ pub(crate) struct AppliedStep {
     pub placed_stats: Vec<StatLine>,
     /// The file (its index in the step) whose `validate` refused it: status and output.
     pub refused: Option<(usize, i32, Vec<u8>)>,
+    /// `Some(incomplete)` when a failing post script or health check put the node back.
+    pub reverted: Option<bool>,
+    /// The post scripts run again after that.
+    pub after_revert: Vec<ScriptRun>,
     /// Whether the snippet ran to its end.
     pub done: bool,
 }
@@ -339,7 +343,14 @@ pub(crate) fn parse_applied(
                 .ok_or_else(|| format!("unknown script {index}"))?
                 .clone();
             let output = reader.take(size)?.to_vec();
-            applied.scripts.push(ScriptRun { id, status, output });
+            let run = ScriptRun { id, status, output };
+            if applied.reverted.is_some() {
+                applied.after_revert.push(run);
+            } else {
+                applied.scripts.push(run);
+            }
+        } else if let Some(flag) = line.strip_prefix("REVERTED ") {
+            applied.reverted = Some(flag.trim() != "0");
         } else if let Some(record) = line.strip_prefix("V ") {
             let bad = || format!("bad validation record {line:?}");
             let fields: Vec<&str> = record.split(' ').collect();

@@ -28,6 +28,9 @@ pub(crate) const EXIT_PRE_FAILED: i32 = 70;
 pub(crate) const EXIT_POST_FAILED: i32 = 71;
 /// Exit status of an apply whose `validate` command refused a staged file (nothing renamed).
 pub(crate) const EXIT_INVALID: i32 = 72;
+/// Exit status of an apply whose post script or health check failed and that put the node
+/// back as it was.
+pub(crate) const EXIT_ROLLED_BACK: i32 = 73;
 
 /// The longest snippet sent as one command: sshd hands it to the login shell as one argument,
 /// and Linux limits one argument to 128 KiB.
@@ -223,6 +226,12 @@ pub(crate) struct ApplyStep<'a> {
     pub pre: &'a [&'a PlannedScript],
     pub files: &'a [Placement],
     pub post: &'a [&'a PlannedScript],
+    /// Health checks, after the post scripts (the last step's).
+    pub health: &'a [&'a PlannedScript],
+    /// Whether this step keeps what it replaces and puts it back when a post script or a
+    /// health check fails (a push in one step; a push too big for one command keeps today's
+    /// "files stay, post scripts due" in its earlier steps).
+    pub transaction: bool,
     /// Whether this step records the due post scripts (the first step that places files).
     pub record_pending: bool,
     /// The journal to store (the first step's), before anything is renamed.
@@ -272,6 +281,8 @@ pub(crate) fn apply_steps<'a>(request: &'a Apply<'a>) -> Vec<ApplyStep<'a>> {
             pre: if index == 0 { request.pre } else { &[] },
             files,
             post: if index == last { request.post } else { &[] },
+            health: if index == last { request.health } else { &[] },
+            transaction: request.revert_on_failure && last == 0,
             record_pending: index == 0 && !request.post.is_empty(),
             journal: (index == 0).then_some(request.journal),
             remove: if index == last { request.remove } else { &[] },
@@ -302,7 +313,9 @@ pub(crate) fn apply(request: &Apply<'_>, step: &ApplyStep<'_>, root: &str, nonce
     reached.extend(step.dirs.iter().map(|dir| dir.path.clone()));
     let link_temps = link_temps(step.links, root, nonce);
     snippet.header(root, nonce, &guarded_folders(&reached, root));
-    snippet.cleanup_and_runner(&targets, &link_temps, request.script_timeout);
+    let transaction = step.transaction && !(step.post.is_empty() && step.health.is_empty());
+    let backups = Backups::of(&targets, step, root, nonce, transaction);
+    snippet.cleanup_and_runner(&targets, &link_temps, &backups, request.script_timeout);
     snippet.environment(request, root);
     let mut parents_of: Vec<(&NodePath, Mode)> = step
         .files
@@ -314,13 +327,16 @@ pub(crate) fn apply(request: &Apply<'_>, step: &ApplyStep<'_>, root: &str, nonce
     snippet.folders(&parents_of, root);
     snippet.staging_folders(&targets);
     snippet.path_lists(request, root);
-    let scripts: Vec<&PlannedScript> = step.pre.iter().chain(step.post).copied().collect();
+    let scripts: Vec<&PlannedScript> = step.pre.iter().chain(step.post).chain(step.health).copied().collect();
     snippet.contents(&scripts, step.files, step.journal, &targets, nonce);
     snippet.attributes(step.files, &targets);
     snippet.run_lines(step.pre, 0, Stage::Pre, EXIT_PRE_FAILED);
     snippet.validations(step.files, &targets, request.script_timeout);
     if step.record_pending {
         snippet.record_pending(request.changed);
+    }
+    if transaction {
+        snippet.keep_previous(step, &targets, &link_temps, &backups, root);
     }
     if step.journal.is_some() {
         snippet
@@ -332,7 +348,11 @@ pub(crate) fn apply(request: &Apply<'_>, step: &ApplyStep<'_>, root: &str, nonce
         snippet.renames(&targets);
     }
     snippet.links(step.links, &link_temps, root);
-    snippet.removals(step.remove, step.remove_dirs, root);
+    if transaction {
+        snippet.kept_removals(step.remove, step.remove_dirs, &backups, root);
+    } else {
+        snippet.removals(step.remove, step.remove_dirs, root);
+    }
     let placing = !step.files.is_empty() || !step.links.is_empty() || !step.dirs.is_empty();
     if placing || !step.remove.is_empty() || !step.remove_dirs.is_empty() {
         snippet.script.push_str("printf 'PLACED\\n'\n");
@@ -340,7 +360,20 @@ pub(crate) fn apply(request: &Apply<'_>, step: &ApplyStep<'_>, root: &str, nonce
     if !step.files.is_empty() {
         snippet.placed_attributes(&targets);
     }
-    snippet.run_lines(step.post, step.pre.len(), Stage::Post, EXIT_POST_FAILED);
+    if transaction {
+        let first = step.pre.len();
+        snippet.revert_function(step, &targets, &link_temps, &backups, root, first);
+        snippet.run_lines_or_revert(step.post, first, Stage::Post);
+        snippet.run_lines_or_revert(step.health, first + step.post.len(), Stage::Health);
+    } else {
+        snippet.run_lines(step.post, step.pre.len(), Stage::Post, EXIT_POST_FAILED);
+        snippet.run_lines(
+            step.health,
+            step.pre.len() + step.post.len(),
+            Stage::Health,
+            EXIT_POST_FAILED,
+        );
+    }
     if !step.post.is_empty() {
         snippet.script.push_str("rm -f \"$S/pending-post\"\n");
     }
@@ -358,6 +391,43 @@ fn link_temps(links: &[(NodePath, String)], root: &str, nonce: &str) -> Vec<Stri
             format!("{}/.pacha-{nonce}-l{index}", folder.trim_end_matches('/'))
         })
         .collect()
+}
+
+/// Where a transaction keeps what it replaces or removes: a private folder beside each
+/// target folder (same filesystem, so putting back is a rename).
+struct Backups {
+    /// Every folder that gets one (placed or removed files in it), in first-seen order.
+    folders: Vec<String>,
+    nonce: String,
+    enabled: bool,
+}
+
+impl Backups {
+    fn of(targets: &Targets, step: &ApplyStep<'_>, root: &str, nonce: &str, enabled: bool) -> Backups {
+        let mut folders = targets.folders.clone();
+        for path in step.remove {
+            let folder = path.parent().unwrap_or_else(NodePath::root).under_root(root);
+            if !folders.contains(&folder) {
+                folders.push(folder);
+            }
+        }
+        Backups {
+            folders,
+            nonce: nonce.to_owned(),
+            enabled,
+        }
+    }
+
+    fn dir(&self, folder: &str) -> String {
+        format!("{}/.pacha-{}-old", folder.trim_end_matches('/'), self.nonce)
+    }
+
+    /// Where the previous version of `target` (a path under the root) is kept.
+    fn of_path(&self, target: &str) -> String {
+        let (folder, name) = target.rsplit_once('/').unwrap_or(("", target));
+        let folder = if folder.is_empty() { "/" } else { folder };
+        format!("{}/{name}", self.dir(folder))
+    }
 }
 
 /// Where each file of a step goes: its target path, its folder, and the staging path in that
@@ -434,10 +504,20 @@ printf '%s\n' "$$" > "$S/lock/apply"
 
     /// Removal of the staging folders however the snippet ends, and `run`, which runs one
     /// uploaded script and reports its status and output.
-    fn cleanup_and_runner(&mut self, targets: &Targets, link_temps: &[String], timeout: Option<u64>) {
+    fn cleanup_and_runner(
+        &mut self,
+        targets: &Targets,
+        link_temps: &[String],
+        backups: &Backups,
+        timeout: Option<u64>,
+    ) {
         let mut cleanup = vec!["\"$T\"".to_owned()];
         cleanup.extend(targets.folders.iter().map(|folder| quote(&targets.staging(folder))));
         cleanup.extend(link_temps.iter().map(|temp| quote(temp)));
+        if backups.enabled {
+            cleanup.extend(backups.folders.iter().map(|folder| quote(&backups.dir(folder))));
+            cleanup.extend(link_temps.iter().map(|temp| quote(&format!("{temp}.old"))));
+        }
         // The lock's record of this apply goes with it, unless the lock is another's by then.
         let _ = writeln!(
             self.script,
@@ -654,6 +734,162 @@ printf '%s\n' "$$" > "$S/lock/apply"
             let _ = writeln!(
                 self.script,
                 "run {} {stage} {} {} || exit {failed}",
+                first + offset,
+                quote(&planned.phase),
+                quote(&planned.name)
+            );
+        }
+    }
+
+    /// Before anything is replaced: the journal copied, every file and link that will be
+    /// replaced hard-linked (or copied) into the backup folder beside it, and for each managed
+    /// folder how to put it back (its owner and mode, or that it was not there) in the undo log.
+    fn keep_previous(
+        &mut self,
+        step: &ApplyStep<'_>,
+        targets: &Targets,
+        link_temps: &[String],
+        backups: &Backups,
+        root: &str,
+    ) {
+        self.script
+            .push_str(": > \"$T/undo\" || fail 'cannot start the undo log'\n");
+        if step.journal.is_some() {
+            self.script.push_str(
+                "if [ -f \"$S/journal\" ]; then cp -p -- \"$S/journal\" \"$T/journal.old\" || fail 'cannot keep the journal'; fi\n",
+            );
+        }
+        let dirs: Vec<String> = backups.folders.iter().map(|folder| backups.dir(folder)).collect();
+        if !dirs.is_empty() {
+            let _ = writeln!(
+                self.script,
+                "mkdir -p -- {} || fail 'cannot create backup folders'",
+                join_quoted(&dirs)
+            );
+        }
+        for folder in &targets.folders {
+            let names: Vec<&str> = targets
+                .files
+                .iter()
+                .filter(|(_, f, _)| f == folder)
+                .filter_map(|(target, _, _)| target.rsplit_once('/').map(|(_, name)| name))
+                .collect();
+            let _ = writeln!(
+                self.script,
+                "set --; for n in {names}; do if [ -e {f}/\"$n\" ] || [ -L {f}/\"$n\" ]; then set -- \"$@\" {f}/\"$n\"; fi; done\n[ \"$#\" -eq 0 ] || ln -P -t {b} -- \"$@\" 2>/dev/null || cp -a -t {b} -- \"$@\" || fail {failed}",
+                names = join_quoted(&names),
+                f = quote(folder.trim_end_matches('/')),
+                b = quote(&backups.dir(folder)),
+                failed = quote(&format!("cannot keep the previous files of {folder}")),
+            );
+        }
+        for ((path, _), temp) in step.links.iter().zip(link_temps) {
+            let path = quote(&path.under_root(root));
+            let _ = writeln!(
+                self.script,
+                "if [ -e {path} ] || [ -L {path} ]; then ln -P -- {path} {old} 2>/dev/null || cp -a -- {path} {old} || fail 'cannot keep a link'; fi",
+                old = quote(&format!("{temp}.old")),
+            );
+        }
+        for dir in step.dirs {
+            let plain = dir.path.under_root(root);
+            let path = quote(&plain);
+            let twice = quote(&path);
+            let _ = writeln!(
+                self.script,
+                "if [ -d {path} ]; then printf 'chown -- %s %s; chmod %s -- %s\\n' \"$(stat -c %u:%g -- {path})\" {twice} \"$(stat -c %a -- {path})\" {twice} >> \"$T/undo\"; else printf 'rmdir -- %s\\n' {twice} >> \"$T/undo\"; fi"
+            );
+        }
+    }
+
+    /// Removals that can be undone: files and links moved into the backup folder beside them,
+    /// folders removed when empty with how to make them again in the undo log.
+    fn kept_removals(&mut self, files: &[NodePath], dirs: &[NodePath], backups: &Backups, root: &str) {
+        for path in files {
+            let target = path.under_root(root);
+            let quoted = quote(&target);
+            let _ = writeln!(
+                self.script,
+                "if [ -e {quoted} ] || [ -L {quoted} ]; then mv -f -- {quoted} {kept} || fail 'cannot remove files'; fi",
+                kept = quote(&backups.of_path(&target)),
+            );
+        }
+        for dir in dirs {
+            let path = quote(&dir.under_root(root));
+            let twice = quote(&path);
+            let _ = writeln!(
+                self.script,
+                "if [ -d {path} ]; then o=$(stat -c %u:%g -- {path}); m=$(stat -c %a -- {path}); rmdir -- {path} 2>/dev/null && printf 'mkdir -- %s && chown -- %s %s && chmod %s -- %s\\n' {twice} \"$o\" {twice} \"$m\" {twice} >> \"$T/undo\"; fi; :"
+            );
+        }
+    }
+
+    /// `revert`: puts back everything the step replaced or removed (files and links from the
+    /// backup folders, new ones removed, folders from the undo log in reverse, the journal),
+    /// reports `REVERTED <0|1>` (1: something could not be put back), then runs the post
+    /// scripts again on the restored files.
+    fn revert_function(
+        &mut self,
+        step: &ApplyStep<'_>,
+        targets: &Targets,
+        link_temps: &[String],
+        backups: &Backups,
+        root: &str,
+        first: usize,
+    ) {
+        self.script.push_str("revert() {\n  bad=0\n");
+        if step.journal.is_some() {
+            self.script.push_str(
+                "  if [ -f \"$T/journal.old\" ]; then mv -f -- \"$T/journal.old\" \"$S/journal\" || bad=1; else rm -f -- \"$S/journal\"; fi\n",
+            );
+        }
+        for (target, _, _) in &targets.files {
+            let _ = writeln!(
+                self.script,
+                "  if [ -e {kept} ] || [ -L {kept} ]; then mv -fT -- {kept} {t} || bad=1; else rm -f -- {t} || bad=1; fi",
+                kept = quote(&backups.of_path(target)),
+                t = quote(target),
+            );
+        }
+        for ((path, _), temp) in step.links.iter().zip(link_temps) {
+            let _ = writeln!(
+                self.script,
+                "  if [ -e {old} ] || [ -L {old} ]; then mv -fT -- {old} {p} || bad=1; else rm -f -- {p} || bad=1; fi",
+                old = quote(&format!("{temp}.old")),
+                p = quote(&path.under_root(root)),
+            );
+        }
+        for path in step.remove {
+            let target = path.under_root(root);
+            let _ = writeln!(
+                self.script,
+                "  if [ -e {kept} ] || [ -L {kept} ]; then mv -fT -- {kept} {t} || bad=1; fi",
+                kept = quote(&backups.of_path(&target)),
+                t = quote(&target),
+            );
+        }
+        self.script.push_str(
+            "  if [ -s \"$T/undo\" ]; then tac -- \"$T/undo\" > \"$T/undo.r\" || bad=1; while IFS= read -r line; do eval \"$line\" || bad=1; done < \"$T/undo.r\"; fi\n  printf 'REVERTED %s\\n' \"$bad\"\n  again=0\n",
+        );
+        for (offset, planned) in step.post.iter().enumerate() {
+            let _ = writeln!(
+                self.script,
+                "  run {} post {} {} || again=1",
+                first + offset,
+                quote(&planned.phase),
+                quote(&planned.name)
+            );
+        }
+        self.script
+            .push_str("  [ \"$again\" -ne 0 ] || rm -f \"$S/pending-post\"\n}\n");
+    }
+
+    /// Scripts whose failure puts the node back (`revert`) and ends the apply.
+    fn run_lines_or_revert(&mut self, scripts: &[&PlannedScript], first: usize, stage: Stage) {
+        for (offset, planned) in scripts.iter().enumerate() {
+            let _ = writeln!(
+                self.script,
+                "run {} {stage} {} {} || {{ revert; exit {EXIT_ROLLED_BACK}; }}",
                 first + offset,
                 quote(&planned.phase),
                 quote(&planned.name)
@@ -896,6 +1132,8 @@ echo hi
                 mode: Mode::from_bits(0o2770).unwrap(),
                 app: "app".to_owned(),
             }],
+            health: &[],
+            revert_on_failure: true,
             script_timeout: Some(600),
             journal: b"pacha-journal 1\n",
         };

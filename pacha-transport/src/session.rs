@@ -8,7 +8,9 @@ use pacha_core::{
 };
 
 use crate::parse::{self, Inspected};
-use crate::script::{self, EXIT_INVALID, EXIT_LOCKED, EXIT_POST_FAILED, EXIT_PRE_FAILED, EXIT_SYMLINKED};
+use crate::script::{
+    self, EXIT_INVALID, EXIT_LOCKED, EXIT_POST_FAILED, EXIT_PRE_FAILED, EXIT_ROLLED_BACK, EXIT_SYMLINKED,
+};
 use crate::shell::quote;
 
 /// How a command on the node ended.
@@ -205,10 +207,21 @@ impl Connection for ShellConnection {
             if let Some(err) = self.symlinked(&finished) {
                 return Err(err);
             }
-            let ids: Vec<String> = step.pre.iter().chain(step.post).map(|planned| planned.id()).collect();
+            let ids: Vec<String> = step
+                .pre
+                .iter()
+                .chain(step.post)
+                .chain(step.health)
+                .map(|planned| planned.id())
+                .collect();
             let parsed = parse::parse_applied(&finished.stdout, &ids, step.files.len(), &self.nonce)
                 .map_err(|detail| self.protocol(Step::Apply, detail))?;
             applied.scripts.extend(parsed.scripts);
+            if let Some(incomplete) = parsed.reverted {
+                applied.rolled_back = true;
+                applied.restore_incomplete = incomplete;
+                applied.after_rollback = parsed.after_revert;
+            }
             if let Some((index, status, output)) = parsed.refused
                 && let Some(file) = step.files.get(index)
             {
@@ -233,6 +246,7 @@ impl Connection for ShellConnection {
                     return Ok(applied);
                 }
                 Some(EXIT_INVALID) if applied.validation.is_some() => return Ok(applied),
+                Some(EXIT_ROLLED_BACK) if applied.rolled_back => return Ok(applied),
                 _ => return Err(self.remote_error(Step::Apply, &finished)),
             }
         }

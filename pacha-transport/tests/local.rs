@@ -236,12 +236,14 @@ fn a_failing_pre_script_places_nothing_and_a_failing_post_script_runs_again() {
         "#!/bin/sh\necho \"$PACHA_CHANGED\" >> {0}.log\n[ -f {0} ]\n",
         flag.display()
     );
-    let p = plan(
+    let mut p = plan(
         "n1",
         t,
         vec![file("/etc/x", b"x", "0644")],
         vec![script(Stage::Post, "p", "reload", &post)],
     );
+    // `on_failure: keep`: the files stay and the post scripts are due (the default rolls back).
+    p.keep_on_failure = true;
     let first = push_unrecorded(
         std::slice::from_ref(&p),
         &LocalConnector::default(),

@@ -58,6 +58,7 @@ pub(crate) fn plan(node: &str, target: Target, files: Vec<PlannedFile>, scripts:
         links: Vec::new(),
         dirs: Vec::new(),
         script_timeout: None,
+        keep_on_failure: false,
     }
 }
 

@@ -140,12 +140,13 @@ fn finish(
     from_history: bool,
 ) -> anyhow::Result<Status> {
     let count = |outcome| reports.iter().filter(|report| report.outcome == outcome).count();
-    let (changed, unchanged, would, failed, skipped) = (
+    let (changed, unchanged, would, failed, skipped, rolled_back) = (
         count(Outcome::Changed),
         count(Outcome::Unchanged),
         count(Outcome::WouldChange),
         count(Outcome::Failed),
         count(Outcome::Skipped),
+        count(Outcome::RolledBack),
     );
     if out.json {
         let nodes: Vec<ReportView<'_>> = plans
@@ -156,7 +157,7 @@ fn finish(
         out.json_document(&serde_json::json!({
             "nodes": nodes,
             "state_from_history": from_history,
-            "summary": {"changed": changed, "unchanged": unchanged, "would_change": would, "failed": failed, "skipped": skipped},
+            "summary": {"changed": changed, "unchanged": unchanged, "would_change": would, "failed": failed, "rolled_back": rolled_back, "skipped": skipped},
         }))?;
     } else if reports.len() > 1 {
         let style = out.style;
@@ -166,6 +167,7 @@ fn finish(
             (would, "would change"),
             (unchanged, "unchanged"),
             (failed, "failed"),
+            (rolled_back, "rolled back"),
             (skipped, "skipped"),
         ] {
             if number > 0 {
@@ -190,12 +192,13 @@ fn finish(
         };
         return Err(NodesFailed(message).into());
     }
-    if failed > 0 {
+    if failed + rolled_back > 0 {
         let names: Vec<&str> = reports
             .iter()
-            .filter(|report| report.outcome == Outcome::Failed)
+            .filter(|report| matches!(report.outcome, Outcome::Failed | Outcome::RolledBack))
             .map(|report| report.node.as_str())
             .collect();
+        let failed = failed + rolled_back;
         return Err(NodesFailed(format!(
             "{failed} of {} node{} failed: {}",
             reports.len(),

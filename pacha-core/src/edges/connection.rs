@@ -176,6 +176,12 @@ pub struct Apply<'a> {
     pub links: &'a [(NodePath, String)],
     /// Folders to create, or whose owner, group and mode to correct.
     pub dirs: &'a [PlannedDir],
+    /// Run after the post scripts; like them, a failure puts the node back (unless `keep`).
+    pub health: &'a [&'a PlannedScript],
+    /// Whether a failing post script or health check puts back what was there before
+    /// (previous files, links, folders, removed files, the journal) and runs the post
+    /// scripts again; else the new files stay and the post scripts are due.
+    pub revert_on_failure: bool,
     /// Seconds each script may run before its whole process group is killed.
     pub script_timeout: Option<u64>,
     /// The node's journal after this apply: what pacha manages there. Stored before anything
@@ -212,6 +218,12 @@ pub struct Applied {
     pub placed_stats: Vec<LiveFile>,
     /// The check that refused a staged file, when one did (then nothing was placed).
     pub validation: Option<FailedValidation>,
+    /// Whether a post script or health check failed and the node was put back as it was.
+    pub rolled_back: bool,
+    /// The post scripts run again on the restored files, after a roll back.
+    pub after_rollback: Vec<ScriptRun>,
+    /// Whether something could not be put back during the roll back.
+    pub restore_incomplete: bool,
 }
 
 /// A `validate` command that refused its staged file.

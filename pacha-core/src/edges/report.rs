@@ -74,6 +74,9 @@ pub enum Outcome {
     WouldChange,
     /// The node failed: see [`NodeReport::error`].
     Failed,
+    /// A post script or health check failed after placing, and the node was put back as it
+    /// was before the push (post scripts run again): see [`NodeReport::error`].
+    RolledBack,
     /// The node was never started: see [`NodeReport::skipped`] for why.
     Skipped,
 }
@@ -108,6 +111,7 @@ impl Outcome {
             Outcome::Changed => "changed",
             Outcome::WouldChange => "would-change",
             Outcome::Failed => "failed",
+            Outcome::RolledBack => "rolled-back",
             Outcome::Skipped => "skipped",
         }
     }
@@ -156,6 +160,20 @@ pub enum NodeError {
         status: i32,
         /// Whether the files were placed before it failed.
         placed: bool,
+    },
+    /// A post script or health check failed after placing, and the node was put back.
+    #[error("{} {id} {}: the node was put back as it was before this push ({}, {})", if id.starts_with("health/") { "health check" } else { "script" }, timed_out.map_or_else(|| format!("failed with exit status {status}"), |seconds| format!("timed out after {seconds} s")), if *restore_incomplete { "some of it could not be restored: see the node" } else { "previous files restored" }, if *post_failed_again { "and the post scripts failed again on them" } else { "post scripts run again" })]
+    RolledBack {
+        /// `post/<phase>/<name>` or `health/<phase>/<name>`.
+        id: String,
+        /// Its exit status.
+        status: i32,
+        /// The timeout it ran past, if it did.
+        timed_out: Option<u64>,
+        /// Whether something could not be put back.
+        restore_incomplete: bool,
+        /// Whether a post script failed again on the restored files.
+        post_failed_again: bool,
     },
     /// A file's `validate` command refused the staged file: nothing of the node was replaced.
     #[error("validation of {path} failed: `{command}` exited with status {status}; nothing was placed{}", if output.is_empty() { String::new() } else { format!(":\n{output}") })]
@@ -209,6 +227,8 @@ impl NodeError {
             NodeError::Transport(_) => "connection",
             NodeError::Script { .. } | NodeError::ScriptTimeout { .. } => "script",
             NodeError::Validation { .. } => "validation",
+            NodeError::RolledBack { id, .. } if id.starts_with("health/") => "health",
+            NodeError::RolledBack { .. } => "script",
             NodeError::History(_) | NodeError::MasterHistory(_) => "history",
         }
     }
@@ -281,9 +301,10 @@ impl NodeReport {
         self.error = Some(error);
     }
 
-    /// Whether the node failed, was skipped, or its result could not be recorded.
+    /// Whether the node failed, was rolled back, was skipped, or its result could not be
+    /// recorded.
     pub fn failed(&self) -> bool {
-        matches!(self.outcome, Outcome::Failed | Outcome::Skipped) || self.error.is_some()
+        matches!(self.outcome, Outcome::Failed | Outcome::RolledBack | Outcome::Skipped) || self.error.is_some()
     }
 }
 

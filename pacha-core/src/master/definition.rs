@@ -70,6 +70,12 @@ impl Definition {
         for phase in node.scripts.pre.iter().chain(&node.scripts.post) {
             named(NameKind::Phase, phase)?;
         }
+        if let Err(message) = node.health.check() {
+            return Err(ConfigError::Invalid {
+                at: Location::line(file, line_of(text, "health")),
+                message,
+            });
+        }
         if let Some(host) = &node.host
             && (host.starts_with('-') || host.is_empty())
         {

@@ -144,6 +144,12 @@ impl Master {
                 });
             }
         }
+        if let Err(message) = settings.health.check() {
+            return Err(ConfigError::Invalid {
+                at: Location::line(SETTINGS_FILE, yaml::line_of(&settings_text, "health")),
+                message,
+            });
+        }
         if settings.jobs == Some(0) {
             return Err(ConfigError::Invalid {
                 at: Location::line(SETTINGS_FILE, yaml::line_of(&settings_text, "jobs")),

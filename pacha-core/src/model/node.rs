@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::model::rollout::RolloutSettings;
-use crate::model::settings::SshSettings;
+use crate::model::settings::{HealthSettings, OnFailure, SshSettings};
 use crate::model::vars::Vars;
 
 /// How pacha reaches a node.
@@ -86,6 +86,11 @@ pub struct Node {
     /// Overrides of the master's `ssh` settings.
     #[serde(default)]
     pub ssh: SshSettings,
+    /// Health checks after the post scripts (else `pacha.yaml`'s).
+    #[serde(default)]
+    pub health: HealthSettings,
+    /// What a failing post script or health check does (else `pacha.yaml`'s, else roll back).
+    pub on_failure: Option<OnFailure>,
     /// Values of every secret of this node (filled in after parsing).
     #[serde(skip)]
     pub secret_values: Vec<String>,

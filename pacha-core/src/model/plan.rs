@@ -78,14 +78,17 @@ pub enum Stage {
     Pre,
     /// After files are placed, with the changed paths in the environment.
     Post,
+    /// After the post scripts: health checks; a failure puts the node back as it was.
+    Health,
 }
 
 impl Stage {
-    /// `pre` or `post`.
+    /// `pre`, `post` or `health`.
     pub fn as_str(self) -> &'static str {
         match self {
             Stage::Pre => "pre",
             Stage::Post => "post",
+            Stage::Health => "health",
         }
     }
 }
@@ -164,6 +167,10 @@ pub struct Plan {
     /// Seconds each script may run before its whole process group is killed (`None`: no limit).
     #[serde(default)]
     pub script_timeout: Option<u64>,
+    /// `on_failure: keep`: a failing post script or health check leaves the new files in place
+    /// (the post scripts are due on the next push) instead of putting the node back.
+    #[serde(default)]
+    pub keep_on_failure: bool,
 }
 
 impl fmt::Debug for PlannedFile {

@@ -37,6 +37,50 @@ pub struct MasterSettings {
     /// How a push of many nodes goes unless the command line says otherwise.
     #[serde(default)]
     pub rollout: RolloutSettings,
+    /// The health checks of every node that sets none.
+    #[serde(default)]
+    pub health: HealthSettings,
+    /// What a failing post script or health check does, for nodes that do not say.
+    pub on_failure: Option<OnFailure>,
+}
+
+/// What a failing post script or health check does to a node's change.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnFailure {
+    /// Put the node back as it was before the push, run the post scripts again (the default).
+    #[default]
+    Rollback,
+    /// Leave the new files in place; the post scripts are due on the next push.
+    Keep,
+}
+
+impl HealthSettings {
+    /// Refuses what this version cannot do yet, and phase names that are not plain names.
+    pub fn check(&self) -> Result<(), String> {
+        if self.ssh.is_some() || self.timeout.is_some() {
+            return Err(
+                "health: ssh and timeout (a new SSH connection, confirm or revert) are not available in this pacha yet; use health scripts (scripts/health/<phase>/)"
+                    .to_owned(),
+            );
+        }
+        for phase in self.scripts.iter().flatten() {
+            check_name(NameKind::Phase, phase).map_err(|err| format!("health: {err}"))?;
+        }
+        Ok(())
+    }
+}
+
+/// `health:` in `pacha.yaml` or a node file: checks after the post scripts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthSettings {
+    /// Phases of `scripts/health/<phase>/`, run in order after the post scripts.
+    pub scripts: Option<Vec<String>>,
+    /// A new SSH connection to the node after the change (not available in this version).
+    pub ssh: Option<bool>,
+    /// Seconds to wait for confirmation (not available in this version).
+    pub timeout: Option<u64>,
 }
 
 /// `states:` in `pacha.yaml`: a list of names (`[default, staging, production]`), or a map

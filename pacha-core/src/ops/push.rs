@@ -9,7 +9,7 @@ use std::thread;
 use std::time::Instant;
 
 use crate::edges::connection::{
-    Applied, Apply, Connection, Connector, Inspect, Inspection, LiveFile, Placement, Step, TransportError,
+    Applied, Apply, Connection, Connector, Inspect, Inspection, LiveFile, Placement, ScriptRun, Step, TransportError,
 };
 use crate::edges::history::HistoryError;
 use crate::edges::report::{Change, ChangeKind, NodeError, NodeReport, Outcome, Reporter, Skip};
@@ -252,12 +252,15 @@ pub(crate) fn push_plans(
                 reporter,
                 books,
             );
-            if report.outcome == Outcome::Failed {
+            if matches!(report.outcome, Outcome::Failed | Outcome::RolledBack) {
                 failures.fetch_add(1, Ordering::SeqCst);
             }
             report
         });
-        batch_failed |= options.serial.is_some() && done.iter().any(|report| report.outcome == Outcome::Failed);
+        batch_failed |= options.serial.is_some()
+            && done
+                .iter()
+                .any(|report| matches!(report.outcome, Outcome::Failed | Outcome::RolledBack));
         reports.extend(done);
     }
     reports
@@ -778,6 +781,7 @@ fn apply_placements(
         .scripts(Stage::Post)
         .filter(|script| force || plan.handler_runs(script, &touched))
         .collect();
+    let health: Vec<&PlannedScript> = plan.scripts(Stage::Health).collect();
     connection.apply(&Apply {
         node: &plan.node,
         state: &plan.state,
@@ -789,6 +793,8 @@ fn apply_placements(
         remove_dirs: &removal.dirs,
         links,
         dirs,
+        health: &health,
+        revert_on_failure: !plan.keep_on_failure,
         script_timeout: plan.script_timeout,
         journal,
     })
@@ -809,6 +815,28 @@ fn take_applied(plan: &Plan, placements: &[Placement], applied: Applied, report:
         }
     }
     report.scripts = applied.scripts;
+    if applied.rolled_back {
+        let failed = report.scripts.iter().find(|run| !run.succeeded()).cloned();
+        let post_failed_again = !applied.after_rollback.iter().all(ScriptRun::succeeded);
+        report
+            .scripts
+            .extend(applied.after_rollback.into_iter().map(|run| ScriptRun {
+                id: format!("{} (after roll back)", run.id),
+                ..run
+            }));
+        // What is live is what was there before: the placed attributes no longer are.
+        report.live.clear();
+        let (id, status) = failed.map_or_else(|| ("post".to_owned(), 1), |run| (run.id, run.status));
+        report.outcome = Outcome::RolledBack;
+        report.error = Some(NodeError::RolledBack {
+            timed_out: plan.script_timeout.filter(|_| status == 124),
+            id,
+            status,
+            restore_incomplete: applied.restore_incomplete,
+            post_failed_again,
+        });
+        return;
+    }
     if let Some(failed) = applied.validation {
         let secret = plan
             .files

@@ -60,6 +60,7 @@ fn plan(node: &str, files: &[(&str, &str)]) -> Plan {
         links: Vec::new(),
         dirs: Vec::new(),
         script_timeout: None,
+        keep_on_failure: false,
     }
 }
 

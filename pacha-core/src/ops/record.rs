@@ -195,6 +195,20 @@ pub(crate) fn record_push(
     track: &Track,
     forced: bool,
 ) -> Result<Option<Entry>, HistoryError> {
+    if report.outcome == Outcome::RolledBack {
+        // The node holds what it held before the push: the previous snapshot, and a failed
+        // event that says what was tried.
+        let snapshot = previous.cloned().unwrap_or_default();
+        let event = Event {
+            kind: EventKind::Push,
+            node: plan.node.clone(),
+            state: Some(plan.state.clone()),
+            changed: report.changes.iter().map(|change| change.destination.clone()).collect(),
+            failed: true,
+            detail: Some("(rolled back)".to_owned()),
+        };
+        return history.record(&event, &snapshot).map(Some);
+    }
     let placed = report.placed && (!report.changes.is_empty() || forced);
     let scripts_moved = report.outcome == Outcome::Unchanged
         && previous.is_some_and(|previous| previous.scripts != recorded_scripts(plan));

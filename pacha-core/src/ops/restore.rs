@@ -73,6 +73,9 @@ pub(crate) fn snapshot_plan(node: &str, state: &str, target: Target, snapshot: &
             })
             .collect(),
         script_timeout: None,
+        // A rollback or rebuild is what an admin reaches for when things broke: it is never
+        // undone by a failing post script.
+        keep_on_failure: true,
     }
 }
 
