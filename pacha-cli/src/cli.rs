@@ -97,6 +97,36 @@ pub(crate) enum Command {
         #[command(flatten)]
         connection: ConnectionArgs,
     },
+    /// Show the diff of a push and save exactly that change to FILE, with what each node holds (apply it with `pacha apply FILE`)
+    Plan {
+        /// A node or meta node
+        node: String,
+        /// The state, e.g. production [default: each node's last recorded state]
+        state: Option<String>,
+        /// The plan file to write (0600; secrets encrypted when pacha.yaml has age recipients)
+        #[arg(long, short = 'o', value_name = "FILE")]
+        out: PathBuf,
+        /// Only these leaf nodes of NODE: comma-separated names or globs, e.g. 'web*,db1'
+        #[arg(long, value_name = "LIST")]
+        limit: Option<String>,
+        /// Print the contents of files that hold secrets too
+        #[arg(long)]
+        show_secrets: bool,
+        #[command(flatten)]
+        connection: ConnectionArgs,
+    },
+    /// Push exactly a saved plan, on each node only if it still holds what the plan saw (else that node is refused)
+    Apply {
+        /// A plan file written by `pacha plan -o`
+        file: PathBuf,
+        /// Check each node against the plan and report what would change; write nothing, run no script
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        rollout: RolloutArgs,
+        #[command(flatten)]
+        connection: ConnectionArgs,
+    },
     /// The node's history: every push, capture, rollback and rebuild, newest first
     Log {
         /// A node

@@ -4,7 +4,9 @@
 
 use std::io;
 
-use pacha_core::{AgeError, ConfigError, EngineError, GraphError, HistoryError, LinkError, TransportError};
+use pacha_core::{
+    AgeError, ConfigError, EngineError, GraphError, HistoryError, LinkError, SavedPlanError, TransportError,
+};
 use pacha_render::RenderError;
 use serde::Serialize;
 
@@ -64,6 +66,15 @@ fn categorize(err: &anyhow::Error) -> (&'static str, Vec<String>) {
         }
         if let Some(err) = cause.downcast_ref::<LinkError>() {
             return link(err);
+        }
+        if let Some(err) = cause.downcast_ref::<SavedPlanError>() {
+            return match err {
+                SavedPlanError::Age(err) => age(err),
+                _ => (
+                    "plan",
+                    vec!["`pacha plan NODE STATE -o FILE` makes a plan file".to_owned()],
+                ),
+            };
         }
         if cause.downcast_ref::<NodesFailed>().is_some() {
             return ("nodes-failed", Vec::new());

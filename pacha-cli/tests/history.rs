@@ -843,6 +843,25 @@ fn age_secrets_in_the_master_and_the_history() {
     assert_eq!(code, 0, "{stderr}");
     assert!(fs::read_to_string(&placed).unwrap().contains("tok-master-123"));
 
+    // A saved plan holds the new value sealed; applying it decrypts it.
+    set(&["secret", "set", "api_token"], "tok-plan-555\n");
+    let plan_file = master.dir.path().join("rotate.plan");
+    let (code, stdout, stderr) = master.run(&["plan", "web1", "production", "-o", plan_file.to_str().unwrap()]);
+    assert_eq!(code, 2, "{stdout}{stderr}");
+    assert!(
+        stdout.contains("(secrets encrypted)") && !stdout.contains("tok-plan-555"),
+        "{stdout}"
+    );
+    let saved = fs::read_to_string(&plan_file).unwrap();
+    assert!(
+        saved.contains("BEGIN AGE ENCRYPTED FILE") && !saved.contains("tok-plan-555"),
+        "{saved}"
+    );
+    assert!(!saved.contains("tok-master-123"), "no secret value in the plan file");
+    let (code, stdout, stderr) = master.run(&["apply", plan_file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(fs::read_to_string(&placed).unwrap().contains("tok-plan-555"));
+
     // Another identity: refused before any node is touched, naming the file.
     fixtures::age_identity(master.dir.path(), "keys/other.txt");
     master.write("templates/motd/default/motd.hbs", "changed\n");

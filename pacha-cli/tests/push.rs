@@ -28,7 +28,7 @@ fn push_then_push_again_then_diff() {
     let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(
         json["summary"],
-        serde_json::json!({"changed": 0, "unchanged": 2, "would_change": 0, "failed": 0, "rolled_back": 0, "skipped": 0})
+        serde_json::json!({"changed": 0, "unchanged": 2, "would_change": 0, "failed": 0, "rolled_back": 0, "refused": 0, "skipped": 0})
     );
     assert_eq!(json["nodes"][0]["node"], "web2");
     assert!(
@@ -997,4 +997,71 @@ fn revision(master: &SshMaster, index: usize) -> String {
     let (_, stdout, _) = master.run(&["log", "web1", "--json"]);
     let log: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     log["entries"][index]["revision"].as_str().unwrap().to_owned()
+}
+
+/// `pacha plan -o FILE` saves exactly the change the diff showed; `pacha apply FILE` pushes
+/// that (not a new rendering), and only where each node still holds what the plan saw.
+#[test]
+fn a_saved_plan_applies_only_where_nodes_are_as_it_saw_them() {
+    let master = SshMaster::new(&["web1", "web2"]);
+    master.write("nodes/both/both.conf", "include_nodes: [web1, web2]\n");
+    let (code, _, stderr) = master.run(&["push", "both", "production"]);
+    assert_eq!(code, 0, "{stderr}");
+    master.write("templates/motd/default/motd.hbs", "planned {{pacha.node}}\n");
+    let file = master.dir.path().join("change.plan");
+    let (code, stdout, stderr) = master.run(&["plan", "both", "production", "-o", file.to_str().unwrap()]);
+    assert_eq!(code, 2, "changes found, like diff: {stdout}{stderr}");
+    assert!(stdout.contains("+planned web1"), "the diff is shown: {stdout}");
+    assert!(stdout.contains("saved plan "), "{stdout}");
+    assert_eq!(fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+    let saved: serde_json::Value = serde_json::from_slice(&fs::read(&file).unwrap()).unwrap();
+    let id = saved["id"].as_str().unwrap().to_owned();
+
+    // The master moves on, and web2 is edited by hand: the plan is what it was.
+    master.write("templates/motd/default/motd.hbs", "newer {{pacha.node}}\n");
+    fs::write(master.root("web2").join("etc/motd"), "hand edit\n").unwrap();
+    let (code, stdout, stderr) = master.run(&["apply", file.to_str().unwrap(), "--json"]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["plan"]["id"], id.as_str());
+    assert_eq!(report["nodes"][0]["outcome"], "changed", "{report}");
+    assert_eq!(report["nodes"][1]["outcome"], "refused", "{report}");
+    assert_eq!(report["nodes"][1]["error"]["kind"], "refused");
+    assert!(
+        report["nodes"][1]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("the node changed since the plan was made: /etc/motd"),
+        "{report}"
+    );
+    assert_eq!(
+        fs::read_to_string(master.root("web1").join("etc/motd")).unwrap(),
+        "planned web1\n"
+    );
+    assert_eq!(
+        fs::read_to_string(master.root("web2").join("etc/motd")).unwrap(),
+        "hand edit\n"
+    );
+    let (_, log, _) = master.run(&["log", "web1"]);
+    assert!(log.contains(&format!("(plan {id})")), "{log}");
+
+    // Applied again, web1 moved (the plan is in place now): refused too, nothing done.
+    let (code, stdout, _) = master.run(&[
+        "apply",
+        file.to_str().unwrap(),
+        "--dry-run",
+        "--limit",
+        "web1",
+        "--json",
+    ]);
+    assert_eq!(code, 1);
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["nodes"].as_array().unwrap().len(), 1);
+    assert_eq!(report["nodes"][0]["outcome"], "refused");
+
+    // A file that is not a plan is a clear error.
+    fs::write(&file, "{}").unwrap();
+    let (code, _, stderr) = master.run(&["apply", file.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("not a pacha plan file"), "{stderr}");
 }

@@ -74,7 +74,9 @@ pub use model::mode::{Mode, ModeError};
 pub use model::name::{AccountError, NameError, NameKind, check_account, check_name};
 pub use model::node::{Definition, MetaNode, Node, ScriptPhases, StateSettings, TransportKind};
 pub use model::path::{NodePath, PathError};
-pub use model::plan::{HandledApp, Plan, PlannedDir, PlannedFile, PlannedLink, PlannedScript, Stage, redact};
+pub use model::plan::{
+    Expectation, HandledApp, Plan, PlannedDir, PlannedFile, PlannedLink, PlannedScript, Seen, Stage, redact,
+};
 pub use model::rollout::{Limit, LimitError, RolloutSettings};
 pub use model::settings::{
     AgeSettings, HealthSettings, HostKeyPolicy, MasterSettings, OnFailure, ScriptDefaults, SshSettings,
@@ -88,6 +90,7 @@ pub use ops::pull::{Pulled, pull};
 pub use ops::push::PushOptions;
 pub use ops::render::Rendering;
 pub use ops::restore::Restored;
+pub use ops::saved::{SavedPlan, SavedPlanError};
 pub use ops::serve::Server;
 pub use ops::status::{Drift, NodeStatus};
 pub use ops::watch::Watcher;

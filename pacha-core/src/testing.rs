@@ -367,6 +367,7 @@ impl Planner for StaticPlanner<'_> {
             dirs: Vec::new(),
             script_timeout: None,
             keep_on_failure: false,
+            expect: None,
         })
     }
 }

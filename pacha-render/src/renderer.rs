@@ -338,6 +338,7 @@ impl<'m> Renderer<'m> {
                 .or(self.master.settings().scripts.timeout)
                 .filter(|seconds| *seconds > 0),
             keep_on_failure: node.on_failure.or(self.master.settings().on_failure) == Some(OnFailure::Keep),
+            expect: None,
         })
     }
 

@@ -59,6 +59,7 @@ pub(crate) fn plan(node: &str, target: Target, files: Vec<PlannedFile>, scripts:
         dirs: Vec::new(),
         script_timeout: None,
         keep_on_failure: false,
+        expect: None,
     }
 }
 

@@ -136,6 +136,29 @@ fn run(context: &Context<'_>, out: &mut Output) -> anyhow::Result<Status> {
         Command::Secret {
             action: SecretAction::List,
         } => secret::list(context, out),
+        Command::Plan {
+            node,
+            state,
+            out: file,
+            limit,
+            show_secrets,
+            connection,
+        } => push::plan_command(
+            context,
+            out,
+            node,
+            state.as_deref(),
+            file,
+            limit.as_deref(),
+            *show_secrets,
+            connection,
+        ),
+        Command::Apply {
+            file,
+            dry_run,
+            rollout,
+            connection,
+        } => push::apply_command(context, out, file, *dry_run, rollout, connection),
         Command::Disconnect { node } => push::disconnect(context, out, node.as_deref()),
         Command::Pull {
             node,

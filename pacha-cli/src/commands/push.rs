@@ -2,7 +2,8 @@
 
 use std::sync::{Mutex, PoisonError};
 
-use pacha_core::{Limit, Master, NodeReport, Outcome, Plan, PushOptions, Skip};
+use anyhow::Context as _;
+use pacha_core::{Engine, Limit, Master, NodeReport, Outcome, Plan, PushOptions, SavedPlan, Skip};
 
 use super::{Context, Status};
 use crate::cli::{ConnectionArgs, RolloutArgs};
@@ -21,6 +22,77 @@ pub(super) fn jobs(args: &ConnectionArgs, master: &Master, nodes: usize) -> usiz
         .unwrap_or_else(|| nodes.clamp(1, 32))
 }
 
+/// The `--limit` of a command, parsed.
+fn limit_of(rollout: &RolloutArgs) -> anyhow::Result<Option<Limit>> {
+    Ok(rollout
+        .limit
+        .as_deref()
+        .map(Limit::parse)
+        .transpose()
+        .map_err(|err| Usage(format!("--limit: {err}")))?)
+}
+
+/// `options` with the rollout flags, else the defaults of `pacha.yaml` and the meta node.
+fn with_rollout(engine: &Engine<'_>, target: &str, rollout: &RolloutArgs, options: PushOptions) -> PushOptions {
+    let defaults = engine.rollout(target);
+    PushOptions {
+        serial: rollout.serial.map(usize::from).or(defaults.serial),
+        max_fail: rollout.max_fail.map(usize::from).or(defaults.max_fail),
+        ..options
+    }
+}
+
+/// Pushes (or dry-runs) `plans`, printing each node's report as it is done, in order.
+fn push_printed(
+    engine: &Engine<'_>,
+    out: &mut Output,
+    plans: &[Plan],
+    args: &ConnectionArgs,
+    options: PushOptions,
+    diffs: Diffs,
+) -> anyhow::Result<Vec<NodeReport>> {
+    let options = PushOptions {
+        jobs: jobs(args, engine.master(), plans.len()),
+        ..options
+    };
+    let json = out.json;
+    let printer = Mutex::new(&mut *out);
+    let on_node = |index: usize, report: &NodeReport| {
+        let Some(plan) = plans.get(index) else { return };
+        if !json {
+            let mut out = printer.lock().unwrap_or_else(PoisonError::into_inner);
+            let _ = print_report(&mut out, plan, report, diffs).and_then(|()| out.flush());
+        }
+    };
+    let progress = Progress::new(plans.len(), !json, Box::new(on_node));
+    let reports = engine.push_plans(plans, &options, &progress)?;
+    progress.finish();
+    drop(progress);
+    Ok(reports)
+}
+
+/// What a push, diff or plan of `node` renders: in `state`, or each node's last state (said).
+fn rendered(
+    engine: &Engine<'_>,
+    out: &mut Output,
+    node: &str,
+    state: Option<&str>,
+    limit: Option<&Limit>,
+) -> anyhow::Result<Vec<Plan>> {
+    let plans = engine.plans_for(node, state, limit)?;
+    if state.is_none() && !out.json {
+        let states: Vec<String> = plans
+            .iter()
+            .map(|plan| format!("{} {}", printable(&plan.node), printable(&plan.state)))
+            .collect();
+        out.line(out.style.dim(&format!(
+            "no state given: each node goes to its last recorded state ({})",
+            states.join(", ")
+        )))?;
+    }
+    Ok(plans)
+}
+
 /// Renders every leaf of `node`, pushes (or dry-runs, or diffs) it, prints each node's report
 /// as it is done and in the expanded order, and picks the exit status. The engine records.
 #[expect(clippy::too_many_arguments, reason = "the flags of push and diff, and how to print")]
@@ -34,50 +106,163 @@ fn run_push(
     options: PushOptions,
     diffs: Diffs,
 ) -> anyhow::Result<Status> {
-    let limit = rollout
-        .limit
-        .as_deref()
+    let limit = limit_of(rollout)?;
+    let parts = context.parts()?;
+    parts.with_engine(|engine| {
+        let options = with_rollout(engine, node, rollout, options);
+        let plans = rendered(engine, out, node, state, limit.as_ref())?;
+        let reports = push_printed(engine, out, &plans, args, options, diffs)?;
+        finish(out, &plans, &reports, diffs, state.is_none(), None)
+    })
+}
+
+/// `pacha plan NODE [STATE] -o FILE`: a diff whose change is saved, with what each node held.
+#[expect(clippy::too_many_arguments, reason = "one per flag of the command")]
+pub(super) fn plan_command(
+    context: &Context<'_>,
+    out: &mut Output,
+    node: &str,
+    state: Option<&str>,
+    file: &std::path::Path,
+    limit: Option<&str>,
+    show_secrets: bool,
+    args: &ConnectionArgs,
+) -> anyhow::Result<Status> {
+    let limit = limit
         .map(Limit::parse)
         .transpose()
         .map_err(|err| Usage(format!("--limit: {err}")))?;
+    let options = PushOptions {
+        dry_run: true,
+        read_contents: true,
+        holder: holder("plan"),
+        stop: Some(context.stop.clone()),
+        ..PushOptions::default()
+    };
+    let diffs = if show_secrets {
+        Diffs::WithSecrets
+    } else {
+        Diffs::Redacted
+    };
     let parts = context.parts()?;
     parts.with_engine(|engine| {
-        let defaults = engine.rollout(node);
-        let options = PushOptions {
-            serial: rollout.serial.map(usize::from).or(defaults.serial),
-            max_fail: rollout.max_fail.map(usize::from).or(defaults.max_fail),
-            ..options
-        };
-        let plans = engine.plans_for(node, state, limit.as_ref())?;
-        if state.is_none() && !out.json {
-            let states: Vec<String> = plans
-                .iter()
-                .map(|plan| format!("{} {}", printable(&plan.node), printable(&plan.state)))
-                .collect();
+        let plans = rendered(engine, out, node, state, limit.as_ref())?;
+        let reports = push_printed(engine, out, &plans, args, options, diffs)?;
+        let mut saved_note = None;
+        if reports.iter().all(|report| !report.failed()) {
+            let created = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |since| i64::try_from(since.as_secs()).unwrap_or(i64::MAX));
+            let saved = SavedPlan::new(node, created, master_revision(engine.master()), &plans, &reports);
+            let bytes = saved.to_bytes(engine.master().age())?;
+            write_private(file, &bytes)?;
+            if !out.json {
+                out.line(format!(
+                    "saved plan {} of {} node{} to {}{}",
+                    saved.id,
+                    plans.len(),
+                    if plans.len() == 1 { "" } else { "s" },
+                    file.display(),
+                    if engine.master().age().can_encrypt() {
+                        " (secrets encrypted)"
+                    } else {
+                        ""
+                    }
+                ))?;
+            }
+            saved_note = Some(serde_json::json!({"id": saved.id, "file": file.display().to_string()}));
+        }
+        finish(
+            out,
+            &plans,
+            &reports,
+            diffs,
+            state.is_none(),
+            saved_note.map(|note| ("plan", note)),
+        )
+    })
+}
+
+/// `pacha apply FILE`: pushes exactly a saved plan, where each node still holds what it saw.
+pub(super) fn apply_command(
+    context: &Context<'_>,
+    out: &mut Output,
+    file: &std::path::Path,
+    dry_run: bool,
+    rollout: &RolloutArgs,
+    args: &ConnectionArgs,
+) -> anyhow::Result<Status> {
+    let limit = limit_of(rollout)?;
+    let bytes = std::fs::read(file).with_context(|| format!("reading the plan {}", file.display()))?;
+    let parts = context.parts()?;
+    parts.with_engine(|engine| {
+        let saved =
+            SavedPlan::from_bytes(&bytes, engine.master().age()).with_context(|| format!("{}", file.display()))?;
+        let mut plans = saved.plans.clone();
+        if let Some(limit) = &limit {
+            plans.retain(|plan| limit.allows(&plan.node));
+            if plans.is_empty() {
+                return Err(Usage(format!("--limit {:?} leaves no node of the plan", limit.as_str())).into());
+            }
+        }
+        if !out.json {
             out.line(out.style.dim(&format!(
-                "no state given: each node goes to its last recorded state ({})",
-                states.join(", ")
+                "plan {} of {} (made {}{})",
+                saved.id,
+                printable(&saved.target),
+                crate::output::utc_time(saved.created),
+                saved
+                    .master_revision
+                    .as_deref()
+                    .map_or_else(String::new, |revision| format!(" from master {revision}"))
             )))?;
         }
         let options = PushOptions {
-            jobs: jobs(args, &parts.master, plans.len()),
-            ..options
+            dry_run,
+            holder: holder("apply"),
+            stop: Some(context.stop.clone()),
+            ..PushOptions::default()
         };
-        let json = out.json;
-        let printer = Mutex::new(&mut *out);
-        let on_node = |index: usize, report: &NodeReport| {
-            let Some(plan) = plans.get(index) else { return };
-            if !json {
-                let mut out = printer.lock().unwrap_or_else(PoisonError::into_inner);
-                let _ = print_report(&mut out, plan, report, diffs).and_then(|()| out.flush());
-            }
-        };
-        let progress = Progress::new(plans.len(), !json, Box::new(on_node));
-        let reports = engine.push_plans(&plans, &options, &progress)?;
-        progress.finish();
-        drop(progress);
-        finish(out, &plans, &reports, diffs, state.is_none())
+        let options = with_rollout(engine, &saved.target, rollout, options);
+        let reports = push_printed(engine, out, &plans, args, options, Diffs::None)?;
+        let note = serde_json::json!({"id": saved.id, "file": file.display().to_string()});
+        finish(out, &plans, &reports, Diffs::None, false, Some(("plan", note)))
     })
+}
+
+/// The master's git revision (with `-dirty` when its tree has changes), when it is in a
+/// git repository.
+fn master_revision(master: &Master) -> Option<String> {
+    let repo = git2::Repository::discover(master.dir()).ok()?;
+    let head = repo.head().ok()?.peel_to_commit().ok()?.id().to_string();
+    let mut options = git2::StatusOptions::new();
+    options.include_untracked(true).include_ignored(false);
+    let dirty = repo
+        .statuses(Some(&mut options))
+        .is_ok_and(|statuses| !statuses.is_empty());
+    Some(if dirty { format!("{head}-dirty") } else { head })
+}
+
+/// Writes `bytes` to `path` readable by its owner only, whole or not at all.
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let name = path
+        .file_name()
+        .map_or_else(|| "plan".into(), |name| name.to_string_lossy().into_owned());
+    let draft = path.with_file_name(format!(".{name}.new-{}", std::process::id()));
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&draft)
+        .and_then(|mut file| file.write_all(bytes).and_then(|()| file.sync_all()))
+        .and_then(|()| std::fs::rename(&draft, path));
+    if let Err(err) = written {
+        let _ = std::fs::remove_file(&draft);
+        return Err(err).with_context(|| format!("writing the plan {}", path.display()));
+    }
+    Ok(())
 }
 
 #[expect(clippy::too_many_arguments, reason = "one per flag of the command")]
@@ -138,15 +323,17 @@ fn finish(
     reports: &[NodeReport],
     diffs: Diffs,
     from_history: bool,
+    extra: Option<(&str, serde_json::Value)>,
 ) -> anyhow::Result<Status> {
     let count = |outcome| reports.iter().filter(|report| report.outcome == outcome).count();
-    let (changed, unchanged, would, failed, skipped, rolled_back) = (
+    let (changed, unchanged, would, failed, skipped, rolled_back, refused) = (
         count(Outcome::Changed),
         count(Outcome::Unchanged),
         count(Outcome::WouldChange),
         count(Outcome::Failed),
         count(Outcome::Skipped),
         count(Outcome::RolledBack),
+        count(Outcome::Refused),
     );
     if out.json {
         let nodes: Vec<ReportView<'_>> = plans
@@ -154,11 +341,15 @@ fn finish(
             .zip(reports)
             .map(|(plan, report)| ReportView::new(plan, report, diffs))
             .collect();
-        out.json_document(&serde_json::json!({
+        let mut document = serde_json::json!({
             "nodes": nodes,
             "state_from_history": from_history,
-            "summary": {"changed": changed, "unchanged": unchanged, "would_change": would, "failed": failed, "rolled_back": rolled_back, "skipped": skipped},
-        }))?;
+            "summary": {"changed": changed, "unchanged": unchanged, "would_change": would, "failed": failed, "rolled_back": rolled_back, "refused": refused, "skipped": skipped},
+        });
+        if let Some((key, value)) = extra {
+            document[key] = value;
+        }
+        out.json_document(&document)?;
     } else if reports.len() > 1 {
         let style = out.style;
         let mut parts = Vec::new();
@@ -168,6 +359,7 @@ fn finish(
             (unchanged, "unchanged"),
             (failed, "failed"),
             (rolled_back, "rolled back"),
+            (refused, "refused"),
             (skipped, "skipped"),
         ] {
             if number > 0 {
@@ -192,13 +384,13 @@ fn finish(
         };
         return Err(NodesFailed(message).into());
     }
-    if failed + rolled_back > 0 {
+    if failed + rolled_back + refused > 0 {
         let names: Vec<&str> = reports
             .iter()
-            .filter(|report| matches!(report.outcome, Outcome::Failed | Outcome::RolledBack))
+            .filter(|report| matches!(report.outcome, Outcome::Failed | Outcome::RolledBack | Outcome::Refused))
             .map(|report| report.node.as_str())
             .collect();
-        let failed = failed + rolled_back;
+        let failed = failed + rolled_back + refused;
         return Err(NodesFailed(format!(
             "{failed} of {} node{} failed: {}",
             reports.len(),

@@ -102,6 +102,7 @@ pub(crate) fn print_report(out: &mut Output, plan: &Plan, report: &NodeReport, d
         Outcome::WouldChange => style.yellow("would change"),
         Outcome::Failed => style.red("FAILED"),
         Outcome::RolledBack => style.red("ROLLED BACK"),
+        Outcome::Refused => style.red("REFUSED"),
         Outcome::Skipped => style.yellow(match report.skipped {
             Some(Skip::BatchFailed) => "skipped (not started: a node of an earlier batch failed)",
             Some(Skip::MaxFail) => "skipped (not started: the most failures allowed were reached)",

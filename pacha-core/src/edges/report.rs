@@ -9,7 +9,7 @@ use crate::edges::history::HistoryError;
 use crate::edges::link::LinkError;
 use crate::model::mode::Mode;
 use crate::model::path::NodePath;
-use crate::model::plan::Plan;
+use crate::model::plan::{Plan, Seen};
 use crate::model::snapshot::Entry;
 
 /// How a file on the node differs from its plan.
@@ -77,6 +77,8 @@ pub enum Outcome {
     /// A post script or health check failed after placing, and the node was put back as it
     /// was before the push (post scripts run again): see [`NodeReport::error`].
     RolledBack,
+    /// A saved plan's node no longer holds what the plan saw: nothing was done.
+    Refused,
     /// The node was never started: see [`NodeReport::skipped`] for why.
     Skipped,
 }
@@ -112,6 +114,7 @@ impl Outcome {
             Outcome::WouldChange => "would-change",
             Outcome::Failed => "failed",
             Outcome::RolledBack => "rolled-back",
+            Outcome::Refused => "refused",
             Outcome::Skipped => "skipped",
         }
     }
@@ -160,6 +163,12 @@ pub enum NodeError {
         status: i32,
         /// Whether the files were placed before it failed.
         placed: bool,
+    },
+    /// A saved plan's node changed since the plan was made.
+    #[error("the node changed since the plan was made: {}; make a new plan", paths.iter().map(NodePath::as_str).collect::<Vec<_>>().join(", "))]
+    Moved {
+        /// The paths that hold something else now.
+        paths: Vec<NodePath>,
     },
     /// A post script or health check failed after placing, and the node was put back.
     #[error("{} {id} {}: the node was put back as it was before this push ({}, {})", if id.starts_with("health/") { "health check" } else { "script" }, timed_out.map_or_else(|| format!("failed with exit status {status}"), |seconds| format!("timed out after {seconds} s")), if *restore_incomplete { "some of it could not be restored: see the node" } else { "previous files restored" }, if *post_failed_again { "and the post scripts failed again on them" } else { "post scripts run again" })]
@@ -227,6 +236,7 @@ impl NodeError {
             NodeError::Transport(_) => "connection",
             NodeError::Script { .. } | NodeError::ScriptTimeout { .. } => "script",
             NodeError::Validation { .. } => "validation",
+            NodeError::Moved { .. } => "refused",
             NodeError::RolledBack { id, .. } if id.starts_with("health/") => "health",
             NodeError::RolledBack { .. } => "script",
             NodeError::History(_) | NodeError::MasterHistory(_) => "history",
@@ -271,6 +281,9 @@ pub struct NodeReport {
     pub timings: Timings,
     /// Why the node was never started, when its outcome is [`Outcome::Skipped`].
     pub skipped: Option<Skip>,
+    /// What the node held at every path the plan places, links, manages or removes, as
+    /// inspected (what a saved plan expects).
+    pub seen: Vec<Seen>,
 }
 
 impl NodeReport {
@@ -292,6 +305,7 @@ impl NodeReport {
             recovered: None,
             timings: Timings::default(),
             skipped: None,
+            seen: Vec::new(),
         }
     }
 
@@ -304,7 +318,10 @@ impl NodeReport {
     /// Whether the node failed, was rolled back, was skipped, or its result could not be
     /// recorded.
     pub fn failed(&self) -> bool {
-        matches!(self.outcome, Outcome::Failed | Outcome::RolledBack | Outcome::Skipped) || self.error.is_some()
+        matches!(
+            self.outcome,
+            Outcome::Failed | Outcome::RolledBack | Outcome::Refused | Outcome::Skipped
+        ) || self.error.is_some()
     }
 }
 

@@ -171,6 +171,45 @@ pub struct Plan {
     /// (the post scripts are due on the next push) instead of putting the node back.
     #[serde(default)]
     pub keep_on_failure: bool,
+    /// A saved plan's expectation: what the node held when the plan was made. A push of this
+    /// plan is refused, under the node's lock, unless the node still holds exactly that.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect: Option<Expectation>,
+}
+
+/// What a saved plan saw on its node (`pacha plan -o`): the plan's id and, for every path it
+/// places, links, manages or removes, what was there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Expectation {
+    /// The saved plan's id (recorded with the push).
+    pub id: String,
+    /// Each path and what was there.
+    pub seen: Vec<Seen>,
+}
+
+/// What one path held: its kind (`missing`, `file`, `link`, `dir`, `other`, `unreadable`)
+/// and, as they apply, the content hash, owner, group, mode and link target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Seen {
+    /// The path on the node.
+    pub path: NodePath,
+    /// What is there.
+    pub kind: String,
+    /// A file's content hash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// A file's or folder's owner (name, else uid).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// A file's or folder's group (name, else gid).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// A file's or folder's mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    /// A link's target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
 }
 
 impl fmt::Debug for PlannedFile {

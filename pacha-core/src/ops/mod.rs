@@ -8,6 +8,7 @@ pub(crate) mod push;
 pub(crate) mod record;
 pub(crate) mod render;
 pub(crate) mod restore;
+pub(crate) mod saved;
 pub(crate) mod serve;
 pub(crate) mod status;
 #[cfg(test)]

@@ -14,7 +14,7 @@ use crate::edges::connection::{
 use crate::edges::history::HistoryError;
 use crate::edges::report::{Change, ChangeKind, NodeError, NodeReport, Outcome, Reporter, Skip};
 use crate::model::path::NodePath;
-use crate::model::plan::{Plan, PlannedDir, PlannedFile, PlannedScript, Stage};
+use crate::model::plan::{Plan, PlannedDir, PlannedFile, PlannedScript, Seen, Stage};
 use crate::model::snapshot::{Entry, RecordedDir, RecordedFile, RecordedLink, Snapshot};
 use crate::ops::journal::{self, Journal, Managed};
 
@@ -60,6 +60,50 @@ impl Default for PushOptions {
             max_fail: None,
         }
     }
+}
+
+/// What `live` is at `path`, as a saved plan keeps it.
+pub(crate) fn seen(path: &NodePath, live: &LiveFile) -> Seen {
+    let name = |name: &str, id: u32| {
+        if name.is_empty() || name == "UNKNOWN" {
+            id.to_string()
+        } else {
+            name.to_owned()
+        }
+    };
+    let mut seen = Seen {
+        path: path.clone(),
+        kind: String::new(),
+        sha256: None,
+        owner: None,
+        group: None,
+        mode: None,
+        target: None,
+    };
+    seen.kind = match live {
+        LiveFile::Missing => "missing",
+        LiveFile::File(stat) => {
+            seen.sha256 = Some(stat.sha256.to_string());
+            seen.owner = Some(name(&stat.owner, stat.uid));
+            seen.group = Some(name(&stat.group, stat.gid));
+            seen.mode = Some(stat.mode.to_string());
+            "file"
+        }
+        LiveFile::Symlink(target) => {
+            seen.target = Some(target.clone());
+            "link"
+        }
+        LiveFile::Directory(stat) => {
+            seen.owner = Some(name(&stat.owner, stat.uid));
+            seen.group = Some(name(&stat.group, stat.gid));
+            seen.mode = Some(stat.mode.to_string());
+            "dir"
+        }
+        LiveFile::Other => "other",
+        LiveFile::Unreadable => "unreadable",
+    }
+    .to_owned();
+    seen
 }
 
 /// What pushing `plan` would change given the node's `live` files (in plan order).
@@ -390,6 +434,30 @@ fn node_steps(
     let (planned, rest) = inspection.files.split_at(plan.files.len());
     let (live_links, rest) = rest.split_at(plan.links.len());
     let (live_dirs, leaving) = rest.split_at(plan.dirs.len());
+    let paths = plan
+        .files
+        .iter()
+        .map(|file| &file.destination)
+        .chain(plan.links.iter().map(|link| &link.path))
+        .chain(plan.dirs.iter().map(|dir| &dir.path))
+        .chain(candidates.iter().map(|(path, _)| path));
+    report.seen = paths
+        .zip(&inspection.files)
+        .map(|(path, live)| seen(path, live))
+        .collect();
+    if let Some(expect) = &plan.expect {
+        let moved: Vec<NodePath> = expect
+            .seen
+            .iter()
+            .filter(|then| !report.seen.contains(then))
+            .map(|then| then.path.clone())
+            .collect();
+        if !moved.is_empty() {
+            report.outcome = Outcome::Refused;
+            report.error = Some(NodeError::Moved { paths: moved });
+            return Ok(());
+        }
+    }
     let blocked = plan
         .files
         .iter()

@@ -61,6 +61,7 @@ fn plan(node: &str, files: &[(&str, &str)]) -> Plan {
         dirs: Vec::new(),
         script_timeout: None,
         keep_on_failure: false,
+        expect: None,
     }
 }
 

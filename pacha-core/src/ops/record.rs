@@ -227,7 +227,10 @@ pub(crate) fn record_push(
         state: Some(plan.state.clone()),
         changed,
         failed: report.outcome == Outcome::Failed,
-        detail: (forced && report.changes.is_empty()).then(|| "(forced)".to_owned()),
+        detail: match &plan.expect {
+            Some(expect) => Some(format!("(plan {})", expect.id)),
+            None => (forced && report.changes.is_empty()).then(|| "(forced)".to_owned()),
+        },
     };
     history.record(&event, &snapshot).map(Some)
 }

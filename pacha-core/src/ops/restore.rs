@@ -76,6 +76,7 @@ pub(crate) fn snapshot_plan(node: &str, state: &str, target: Target, snapshot: &
         // A rollback or rebuild is what an admin reaches for when things broke: it is never
         // undone by a failing post script.
         keep_on_failure: true,
+        expect: None,
     }
 }
 
