@@ -1065,3 +1065,110 @@ fn a_saved_plan_applies_only_where_nodes_are_as_it_saw_them() {
     assert_eq!(code, 1);
     assert!(stderr.contains("not a pacha plan file"), "{stderr}");
 }
+
+/// Confirm or revert: with `health: {ssh: true}`, a change after which a new SSH connection
+/// fails (here: an authorized_keys that locks pacha out of the test sshd) is put back by the
+/// node, while the old connection still works.
+#[test]
+fn confirm_or_revert_rolls_back_a_change_that_breaks_logins() {
+    let master = SshMaster::new(&["web1"]);
+    let keys_file = master.sshd.dir().join("authorized_keys");
+    let keys = fs::read_to_string(&keys_file).unwrap();
+    master.write("templates/keys/app.yaml", "dest: /\nmode: \"0600\"\n");
+    master.write("templates/keys/default/authorized_keys", &keys);
+    master.write(
+        "nodes/web1/web1.conf",
+        &format!(
+            "host: web1\nroot: {}\napps: [keys]\nhealth: {{ssh: true, timeout: 20}}\n",
+            master.sshd.dir().display()
+        ),
+    );
+    let (code, stdout, stderr) = master.run(&["push", "web1", "production"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+
+    master.write("templates/keys/default/authorized_keys", "# nobody may log in\n");
+    let (code, stdout, stderr) = master.run(&["push", "web1", "production", "--json"]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    let node = &serde_json::from_str::<serde_json::Value>(&stdout).unwrap()["nodes"][0];
+    assert_eq!(node["outcome"], "rolled-back", "{node}");
+    assert_eq!(node["error"]["kind"], "health");
+    let probe = node["scripts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|run| run["id"] == "health/ssh")
+        .unwrap_or_else(|| panic!("{node}"));
+    assert!(
+        probe["output"]
+            .as_str()
+            .unwrap()
+            .contains("a new SSH connection failed"),
+        "{probe}"
+    );
+    assert_eq!(fs::read_to_string(&keys_file).unwrap(), keys, "the keys are back");
+
+    // Good keys again: the change goes through, confirmed.
+    master.write("templates/keys/default/authorized_keys", &format!("{keys}# reviewed\n"));
+    let (code, stdout, stderr) = master.run(&["push", "web1", "production"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(fs::read_to_string(&keys_file).unwrap().ends_with("# reviewed\n"));
+}
+
+/// pacha killed while the node waits for its confirmation: the node puts everything back by
+/// itself.
+#[test]
+fn a_node_waiting_for_a_killed_pacha_rolls_itself_back() {
+    let master = SshMaster::new(&["web1"]);
+    let keys_file = master.sshd.dir().join("authorized_keys");
+    let keys = fs::read_to_string(&keys_file).unwrap();
+    master.write("templates/keys/app.yaml", "dest: /\nmode: \"0600\"\n");
+    master.write("templates/keys/default/authorized_keys", &keys);
+    master.write(
+        "nodes/web1/web1.conf",
+        &format!(
+            "host: web1\nroot: {}\napps: [keys]\nhealth: {{ssh: true, timeout: 30}}\n",
+            master.sshd.dir().display()
+        ),
+    );
+    let (code, _, stderr) = master.run(&["push", "web1", "production"]);
+    assert_eq!(code, 0, "{stderr}");
+    // New logins hang in a forced command: pacha waits in its check, and is killed there.
+    master.write(
+        "templates/keys/default/authorized_keys",
+        &format!("command=\"sleep 3617\" {keys}"),
+    );
+    let runtime = master.dir.path().join("run");
+    let mut push = std::process::Command::new(assert_cmd::cargo::cargo_bin("pacha"))
+        .env("XDG_RUNTIME_DIR", &runtime)
+        .arg("--master")
+        .arg(master.dir.path())
+        .args(["push", "web1", "production"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let waiting = || {
+        fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter_map(|entry| fs::read(entry.path().join("cmdline")).ok())
+            .any(|cmdline| String::from_utf8_lossy(&cmdline).starts_with("sleep\u{0}3617"))
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !waiting() {
+        assert!(std::time::Instant::now() < deadline, "pacha never got to its check");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(
+        fs::read_to_string(&keys_file).unwrap().starts_with("command="),
+        "the change is in place"
+    );
+    push.kill().unwrap();
+    push.wait().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(40);
+    while fs::read_to_string(&keys_file).unwrap() != keys {
+        assert!(std::time::Instant::now() < deadline, "the node never rolled back");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = std::process::Command::new("pkill").args(["-f", "sleep 3617"]).status();
+}

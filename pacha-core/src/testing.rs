@@ -368,6 +368,7 @@ impl Planner for StaticPlanner<'_> {
             script_timeout: None,
             keep_on_failure: false,
             expect: None,
+            confirm_ssh: None,
         })
     }
 }

@@ -218,12 +218,8 @@ impl<'m> Renderer<'m> {
             }
         }
         // Health checks: the node's phases, else pacha.yaml's.
-        let health = node
-            .health
-            .scripts
-            .as_ref()
-            .or(self.master.settings().health.scripts.as_ref());
-        for phase in health.into_iter().flatten() {
+        let health = self.master.settings().health.overlaid(&node.health);
+        for phase in health.scripts.iter().flatten() {
             let at = || Location::line(&node_file, line_of(&node_text(), phase));
             for script in self.phase(Stage::Health, phase, at)?.iter() {
                 health_scripts.push(PlannedScript {
@@ -338,6 +334,7 @@ impl<'m> Renderer<'m> {
                 .or(self.master.settings().scripts.timeout)
                 .filter(|seconds| *seconds > 0),
             keep_on_failure: node.on_failure.or(self.master.settings().on_failure) == Some(OnFailure::Keep),
+            confirm_ssh: health.confirm(),
             expect: None,
         })
     }

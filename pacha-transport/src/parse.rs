@@ -365,6 +365,8 @@ pub(crate) fn parse_applied(
             }
             let output = reader.take(size)?.to_vec();
             applied.refused = Some((index, status, output));
+        } else if line == format!("AWAIT-{nonce}") {
+            // Confirm or revert: the node waited for pacha's answer here.
         } else if line == "PLACED" {
             applied.placed = true;
         } else if line == "A" {

@@ -85,7 +85,7 @@ stop_apply() {
   g=; { read -r g < "$S/lock/script"; } 2>/dev/null
   kill -TERM -"$a" 2>/dev/null || kill -TERM "$a" 2>/dev/null
   [ -z "$g" ] || kill -TERM -"$g" 2>/dev/null
-  j=0; while { kill -0 "$a" || { [ -n "$g" ] && kill -0 -"$g"; }; } 2>/dev/null && [ "$j" -lt 50 ]; do sleep 0.1 2>/dev/null || sleep 1; j=$((j + 1)); done
+  j=0; while { kill -0 "$a" || { [ -n "$g" ] && kill -0 -"$g"; }; } 2>/dev/null && [ "$j" -lt 300 ]; do sleep 0.1 2>/dev/null || sleep 1; j=$((j + 1)); done
   kill -KILL -"$a" 2>/dev/null || kill -KILL "$a" 2>/dev/null
   [ -z "$g" ] || kill -KILL -"$g" 2>/dev/null
   return 0
@@ -313,7 +313,8 @@ pub(crate) fn apply(request: &Apply<'_>, step: &ApplyStep<'_>, root: &str, nonce
     reached.extend(step.dirs.iter().map(|dir| dir.path.clone()));
     let link_temps = link_temps(step.links, root, nonce);
     snippet.header(root, nonce, &guarded_folders(&reached, root));
-    let transaction = step.transaction && !(step.post.is_empty() && step.health.is_empty());
+    let confirm = request.confirm.filter(|_| step.transaction);
+    let transaction = step.transaction && (confirm.is_some() || !(step.post.is_empty() && step.health.is_empty()));
     let backups = Backups::of(&targets, step, root, nonce, transaction);
     snippet.cleanup_and_runner(&targets, &link_temps, &backups, request.script_timeout);
     snippet.environment(request, root);
@@ -365,6 +366,9 @@ pub(crate) fn apply(request: &Apply<'_>, step: &ApplyStep<'_>, root: &str, nonce
         snippet.revert_function(step, &targets, &link_temps, &backups, root, first);
         snippet.run_lines_or_revert(step.post, first, Stage::Post);
         snippet.run_lines_or_revert(step.health, first + step.post.len(), Stage::Health);
+        if let Some(seconds) = confirm {
+            snippet.await_confirmation(seconds);
+        }
     } else {
         snippet.run_lines(step.post, step.pre.len(), Stage::Post, EXIT_POST_FAILED);
         snippet.run_lines(
@@ -837,7 +841,9 @@ printf '%s\n' "$$" > "$S/lock/apply"
         root: &str,
         first: usize,
     ) {
-        self.script.push_str("revert() {\n  bad=0\n");
+        // Nothing interrupts a roll back half way (pacha gone: its output has nowhere to go).
+        self.script
+            .push_str("revert() {\n  trap '' HUP INT TERM PIPE\n  bad=0\n");
         if step.journal.is_some() {
             self.script.push_str(
                 "  if [ -f \"$T/journal.old\" ]; then mv -f -- \"$T/journal.old\" \"$S/journal\" || bad=1; else rm -f -- \"$S/journal\"; fi\n",
@@ -882,6 +888,16 @@ printf '%s\n' "$$" > "$S/lock/apply"
         }
         self.script
             .push_str("  [ \"$again\" -ne 0 ] || rm -f \"$S/pending-post\"\n}\n");
+    }
+
+    /// Confirm or revert: says `AWAIT-<nonce>` and waits at most `seconds` for pacha's
+    /// `CONFIRM-<nonce>` on its input; anything else (`REVERT-…`, the input closed because
+    /// pacha or the connection went away, the time running out, a signal) puts everything back.
+    fn await_confirmation(&mut self, seconds: u64) {
+        let _ = write!(
+            self.script,
+            "trap 'revert; exit {EXIT_ROLLED_BACK}' HUP INT TERM PIPE\nprintf 'AWAIT-%s\\n' \"$N\"\nv=$(timeout {seconds} head -n 1)\nif [ \"$v\" != \"CONFIRM-$N\" ]; then revert; exit {EXIT_ROLLED_BACK}; fi\ntrap 'exit 1' HUP INT TERM PIPE\n"
+        );
     }
 
     /// Scripts whose failure puts the node back (`revert`) and ends the apply.
@@ -1134,6 +1150,7 @@ echo hi
             }],
             health: &[],
             revert_on_failure: true,
+            confirm: None,
             script_timeout: Some(600),
             journal: b"pacha-journal 1\n",
         };

@@ -40,6 +40,20 @@ pub(crate) trait Shell: Send {
     fn start_held(&mut self, script: &str, marker: &[u8]) -> Result<Held, TransportError>;
     /// Closes the held command's input, so that it ends.
     fn release(&mut self);
+    /// Runs `script` with `input` on its standard input, which stays open: once the output
+    /// ends with `marker`, `answer` says what to write to it before it is closed (when the
+    /// output ends without the marker, nothing is asked). Then runs it to its end.
+    fn run_asking(
+        &mut self,
+        script: &str,
+        input: &[u8],
+        marker: &[u8],
+        answer: &mut dyn FnMut() -> Vec<u8>,
+    ) -> Result<Finished, TransportError>;
+    /// What opens a new connection to the node (no shared master) and runs `true` there,
+    /// waiting at most the seconds it is given: whether the node still takes logins. The
+    /// error says why not.
+    fn prober(&self) -> Box<dyn FnMut(u64) -> Result<(), String> + Send>;
     /// Ends the connection (or keeps it for the next run, as configured).
     fn close(self: Box<Self>) -> Result<(), TransportError>;
 }
@@ -203,7 +217,29 @@ impl Connection for ShellConnection {
         let mut applied = Applied::default();
         for step in script::apply_steps(request) {
             let (snippet, input) = script::apply(request, &step, &self.root, &self.nonce);
-            let finished = self.shell.run(&snippet, &input)?;
+            let finished = match request.confirm.filter(|_| step.transaction) {
+                Some(seconds) => {
+                    let marker = format!("AWAIT-{}\n", self.nonce);
+                    let nonce = self.nonce.clone();
+                    let mut probe = self.shell.prober();
+                    let mut probe_failed = None;
+                    let finished =
+                        self.shell
+                            // The answer must reach the node before it stops waiting.
+                            .run_asking(&snippet, &input, marker.as_bytes(), &mut || match probe(
+                                (seconds * 3 / 4).max(1),
+                            ) {
+                                Ok(()) => format!("CONFIRM-{nonce}\n").into_bytes(),
+                                Err(why) => {
+                                    probe_failed = Some(why);
+                                    format!("REVERT-{nonce}\n").into_bytes()
+                                }
+                            })?;
+                    applied.probe_failed = probe_failed;
+                    finished
+                }
+                None => self.shell.run(&snippet, &input)?,
+            };
             if let Some(err) = self.symlinked(&finished) {
                 return Err(err);
             }

@@ -181,6 +181,7 @@ impl Connector for SshConnector {
             held: None,
             host: target.host.clone(),
             close_master,
+            target: target.clone(),
         };
         let connection =
             ShellConnection::new(Box::new(shell), &target.host, &target.root).with_lock_wait(self.lock_wait);
@@ -345,6 +346,7 @@ struct SshShell {
     held: Option<openssh::Child<Arc<Session>>>,
     host: String,
     close_master: bool,
+    target: Target,
 }
 
 impl SshShell {
@@ -471,6 +473,100 @@ impl Shell for SshShell {
         }))
     }
 
+    fn run_asking(
+        &mut self,
+        script: &str,
+        input: &[u8],
+        marker: &[u8],
+        answer: &mut dyn FnMut() -> Vec<u8>,
+    ) -> Result<Finished, TransportError> {
+        let mut child = self.spawn(script)?;
+        let mut stdin = child.stdin().take();
+        let mut stdout = child.stdout().take();
+        let stderr = child.stderr().take();
+        let errors = self.runtime.spawn(async move {
+            let mut buffer = Vec::new();
+            if let Some(mut stderr) = stderr {
+                let _ = stderr.read_to_end(&mut buffer).await;
+            }
+            buffer
+        });
+        let (mut output, asked) = self.runtime.block_on(async {
+            let write = async {
+                if let Some(stdin) = stdin.as_mut() {
+                    let _ = stdin.write_all(input).await;
+                    let _ = stdin.flush().await;
+                }
+            };
+            let read = async {
+                let mut output = Vec::new();
+                let mut buffer = vec![0u8; 65536];
+                let Some(stdout) = stdout.as_mut() else {
+                    return (output, false);
+                };
+                loop {
+                    match stdout.read(&mut buffer).await {
+                        Ok(0) | Err(_) => return (output, false),
+                        Ok(read) => output.extend_from_slice(&buffer[..read]),
+                    }
+                    if output.ends_with(marker) {
+                        return (output, true);
+                    }
+                }
+            };
+            let ((), read) = tokio::join!(write, read);
+            read
+        });
+        let reply = if asked { answer() } else { Vec::new() };
+        let result = self.runtime.block_on(async move {
+            if let Some(mut stdin) = stdin {
+                let _ = stdin.write_all(&reply).await;
+                let _ = stdin.shutdown().await;
+            }
+            if let Some(mut stdout) = stdout {
+                let _ = stdout.read_to_end(&mut output).await;
+            }
+            let status = child.wait().await;
+            let stderr = errors.await.unwrap_or_default();
+            (status, output, stderr)
+        });
+        let (status, stdout, stderr) = result;
+        match status {
+            Ok(status) => Ok(Finished {
+                status: status.code(),
+                stdout,
+                stderr,
+            }),
+            Err(openssh::Error::RemoteProcessTerminated) => Ok(Finished {
+                status: None,
+                stdout,
+                stderr,
+            }),
+            Err(err) => Err(self.error(Step::Apply, &err)),
+        }
+    }
+
+    fn prober(&self) -> Box<dyn FnMut(u64) -> Result<(), String> + Send> {
+        let mut args = session_args(&self.target);
+        for option in ["ControlMaster=no", "ControlPath=none"] {
+            args.push("-o".into());
+            args.push(option.into());
+        }
+        args.push("--".into());
+        args.push(self.target.host.clone().into());
+        args.push("true".into());
+        Box::new(move |seconds| {
+            let child = Command::new("ssh")
+                .args(&args)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .map_err(|err| format!("cannot run ssh: {err}"))?;
+            wait_with_deadline(child, Duration::from_secs(seconds.max(1)))
+        })
+    }
+
     fn release(&mut self) {
         if let Some(mut child) = self.held.take() {
             // Closing its input ends the held command, which releases the node's lock. No need
@@ -488,6 +584,40 @@ impl Shell for SshShell {
             let _ = self.runtime.block_on(session.close());
         }
         Ok(())
+    }
+}
+
+/// Waits for `child` (an `ssh … true`) at most `deadline`; its stderr is the error.
+fn wait_with_deadline(mut child: std::process::Child, deadline: Duration) -> Result<(), String> {
+    let started = std::time::Instant::now();
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => {
+                if status.success() {
+                    return Ok(());
+                }
+                let mut stderr = String::new();
+                if let Some(mut pipe) = child.stderr.take() {
+                    let _ = io::Read::read_to_string(&mut pipe, &mut stderr);
+                }
+                let stderr = stderr.trim();
+                return Err(if stderr.is_empty() {
+                    format!("a new SSH connection failed ({status})")
+                } else {
+                    format!("a new SSH connection failed: {stderr}")
+                });
+            }
+            Ok(None) if started.elapsed() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "a new SSH connection did not finish within {} s",
+                    deadline.as_secs()
+                ));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            Err(err) => return Err(format!("waiting for ssh: {err}")),
+        }
     }
 }
 

@@ -60,6 +60,7 @@ pub(crate) fn plan(node: &str, target: Target, files: Vec<PlannedFile>, scripts:
         script_timeout: None,
         keep_on_failure: false,
         expect: None,
+        confirm_ssh: None,
     }
 }
 

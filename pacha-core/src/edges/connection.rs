@@ -182,6 +182,10 @@ pub struct Apply<'a> {
     /// (previous files, links, folders, removed files, the journal) and runs the post
     /// scripts again; else the new files stay and the post scripts are due.
     pub revert_on_failure: bool,
+    /// Confirm or revert (`health: {ssh: true}`): once the change is in place and checked,
+    /// a new SSH connection must reach the node, and the node waits at most these seconds
+    /// for pacha's confirmation before it puts everything back by itself.
+    pub confirm: Option<u64>,
     /// Seconds each script may run before its whole process group is killed.
     pub script_timeout: Option<u64>,
     /// The node's journal after this apply: what pacha manages there. Stored before anything
@@ -224,6 +228,9 @@ pub struct Applied {
     pub after_rollback: Vec<ScriptRun>,
     /// Whether something could not be put back during the roll back.
     pub restore_incomplete: bool,
+    /// Why the new SSH connection of confirm or revert failed, when it did (then the node
+    /// was put back).
+    pub probe_failed: Option<String>,
 }
 
 /// A `validate` command that refused its staged file.

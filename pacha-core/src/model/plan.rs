@@ -171,6 +171,10 @@ pub struct Plan {
     /// (the post scripts are due on the next push) instead of putting the node back.
     #[serde(default)]
     pub keep_on_failure: bool,
+    /// `health: {ssh: true, timeout}`: seconds the node waits for pacha's confirmation, given
+    /// once a new SSH connection reached it after the change; without it, it rolls back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirm_ssh: Option<u64>,
     /// A saved plan's expectation: what the node held when the plan was made. A push of this
     /// plan is refused, under the node's lock, unless the node still holds exactly that.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -56,13 +56,27 @@ pub enum OnFailure {
 }
 
 impl HealthSettings {
+    /// The default seconds a node waits for confirmation.
+    pub const DEFAULT_TIMEOUT: u64 = 60;
+
+    /// These settings with every key that `over` sets replaced by its value.
+    pub fn overlaid(&self, over: &HealthSettings) -> HealthSettings {
+        HealthSettings {
+            scripts: over.scripts.clone().or_else(|| self.scripts.clone()),
+            ssh: over.ssh.or(self.ssh),
+            timeout: over.timeout.or(self.timeout),
+        }
+    }
+
+    /// Seconds to wait for confirmation, when confirm or revert is on.
+    pub fn confirm(&self) -> Option<u64> {
+        (self.ssh == Some(true)).then(|| self.timeout.unwrap_or(Self::DEFAULT_TIMEOUT))
+    }
+
     /// Refuses what this version cannot do yet, and phase names that are not plain names.
     pub fn check(&self) -> Result<(), String> {
-        if self.ssh.is_some() || self.timeout.is_some() {
-            return Err(
-                "health: ssh and timeout (a new SSH connection, confirm or revert) are not available in this pacha yet; use health scripts (scripts/health/<phase>/)"
-                    .to_owned(),
-            );
+        if self.timeout == Some(0) {
+            return Err("health: timeout must be at least 1".to_owned());
         }
         for phase in self.scripts.iter().flatten() {
             check_name(NameKind::Phase, phase).map_err(|err| format!("health: {err}"))?;
@@ -77,9 +91,10 @@ impl HealthSettings {
 pub struct HealthSettings {
     /// Phases of `scripts/health/<phase>/`, run in order after the post scripts.
     pub scripts: Option<Vec<String>>,
-    /// A new SSH connection to the node after the change (not available in this version).
+    /// After the change, open a new SSH connection to the node and run `true` there; the node
+    /// rolls back unless that worked and pacha confirmed within `timeout`.
     pub ssh: Option<bool>,
-    /// Seconds to wait for confirmation (not available in this version).
+    /// Seconds the node waits for pacha's confirmation (default 60).
     pub timeout: Option<u64>,
 }
 

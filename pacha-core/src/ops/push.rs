@@ -863,6 +863,7 @@ fn apply_placements(
         dirs,
         health: &health,
         revert_on_failure: !plan.keep_on_failure,
+        confirm: plan.confirm_ssh.filter(|_| !plan.keep_on_failure),
         script_timeout: plan.script_timeout,
         journal,
     })
@@ -883,6 +884,13 @@ fn take_applied(plan: &Plan, placements: &[Placement], applied: Applied, report:
         }
     }
     report.scripts = applied.scripts;
+    if let Some(why) = applied.probe_failed {
+        report.scripts.push(ScriptRun {
+            id: "health/ssh".to_owned(),
+            status: 255,
+            output: why.into_bytes(),
+        });
+    }
     if applied.rolled_back {
         let failed = report.scripts.iter().find(|run| !run.succeeded()).cloned();
         let post_failed_again = !applied.after_rollback.iter().all(ScriptRun::succeeded);

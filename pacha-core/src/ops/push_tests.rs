@@ -62,6 +62,7 @@ fn plan(node: &str, files: &[(&str, &str)]) -> Plan {
         script_timeout: None,
         keep_on_failure: false,
         expect: None,
+        confirm_ssh: None,
     }
 }
 

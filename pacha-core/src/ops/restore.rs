@@ -77,6 +77,7 @@ pub(crate) fn snapshot_plan(node: &str, state: &str, target: Target, snapshot: &
         // undone by a failing post script.
         keep_on_failure: true,
         expect: None,
+        confirm_ssh: None,
     }
 }
 
