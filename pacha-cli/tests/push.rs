@@ -1071,20 +1071,7 @@ fn a_saved_plan_applies_only_where_nodes_are_as_it_saw_them() {
 /// node, while the old connection still works.
 #[test]
 fn confirm_or_revert_rolls_back_a_change_that_breaks_logins() {
-    let master = SshMaster::new(&["web1"]);
-    let keys_file = master.sshd.dir().join("authorized_keys");
-    let keys = fs::read_to_string(&keys_file).unwrap();
-    master.write("templates/keys/app.yaml", "dest: /\nmode: \"0600\"\n");
-    master.write("templates/keys/default/authorized_keys", &keys);
-    master.write(
-        "nodes/web1/web1.conf",
-        &format!(
-            "host: web1\nroot: {}\napps: [keys]\nhealth: {{ssh: true, timeout: 20}}\n",
-            master.sshd.dir().display()
-        ),
-    );
-    let (code, stdout, stderr) = master.run(&["push", "web1", "production"]);
-    assert_eq!(code, 0, "{stdout}{stderr}");
+    let (master, keys_file, keys) = keys_node(20);
 
     master.write("templates/keys/default/authorized_keys", "# nobody may log in\n");
     let (code, stdout, stderr) = master.run(&["push", "web1", "production", "--json"]);
@@ -1118,20 +1105,7 @@ fn confirm_or_revert_rolls_back_a_change_that_breaks_logins() {
 /// itself.
 #[test]
 fn a_node_waiting_for_a_killed_pacha_rolls_itself_back() {
-    let master = SshMaster::new(&["web1"]);
-    let keys_file = master.sshd.dir().join("authorized_keys");
-    let keys = fs::read_to_string(&keys_file).unwrap();
-    master.write("templates/keys/app.yaml", "dest: /\nmode: \"0600\"\n");
-    master.write("templates/keys/default/authorized_keys", &keys);
-    master.write(
-        "nodes/web1/web1.conf",
-        &format!(
-            "host: web1\nroot: {}\napps: [keys]\nhealth: {{ssh: true, timeout: 30}}\n",
-            master.sshd.dir().display()
-        ),
-    );
-    let (code, _, stderr) = master.run(&["push", "web1", "production"]);
-    assert_eq!(code, 0, "{stderr}");
+    let (master, keys_file, keys) = keys_node(30);
     // New logins hang in a forced command: pacha waits in its check, and is killed there.
     master.write(
         "templates/keys/default/authorized_keys",
@@ -1171,4 +1145,24 @@ fn a_node_waiting_for_a_killed_pacha_rolls_itself_back() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     let _ = std::process::Command::new("pkill").args(["-f", "sleep 3617"]).status();
+}
+
+/// A node that is the test sshd's own folder, with an app that places its authorized_keys
+/// (as they are) and confirm or revert on with `timeout` seconds; pushed once.
+fn keys_node(timeout: u64) -> (SshMaster, std::path::PathBuf, String) {
+    let master = SshMaster::new(&["web1"]);
+    let keys_file = master.sshd.dir().join("authorized_keys");
+    let keys = fs::read_to_string(&keys_file).unwrap();
+    master.write("templates/keys/app.yaml", "dest: /\nmode: \"0600\"\n");
+    master.write("templates/keys/default/authorized_keys", &keys);
+    master.write(
+        "nodes/web1/web1.conf",
+        &format!(
+            "host: web1\nroot: {}\napps: [keys]\nhealth: {{ssh: true, timeout: {timeout}}}\n",
+            master.sshd.dir().display()
+        ),
+    );
+    let (code, stdout, stderr) = master.run(&["push", "web1", "production"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    (master, keys_file, keys)
 }

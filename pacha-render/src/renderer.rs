@@ -61,6 +61,21 @@ struct ScriptSource {
     sha256: ContentHash,
 }
 
+impl ScriptSource {
+    /// This script as a plan runs it, in `phase` of `stage`; `handles` for a handler.
+    fn planned(&self, stage: Stage, phase: &str, handles: Vec<HandledApp>) -> PlannedScript {
+        PlannedScript {
+            stage,
+            phase: phase.to_owned(),
+            name: self.name.clone(),
+            source: self.source.clone(),
+            content: self.content.clone(),
+            sha256: self.sha256,
+            handles,
+        }
+    }
+}
+
 impl<'m> Renderer<'m> {
     /// A renderer of `master`'s nodes.
     pub fn new(master: &'m Master) -> Renderer<'m> {
@@ -205,15 +220,7 @@ impl<'m> Renderer<'m> {
             for phase in phases {
                 let at = || Location::line(&node_file, line_of(&node_text(), phase));
                 for script in self.phase(stage, phase, at)?.iter() {
-                    scripts.push(PlannedScript {
-                        stage,
-                        phase: phase.clone(),
-                        name: script.name.clone(),
-                        source: script.source.clone(),
-                        content: script.content.clone(),
-                        sha256: script.sha256,
-                        handles: Vec::new(),
-                    });
+                    scripts.push(script.planned(stage, phase, Vec::new()));
                 }
             }
         }
@@ -222,15 +229,7 @@ impl<'m> Renderer<'m> {
         for phase in health.scripts.iter().flatten() {
             let at = || Location::line(&node_file, line_of(&node_text(), phase));
             for script in self.phase(Stage::Health, phase, at)?.iter() {
-                health_scripts.push(PlannedScript {
-                    stage: Stage::Health,
-                    phase: phase.clone(),
-                    name: script.name.clone(),
-                    source: script.source.clone(),
-                    content: script.content.clone(),
-                    sha256: script.sha256,
-                    handles: Vec::new(),
-                });
+                health_scripts.push(script.planned(Stage::Health, phase, Vec::new()));
             }
         }
         // Handlers: each app's `on_change` phases, after the node's own post phases, once per
@@ -261,15 +260,7 @@ impl<'m> Renderer<'m> {
                 Location::line(&shown, line_of(&text, &phase))
             };
             for script in self.phase(Stage::Post, &phase, at)?.iter() {
-                scripts.push(PlannedScript {
-                    stage: Stage::Post,
-                    phase: phase.clone(),
-                    name: script.name.clone(),
-                    source: script.source.clone(),
-                    content: script.content.clone(),
-                    sha256: script.sha256,
-                    handles: apps.clone(),
-                });
+                scripts.push(script.planned(Stage::Post, &phase, apps.clone()));
             }
         }
         scripts.extend(health_scripts);

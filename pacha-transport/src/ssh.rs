@@ -365,6 +365,29 @@ impl SshShell {
         }
     }
 
+    /// How a remote command ended, from its exit and its output.
+    fn finished(
+        &self,
+        status: Result<std::process::ExitStatus, openssh::Error>,
+        stdout: Vec<u8>,
+        stderr: Vec<u8>,
+        step: Step,
+    ) -> Result<Finished, TransportError> {
+        match status {
+            Ok(status) => Ok(Finished {
+                status: status.code(),
+                stdout,
+                stderr,
+            }),
+            Err(openssh::Error::RemoteProcessTerminated) => Ok(Finished {
+                status: None,
+                stdout,
+                stderr,
+            }),
+            Err(err) => Err(self.error(step, &err)),
+        }
+    }
+
     fn spawn(&self, script: &str) -> Result<openssh::Child<Arc<Session>>, TransportError> {
         self.runtime
             .block_on(
@@ -409,19 +432,7 @@ impl Shell for SshShell {
             (child.wait().await, stdout, stderr)
         });
         let (status, stdout, stderr) = result;
-        match status {
-            Ok(status) => Ok(Finished {
-                status: status.code(),
-                stdout,
-                stderr,
-            }),
-            Err(openssh::Error::RemoteProcessTerminated) => Ok(Finished {
-                status: None,
-                stdout,
-                stderr,
-            }),
-            Err(err) => Err(self.error(Step::Run, &err)),
-        }
+        self.finished(status, stdout, stderr, Step::Run)
     }
 
     fn start_held(&mut self, script: &str, marker: &[u8]) -> Result<Held, TransportError> {
@@ -531,19 +542,7 @@ impl Shell for SshShell {
             (status, output, stderr)
         });
         let (status, stdout, stderr) = result;
-        match status {
-            Ok(status) => Ok(Finished {
-                status: status.code(),
-                stdout,
-                stderr,
-            }),
-            Err(openssh::Error::RemoteProcessTerminated) => Ok(Finished {
-                status: None,
-                stdout,
-                stderr,
-            }),
-            Err(err) => Err(self.error(Step::Apply, &err)),
-        }
+        self.finished(status, stdout, stderr, Step::Apply)
     }
 
     fn prober(&self) -> Box<dyn FnMut(u64) -> Result<(), String> + Send> {
