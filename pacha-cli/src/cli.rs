@@ -193,6 +193,9 @@ pub(crate) enum Command {
         /// An ssh_config file for reaching the master (passed to ssh as -F)
         #[arg(long, short = 'F', value_name = "FILE")]
         ssh_config: Option<PathBuf>,
+        /// Keep trying to reach the master for up to SECONDS (a host whose network comes up late, at boot)
+        #[arg(long, value_name = "SECONDS")]
+        wait: Option<u64>,
     },
     /// Run on a node itself: watch its placed and tracked files and capture each change into the master's history
     Watch {
@@ -209,6 +212,16 @@ pub(crate) enum Command {
         /// An ssh_config file for reaching the master (passed to ssh as -F)
         #[arg(long, short = 'F', value_name = "FILE")]
         ssh_config: Option<PathBuf>,
+    },
+    /// Print the authorized_keys line that lets a host's key reach this master for NODE only (pacha serve --node as a forced command, restrict)
+    Authorize {
+        /// The node the key may act for
+        node: String,
+        /// The host's public key file (its .pub), or - for standard input
+        pubkey: PathBuf,
+        /// The pacha program on this master, as the forced command runs it
+        #[arg(long, value_name = "PATH", default_value = "pacha")]
+        program: String,
     },
     /// The master's end of pull and watch, on standard input and output (what a node's ssh runs)
     Serve {

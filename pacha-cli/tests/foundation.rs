@@ -163,3 +163,38 @@ fn usage_errors_exit_1_not_2() {
     let output = pacha().arg("--help").output().unwrap();
     assert_eq!(output.status.code(), Some(0));
 }
+
+/// The systemd units in dist/systemd verify (with this pacha in their ExecStart and the
+/// example host.env as their environment file): no error and no warning.
+#[test]
+fn the_systemd_units_verify() {
+    let units = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../dist/systemd");
+    let dir = tempfile::tempdir().unwrap();
+    let bin = assert_cmd::cargo::cargo_bin("pacha");
+    let env_file = dir.path().join("host.env");
+    fs::copy(units.join("host.env.example"), &env_file).unwrap();
+    for unit in ["pacha-pull@.service", "pacha-watch@.service"] {
+        let text = fs::read_to_string(units.join(unit)).unwrap();
+        assert!(text.contains("ExecStart=/usr/bin/pacha ") && text.contains("EnvironmentFile=/etc/pacha/host.env"));
+        let text = text
+            .replace("/usr/bin/pacha", bin.to_str().unwrap())
+            .replace("/etc/pacha/host.env", env_file.to_str().unwrap());
+        fs::write(dir.path().join(unit), text).unwrap();
+    }
+    let output = std::process::Command::new("systemd-analyze")
+        .current_dir(dir.path())
+        .args([
+            "verify",
+            "--man=no",
+            "./pacha-pull@web1.service",
+            "./pacha-watch@web1.service",
+        ])
+        .output()
+        .expect("systemd-analyze is installed (tools/test installs systemd)");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success() && said.trim().is_empty(), "{said}");
+}

@@ -41,4 +41,5 @@ mod ssh;
 
 pub use link::{LocalLink, MasterAddress, SshLink};
 pub use local::LocalConnector;
+pub use shell::quote;
 pub use ssh::SshConnector;

@@ -2,7 +2,7 @@
 
 /// Quotes `value` for a POSIX shell: the shell reads it back as exactly `value`, whatever it
 /// holds (spaces, quotes, `$()`, `;`, newlines, globs), and never runs any of it.
-pub(crate) fn quote(value: &str) -> String {
+pub fn quote(value: &str) -> String {
     let mut quoted = String::with_capacity(value.len() + 2);
     quoted.push('\'');
     for character in value.chars() {

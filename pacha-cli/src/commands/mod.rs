@@ -1,5 +1,6 @@
 //! What each command does: parse, call the libraries, print.
 
+mod authorize;
 mod history;
 mod init;
 mod nodes;
@@ -167,6 +168,7 @@ fn run(context: &Context<'_>, out: &mut Output) -> anyhow::Result<Status> {
             force,
             remote_pacha,
             ssh_config,
+            wait,
         } => pull::pull(
             context,
             out,
@@ -176,6 +178,7 @@ fn run(context: &Context<'_>, out: &mut Output) -> anyhow::Result<Status> {
             *force,
             remote_pacha,
             ssh_config.as_deref(),
+            *wait,
         ),
         Command::Watch {
             node,
@@ -184,6 +187,7 @@ fn run(context: &Context<'_>, out: &mut Output) -> anyhow::Result<Status> {
             remote_pacha,
             ssh_config,
         } => watch::watch(context, out, node, to, *interval, remote_pacha, ssh_config.as_deref()),
+        Command::Authorize { node, pubkey, program } => authorize::authorize(context, out, node, pubkey, program),
         Command::Serve { node } => serve::serve(context, node.as_deref()),
         Command::Log { node } => history::log(context, out, node),
         Command::Show {

@@ -3,8 +3,9 @@
 //! the master records it.
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
-use pacha_core::{MasterLink, PushOptions, Quiet, SshSettings};
+use pacha_core::{EngineError, LinkError, MasterLink, PushOptions, Quiet, SshSettings};
 use pacha_transport::{LocalConnector, LocalLink, MasterAddress, SshLink};
 
 use super::{Context, Status};
@@ -38,6 +39,17 @@ impl MasterAt {
             .into()),
         }
     }
+}
+
+/// Whether `err` is a master that never answered (so trying again repeats nothing).
+fn unreached(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        matches!(cause.downcast_ref::<LinkError>(), Some(LinkError::Connect { .. }))
+            || matches!(
+                cause.downcast_ref::<EngineError>(),
+                Some(EngineError::Link(LinkError::Connect { .. }))
+            )
+    })
 }
 
 /// Runs `work` over a link to the master `at`.
@@ -78,6 +90,7 @@ pub(super) fn pull(
     force: bool,
     remote_pacha: &str,
     ssh_config: Option<&Path>,
+    wait: Option<u64>,
 ) -> anyhow::Result<Status> {
     let at = MasterAt::parse("--from", from, &context.cwd)?;
     let options = PushOptions {
@@ -85,16 +98,36 @@ pub(super) fn pull(
         holder: holder("pull"),
         ..PushOptions::default()
     };
-    let pulled = with_link(&at, remote_pacha, ssh_config, node, |link| {
-        Ok(pacha_core::pull(
-            link,
-            node,
-            state,
-            &LocalConnector::default(),
-            &options,
-            &Quiet,
-        )?)
-    })?;
+    let deadline = wait.map(|seconds| Instant::now() + Duration::from_secs(seconds));
+    let mut delay = Duration::from_secs(1);
+    let pulled = loop {
+        let attempt = with_link(&at, remote_pacha, ssh_config, node, |link| {
+            Ok(pacha_core::pull(
+                link,
+                node,
+                state,
+                &LocalConnector::default(),
+                &options,
+                &Quiet,
+            )?)
+        });
+        match attempt {
+            // Only a master never reached is tried again: nothing was done yet.
+            Err(err)
+                if unreached(&err)
+                    && deadline.is_some_and(|deadline| Instant::now() + delay < deadline)
+                    && !context.stop.load(std::sync::atomic::Ordering::SeqCst) =>
+            {
+                #[expect(clippy::print_stderr, reason = "progress of a retry, never on stdout")]
+                {
+                    eprintln!("{err:#}; trying again in {} s", delay.as_secs());
+                }
+                std::thread::sleep(delay);
+                delay = (delay * 2).min(Duration::from_secs(10));
+            }
+            other => break other?,
+        }
+    };
     if out.json {
         out.json_document(&ReportView::new(&pulled.plan, &pulled.report, Diffs::None))?;
     } else {
