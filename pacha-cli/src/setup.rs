@@ -71,6 +71,11 @@ pub(crate) fn holder(command: &str) -> String {
     format!("pacha {command} by {user}@{host} (pid {})", std::process::id())
 }
 
+/// This machine's name, as a node tells its master who it is.
+pub(crate) fn host_name() -> String {
+    user_and_host().1
+}
+
 /// The user running pacha and this machine's name.
 fn user_and_host() -> (String, String) {
     let user = std::env::var("USER")

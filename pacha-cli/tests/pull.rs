@@ -42,6 +42,31 @@ fn a_node_pulls_its_plan_and_the_master_records_it() {
 
     let (_, log, _) = master.run(&["log", "web1"]);
     assert!(log.contains("pull web1 production: 2 files changed"), "{log}");
+    // The host did it: it is the author (and in a trailer); the master's user commits.
+    let host: String = fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap()
+        .trim()
+        .chars()
+        .filter(|character| character.is_ascii_alphanumeric() || ".-_".contains(*character))
+        .collect();
+    let git = std::process::Command::new("git")
+        .arg("--git-dir")
+        .arg(master.dir.path().join("hosts"))
+        .args([
+            "log",
+            "-1",
+            "--format=%an|%ae|%cn|%(trailers:key=Pacha-Host,valueonly)",
+            "main",
+        ])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&git.stdout);
+    assert!(
+        said.starts_with(&format!("pacha@{host}|pacha@{host}|"))
+            && !said.contains(&format!("|pacha@{host}|pacha@{host}|")),
+        "{said}"
+    );
+    assert!(said.trim_end().ends_with(&host), "{said}");
     let (code, status, _) = master.run(&["status", "web1"]);
     assert_eq!(code, 0, "{status}");
     assert!(

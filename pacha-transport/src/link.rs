@@ -83,6 +83,7 @@ pub struct SshLink {
     drain: Option<thread::JoinHandle<()>>,
     /// Whether the master has answered once: an end before that means it was never reached.
     answered: bool,
+    host: Option<String>,
 }
 
 impl SshLink {
@@ -140,6 +141,7 @@ impl SshLink {
             stderr,
             drain: Some(drain),
             answered: false,
+            host: None,
         })
     }
 
@@ -180,9 +182,21 @@ impl SshLink {
     }
 }
 
+impl SshLink {
+    /// Tells the master this host's name when the session opens (who did what it records).
+    pub fn with_host(mut self, host: impl Into<String>) -> SshLink {
+        self.host = Some(host.into());
+        self
+    }
+}
+
 impl MasterLink for SshLink {
     fn describe(&self) -> String {
         self.address.to_string()
+    }
+
+    fn host(&self) -> Option<String> {
+        self.host.clone()
     }
 
     fn exchange(&mut self, message: &[u8]) -> Result<Vec<u8>, LinkError> {
@@ -225,6 +239,7 @@ impl Drop for SshLink {
 pub struct LocalLink<'a> {
     server: Server<'a>,
     master: String,
+    host: Option<String>,
 }
 
 impl<'a> LocalLink<'a> {
@@ -233,13 +248,24 @@ impl<'a> LocalLink<'a> {
         LocalLink {
             server,
             master: master.into(),
+            host: None,
         }
+    }
+
+    /// Tells the master this host's name when the session opens.
+    pub fn with_host(mut self, host: impl Into<String>) -> LocalLink<'a> {
+        self.host = Some(host.into());
+        self
     }
 }
 
 impl MasterLink for LocalLink<'_> {
     fn describe(&self) -> String {
         self.master.clone()
+    }
+
+    fn host(&self) -> Option<String> {
+        self.host.clone()
     }
 
     fn exchange(&mut self, message: &[u8]) -> Result<Vec<u8>, LinkError> {

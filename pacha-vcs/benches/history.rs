@@ -40,6 +40,7 @@ fn snapshot(node: usize, round: usize) -> Snapshot {
 fn event(node: usize) -> Event {
     Event {
         kind: EventKind::Push,
+        host: None,
         node: format!("node{node}"),
         state: Some("production".into()),
         changed: vec![NodePath::parse("/etc/app/conf0.conf").expect("path")],

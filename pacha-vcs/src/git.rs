@@ -327,11 +327,20 @@ impl GitHistory {
         let message = commit_message(event, previous);
         let signature =
             Signature::now(&self.author.name, &self.author.email).map_err(|err| self.err("signing the commit", err))?;
+        // What a host did by itself (a pull, a watch) is authored by that host; the person
+        // running the master commits it.
+        let author = match &event.host {
+            Some(host) => {
+                let name = format!("pacha@{host}");
+                Signature::now(&name, &name).map_err(|err| self.err("signing the commit", err))?
+            }
+            None => signature.clone(),
+        };
         let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
         // Moving main is the moment the event is recorded: libgit2 writes the ref through a
         // lock file and a rename, and only if main is still at the parent.
         let commit = repo
-            .commit(Some(BRANCH), &signature, &signature, &message, &root, &parents)
+            .commit(Some(BRANCH), &author, &signature, &message, &root, &parents)
             .map_err(|err| self.err("recording the commit", err))?;
         repo.reference(&node_ref(&event.node), commit, true, "pacha: record")
             .map_err(|err| self.err("moving the node's ref", err))?;
@@ -480,6 +489,9 @@ fn commit_message(event: &Event, previous: Option<Oid>) -> String {
     }
     if event.failed {
         message.push_str("Pacha-Failed: yes\n");
+    }
+    if let Some(host) = &event.host {
+        message.push_str(&format!("Pacha-Host: {}\n", escape(host)));
     }
     if let Some(previous) = previous {
         message.push_str(&format!("Pacha-Previous: {previous}\n"));

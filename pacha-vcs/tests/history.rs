@@ -61,6 +61,7 @@ fn event(kind: EventKind, node: &str, changed: &[&str]) -> Event {
         changed: changed.iter().map(|path| NodePath::parse(path).unwrap()).collect(),
         failed: false,
         detail: None,
+        host: None,
     }
 }
 

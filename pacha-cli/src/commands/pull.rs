@@ -66,14 +66,15 @@ pub(super) fn with_link<R>(
                 config_file: ssh_config.map(Path::to_path_buf),
                 ..SshSettings::default()
             };
-            let mut link = SshLink::open(address, &ssh, remote_pacha)?;
+            let mut link = SshLink::open(address, &ssh, remote_pacha)?.with_host(crate::setup::host_name());
             work(&mut link)
         }
         MasterAt::Local(dir) => {
             let master = crate::setup::open_master(dir)?;
             let parts = Parts::new(master)?;
             parts.with_engine(|engine| {
-                let mut link = LocalLink::new(engine.serve(Some(only)), dir.display().to_string());
+                let mut link = LocalLink::new(engine.serve(Some(only)), dir.display().to_string())
+                    .with_host(crate::setup::host_name());
                 work(&mut link)
             })
         }

@@ -73,4 +73,9 @@ pub trait MasterLink: Send {
     fn describe(&self) -> String;
     /// Sends one message and waits for its answer.
     fn exchange(&mut self, message: &[u8]) -> Result<Vec<u8>, LinkError>;
+    /// This host's name, told to the master when the session opens: the records it makes for
+    /// this host say who did it (`pacha@<host>`).
+    fn host(&self) -> Option<String> {
+        None
+    }
 }

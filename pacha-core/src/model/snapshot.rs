@@ -257,6 +257,10 @@ pub struct Event {
     pub failed: bool,
     /// More to say in the summary: `to <rev>` for a rollback, `onto <host>` for a rebuild.
     pub detail: Option<String>,
+    /// The host that did it by itself (a pull or a watch), as it named itself: the record's
+    /// author is `pacha@<host>` and it carries a `Pacha-Host` trailer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
 }
 
 impl Event {

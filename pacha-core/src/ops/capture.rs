@@ -134,6 +134,7 @@ pub(crate) fn capture(
         if !captured.changed.is_empty() {
             let event = Event {
                 kind: EventKind::Capture,
+                host: None,
                 node: node.to_owned(),
                 state: state.clone(),
                 changed: captured.changed.clone(),

@@ -120,6 +120,7 @@ pub(crate) fn record_changes(
     node: &str,
     changed: Vec<RecordedFile>,
     removed: &[NodePath],
+    host: Option<&str>,
 ) -> Result<Option<Entry>, HistoryError> {
     let (state, old) = match latest_snapshot(history, node)? {
         Some((entry, snapshot)) => (entry.state, snapshot),
@@ -142,6 +143,7 @@ pub(crate) fn record_changes(
     }
     let event = Event {
         kind: EventKind::Capture,
+        host: host.map(str::to_owned),
         node: node.to_owned(),
         state,
         changed: differences,
@@ -201,6 +203,7 @@ pub(crate) fn record_push(
         let snapshot = previous.cloned().unwrap_or_default();
         let event = Event {
             kind: EventKind::Push,
+            host: None,
             node: plan.node.clone(),
             state: Some(plan.state.clone()),
             changed: report.changes.iter().map(|change| change.destination.clone()).collect(),
@@ -223,6 +226,7 @@ pub(crate) fn record_push(
     };
     let event = Event {
         kind: EventKind::Push,
+        host: None,
         node: plan.node.clone(),
         state: Some(plan.state.clone()),
         changed,
@@ -250,6 +254,7 @@ pub(crate) fn record_recovered(
     }
     let event = Event {
         kind: EventKind::Recovered,
+        host: None,
         node: node.to_owned(),
         state: (!found.state.is_empty()).then(|| found.state.clone()),
         changed,

@@ -183,6 +183,7 @@ impl Books for RestoreBooks<'_> {
         };
         let event = Event {
             kind: restore.kind,
+            host: None,
             node: self.from.node.clone(),
             state: self.from.state.clone(),
             changed,

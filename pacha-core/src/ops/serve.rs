@@ -17,6 +17,8 @@ pub struct Server<'a> {
     rendering: &'a Rendering<'a>,
     history: &'a dyn History,
     only: Option<String>,
+    /// The host name the node gave when the session opened.
+    host: std::sync::Mutex<Option<String>>,
 }
 
 impl<'a> Server<'a> {
@@ -33,6 +35,7 @@ impl<'a> Server<'a> {
             rendering,
             history,
             only: only.map(str::to_owned),
+            host: std::sync::Mutex::default(),
         }
     }
 
@@ -65,6 +68,14 @@ impl<'a> Server<'a> {
         Ok(())
     }
 
+    /// The host name the node gave, if it gave one.
+    fn host(&self) -> Option<String> {
+        self.host
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
     /// Refuses a request for another node than the one this session is for.
     fn allowed(&self, node: &str) -> Result<(), Refusal> {
         match &self.only {
@@ -77,10 +88,13 @@ impl<'a> Server<'a> {
 
     fn handle(&self, request: Request) -> Result<Answer, ServeError> {
         match request {
-            Request::Hello { .. } => Ok(Answer::Hello {
-                version: PROTOCOL_VERSION,
-                pacha: wire::pacha_version(),
-            }),
+            Request::Hello { host, .. } => {
+                *self.host.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = host.as_deref().map(host_name);
+                Ok(Answer::Hello {
+                    version: PROTOCOL_VERSION,
+                    pacha: wire::pacha_version(),
+                })
+            }
             Request::Plan { node, state } => {
                 self.allowed(&node)?;
                 let state = match state {
@@ -90,8 +104,10 @@ impl<'a> Server<'a> {
                 let plan = self.rendering.plan(&node, &state)?;
                 Ok(Answer::Plan { plan: Box::new(plan) })
             }
-            Request::Record { event, snapshot } => {
+            Request::Record { mut event, snapshot } => {
                 self.allowed(&event.node)?;
+                // Who did it is what the session said, not what the event claims.
+                event.host = self.host();
                 let Event { node, .. } = &event;
                 let track = self.master.track(node).map_err(EngineError::from)?;
                 snapshot.verify().map_err(EngineError::from)?;
@@ -131,7 +147,9 @@ impl<'a> Server<'a> {
                     crate::model::hash::Damaged::check(&file.content, file.sha256, || file.path.to_string())
                         .map_err(EngineError::from)?;
                 }
-                let entry = record_changes(self.history, &node, changed, &removed).map_err(EngineError::from)?;
+                let host = self.host();
+                let entry = record_changes(self.history, &node, changed, &removed, host.as_deref())
+                    .map_err(EngineError::from)?;
                 Ok(Answer::Recorded { entry })
             }
         }
@@ -178,4 +196,15 @@ fn error_kind(err: &ServeError) -> &'static str {
         ServeError::Engine(EngineError::Config(_) | EngineError::Graph(_)) => "config",
         ServeError::Engine(_) => "error",
     }
+}
+
+/// A host name as a node gave it, kept to what a host name holds (letters, digits, `.`, `-`,
+/// `_`; at most 64): it goes into commit authors and trailers.
+fn host_name(given: &str) -> String {
+    let name: String = given
+        .chars()
+        .filter(|character| character.is_ascii_alphanumeric() || ".-_".contains(*character))
+        .take(64)
+        .collect();
+    if name.is_empty() { "unnamed".to_owned() } else { name }
 }

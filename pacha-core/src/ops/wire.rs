@@ -26,7 +26,13 @@ const MAX_MESSAGE: usize = 1 << 30;
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub(crate) enum Request {
     /// The first message of a session.
-    Hello { version: u32, pacha: String },
+    Hello {
+        version: u32,
+        pacha: String,
+        /// The node's host name, for the records it makes.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        host: Option<String>,
+    },
     /// The plan of `node` in `state` (its last recorded state when `None`), contents included.
     Plan { node: String, state: Option<String> },
     /// Record what the node did by itself (a pull).
@@ -115,9 +121,11 @@ impl<'a> Client<'a> {
     pub(crate) fn open(link: &'a mut dyn MasterLink) -> Result<Client<'a>, LinkError> {
         let master = link.describe();
         let mut client = Client { link, master };
+        let host = client.link.host();
         let answer = client.call(&Request::Hello {
             version: PROTOCOL_VERSION,
             pacha: pacha_version(),
+            host,
         })?;
         match answer {
             Answer::Hello { version, .. } if version == PROTOCOL_VERSION => Ok(client),
