@@ -74,8 +74,11 @@ pub(crate) fn main() -> ExitCode {
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
     let stop = Arc::new(AtomicBool::new(false));
     // The first Ctrl-C lets running nodes finish and be recorded; the second one ends pacha.
-    let _ = signal_hook::flag::register_conditional_shutdown(signal_hook::consts::SIGINT, 130, stop.clone());
-    let _ = signal_hook::flag::register(signal_hook::consts::SIGINT, stop.clone());
+    // SIGTERM (systemd stopping a unit) does the same.
+    for (signal, status) in [(signal_hook::consts::SIGINT, 130), (signal_hook::consts::SIGTERM, 143)] {
+        let _ = signal_hook::flag::register_conditional_shutdown(signal, status, stop.clone());
+        let _ = signal_hook::flag::register(signal, stop.clone());
+    }
     let context = Context { cli: &cli, cwd, stop };
     let result = run(&context, &mut out).and_then(|status| {
         out.flush()?;
