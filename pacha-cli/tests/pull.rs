@@ -174,6 +174,9 @@ fn an_authorized_key_reaches_its_own_node_only() {
     assert_eq!(code, 1, "{stdout}{stderr}");
     assert!(stderr.contains("web2"), "{stderr}");
     assert!(!master.root("web2").join("etc/motd").exists());
+    // The master logs it (the sshd gives its sessions HOME=<sshd>/home).
+    let log = fs::read_to_string(master.sshd.dir().join("home/.local/state/pacha/serve.log")).unwrap();
+    assert!(log.contains("(key of node \"web1\") asking for node \"web2\""), "{log}");
 
     // A shell command through that key runs `pacha serve`, not the command.
     let marker = elsewhere.path().join("shell-ran");

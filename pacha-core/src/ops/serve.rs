@@ -19,6 +19,8 @@ pub struct Server<'a> {
     only: Option<String>,
     /// The host name the node gave when the session opened.
     host: std::sync::Mutex<Option<String>>,
+    /// Every request refused as another node's, for the master's log.
+    refused: std::sync::Mutex<Vec<String>>,
 }
 
 impl<'a> Server<'a> {
@@ -36,6 +38,7 @@ impl<'a> Server<'a> {
             history,
             only: only.map(str::to_owned),
             host: std::sync::Mutex::default(),
+            refused: std::sync::Mutex::default(),
         }
     }
 
@@ -79,11 +82,27 @@ impl<'a> Server<'a> {
     /// Refuses a request for another node than the one this session is for.
     fn allowed(&self, node: &str) -> Result<(), Refusal> {
         match &self.only {
-            Some(only) if only != node => Err(Refusal(format!(
-                "this key may only act for node {only:?}, not {node:?}"
-            ))),
+            Some(only) if only != node => {
+                let message = format!("this key may only act for node {only:?}, not {node:?}");
+                let host = self.host().unwrap_or_else(|| "a host that gave no name".to_owned());
+                self.refused
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push(format!(
+                        "refused {host} (key of node {only:?}) asking for node {node:?}"
+                    ));
+                Err(Refusal(message))
+            }
             _ => Ok(()),
         }
+    }
+
+    /// The requests refused so far as another node's (one line each), for the master's log.
+    pub fn refusals(&self) -> Vec<String> {
+        self.refused
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     fn handle(&self, request: Request) -> Result<Answer, ServeError> {
