@@ -122,7 +122,7 @@ fn config(err: &ConfigError) -> (&'static str, Vec<String>) {
             vec![if *declared {
                 "the states are those `states:` in pacha.yaml declares; add it there to make a new one".to_owned()
             } else {
-                "a state is `default`, a folder templates/APP/STATE, or a `states:` key of pacha.yaml or a node file; `states: [...]` in pacha.yaml declares them".to_owned()
+                "a state is `default`, a folder templates/APP/STATE, or a `states:` key of a node, meta node or app.yaml; `states: [...]` in pacha.yaml declares them".to_owned()
             }],
         ),
         _ => ("config", Vec::new()),

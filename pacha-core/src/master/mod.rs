@@ -123,7 +123,16 @@ impl Master {
             return Err(ConfigError::NotAMaster { dir });
         }
         let settings_text = read_text(&dir.join(SETTINGS_FILE), SETTINGS_FILE)?;
-        let mut settings: MasterSettings = yaml::parse(SETTINGS_FILE, &settings_text)?;
+        let mut settings: MasterSettings = yaml::parse(SETTINGS_FILE, &settings_text).map_err(|err| match err {
+            // `states:` is read whole (a list or a map), so its errors are placed at the key.
+            ConfigError::Yaml { file, message, .. } if message.starts_with("states:") => ConfigError::Yaml {
+                line: yaml::line_of(&settings_text, "states:"),
+                column: None,
+                file,
+                message,
+            },
+            other => other,
+        })?;
         let mut secrets = Vec::new();
         vars::fold_secrets(&mut settings.vars, &settings.secrets, &mut secrets);
         let mut state_secrets = BTreeMap::new();
@@ -630,6 +639,27 @@ mod tests {
             err.starts_with("nodes/other/other.conf:3: state \"staging\" is not declared"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_bad_states_declaration_is_named_at_its_line() {
+        let tmp = tempfile::tempdir().unwrap();
+        for (text, expected) in [
+            ("vars: {}\nstates: 5\n", "pacha.yaml:2: states: a list of state names"),
+            (
+                "vars: {}\nstates:\n  production: {varz: {}}\n",
+                "pacha.yaml:2: states: production: unknown field `varz`",
+            ),
+            (
+                "states: [default, default]\n",
+                "pacha.yaml:1: states: \"default\" is declared twice",
+            ),
+            ("states: [\"../x\"]\n", "pacha.yaml:1: states: invalid state name"),
+        ] {
+            write(tmp.path(), "pacha.yaml", text);
+            let err = Master::open(tmp.path()).unwrap_err().to_string();
+            assert!(err.starts_with(expected), "{text}: {err}");
+        }
     }
 
     #[test]

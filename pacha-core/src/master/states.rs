@@ -65,10 +65,18 @@ impl KnownStates {
         if self.names.iter().any(|name| name == state) {
             return Ok(());
         }
+        // A typo, or a state cut short (`prod` for `production`) when only one starts so.
+        let suggestion = closest(state, self.names.iter().map(String::as_str)).or_else(|| {
+            let mut starting = self.names.iter().filter(|name| name.starts_with(state));
+            match (starting.next(), starting.next()) {
+                (Some(only), None) if !state.is_empty() => Some(only.clone()),
+                _ => None,
+            }
+        });
         Err(ConfigError::UnknownState {
             state: state.to_owned(),
             known: self.names.clone(),
-            suggestion: closest(state, self.names.iter().map(String::as_str)),
+            suggestion,
             declared: self.declared,
         })
     }
@@ -156,6 +164,13 @@ mod tests {
             "unknown state \"qa\" (states: default, production, staging)"
         );
         known.check("default").unwrap();
+        assert!(
+            known
+                .check("prod")
+                .unwrap_err()
+                .to_string()
+                .ends_with("did you mean \"production\"?")
+        );
     }
 
     #[test]

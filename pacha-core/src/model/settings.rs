@@ -110,7 +110,10 @@ pub struct DeclaredStates {
 }
 
 #[derive(Deserialize)]
-#[serde(untagged)]
+#[serde(
+    untagged,
+    expecting = "states: a list of state names ([default, staging, production]) or a map of state names to {vars, secrets}"
+)]
 enum RawStates {
     List(Vec<String>),
     Map(serde_json::Map<String, serde_json::Value>),
