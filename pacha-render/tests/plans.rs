@@ -136,3 +136,23 @@ fn non_utf8_files_are_copied_byte_for_byte() {
         "an executable source keeps its x bits by default"
     );
 }
+
+/// The generated fleets the benchmarks push and render are valid masters in the state they
+/// use (a benchmark that cannot run is found here, not when someone runs it).
+#[test]
+fn a_generated_fleet_renders_in_production() {
+    let dir = tempfile::tempdir().unwrap();
+    let shape = fixtures::FleetShape {
+        nodes: 6,
+        metas: 2,
+        templates: 4,
+    };
+    let leaves = fixtures::generate_fleet(dir.path(), shape, &|_| String::new());
+    let master = Master::open(dir.path()).unwrap();
+    let renderer = Renderer::new(&master);
+    for leaf in &leaves {
+        let plan = renderer.plan(leaf, "production").unwrap();
+        assert_eq!(plan.files.len(), 4, "{leaf}");
+    }
+    assert_eq!(master.expand("fleet").unwrap(), leaves);
+}
