@@ -331,7 +331,7 @@ pub(crate) fn apply(request: &Apply<'_>, step: &ApplyStep<'_>, root: &str, nonce
     let scripts: Vec<&PlannedScript> = step.pre.iter().chain(step.post).chain(step.health).copied().collect();
     snippet.contents(&scripts, step.files, step.journal, &targets, nonce);
     snippet.attributes(step.files, &targets);
-    snippet.run_lines(step.pre, 0, Stage::Pre, EXIT_PRE_FAILED);
+    snippet.run_lines(step.pre, 0, Stage::Pre, &format!("exit {EXIT_PRE_FAILED}"));
     snippet.validations(step.files, &targets, request.script_timeout);
     if step.record_pending {
         snippet.record_pending(request.changed);
@@ -364,19 +364,16 @@ pub(crate) fn apply(request: &Apply<'_>, step: &ApplyStep<'_>, root: &str, nonce
     if transaction {
         let first = step.pre.len();
         snippet.revert_function(step, &targets, &link_temps, &backups, root, first);
-        snippet.run_lines_or_revert(step.post, first, Stage::Post);
-        snippet.run_lines_or_revert(step.health, first + step.post.len(), Stage::Health);
+        let revert = format!("{{ revert; exit {EXIT_ROLLED_BACK}; }}");
+        snippet.run_lines(step.post, first, Stage::Post, &revert);
+        snippet.run_lines(step.health, first + step.post.len(), Stage::Health, &revert);
         if let Some(seconds) = confirm {
             snippet.await_confirmation(seconds);
         }
     } else {
-        snippet.run_lines(step.post, step.pre.len(), Stage::Post, EXIT_POST_FAILED);
-        snippet.run_lines(
-            step.health,
-            step.pre.len() + step.post.len(),
-            Stage::Health,
-            EXIT_POST_FAILED,
-        );
+        let failed = format!("exit {EXIT_POST_FAILED}");
+        snippet.run_lines(step.post, step.pre.len(), Stage::Post, &failed);
+        snippet.run_lines(step.health, step.pre.len() + step.post.len(), Stage::Health, &failed);
     }
     if !step.post.is_empty() {
         snippet.script.push_str("rm -f \"$S/pending-post\"\n");
@@ -731,13 +728,13 @@ printf '%s\n' "$$" > "$S/lock/apply"
         }
     }
 
-    /// Runs `scripts` (uploaded pre first, then post: `run` takes their index in that order,
-    /// starting at `first`); a failure ends the snippet with `failed`.
-    fn run_lines(&mut self, scripts: &[&PlannedScript], first: usize, stage: Stage, failed: i32) {
+    /// Runs `scripts` (uploaded pre, then post, then health: `run` takes their index in that
+    /// order, starting at `first`); a failure runs `on_failure` (`exit 70`, `{ revert; … }`).
+    fn run_lines(&mut self, scripts: &[&PlannedScript], first: usize, stage: Stage, on_failure: &str) {
         for (offset, planned) in scripts.iter().enumerate() {
             let _ = writeln!(
                 self.script,
-                "run {} {stage} {} {} || exit {failed}",
+                "run {} {stage} {} {} || {on_failure}",
                 first + offset,
                 quote(&planned.phase),
                 quote(&planned.name)
@@ -877,15 +874,7 @@ printf '%s\n' "$$" > "$S/lock/apply"
         self.script.push_str(
             "  if [ -s \"$T/undo\" ]; then tac -- \"$T/undo\" > \"$T/undo.r\" || bad=1; while IFS= read -r line; do eval \"$line\" || bad=1; done < \"$T/undo.r\"; fi\n  printf 'REVERTED %s\\n' \"$bad\"\n  again=0\n",
         );
-        for (offset, planned) in step.post.iter().enumerate() {
-            let _ = writeln!(
-                self.script,
-                "  run {} post {} {} || again=1",
-                first + offset,
-                quote(&planned.phase),
-                quote(&planned.name)
-            );
-        }
+        self.run_lines(step.post, first, Stage::Post, "again=1");
         self.script
             .push_str("  [ \"$again\" -ne 0 ] || rm -f \"$S/pending-post\"\n}\n");
     }
@@ -898,19 +887,6 @@ printf '%s\n' "$$" > "$S/lock/apply"
             self.script,
             "trap 'revert; exit {EXIT_ROLLED_BACK}' HUP INT TERM PIPE\nprintf 'AWAIT-%s\\n' \"$N\"\nv=$(timeout {seconds} head -n 1)\nif [ \"$v\" != \"CONFIRM-$N\" ]; then revert; exit {EXIT_ROLLED_BACK}; fi\ntrap 'exit 1' HUP INT TERM PIPE\n"
         );
-    }
-
-    /// Scripts whose failure puts the node back (`revert`) and ends the apply.
-    fn run_lines_or_revert(&mut self, scripts: &[&PlannedScript], first: usize, stage: Stage) {
-        for (offset, planned) in scripts.iter().enumerate() {
-            let _ = writeln!(
-                self.script,
-                "run {} {stage} {} {} || {{ revert; exit {EXIT_ROLLED_BACK}; }}",
-                first + offset,
-                quote(&planned.phase),
-                quote(&planned.name)
-            );
-        }
     }
 
     /// Each staged file with a `validate` command checked by it, before anything is renamed:
