@@ -23,13 +23,29 @@ pub(super) fn jobs(args: &ConnectionArgs, master: &Master, nodes: usize) -> usiz
 }
 
 /// The `--limit` of a command, parsed.
-fn limit_of(rollout: &RolloutArgs) -> anyhow::Result<Option<Limit>> {
-    Ok(rollout
-        .limit
-        .as_deref()
+fn limit_of(limit: Option<&str>) -> anyhow::Result<Option<Limit>> {
+    Ok(limit
         .map(Limit::parse)
         .transpose()
         .map_err(|err| Usage(format!("--limit: {err}")))?)
+}
+
+/// What `diff` and `plan` run: a dry run that reads changed files' contents, and how their
+/// diffs are shown.
+fn looking(context: &Context<'_>, command: &str, show_secrets: bool) -> (PushOptions, Diffs) {
+    let options = PushOptions {
+        dry_run: true,
+        read_contents: true,
+        holder: holder(command),
+        stop: Some(context.stop.clone()),
+        ..PushOptions::default()
+    };
+    let diffs = if show_secrets {
+        Diffs::WithSecrets
+    } else {
+        Diffs::Redacted
+    };
+    (options, diffs)
 }
 
 /// `options` with the rollout flags, else the defaults of `pacha.yaml` and the meta node.
@@ -106,7 +122,7 @@ fn run_push(
     options: PushOptions,
     diffs: Diffs,
 ) -> anyhow::Result<Status> {
-    let limit = limit_of(rollout)?;
+    let limit = limit_of(rollout.limit.as_deref())?;
     let parts = context.parts()?;
     parts.with_engine(|engine| {
         let options = with_rollout(engine, node, rollout, options);
@@ -128,22 +144,8 @@ pub(super) fn plan_command(
     show_secrets: bool,
     args: &ConnectionArgs,
 ) -> anyhow::Result<Status> {
-    let limit = limit
-        .map(Limit::parse)
-        .transpose()
-        .map_err(|err| Usage(format!("--limit: {err}")))?;
-    let options = PushOptions {
-        dry_run: true,
-        read_contents: true,
-        holder: holder("plan"),
-        stop: Some(context.stop.clone()),
-        ..PushOptions::default()
-    };
-    let diffs = if show_secrets {
-        Diffs::WithSecrets
-    } else {
-        Diffs::Redacted
-    };
+    let limit = limit_of(limit)?;
+    let (options, diffs) = looking(context, "plan", show_secrets);
     let parts = context.parts()?;
     parts.with_engine(|engine| {
         let plans = rendered(engine, out, node, state, limit.as_ref())?;
@@ -192,7 +194,7 @@ pub(super) fn apply_command(
     rollout: &RolloutArgs,
     args: &ConnectionArgs,
 ) -> anyhow::Result<Status> {
-    let limit = limit_of(rollout)?;
+    let limit = limit_of(rollout.limit.as_deref())?;
     let bytes = std::fs::read(file).with_context(|| format!("reading the plan {}", file.display()))?;
     let parts = context.parts()?;
     parts.with_engine(|engine| {
@@ -296,18 +298,7 @@ pub(super) fn diff_command(
     show_secrets: bool,
     args: &ConnectionArgs,
 ) -> anyhow::Result<Status> {
-    let options = PushOptions {
-        dry_run: true,
-        read_contents: true,
-        holder: holder("diff"),
-        stop: Some(context.stop.clone()),
-        ..PushOptions::default()
-    };
-    let diffs = if show_secrets {
-        Diffs::WithSecrets
-    } else {
-        Diffs::Redacted
-    };
+    let (options, diffs) = looking(context, "diff", show_secrets);
     let rollout = RolloutArgs {
         limit: limit.map(str::to_owned),
         serial: None,
