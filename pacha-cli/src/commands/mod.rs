@@ -74,8 +74,20 @@ pub(crate) fn main() -> ExitCode {
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
     let stop = Arc::new(AtomicBool::new(false));
     // The first Ctrl-C lets running nodes finish and be recorded; the second one ends pacha.
-    // SIGTERM (systemd stopping a unit) does the same.
-    for (signal, status) in [(signal_hook::consts::SIGINT, 130), (signal_hook::consts::SIGTERM, 143)] {
+    // SIGTERM (systemd stopping a unit) does the same for the commands that look at the flag
+    // (a watcher stops, a push starts no new node); any other command ends at once, as before.
+    let mut signals = vec![(signal_hook::consts::SIGINT, 130)];
+    if matches!(
+        cli.command,
+        Command::Watch { .. }
+            | Command::Push { .. }
+            | Command::Apply { .. }
+            | Command::Diff { .. }
+            | Command::Plan { .. }
+    ) {
+        signals.push((signal_hook::consts::SIGTERM, 143));
+    }
+    for (signal, status) in signals {
         let _ = signal_hook::flag::register_conditional_shutdown(signal, status, stop.clone());
         let _ = signal_hook::flag::register(signal, stop.clone());
     }
