@@ -34,21 +34,7 @@ impl Fleet {
         let alias_refs: Vec<&str> = aliases.iter().map(String::as_str).collect();
         let sshd = fixtures::Sshd::start(&alias_refs);
         let dir = tempfile::Builder::new().prefix("pb").tempdir().expect("temp dir");
-        let roots = dir.path().join("roots");
-        let shape = fixtures::FleetShape {
-            nodes,
-            metas: 1,
-            templates: 20,
-        };
-        let leaves = fixtures::generate_fleet(dir.path(), shape, &|i| {
-            format!("root: {}\n", roots.join(format!("node{i}")).display())
-        });
-        let settings = std::fs::read_to_string(dir.path().join("pacha.yaml")).expect("pacha.yaml");
-        std::fs::write(
-            dir.path().join("pacha.yaml"),
-            format!("{settings}{}", sshd.pacha_ssh_settings()),
-        )
-        .expect("write");
+        let leaves = fixtures::ssh_fleet(dir.path(), &sshd, nodes);
         let connector = SshConnector::new(dir.path().join("c")).expect("control dir");
         let fleet = Fleet {
             _sshd: sshd,

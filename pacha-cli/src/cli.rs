@@ -203,9 +203,12 @@ pub(crate) enum Command {
         node: String,
         #[arg(long, value_name = "[USER@]HOST:/DIR", help = MASTER_AT)]
         to: String,
-        /// Seconds between two looks at the files
-        #[arg(long, value_name = "SECONDS", default_value_t = 2.0)]
-        interval: f64,
+        /// Look at the files every SECONDS instead of following file events (for filesystems without inotify)
+        #[arg(long, value_name = "SECONDS")]
+        poll: Option<f64>,
+        /// The host's state folder, where the watcher keeps its spool and watch list [default: $STATE_DIRECTORY, else $XDG_STATE_HOME/pacha, else ~/.local/state/pacha]
+        #[arg(long, value_name = "DIR")]
+        state: Option<PathBuf>,
         /// The pacha program on the master
         #[arg(long, value_name = "PATH", default_value = "pacha")]
         remote_pacha: String,

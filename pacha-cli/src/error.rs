@@ -103,6 +103,10 @@ fn engine(err: &EngineError) -> (&'static str, Vec<String>) {
         EngineError::Damaged(_) => ("protocol", Vec::new()),
         EngineError::Path(_) => ("usage", Vec::new()),
         EngineError::Write { .. } => ("io", Vec::new()),
+        EngineError::State { .. } => (
+            "io",
+            vec!["the watcher keeps its spool in its state folder: give --state DIR for one it may write".to_owned()],
+        ),
     }
 }
 

@@ -52,6 +52,17 @@ pub enum EngineError {
     /// A path given by the caller is not a path on the node.
     #[error(transparent)]
     Path(#[from] PathError),
+    /// A watcher's state folder (its watch list, its spool) could not be used.
+    #[error("{doing} {}: {source}", path.display())]
+    State {
+        /// What was being done.
+        doing: &'static str,
+        /// The file or folder.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
     /// A file on this machine could not be written (`render --out`).
     #[error("writing {}: {source}", path.display())]
     Write {

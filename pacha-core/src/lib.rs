@@ -93,5 +93,5 @@ pub use ops::restore::Restored;
 pub use ops::saved::{SavedPlan, SavedPlanError};
 pub use ops::serve::Server;
 pub use ops::status::{Drift, NodeStatus};
-pub use ops::watch::Watcher;
+pub use ops::watch::{MAX_SPOOLED, WatchSession, Watcher};
 pub use ops::wire::{PROTOCOL_VERSION, read_message, write_message};

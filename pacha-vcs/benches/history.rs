@@ -41,6 +41,7 @@ fn event(node: usize) -> Event {
     Event {
         kind: EventKind::Push,
         host: None,
+        at: None,
         node: format!("node{node}"),
         state: Some("production".into()),
         changed: vec![NodePath::parse("/etc/app/conf0.conf").expect("path")],

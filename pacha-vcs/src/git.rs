@@ -227,7 +227,8 @@ impl GitHistory {
             node,
             kind,
             state: trailers.get("State").cloned(),
-            time: commit.time().seconds(),
+            // When it happened: a watcher's change sent late keeps its own time.
+            time: author.when().seconds(),
             author: format!("{} <{}>", author.name().unwrap_or("?"), author.email().unwrap_or("?")),
             summary,
             changed,
@@ -329,12 +330,21 @@ impl GitHistory {
             Signature::now(&self.author.name, &self.author.email).map_err(|err| self.err("signing the commit", err))?;
         // What a host did by itself (a pull, a watch) is authored by that host; the person
         // running the master commits it.
-        let author = match &event.host {
-            Some(host) => {
+        // A change a host saw before it could be recorded (a watcher after an outage) keeps
+        // the time it happened as its author date.
+        let author = match (&event.host, event.at) {
+            (Some(host), Some(at)) => {
+                let name = format!("pacha@{host}");
+                Signature::new(&name, &name, &git2::Time::new(at, 0))
+                    .map_err(|err| self.err("signing the commit", err))?
+            }
+            (Some(host), None) => {
                 let name = format!("pacha@{host}");
                 Signature::now(&name, &name).map_err(|err| self.err("signing the commit", err))?
             }
-            None => signature.clone(),
+            (None, Some(at)) => Signature::new(&self.author.name, &self.author.email, &git2::Time::new(at, 0))
+                .map_err(|err| self.err("signing the commit", err))?,
+            (None, None) => signature.clone(),
         };
         let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
         // Moving main is the moment the event is recorded: libgit2 writes the ref through a

@@ -33,6 +33,7 @@
 //! let event = Event {
 //!     kind: EventKind::Push,
 //!     host: None,
+//!     at: None,
 //!     node: "web1".into(),
 //!     state: Some("production".into()),
 //!     changed: vec![NodePath::parse("/etc/motd")?],

@@ -62,6 +62,7 @@ fn event(kind: EventKind, node: &str, changed: &[&str]) -> Event {
         failed: false,
         detail: None,
         host: None,
+        at: None,
     }
 }
 

@@ -261,6 +261,10 @@ pub struct Event {
     /// author is `pacha@<host>` and it carries a `Pacha-Host` trailer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
+    /// When the host saw it happen (seconds since the epoch), when that was before it was
+    /// recorded: a watcher's change sent after an outage. The record's author date.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<i64>,
 }
 
 impl Event {

@@ -135,6 +135,7 @@ pub(crate) fn capture(
             let event = Event {
                 kind: EventKind::Capture,
                 host: None,
+                at: None,
                 node: node.to_owned(),
                 state: state.clone(),
                 changed: captured.changed.clone(),

@@ -79,6 +79,7 @@ impl Books for PullBooks<'_> {
         let event = Event {
             kind: EventKind::Pull,
             host: None,
+            at: None,
             node: plan.node.clone(),
             state: Some(plan.state.clone()),
             changed: report.changes.iter().map(|change| change.destination.clone()).collect(),

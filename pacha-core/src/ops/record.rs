@@ -121,6 +121,7 @@ pub(crate) fn record_changes(
     changed: Vec<RecordedFile>,
     removed: &[NodePath],
     host: Option<&str>,
+    at: Option<i64>,
 ) -> Result<Option<Entry>, HistoryError> {
     let (state, old) = match latest_snapshot(history, node)? {
         Some((entry, snapshot)) => (entry.state, snapshot),
@@ -144,6 +145,7 @@ pub(crate) fn record_changes(
     let event = Event {
         kind: EventKind::Capture,
         host: host.map(str::to_owned),
+        at,
         node: node.to_owned(),
         state,
         changed: differences,
@@ -204,6 +206,7 @@ pub(crate) fn record_push(
         let event = Event {
             kind: EventKind::Push,
             host: None,
+            at: None,
             node: plan.node.clone(),
             state: Some(plan.state.clone()),
             changed: report.changes.iter().map(|change| change.destination.clone()).collect(),
@@ -227,6 +230,7 @@ pub(crate) fn record_push(
     let event = Event {
         kind: EventKind::Push,
         host: None,
+        at: None,
         node: plan.node.clone(),
         state: Some(plan.state.clone()),
         changed,
@@ -255,6 +259,7 @@ pub(crate) fn record_recovered(
     let event = Event {
         kind: EventKind::Recovered,
         host: None,
+        at: None,
         node: node.to_owned(),
         state: (!found.state.is_empty()).then(|| found.state.clone()),
         changed,

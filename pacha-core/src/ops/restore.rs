@@ -184,6 +184,7 @@ impl Books for RestoreBooks<'_> {
         let event = Event {
             kind: restore.kind,
             host: None,
+            at: None,
             node: self.from.node.clone(),
             state: self.from.state.clone(),
             changed,

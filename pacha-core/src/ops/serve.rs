@@ -159,7 +159,12 @@ impl<'a> Server<'a> {
                     },
                 })
             }
-            Request::RecordChanges { node, changed, removed } => {
+            Request::RecordChanges {
+                node,
+                changed,
+                removed,
+                at,
+            } => {
                 self.allowed(&node)?;
                 self.master.node(&node).map_err(EngineError::from)?;
                 for file in &changed {
@@ -167,7 +172,12 @@ impl<'a> Server<'a> {
                         .map_err(EngineError::from)?;
                 }
                 let host = self.host();
-                let entry = record_changes(self.history, &node, changed, &removed, host.as_deref())
+                // A host's clock may run ahead: a change never happened after it was recorded.
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |since| i64::try_from(since.as_secs()).unwrap_or(i64::MAX));
+                let at = at.map(|at| at.min(now));
+                let entry = record_changes(self.history, &node, changed, &removed, host.as_deref(), at)
                     .map_err(EngineError::from)?;
                 Ok(Answer::Recorded { entry })
             }

@@ -15,7 +15,7 @@ use crate::ops::pull::pull;
 use crate::ops::push::PushOptions;
 use crate::ops::serve::Server;
 use crate::ops::status::Drift;
-use crate::ops::watch::Watcher;
+use crate::ops::watch::{WatchSession, Watcher};
 use crate::testing::{Memory, MemoryFile, MemoryHistory, StaticPlanner};
 
 fn path(text: &str) -> NodePath {
@@ -327,7 +327,7 @@ fn a_master_of_another_protocol_version_is_a_clear_error() {
 }
 
 #[test]
-fn one_watch_poll_sends_hand_edits_and_records_nothing_when_the_files_match() {
+fn a_watcher_spools_hand_edits_sends_them_and_records_nothing_when_the_files_match() {
     let (_dir, master) = master();
     let planner = StaticPlanner::new(&master, &[("/etc/a", "one"), ("/etc/b", "b")]);
     let memory = Memory::with_nodes(&["n1"]);
@@ -336,11 +336,16 @@ fn one_watch_poll_sends_hand_edits_and_records_nothing_when_the_files_match() {
     engine
         .push("n1", "production", &PushOptions::default(), &Quiet)
         .unwrap();
+    let state = tempfile::tempdir().unwrap();
 
     let mut link = InProcess(engine.serve(Some("n1")));
-    let mut watcher = Watcher::start(&mut link, "n1", &memory).unwrap();
+    let mut session = WatchSession::open(&mut link).unwrap();
+    let mut watcher = Watcher::open("n1", &memory, state.path()).unwrap();
+    assert!(!watcher.ready());
+    assert!(!watcher.look().unwrap(), "no list, no look");
+    watcher.refresh(&mut session).unwrap();
     assert_eq!(watcher.watched(), 2);
-    assert_eq!(watcher.poll().unwrap(), None, "nothing changed by hand");
+    assert!(!watcher.look().unwrap(), "nothing changed by hand");
 
     edit(&memory, "n1", "/etc/a", "edited");
     memory
@@ -352,29 +357,100 @@ fn one_watch_poll_sends_hand_edits_and_records_nothing_when_the_files_match() {
         .files
         .remove(&path("/etc/b"));
     edit(&memory, "n1", "/etc/tracked/new", "new");
-    let entry = watcher.poll().unwrap().unwrap();
-    assert_eq!(entry.summary, "capture n1 production (watch): 3 files changed");
-    let now = history.snapshot("n1", &entry.revision).unwrap();
+    assert!(watcher.look().unwrap());
+    assert_eq!(watcher.pending().unwrap(), 1);
+    let entries = watcher.send(&mut session).unwrap();
+    assert_eq!(watcher.pending().unwrap(), 0, "recorded, so forgotten");
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].summary, "capture n1 production (watch): 3 files changed");
+    let now = history.snapshot("n1", &entries[0].revision).unwrap();
     assert_eq!(&*now.file(&path("/etc/a")).unwrap().content, b"edited");
     assert!(now.file(&path("/etc/b")).is_none());
     assert_eq!(
         now.file(&path("/etc/tracked/new")).unwrap().sha256,
         ContentHash::of(b"new")
     );
-    assert_eq!(watcher.poll().unwrap(), None, "a change is sent once");
+    assert!(!watcher.look().unwrap(), "a change is sent once");
 
     // A push the watcher sees land is the history already: it records nothing.
-    drop(watcher);
-    let mut link = InProcess(engine.serve(Some("n1")));
-    let mut watcher = Watcher::start(&mut link, "n1", &memory).unwrap();
     planner.set_files(&[("/etc/a", "pushed"), ("/etc/tracked/new", "new")]);
     let pushed = engine
         .push("n1", "production", &PushOptions::default(), &Quiet)
         .unwrap();
     assert!(pushed[0].recorded.is_some());
     let entries = history.log("n1").unwrap().len();
-    assert_eq!(watcher.poll().unwrap(), None);
+    assert!(watcher.look().unwrap(), "the watcher saw the files change");
+    assert_eq!(watcher.send(&mut session).unwrap(), []);
     assert_eq!(history.log("n1").unwrap().len(), entries);
+    // After a refresh the watcher starts from the history: the push is no change at all.
+    planner.set_files(&[("/etc/a", "pushed again"), ("/etc/tracked/new", "new")]);
+    engine
+        .push("n1", "production", &PushOptions::default(), &Quiet)
+        .unwrap();
+    watcher.refresh(&mut session).unwrap();
+    assert!(!watcher.look().unwrap());
+}
+
+#[test]
+fn changes_seen_without_a_master_are_kept_and_each_recorded_once_in_order() {
+    let (_dir, master) = master();
+    let planner = StaticPlanner::new(&master, &[("/etc/a", "one")]);
+    let memory = Memory::with_nodes(&["n1"]);
+    let history = MemoryHistory::default();
+    let engine = Engine::new(&master, &planner, &memory, &history);
+    engine
+        .push("n1", "production", &PushOptions::default(), &Quiet)
+        .unwrap();
+    let state = tempfile::tempdir().unwrap();
+    {
+        let mut link = InProcess(engine.serve(Some("n1")));
+        let mut session = WatchSession::open(&mut link).unwrap();
+        Watcher::open("n1", &memory, state.path())
+            .unwrap()
+            .refresh(&mut session)
+            .unwrap();
+    }
+
+    // The master is gone: a watcher started now still looks, from the list it kept.
+    let mut watcher = Watcher::open("n1", &memory, state.path()).unwrap();
+    assert!(watcher.ready());
+    for content in ["two", "three", "four"] {
+        edit(&memory, "n1", "/etc/a", content);
+        assert!(watcher.look().unwrap());
+    }
+    assert_eq!(watcher.pending().unwrap(), 3);
+    // Killed and started again: the spool is picked up and nothing is seen twice.
+    drop(watcher);
+    let mut watcher = Watcher::open("n1", &memory, state.path()).unwrap();
+    assert_eq!(watcher.pending().unwrap(), 3);
+    assert!(!watcher.look().unwrap());
+
+    // Dying after the master recorded the last change but before forgetting it sends it
+    // again: the master finds it recorded already.
+    let last = state.path().join("spool/000000000003.json");
+    let kept = std::fs::read(&last).unwrap();
+    let mut link = InProcess(engine.serve(Some("n1")));
+    let mut session = WatchSession::open(&mut link).unwrap();
+    let entries = watcher.send(&mut session).unwrap();
+    let contents: Vec<Vec<u8>> = entries
+        .iter()
+        .map(|entry| {
+            history
+                .snapshot("n1", &entry.revision)
+                .unwrap()
+                .file(&path("/etc/a"))
+                .unwrap()
+                .content
+                .to_vec()
+        })
+        .collect();
+    assert_eq!(contents, [b"two".to_vec(), b"three".to_vec(), b"four".to_vec()]);
+    std::fs::write(&last, kept).unwrap();
+    let mut watcher = Watcher::open("n1", &memory, state.path()).unwrap();
+    watcher.refresh(&mut session).unwrap();
+    let entries = watcher.send(&mut session).unwrap();
+    assert_eq!(entries, [], "the history already ends with that change");
+    assert_eq!(watcher.pending().unwrap(), 0);
 }
 
 #[test]

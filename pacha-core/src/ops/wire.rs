@@ -44,6 +44,9 @@ pub(crate) enum Request {
         node: String,
         changed: Vec<RecordedFile>,
         removed: Vec<NodePath>,
+        /// When the node saw the change (seconds since the epoch): the record's author date.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        at: Option<i64>,
     },
 }
 
