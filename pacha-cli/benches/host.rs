@@ -133,6 +133,28 @@ fn main() {
         wall.as_secs_f64()
     );
 
+    // The two halves of it: an ssh session doing nothing, and pacha serve answering a pull's
+    // plan request without ssh.
+    let before = tree_cpu(bench.sshd.pid());
+    for _ in 0..50 {
+        let status = Command::new("ssh")
+            .arg("-F")
+            .arg(&bench.sshd.config)
+            .args(["master", "true"])
+            .status()
+            .expect("ssh");
+        assert!(status.success());
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let session = (tree_cpu(bench.sshd.pid()) - before) * 1000.0 / 50.0;
+    let me = std::process::id();
+    let before = tree_cpu(me);
+    for _ in 0..50 {
+        serve_plan(bench.dir.path(), &bench.leaves[1]);
+    }
+    let serve = (tree_cpu(me) - before) * 1000.0 / 50.0;
+    println!("  of which an ssh session alone: {session:.1} ms, pacha serve alone (one plan): {serve:.1} ms");
+
     // Edit → commit with a running watcher.
     let state = bench.dir.path().join("host-state");
     let mut watcher = Killed(
@@ -187,6 +209,32 @@ fn main() {
         used * 1000.0,
         used * 100.0 / idle as f64
     );
+}
+
+/// Runs `pacha serve` here as a pull's session does: the handshake, one plan request.
+fn serve_plan(master: &Path, node: &str) {
+    let mut input = Vec::new();
+    for message in [
+        format!(
+            r#"{{"type":"hello","version":1,"pacha":"{}"}}"#,
+            env!("CARGO_PKG_VERSION")
+        ),
+        format!(r#"{{"type":"plan","node":"{node}","state":"production"}}"#),
+    ] {
+        input.extend(format!("{}\n{message}", message.len()).into_bytes());
+    }
+    let mut serve = Command::new(PACHA)
+        .arg("--master")
+        .arg(master)
+        .arg("serve")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("pacha serve");
+    std::io::Write::write_all(&mut serve.stdin.take().expect("stdin"), &input).expect("requests");
+    let output = serve.wait_with_output().expect("pacha serve ends");
+    assert!(output.status.success());
+    assert!(String::from_utf8_lossy(&output.stdout).contains(r#""type":"plan""#));
 }
 
 struct Killed(Child);

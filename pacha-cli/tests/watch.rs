@@ -151,6 +151,30 @@ fn the_watcher_follows_file_events_edit_create_delete_chmod() {
     assert_eq!(code, 0, "the history is what web1 holds: {status}{stderr}");
 }
 
+/// A push that places a file in a new folder makes the watcher ask for its list again when the
+/// push ends: a hand edit of that file right after is captured.
+#[test]
+fn the_watched_set_follows_a_push() {
+    let master = SshMaster::new(&["web1"]);
+    let (code, _, stderr) = master.run(&["push", "web1", "production"]);
+    assert_eq!(code, 0, "{stderr}");
+    let errors = master.dir.path().join("watch.err");
+    let _watcher = watcher(&master, &[], &master.sshd.config, &errors);
+    wait_watching(&master, &errors);
+    master.write("templates/motd/default/newapp/new.conf", "placed by a push\n");
+    let (code, _, stderr) = master.run(&["push", "web1", "production"]);
+    assert_eq!(code, 0, "{stderr}");
+    let before = entries(&master, "web1").len();
+    fs::write(master.root("web1").join("etc/newapp/new.conf"), "edited by hand\n").unwrap();
+    let new = new_entries(&master, "web1", before, 1);
+    assert_eq!(changed(&new[0]), ["/etc/newapp/new.conf"]);
+    assert_eq!(
+        entries(&master, "web1").len(),
+        before + 1,
+        "the push itself was not captured"
+    );
+}
+
 /// The master's sshd goes down (sessions cut) while three changes are made: each is spooled
 /// and, once the master is back, recorded as its own capture with the time it was seen.
 #[test]
