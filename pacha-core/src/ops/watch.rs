@@ -394,10 +394,19 @@ impl<'c> Watcher<'c> {
         Ok(files)
     }
 
+    /// The spooled changes, oldest first. A file that cannot be read as one (pacha writes
+    /// them atomically, so only something else did that) is set aside as `NNN.json.damaged`.
     fn spooled(&self) -> Result<Vec<(PathBuf, Spooled)>, EngineError> {
         let mut changes = Vec::new();
         for (_, path) in self.spool_files()? {
-            changes.push((path.clone(), read_spooled(&path)?));
+            let bytes = fs::read(&path).map_err(state_error("reading", &path))?;
+            match serde_json::from_slice(&bytes) {
+                Ok(change) => changes.push((path, change)),
+                Err(_) => {
+                    let aside = path.with_extension("json.damaged");
+                    fs::rename(&path, &aside).map_err(state_error("setting aside", &path))?;
+                }
+            }
         }
         Ok(changes)
     }
@@ -502,6 +511,24 @@ mod tests {
             .collect();
         assert_eq!(changed, [("/a", &b"2"[..]), ("/c", &b"2"[..])]);
         assert_eq!(first.removed, [NodePath::parse("/b").unwrap()]);
+    }
+
+    #[test]
+    fn a_damaged_spool_file_is_set_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let connector = crate::testing::Memory::with_nodes(&["web1"]);
+        let watcher = Watcher::open("web1", &connector, dir.path()).unwrap();
+        watcher
+            .spool(&Spooled {
+                at: 1,
+                changed: vec![file("/a", "1")],
+                removed: Vec::new(),
+            })
+            .unwrap();
+        fs::write(dir.path().join("spool/000000000002.json"), "{\"at\": 2, \"chan").unwrap();
+        assert_eq!(watcher.spooled().unwrap().len(), 1);
+        assert!(dir.path().join("spool/000000000002.json.damaged").is_file());
+        assert_eq!(watcher.pending().unwrap(), 1);
     }
 
     #[test]
