@@ -82,6 +82,15 @@ fn categorize(err: &anyhow::Error) -> (&'static str, Vec<String>) {
         if cause.downcast_ref::<Usage>().is_some() {
             return ("usage", Vec::new());
         }
+        if cause.downcast_ref::<crate::setup::DirtyMaster>().is_some() {
+            return (
+                "dirty-master",
+                vec![
+                    "`git status` in the master shows them; a dry run (`pacha diff`, `pacha plan`) is not refused"
+                        .to_owned(),
+                ],
+            );
+        }
     }
     if err.chain().any(|cause| cause.downcast_ref::<io::Error>().is_some()) {
         return ("io", Vec::new());

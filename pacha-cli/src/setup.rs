@@ -8,13 +8,15 @@ use anyhow::Context as _;
 use pacha_core::{Engine, Master};
 use pacha_render::Renderer;
 use pacha_transport::SshConnector;
-use pacha_vcs::{Author, GitHistory};
+use pacha_vcs::{Author, GitHistory, MasterRevision};
 
 /// A master with its connector and history, from which an [`Engine`] is made per command.
 pub(crate) struct Parts {
     pub master: Master,
     pub connector: SshConnector,
     pub history: GitHistory,
+    /// The master's git revision, for commands that render and record.
+    pub revision: Option<MasterRevision>,
 }
 
 impl Parts {
@@ -25,7 +27,41 @@ impl Parts {
             master,
             connector: connector()?,
             history,
+            revision: None,
         })
+    }
+
+    /// [`Parts::new`] for a command that records: each record carries the master's git
+    /// revision as it is now, before anything is rendered; with `require_clean_master`, a
+    /// master with uncommitted changes (or in no git repository) is refused, naming them.
+    pub(crate) fn recording(master: Master, refuse_dirty: bool) -> anyhow::Result<Parts> {
+        let revision = MasterRevision::of(master.dir(), &[master.history_dir()])
+            .with_context(|| format!("reading the git status of the master {}", master.dir().display()))?;
+        if refuse_dirty && master.settings().require_clean_master {
+            match &revision {
+                None => return Err(DirtyMaster(format!("{} is in no git repository", master.dir().display())).into()),
+                Some(revision) if revision.dirty => {
+                    let files = if revision.changed.is_empty() {
+                        "it has no commit yet".to_owned()
+                    } else {
+                        let shown: Vec<&str> = revision.changed.iter().take(20).map(String::as_str).collect();
+                        let more = revision.changed.len() - shown.len();
+                        let more = if more > 0 {
+                            format!(" and {more} more")
+                        } else {
+                            String::new()
+                        };
+                        format!("uncommitted: {}{more}", shown.join(", "))
+                    };
+                    return Err(DirtyMaster(format!("the master has uncommitted changes ({files})")).into());
+                }
+                Some(_) => {}
+            }
+        }
+        let mut parts = Parts::new(master)?;
+        parts.history = parts.history.with_master(revision.clone());
+        parts.revision = revision;
+        Ok(parts)
     }
 
     /// Runs `work` with an engine over these parts and a renderer of the master.
@@ -35,6 +71,11 @@ impl Parts {
         work(&engine)
     }
 }
+
+/// `require_clean_master: true` and a master with uncommitted changes: what they are.
+#[derive(Debug, thiserror::Error)]
+#[error("require_clean_master: {0}; commit them (or set require_clean_master: false) first")]
+pub(crate) struct DirtyMaster(pub String);
 
 /// Opens the master in `dir`, decrypting with `PACHA_AGE_IDENTITY` when it is set (instead of
 /// the identity `pacha.yaml` names).

@@ -9,4 +9,5 @@ mod interrupt;
 mod output;
 mod pull;
 mod push;
+mod team;
 mod watch;

@@ -264,6 +264,7 @@ impl History for MemoryHistory {
             summary: event.summary(),
             changed: event.changed.iter().map(ToString::to_string).collect(),
             failed: event.failed,
+            master: None,
         };
         entries.push((entry.clone(), snapshot.clone()));
         Ok(entry)

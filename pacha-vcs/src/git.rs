@@ -12,6 +12,7 @@ use pacha_core::{
     RecordedLink, RecordedScript, Snapshot,
 };
 
+use crate::master::MasterRevision;
 use crate::meta::{DirMeta, FileMeta, LinkMeta, NodeMeta, ScriptMeta};
 
 /// The branch every event is recorded on.
@@ -45,6 +46,8 @@ pub struct GitHistory {
     author: Author,
     /// With recipients, files that hold secrets are stored encrypted to them.
     age: AgeKeys,
+    /// The git revision of the master that each record carries.
+    master: Option<MasterRevision>,
 }
 
 /// A git (or file system) error with the repository it happened in.
@@ -150,7 +153,15 @@ impl GitHistory {
             repo: Mutex::new(repo),
             author,
             age: AgeKeys::default(),
+            master: None,
         })
+    }
+
+    /// Makes every record carry `revision`, the master's git revision its plans were rendered
+    /// from (`Pacha-Master`, and `Pacha-Master-Changed` naming its uncommitted files).
+    pub fn with_master(mut self, revision: Option<MasterRevision>) -> GitHistory {
+        self.master = revision;
+        self
     }
 
     /// Stores files that hold secrets encrypted to `keys`' recipients (when it has any), and
@@ -233,6 +244,7 @@ impl GitHistory {
             summary,
             changed,
             failed: trailers.get("Failed").is_some_and(|value| value == "yes"),
+            master: trailers.get("Master").cloned(),
         })
     }
 
@@ -325,7 +337,7 @@ impl GitHistory {
         let root = root.write().map_err(|err| self.err("writing the tree", err))?;
         let root = repo.find_tree(root).map_err(|err| self.err("writing the tree", err))?;
 
-        let message = commit_message(event, previous);
+        let message = commit_message(event, previous, self.master.as_ref());
         let signature =
             Signature::now(&self.author.name, &self.author.email).map_err(|err| self.err("signing the commit", err))?;
         // What a host did by itself (a pull, a watch) is authored by that host; the person
@@ -479,7 +491,7 @@ impl GitHistory {
 }
 
 /// The commit message of `event`: its summary, the changed paths, the `Pacha-*` trailers.
-fn commit_message(event: &Event, previous: Option<Oid>) -> String {
+fn commit_message(event: &Event, previous: Option<Oid>, master: Option<&MasterRevision>) -> String {
     let mut message = event.summary();
     message.push_str("\n\n");
     for path in &event.changed {
@@ -502,6 +514,18 @@ fn commit_message(event: &Event, previous: Option<Oid>) -> String {
     }
     if let Some(host) = &event.host {
         message.push_str(&format!("Pacha-Host: {}\n", escape(host)));
+    }
+    if let Some(master) = master {
+        message.push_str(&format!("Pacha-Master: {}\n", master.describe()));
+        if !master.changed.is_empty() {
+            const LISTED: usize = 50;
+            let mut listed: Vec<&str> = master.changed.iter().take(LISTED).map(String::as_str).collect();
+            let more = format!("and {} more", master.changed.len().saturating_sub(LISTED));
+            if master.changed.len() > LISTED {
+                listed.push(&more);
+            }
+            message.push_str(&format!("Pacha-Master-Changed: {}\n", escape(&listed.join(", "))));
+        }
     }
     if let Some(previous) = previous {
         message.push_str(&format!("Pacha-Previous: {previous}\n"));

@@ -49,6 +49,8 @@
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
 mod git;
+mod master;
 mod meta;
 
 pub use git::{Author, GitHistory};
+pub use master::MasterRevision;

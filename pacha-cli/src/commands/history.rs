@@ -17,8 +17,15 @@ use crate::ui::views::{EntryView, ReportView};
 
 fn entry_line(out: &Output, entry: &Entry) -> String {
     let style = out.style;
+    let master = entry.master.as_deref().map_or_else(String::new, |master| {
+        let (commit, dirty) = master
+            .strip_suffix("-dirty")
+            .map_or((master, ""), |commit| (commit, "-dirty"));
+        let short: String = commit.chars().take(12).collect();
+        format!("  {}", style.dim(&format!("(master {short}{dirty})")))
+    });
     format!(
-        "{}  {}  {}  {}",
+        "{}  {}  {}  {}{master}",
         style.yellow(&entry.revision[..12]),
         utc_time(entry.time),
         style.dim(&entry.author),
@@ -205,7 +212,7 @@ pub(super) fn rollback_command(
     node: &str,
     rev: &str,
 ) -> anyhow::Result<Status> {
-    let parts = context.parts()?;
+    let parts = context.recording_parts(true)?;
     let options = PushOptions {
         holder: holder("rollback"),
         ..PushOptions::default()
@@ -221,7 +228,7 @@ pub(super) fn rebuild_command(
     host: Option<&str>,
     root: Option<&str>,
 ) -> anyhow::Result<Status> {
-    let parts = context.parts()?;
+    let parts = context.recording_parts(false)?;
     let mut target = parts.master.target(node)?;
     if let Some(host) = host {
         if host.starts_with('-') || host.is_empty() {
@@ -252,7 +259,7 @@ pub(super) fn capture_command(
     node: &str,
     paths: &[String],
 ) -> anyhow::Result<Status> {
-    let parts = context.parts()?;
+    let parts = context.recording_parts(false)?;
     let only = paths
         .iter()
         .map(|path| NodePath::parse(path).map_err(|err| Usage(format!("{path:?}: {err}"))))

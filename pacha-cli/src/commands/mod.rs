@@ -53,6 +53,12 @@ impl Context<'_> {
     pub(crate) fn parts(&self) -> anyhow::Result<Parts> {
         Parts::new(self.master()?)
     }
+
+    /// [`Context::parts`] for a command that records (its records carry the master's git
+    /// revision); `refuse_dirty` for one that `require_clean_master` refuses.
+    pub(crate) fn recording_parts(&self, refuse_dirty: bool) -> anyhow::Result<Parts> {
+        Parts::recording(self.master()?, refuse_dirty)
+    }
 }
 
 pub(crate) fn main() -> ExitCode {

@@ -13,6 +13,7 @@ use crate::setup::{connector, holder};
 use crate::ui::progress::Progress;
 use crate::ui::report::{Diffs, print_report};
 use crate::ui::views::ReportView;
+use pacha_vcs::MasterRevision;
 
 /// How many nodes to work on at once.
 pub(super) fn jobs(args: &ConnectionArgs, master: &Master, nodes: usize) -> usize {
@@ -123,7 +124,7 @@ fn run_push(
     diffs: Diffs,
 ) -> anyhow::Result<Status> {
     let limit = limit_of(rollout.limit.as_deref())?;
-    let parts = context.parts()?;
+    let parts = context.recording_parts(!options.dry_run)?;
     parts.with_engine(|engine| {
         let options = with_rollout(engine, node, rollout, options);
         let plans = rendered(engine, out, node, state, limit.as_ref())?;
@@ -146,7 +147,7 @@ pub(super) fn plan_command(
 ) -> anyhow::Result<Status> {
     let limit = limit_of(limit)?;
     let (options, diffs) = looking(context, "plan", show_secrets);
-    let parts = context.parts()?;
+    let parts = context.recording_parts(false)?;
     parts.with_engine(|engine| {
         let plans = rendered(engine, out, node, state, limit.as_ref())?;
         let reports = push_printed(engine, out, &plans, args, options, diffs)?;
@@ -155,7 +156,13 @@ pub(super) fn plan_command(
             let created = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |since| i64::try_from(since.as_secs()).unwrap_or(i64::MAX));
-            let saved = SavedPlan::new(node, created, master_revision(engine.master()), &plans, &reports);
+            let saved = SavedPlan::new(
+                node,
+                created,
+                parts.revision.as_ref().map(MasterRevision::describe),
+                &plans,
+                &reports,
+            );
             let bytes = saved.to_bytes(engine.master().age())?;
             write_private(file, &bytes)?;
             if !out.json {
@@ -196,10 +203,23 @@ pub(super) fn apply_command(
 ) -> anyhow::Result<Status> {
     let limit = limit_of(rollout.limit.as_deref())?;
     let bytes = std::fs::read(file).with_context(|| format!("reading the plan {}", file.display()))?;
-    let parts = context.parts()?;
+    let mut parts = context.recording_parts(!dry_run)?;
+    let saved = SavedPlan::from_bytes(&bytes, parts.master.age()).with_context(|| format!("{}", file.display()))?;
+    // What is applied is what the plan rendered: its records carry the plan's revision.
+    let revision = saved.master_revision.as_deref().map(MasterRevision::described);
+    if !dry_run
+        && parts.master.settings().require_clean_master
+        && revision.as_ref().is_none_or(|revision| revision.dirty)
+    {
+        return Err(crate::setup::DirtyMaster(format!(
+            "the plan {} was made from a master with uncommitted changes ({})",
+            file.display(),
+            saved.master_revision.as_deref().unwrap_or("in no git repository")
+        ))
+        .into());
+    }
+    parts.history = parts.history.with_master(revision);
     parts.with_engine(|engine| {
-        let saved =
-            SavedPlan::from_bytes(&bytes, engine.master().age()).with_context(|| format!("{}", file.display()))?;
         let mut plans = saved.plans.clone();
         if let Some(limit) = &limit {
             plans.retain(|plan| limit.allows(&plan.node));
@@ -230,19 +250,6 @@ pub(super) fn apply_command(
         let note = serde_json::json!({"id": saved.id, "file": file.display().to_string()});
         finish(out, &plans, &reports, Diffs::None, false, Some(("plan", note)))
     })
-}
-
-/// The master's git revision (with `-dirty` when its tree has changes), when it is in a
-/// git repository.
-fn master_revision(master: &Master) -> Option<String> {
-    let repo = git2::Repository::discover(master.dir()).ok()?;
-    let head = repo.head().ok()?.peel_to_commit().ok()?.id().to_string();
-    let mut options = git2::StatusOptions::new();
-    options.include_untracked(true).include_ignored(false);
-    let dirty = repo
-        .statuses(Some(&mut options))
-        .is_ok_and(|statuses| !statuses.is_empty());
-    Some(if dirty { format!("{head}-dirty") } else { head })
 }
 
 /// Writes `bytes` to `path` readable by its owner only, whole or not at all.

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher as _};
 use pacha_core::{EngineError, LinkError, NodePath, WatchSession, Watcher};
@@ -87,6 +87,7 @@ pub(super) fn watch(
         stop: &|| context.stop.load(Ordering::SeqCst),
         node: node.to_owned(),
         announced: false,
+        seen: None,
     };
     let mut delay = FIRST_RETRY;
     // What changed while no watcher ran is seen now, before the master is reached.
@@ -163,6 +164,8 @@ struct Daemon<'a, 'c> {
     stop: &'a dyn Fn() -> bool,
     node: String,
     announced: bool,
+    /// When the first event of the change about to be looked at came.
+    seen: Option<SystemTime>,
 }
 
 impl Daemon<'_, '_> {
@@ -191,7 +194,7 @@ impl Daemon<'_, '_> {
         loop {
             // Following first: what appears in a new folder during the look is an event then.
             self.follow();
-            self.watcher.look()?;
+            self.watcher.look_at(self.seen.take().unwrap_or_else(SystemTime::now))?;
             for entry in self.watcher.send(session)? {
                 out.line(format!("{} {}", &entry.revision[..12], entry.summary))?;
                 out.flush()?;
@@ -235,7 +238,7 @@ impl Daemon<'_, '_> {
             return;
         }
         self.follow();
-        if let Err(err) = self.watcher.look() {
+        if let Err(err) = self.watcher.look_at(self.seen.take().unwrap_or_else(SystemTime::now)) {
             note(&format!("{err:#}"));
         }
     }
@@ -298,6 +301,7 @@ impl Daemon<'_, '_> {
                     }
                     ended |= event.paths.iter().any(|path| path == &lock) && matches!(event.kind, EventKind::Remove(_));
                     first.get_or_insert(now);
+                    self.seen.get_or_insert_with(SystemTime::now);
                 }
                 // An overflowed queue: something changed.
                 Ok(Err(_)) => {

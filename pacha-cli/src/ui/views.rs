@@ -185,6 +185,8 @@ pub(crate) struct EntryView<'a> {
     summary: &'a str,
     changed: &'a [String],
     failed: bool,
+    /// The master's git revision it was rendered from; null when unknown.
+    master: Option<&'a str>,
 }
 
 impl<'a> EntryView<'a> {
@@ -200,6 +202,7 @@ impl<'a> EntryView<'a> {
             summary: &entry.summary,
             changed: &entry.changed,
             failed: entry.failed,
+            master: entry.master.as_deref(),
         }
     }
 }

@@ -24,6 +24,9 @@ pub struct MasterSettings {
     pub history: Option<PathBuf>,
     /// How many nodes a push works on at once.
     pub jobs: Option<usize>,
+    /// Refuse to push, apply or roll back from a master with uncommitted changes.
+    #[serde(default)]
+    pub require_clean_master: bool,
     /// How pacha runs OpenSSH.
     #[serde(default)]
     pub ssh: SshSettings,

@@ -309,6 +309,10 @@ pub struct Entry {
     pub changed: Vec<String>,
     /// Whether it failed part way.
     pub failed: bool,
+    /// The master's git revision it was rendered from (`<commit>`, `<commit>-dirty`), when
+    /// the master is in a git repository.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub master: Option<String>,
 }
 
 #[cfg(test)]

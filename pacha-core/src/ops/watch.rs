@@ -241,12 +241,18 @@ impl<'c> Watcher<'c> {
     /// time it was seen. Whether something changed; nothing is looked at before the watcher
     /// knows its list.
     pub fn look(&mut self) -> Result<bool, EngineError> {
+        self.look_at(std::time::SystemTime::now())
+    }
+
+    /// [`Watcher::look`] for a change first noticed at `seen` (the first file event of a
+    /// burst): that is the time the change is spooled and recorded with.
+    pub fn look_at(&mut self, seen: std::time::SystemTime) -> Result<bool, EngineError> {
         if self.list.is_none() {
             return Ok(false);
         }
         let failed = EngineError::transport(&self.node, "watching");
         let mut connection = self.connector.connect(&self.node, &self.target).map_err(failed)?;
-        let result = self.read_changes(connection.as_mut());
+        let result = self.read_changes(connection.as_mut(), seconds(seen));
         let closed = connection.close();
         let change = result?;
         closed.map_err(EngineError::transport(&self.node, "watching"))?;
@@ -256,7 +262,7 @@ impl<'c> Watcher<'c> {
         Ok(true)
     }
 
-    fn read_changes(&mut self, connection: &mut dyn Connection) -> Result<Option<Spooled>, EngineError> {
+    fn read_changes(&mut self, connection: &mut dyn Connection, at: i64) -> Result<Option<Spooled>, EngineError> {
         let failed = || EngineError::transport(&self.node, "watching");
         let mut paths: Vec<NodePath> = self.baseline.keys().cloned().collect();
         paths.extend(tracked_files(connection, &self.track).map_err(failed())?);
@@ -278,7 +284,6 @@ impl<'c> Watcher<'c> {
         if changed.is_empty() {
             return Ok(None);
         }
-        let at = now();
         let present: Vec<NodePath> = changed
             .iter()
             .filter(|(_, now)| now.is_some())
@@ -440,9 +445,8 @@ fn existing(path: &Path) -> PathBuf {
         .to_path_buf()
 }
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
+fn seconds(time: std::time::SystemTime) -> i64 {
+    time.duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |since| i64::try_from(since.as_secs()).unwrap_or(i64::MAX))
 }
 
