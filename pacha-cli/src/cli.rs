@@ -237,11 +237,23 @@ pub(crate) enum Command {
         #[command(subcommand)]
         action: SecretAction,
     },
+    /// The shared history: send the records made while its remote could not be reached
+    History {
+        #[command(subcommand)]
+        action: HistoryAction,
+    },
     /// Close the SSH connections kept for the next run (all, or NODE's)
     Disconnect {
         /// A node or meta node [default: every kept connection]
         node: Option<String>,
     },
+}
+
+/// What `pacha history` does.
+#[derive(Debug, Subcommand)]
+pub(crate) enum HistoryAction {
+    /// Fetch the shared history's remote, put the local records on top and push them
+    Sync,
 }
 
 /// What `pacha secret` does.

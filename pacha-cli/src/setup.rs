@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use pacha_core::{Engine, Master};
 use pacha_render::Renderer;
 use pacha_transport::SshConnector;
-use pacha_vcs::{Author, GitHistory, MasterRevision};
+use pacha_vcs::{Author, GitHistory, MasterRevision, Remote};
 
 /// A master with its connector and history, from which an [`Engine`] is made per command.
 pub(crate) struct Parts {
@@ -22,7 +22,10 @@ pub(crate) struct Parts {
 impl Parts {
     /// Opens `master`'s history (created on the first record) and a connector.
     pub(crate) fn new(master: Master) -> anyhow::Result<Parts> {
-        let history = GitHistory::open(&master.history_dir(), author())?.with_age(master.age().clone());
+        let mut history = GitHistory::open(&master.history_dir(), author())?.with_age(master.age().clone());
+        if let Some((url, branch)) = master.history_remote() {
+            history = history.with_remote(Remote::new(url, branch));
+        }
         Ok(Parts {
             master,
             connector: connector()?,
@@ -58,10 +61,35 @@ impl Parts {
                 Some(_) => {}
             }
         }
+        if master.history_remote().is_some() && !master.age().can_encrypt() && master.declares_secrets() {
+            return Err(pacha_core::ConfigError::Invalid {
+                at: pacha_core::Location::file(pacha_core::SETTINGS_FILE),
+                message: "history: a shared history (remote) with secrets needs age recipients, so that secret-bearing files are encrypted before they leave this machine".to_owned(),
+            }
+            .into());
+        }
         let mut parts = Parts::new(master)?;
-        parts.history = parts.history.with_master(revision.clone());
+        parts.history.set_master(revision.clone());
         parts.revision = revision;
+        // Start from what the other masters recorded (the removals a push makes depend on it).
+        parts.history.fetch_remote()?;
         Ok(parts)
+    }
+
+    /// Says on stderr when records stayed local because the shared history's remote could
+    /// not be reached (the command itself succeeded: the nodes were changed and recorded).
+    fn note_unsynced(&self) {
+        if let Some(problem) = self.history.sync_problem() {
+            let count = self.history.unsynced().map_or(0, |entries| entries.len());
+            #[expect(clippy::print_stderr, reason = "a note beside the command's own output")]
+            {
+                eprintln!(
+                    "note: {count} record{} not yet in the shared history ({problem}); `pacha history sync` sends {}",
+                    if count == 1 { "" } else { "s" },
+                    if count == 1 { "it" } else { "them" }
+                );
+            }
+        }
     }
 
     /// Runs `work` with an engine over these parts and a renderer of the master.
@@ -69,6 +97,13 @@ impl Parts {
         let renderer = Renderer::new(&self.master);
         let engine = Engine::new(&self.master, &renderer, &self.connector, &self.history);
         work(&engine)
+    }
+}
+
+impl Drop for Parts {
+    /// Every command that recorded says so when its records stayed local.
+    fn drop(&mut self) {
+        self.note_unsynced();
     }
 }
 

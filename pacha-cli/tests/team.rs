@@ -139,3 +139,242 @@ fn require_clean_master_refuses_push_apply_and_rollback_from_a_dirty_master() {
         "the plan's revision"
     );
 }
+
+/// A bare repository reached over a test sshd of its own, as a team's git server.
+struct GitServer {
+    sshd: fixtures::Sshd,
+    _dir: tempfile::TempDir,
+    bare: std::path::PathBuf,
+    url: String,
+}
+
+impl GitServer {
+    fn start() -> GitServer {
+        let sshd = fixtures::Sshd::start(&["git-server"]);
+        let dir = tempfile::tempdir().unwrap();
+        let bare = dir.path().join("pacha-history.git");
+        let status = Command::new("git")
+            .args(["init", "-q", "--bare", "-b", "main"])
+            .arg(&bare)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let url = format!("ssh://git-server{}", bare.display());
+        GitServer {
+            sshd,
+            _dir: dir,
+            bare,
+            url,
+        }
+    }
+
+    /// How git reaches it (the user's own ssh setup, in a real team).
+    fn ssh_command(&self) -> String {
+        format!("ssh -F {} -o BatchMode=yes", self.sshd.config.display())
+    }
+
+    fn log(&self) -> Vec<String> {
+        git(&self.bare, &["log", "--format=%H %s", "main"])
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+/// A second master: a clone of `master`'s files (same nodes, same roots) with a history
+/// folder of its own.
+fn clone_master(master: &SshMaster) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for item in ["pacha.yaml", "templates", "scripts", "nodes"] {
+        let from = master.dir.path().join(item);
+        if from.is_dir() {
+            fixtures::copy_tree(&from, &dir.path().join(item)).unwrap();
+        } else {
+            std::fs::copy(&from, dir.path().join(item)).unwrap();
+        }
+    }
+    dir
+}
+
+fn pacha_at(master: &Path, server: &GitServer, args: &[&str]) -> Command {
+    let runtime = master.join("run");
+    std::fs::create_dir_all(&runtime).unwrap();
+    let mut command = Command::new(assert_cmd::cargo::cargo_bin("pacha"));
+    command
+        .env_remove("PACHA_MASTER")
+        .env("NO_COLOR", "1")
+        .env("XDG_RUNTIME_DIR", &runtime)
+        .env("GIT_SSH_COMMAND", server.ssh_command())
+        .arg("--master")
+        .arg(master)
+        .args(args);
+    command
+}
+
+fn finished(command: &mut Command) -> (i32, String, String) {
+    let output = command.output().unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// Runs both at once; both must succeed.
+fn at_once(mut first: Command, mut second: Command) -> (String, String) {
+    let quiet = |command: &mut Command| {
+        command
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let one = quiet(&mut first);
+    let two = quiet(&mut second);
+    let one = one.wait_with_output().unwrap();
+    let two = two.wait_with_output().unwrap();
+    let (one_err, two_err) = (
+        String::from_utf8_lossy(&one.stderr).into_owned(),
+        String::from_utf8_lossy(&two.stderr).into_owned(),
+    );
+    assert!(one.status.success(), "{one_err}");
+    assert!(two.status.success(), "{two_err}");
+    (one_err, two_err)
+}
+
+#[test]
+fn two_masters_share_one_history_through_a_git_server() {
+    let mut server = GitServer::start();
+    let ada = SshMaster::new(&["web1", "db1"]);
+    let settings = std::fs::read_to_string(ada.dir.path().join("pacha.yaml")).unwrap();
+    ada.write(
+        "pacha.yaml",
+        &format!("{settings}history:\n  path: hosts\n  remote: {}\n", server.url),
+    );
+    let bob = clone_master(&ada);
+    let (ada_dir, bob_dir) = (ada.dir.path(), bob.path());
+
+    // Different nodes at the same time: both records land.
+    let (one, two) = at_once(
+        pacha_at(ada_dir, &server, &["push", "web1", "production"]),
+        pacha_at(bob_dir, &server, &["push", "db1", "production"]),
+    );
+    assert!(!one.contains("not yet") && !two.contains("not yet"), "{one}{two}");
+    let log = server.log();
+    assert_eq!(log.len(), 2, "{log:?}");
+    assert!(
+        log.iter()
+            .any(|line| line.ends_with("push web1 production: 2 files changed")),
+        "{log:?}"
+    );
+    assert!(
+        log.iter()
+            .any(|line| line.ends_with("push db1 production: 2 files changed")),
+        "{log:?}"
+    );
+
+    // The same node from both, one after the other (Bob's history has not seen Ada's
+    // record before his push starts): the later record points at the earlier. (At the very
+    // same time, a record is made after the node's lock is released, so the two can be
+    // recorded in the other order: see the README.)
+    fixtures::write(ada_dir, "templates/motd/default/motd.hbs", "from ada\n");
+    fixtures::write(bob_dir, "templates/motd/default/motd.hbs", "from bob\n");
+    let (code, _, stderr) = finished(&mut pacha_at(ada_dir, &server, &["push", "web1", "production"]));
+    assert_eq!(code, 0, "{stderr}");
+    let (code, _, stderr) = finished(&mut pacha_at(bob_dir, &server, &["push", "web1", "production"]));
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(ada.root("web1").join("etc/motd")).unwrap(),
+        "from bob\n"
+    );
+    let log = server.log();
+    assert_eq!(log.len(), 4, "{log:?}");
+    let newest = log[0].split(' ').next().unwrap();
+    let older = log[1].split(' ').next().unwrap();
+    let message = git(&server.bare, &["log", "-1", "--format=%B", newest]);
+    assert!(message.contains(&format!("Pacha-Previous: {older}")), "{message}");
+    assert!(message.contains("Pacha-Node: web1"), "{message}");
+    let shown = git(&server.bare, &["show", &format!("{newest}:web1/files/etc/motd")]);
+    assert_eq!(shown, "from bob\n", "the history's latest is what web1 holds");
+
+    // The git server goes away: the push still succeeds, its record stays local and says so.
+    server.sshd.stop();
+    fixtures::write(
+        ada_dir,
+        "templates/motd/default/motd.hbs",
+        "while the server was down\n",
+    );
+    let (code, _, stderr) = finished(&mut pacha_at(ada_dir, &server, &["push", "db1", "production"]));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("1 record not yet in the shared history"), "{stderr}");
+    // (Ada's history has not seen Bob's last push of web1 yet: status calls it drift.)
+    let (code, stdout, stderr) = finished(&mut pacha_at(ada_dir, &server, &["status"]));
+    assert_eq!(code, 2, "{stdout}{stderr}");
+    assert!(stdout.contains("1 record not yet in the shared history"), "{stdout}");
+    assert!(stdout.contains("push db1 production"), "{stdout}");
+    let (code, _, stderr) = finished(&mut pacha_at(ada_dir, &server, &["history", "sync"]));
+    assert_eq!(code, 1, "still unreachable: {stderr}");
+    server.sshd.resume();
+    assert_eq!(server.log().len(), 4);
+    let (code, stdout, stderr) = finished(&mut pacha_at(ada_dir, &server, &["history", "sync"]));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("1 record sent"), "{stdout}");
+    let (code, json, _) = finished(&mut pacha_at(ada_dir, &server, &["status", "--json"]));
+    let status: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(status["unsynced"], serde_json::json!([]));
+    assert_eq!(code, 0, "with Bob's records fetched, nothing drifted: {json}");
+
+    // The remote reads as Ada's history does, and Bob's next command starts from it.
+    assert_eq!(server.log().len(), 5);
+    let local: Vec<String> = git(&ada_dir.join("hosts"), &["log", "--format=%H %s", "main"])
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(local, server.log());
+    let (code, _, stderr) = finished(&mut pacha_at(bob_dir, &server, &["diff", "db1", "production"]));
+    assert!(code == 0 || code == 2, "{stderr}");
+    let (_, bob_log, _) = finished(&mut pacha_at(bob_dir, &server, &["log", "db1", "--json"]));
+    let (_, ada_log, _) = finished(&mut pacha_at(ada_dir, &server, &["log", "db1", "--json"]));
+    assert_eq!(bob_log, ada_log);
+}
+
+#[test]
+fn a_shared_history_is_checked_before_any_node_is_touched() {
+    let master = SshMaster::new(&["web1"]);
+    let settings = std::fs::read_to_string(master.dir.path().join("pacha.yaml")).unwrap();
+    master.write(
+        "pacha.yaml",
+        &format!("{settings}history: {{remote: --upload-pack=touch /tmp/x}}\n"),
+    );
+    let (code, _, stderr) = master.run(&["push", "web1", "production"]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("pacha.yaml") && stderr.contains("not a git URL or path"),
+        "{stderr}"
+    );
+    master.write(
+        "pacha.yaml",
+        &format!("{settings}history: {{remote: x.git, branch: \"a..b\"}}\n"),
+    );
+    let (code, _, stderr) = master.run(&["push", "web1", "production"]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("not a git branch name"), "{stderr}");
+    master.write(
+        "pacha.yaml",
+        &format!("{settings}history: {{remote: x.git, branches: main}}\n"),
+    );
+    let (code, _, stderr) = master.run(&["push", "web1", "production"]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("{path, remote, branch}"), "{stderr}");
+
+    // Secrets and no age recipients: they would reach the remote in plaintext.
+    master.write(
+        "pacha.yaml",
+        &format!("{settings}secrets: {{token: hunter2}}\nhistory: {{remote: shared.git}}\n"),
+    );
+    let (code, _, stderr) = master.run(&["push", "web1", "production"]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("needs age recipients"), "{stderr}");
+    assert!(!stderr.contains("hunter2"));
+    assert!(!master.root("web1").join("etc/motd").exists(), "nothing was pushed");
+}

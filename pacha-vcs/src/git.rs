@@ -16,6 +16,10 @@ use crate::master::MasterRevision;
 use crate::meta::{DirMeta, FileMeta, LinkMeta, NodeMeta, ScriptMeta};
 
 /// The branch every event is recorded on.
+mod remote;
+
+pub use remote::{Remote, Synced};
+
 const BRANCH: &str = "refs/heads/main";
 const META_FILE: &str = "meta.yaml";
 
@@ -48,6 +52,10 @@ pub struct GitHistory {
     age: AgeKeys,
     /// The git revision of the master that each record carries.
     master: Option<MasterRevision>,
+    /// Where the history is shared, when it is.
+    remote: Option<Remote>,
+    /// Why the last record could not be sent to the remote.
+    problem: Mutex<Option<String>>,
 }
 
 /// A git (or file system) error with the repository it happened in.
@@ -154,14 +162,21 @@ impl GitHistory {
             author,
             age: AgeKeys::default(),
             master: None,
+            remote: None,
+            problem: Mutex::new(None),
         })
     }
 
     /// Makes every record carry `revision`, the master's git revision its plans were rendered
     /// from (`Pacha-Master`, and `Pacha-Master-Changed` naming its uncommitted files).
     pub fn with_master(mut self, revision: Option<MasterRevision>) -> GitHistory {
-        self.master = revision;
+        self.set_master(revision);
         self
+    }
+
+    /// [`GitHistory::with_master`] on a history already in use.
+    pub fn set_master(&mut self, revision: Option<MasterRevision>) {
+        self.master = revision;
     }
 
     /// Stores files that hold secrets encrypted to `keys`' recipients (when it has any), and
@@ -178,6 +193,14 @@ impl GitHistory {
 
     fn err(&self, context: &str, err: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> HistoryError {
         storage(&self.path, context, err)
+    }
+
+    /// One recorder at a time, across processes: the lock file is released when the file is
+    /// closed, also when the process dies.
+    fn lock(&self) -> Result<File, HistoryError> {
+        let lock = File::create(self.path.join("pacha.lock")).map_err(|err| self.err("locking the history", err))?;
+        lock.lock().map_err(|err| self.err("locking the history", err))?;
+        Ok(lock)
     }
 
     /// The repository, if it exists yet.
@@ -542,11 +565,24 @@ impl History for GitHistory {
         let Some(repo) = slot.as_ref() else {
             return Err(self.err("creating the history", "the repository vanished"));
         };
-        // One recorder at a time, across processes: the lock file is released when the file
-        // is closed, also when the process dies.
-        let lock = File::create(self.path.join("pacha.lock")).map_err(|err| self.err("locking the history", err))?;
-        lock.lock().map_err(|err| self.err("locking the history", err))?;
-        self.record_locked(repo, event, snapshot)
+        let _lock = self.lock()?;
+        let shared = self.before_record(repo)?;
+        let entry = self.record_locked(repo, event, snapshot)?;
+        if !shared {
+            return Ok(entry);
+        }
+        let revision = Oid::from_str(&entry.revision).map_err(|err| self.err("reading the commit", err))?;
+        let now = self.after_record(repo, revision)?;
+        if now == revision {
+            return Ok(entry);
+        }
+        let commit = repo
+            .find_commit(now)
+            .map_err(|err| self.err("reading the commit", err))?;
+        self.entry_of(&commit).ok_or_else(|| HistoryError::Corrupt {
+            revision: now.to_string(),
+            message: "a record put on top of the remote cannot be read back".to_owned(),
+        })
     }
 
     fn check_writable(&self) -> Result<(), HistoryError> {

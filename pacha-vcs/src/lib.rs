@@ -52,5 +52,5 @@ mod git;
 mod master;
 mod meta;
 
-pub use git::{Author, GitHistory};
+pub use git::{Author, GitHistory, Remote, Synced};
 pub use master::MasterRevision;

@@ -2,3 +2,4 @@
 #![allow(clippy::unwrap_used, reason = "a test fails loudly at the first unexpected error")]
 
 mod history;
+mod remote;

@@ -306,6 +306,30 @@ struct StatusView<'a> {
     error: Option<String>,
 }
 
+/// `pacha history sync`: sends the records the shared history's remote does not have.
+pub(super) fn sync_command(context: &Context<'_>, out: &mut Output) -> anyhow::Result<Status> {
+    let parts = context.parts()?;
+    let Some(remote) = parts.history.remote().map(|remote| remote.url.clone()) else {
+        return Err(Usage("the history is not shared: set `history: {remote: URL}` in pacha.yaml".to_owned()).into());
+    };
+    let synced = parts.history.sync()?;
+    if out.json {
+        out.json_document(&serde_json::json!({
+            "remote": remote,
+            "sent": synced.sent,
+            "received": synced.received,
+        }))?;
+    } else {
+        let records = |count: usize| format!("{count} record{}", if count == 1 { "" } else { "s" });
+        out.line(format!(
+            "{remote}: {} sent, {} received",
+            records(synced.sent),
+            records(synced.received)
+        ))?;
+    }
+    Ok(Status::Success)
+}
+
 pub(super) fn status_command(
     context: &Context<'_>,
     out: &mut Output,
@@ -318,6 +342,8 @@ pub(super) fn status_command(
         None => parts.master.leaf_nodes(),
     };
     let jobs = jobs(args, &parts.master, nodes.len());
+    // As of the last fetch or push: status never waits for the remote.
+    let unsynced = parts.history.unsynced()?;
     let results: Vec<Result<NodeStatus, String>> = parts.with_engine(|engine| {
         engine
             .status(&nodes, jobs)
@@ -361,7 +387,8 @@ pub(super) fn status_command(
                 },
             })
             .collect();
-        out.json_document(&serde_json::json!({ "nodes": views, "drifted": drifted }))?;
+        let unsynced: Vec<EntryView<'_>> = unsynced.iter().map(EntryView::new).collect();
+        out.json_document(&serde_json::json!({ "nodes": views, "drifted": drifted, "unsynced": unsynced }))?;
     } else {
         let width = nodes.iter().map(|node| node.chars().count()).max().unwrap_or(0);
         let style = out.style;
@@ -409,6 +436,17 @@ pub(super) fn status_command(
                     }
                 }
             }
+        }
+    }
+    if !out.json && !unsynced.is_empty() {
+        let style = out.style;
+        out.line(style.yellow(&format!(
+            "{} record{} not yet in the shared history (`pacha history sync` sends them):",
+            unsynced.len(),
+            if unsynced.len() == 1 { "" } else { "s" }
+        )))?;
+        for entry in &unsynced {
+            out.line(format!("    {}", entry_line(out, entry)))?;
         }
     }
     if !failed.is_empty() {

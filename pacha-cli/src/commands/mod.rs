@@ -20,7 +20,7 @@ use std::sync::atomic::AtomicBool;
 use clap::Parser;
 use pacha_core::Master;
 
-use crate::cli::{Cli, Command, SecretAction};
+use crate::cli::{Cli, Command, HistoryAction, SecretAction};
 use crate::error::{NodesFailed, describe};
 use crate::output::Output;
 use crate::setup::Parts;
@@ -158,6 +158,9 @@ fn run(context: &Context<'_>, out: &mut Output) -> anyhow::Result<Status> {
         Command::Secret {
             action: SecretAction::List,
         } => secret::list(context, out),
+        Command::History {
+            action: HistoryAction::Sync,
+        } => history::sync_command(context, out),
         Command::Plan {
             node,
             state,

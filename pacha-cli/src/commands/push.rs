@@ -218,7 +218,7 @@ pub(super) fn apply_command(
         ))
         .into());
     }
-    parts.history = parts.history.with_master(revision);
+    parts.history.set_master(revision);
     parts.with_engine(|engine| {
         let mut plans = saved.plans.clone();
         if let Some(limit) = &limit {

@@ -68,6 +68,20 @@ impl std::fmt::Debug for SealedSecret {
     }
 }
 
+/// Whether `name` can be a git branch (`refs/heads/NAME` a valid ref, no leading `-`).
+fn valid_branch(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with(['-', '/', '.'])
+        && !name.ends_with(['/', '.'])
+        && !name.ends_with(".lock")
+        && !name.contains("..")
+        && !name.contains("//")
+        && !name.contains("@{")
+        && name
+            .chars()
+            .all(|character| character.is_ascii_graphic() && !"~^:?*[\\".contains(character))
+}
+
 /// The folder of encrypted secrets, in the master and in a node's folder.
 pub const SECRETS_DIR: &str = "secrets";
 
@@ -157,6 +171,22 @@ impl Master {
             return Err(ConfigError::Invalid {
                 at: Location::line(SETTINGS_FILE, yaml::line_of(&settings_text, "health")),
                 message,
+            });
+        }
+        if let Some(remote) = &settings.history.remote
+            && (remote.trim().is_empty() || remote.starts_with('-') || remote.contains(['\n', '\0']))
+        {
+            return Err(ConfigError::Invalid {
+                at: Location::line(SETTINGS_FILE, yaml::line_of(&settings_text, "remote")),
+                message: format!("history: remote {remote:?} is not a git URL or path"),
+            });
+        }
+        if let Some(branch) = &settings.history.branch
+            && !valid_branch(branch)
+        {
+            return Err(ConfigError::Invalid {
+                at: Location::line(SETTINGS_FILE, yaml::line_of(&settings_text, "branch")),
+                message: format!("history: branch {branch:?} is not a git branch name"),
             });
         }
         if settings.jobs == Some(0) {
@@ -331,12 +361,56 @@ impl Master {
 
     /// Where the history repository lives.
     pub fn history_dir(&self) -> PathBuf {
-        let configured = self.settings.history.clone().unwrap_or_else(|| PathBuf::from("hosts"));
+        let configured = self
+            .settings
+            .history
+            .path
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("hosts"));
         if configured.is_relative() {
             self.dir.join(configured)
         } else {
             configured
         }
+    }
+
+    /// Where the history is shared, when `history: {remote: …}` says: the URL as git takes
+    /// it (a relative path made absolute against the master) and the branch.
+    pub fn history_remote(&self) -> Option<(String, String)> {
+        let remote = self.settings.history.remote.as_ref()?;
+        let branch = self
+            .settings
+            .history
+            .branch
+            .clone()
+            .unwrap_or_else(|| "main".to_owned());
+        // `scheme://…` and scp-like `host:path` are URLs; anything else is a path.
+        let url_like = remote.contains("://")
+            || remote
+                .split_once(':')
+                .is_some_and(|(host, _)| !host.is_empty() && !host.contains('/'));
+        let url = if url_like || Path::new(remote).is_absolute() {
+            remote.clone()
+        } else {
+            self.dir.join(remote).display().to_string()
+        };
+        Some((url, branch))
+    }
+
+    /// Whether any layer of the master declares a secret (pacha.yaml, its states, encrypted
+    /// secret files, node and meta node files). app.yaml files are read when rendering.
+    pub fn declares_secrets(&self) -> bool {
+        let in_states = |states: &BTreeMap<String, crate::model::node::StateSettings>| {
+            states.values().any(|block| !block.secrets.is_empty())
+        };
+        !self.secrets.is_empty()
+            || self.state_secrets.values().any(|names| !names.is_empty())
+            || !self.sealed.is_empty()
+            || self.graph.names().any(|name| match self.graph.definition(name) {
+                Ok(Definition::Node(node)) => !node.secrets.is_empty() || in_states(&node.states),
+                Ok(Definition::Meta(meta)) => !meta.secrets.is_empty() || in_states(&meta.states),
+                Err(_) => false,
+            })
     }
 
     /// `path` as the user should see it: relative to the master when inside it.

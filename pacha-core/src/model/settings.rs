@@ -20,8 +20,9 @@ pub struct MasterSettings {
     /// Like `vars`, but never printed.
     #[serde(default)]
     pub secrets: Vars,
-    /// Where the history repository lives (default `hosts`), relative to the master.
-    pub history: Option<PathBuf>,
+    /// Where the history repository lives (default `hosts`), and where it is shared.
+    #[serde(default)]
+    pub history: HistorySettings,
     /// How many nodes a push works on at once.
     pub jobs: Option<usize>,
     /// Refuse to push, apply or roll back from a master with uncommitted changes.
@@ -45,6 +46,49 @@ pub struct MasterSettings {
     pub health: HealthSettings,
     /// What a failing post script or health check does, for nodes that do not say.
     pub on_failure: Option<OnFailure>,
+}
+
+/// `history:` in `pacha.yaml`: a path (`history: hosts`), or `{path, remote, branch}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HistorySettings {
+    /// The repository's folder, relative to the master (default `hosts`).
+    pub path: Option<PathBuf>,
+    /// A git URL or path the history is shared through.
+    pub remote: Option<String>,
+    /// The remote's branch (default `main`).
+    pub branch: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for HistorySettings {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<HistorySettings, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Full {
+            path: Option<PathBuf>,
+            remote: Option<String>,
+            branch: Option<String>,
+        }
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Written {
+            Path(PathBuf),
+            Full(Full),
+        }
+        match Written::deserialize(deserializer) {
+            Ok(Written::Path(path)) => Ok(HistorySettings {
+                path: Some(path),
+                ..HistorySettings::default()
+            }),
+            Ok(Written::Full(full)) => Ok(HistorySettings {
+                path: full.path,
+                remote: full.remote,
+                branch: full.branch,
+            }),
+            Err(_) => Err(serde::de::Error::custom(
+                "history: a path (history: hosts) or {path, remote, branch}",
+            )),
+        }
+    }
 }
 
 /// What a failing post script or health check does to a node's change.
