@@ -378,3 +378,73 @@ fn a_shared_history_is_checked_before_any_node_is_touched() {
     assert!(!stderr.contains("hunter2"));
     assert!(!master.root("web1").join("etc/motd").exists(), "nothing was pushed");
 }
+
+/// A node behind a bastion: the ssh_config's `ProxyJump` is all it takes, for push, status
+/// and rollback alike.
+#[test]
+fn nodes_behind_a_proxy_jump_are_pushed_checked_and_rolled_back() {
+    let mut bastion = fixtures::Sshd::start(&["bastion"]);
+    let master = SshMaster::new(&["web1"]);
+    let dir = master.dir.path();
+    let known = dir.join("known_hosts");
+    std::fs::write(
+        &known,
+        format!(
+            "{}{}",
+            std::fs::read_to_string(&master.sshd.known_hosts).unwrap(),
+            std::fs::read_to_string(&bastion.known_hosts).unwrap()
+        ),
+    )
+    .unwrap();
+    let config = dir.join("ssh_config");
+    std::fs::write(
+        &config,
+        format!(
+            "Host web1\n  ProxyJump bastion\n\nMatch all\nInclude {}\nInclude {}\n",
+            master.sshd.config.display(),
+            bastion.config.display()
+        ),
+    )
+    .unwrap();
+    let settings = std::fs::read_to_string(dir.join("pacha.yaml")).unwrap();
+    let settings: String = settings
+        .lines()
+        .filter(|line| !line.starts_with("  config_file:") && !line.starts_with("  known_hosts:"))
+        .map(|line| format!("{line}\n"))
+        .collect();
+    master.write(
+        "pacha.yaml",
+        &settings.replace(
+            "ssh:\n",
+            &format!(
+                "ssh:\n  config_file: {}\n  known_hosts: {}\n",
+                config.display(),
+                known.display()
+            ),
+        ),
+    );
+    let (code, stdout, stderr) = master.run(&["push", "web1", "production"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let first = serde_json::from_str::<serde_json::Value>(&master.run(&["log", "web1", "--json"]).1).unwrap()
+        ["entries"][0]["revision"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    master.write("templates/motd/default/motd.hbs", "changed through the bastion\n");
+    let (code, _, stderr) = master.run(&["push", "web1", "production"]);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, stdout, stderr) = master.run(&["status", "web1"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains("in sync"), "{stdout}");
+    let (code, _, stderr) = master.run(&["rollback", "web1", &first]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(master.root("web1").join("etc/motd")).unwrap(),
+        "hello from web1 (production)\n"
+    );
+    // It really went through the bastion: without it, web1 cannot be reached.
+    master.run(&["disconnect"]);
+    bastion.stop();
+    let (code, _, stderr) = master.run(&["status", "web1"]);
+    assert_eq!(code, 1, "{stderr}");
+}
