@@ -347,6 +347,11 @@ impl Books for PushBooks<'_> {
         self.engine.prior(&plan.node, self.tracks.get(&plan.node))
     }
 
+    fn prior_under_lock(&self, plan: &Plan) -> Result<Option<Snapshot>, HistoryError> {
+        self.engine.history.refresh()?;
+        self.prior(plan)
+    }
+
     fn recover(
         &self,
         plan: &Plan,

@@ -608,6 +608,10 @@ impl History for GitHistory {
         Ok(())
     }
 
+    fn refresh(&self) -> Result<(), HistoryError> {
+        self.fetch_remote()
+    }
+
     fn log(&self, node: &str) -> Result<Vec<Entry>, HistoryError> {
         let slot = self.existing();
         let Some(repo) = slot.as_ref() else {

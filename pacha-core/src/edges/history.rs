@@ -86,4 +86,9 @@ pub trait History: Sync {
     fn check_writable(&self) -> Result<(), HistoryError> {
         Ok(())
     }
+    /// Brings the history up to date with what others recorded (a shared history fetches its
+    /// remote); called under a node's lock, before its latest snapshot is read again.
+    fn refresh(&self) -> Result<(), HistoryError> {
+        Ok(())
+    }
 }

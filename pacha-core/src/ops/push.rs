@@ -196,6 +196,12 @@ pub(crate) trait Books: Sync {
         Ok(None)
     }
 
+    /// The node's latest recorded snapshot again, once its lock is held: another pacha may
+    /// have pushed and recorded it while this one waited for the lock.
+    fn prior_under_lock(&self, plan: &Plan) -> Result<Option<Snapshot>, HistoryError> {
+        self.prior(plan)
+    }
+
     /// Records `found`, what the node holds where its journal says pacha placed files, when it
     /// differs from `previous`: a placement the history missed. The entry and the snapshot
     /// recorded, when something was.
@@ -349,20 +355,25 @@ fn push_one(
             return report;
         }
     };
-    match connection {
+    let ran = match connection {
         Some(Ok(connection)) if host_key_failures.is_empty() => {
             run_node(plan, &mut previous, connection, options, books, reporter, &mut report);
+            true
         }
         Some(Ok(connection)) => {
             let _ = connection.close();
             report.fail(NodeError::HostKeyElsewhere {
                 nodes: host_key_failures.to_vec(),
             });
+            false
         }
-        Some(Err(err)) => report.fail(err.into()),
-        None => {}
-    }
-    if !options.dry_run {
+        Some(Err(err)) => {
+            report.fail(err.into());
+            false
+        }
+        None => false,
+    };
+    if !options.dry_run && !ran {
         reporter.step(&plan.node, "record");
         books.record(plan, previous.as_ref(), &mut report);
     }
@@ -381,8 +392,19 @@ fn run_node(
     report: &mut NodeReport,
 ) {
     let result = node_steps(plan, previous, connection.as_mut(), options, books, reporter, report);
-    let closed = connection.close();
-    if let Err(err) = result.and(closed)
+    if let Err(err) = result
+        && report.error.is_none()
+    {
+        report.fail(err.into());
+    }
+    // Recorded before the connection (and with it the node's lock) is let go: a second pacha
+    // waiting for the node finds this push in the history, so records of one node are in the
+    // order their pushes were.
+    if !options.dry_run {
+        reporter.step(&plan.node, "record");
+        books.record(plan, previous.as_ref(), report);
+    }
+    if let Err(err) = connection.close()
         && report.error.is_none()
     {
         report.fail(err.into());
@@ -404,10 +426,32 @@ fn node_steps(
     let clock = Instant::now();
     let lock = (!options.dry_run).then_some(options.holder.as_str());
     let mut inspection = inspect_plan(plan, &removal_candidates(plan, previous.as_ref()), connection, lock)?;
+    // Under the node's lock: when the node's journal says someone placed files since the
+    // snapshot read before, what another pacha recorded meanwhile counts (it records before
+    // it lets the lock go).
+    let journal = inspection.journal.as_deref().and_then(journal::decode);
+    if lock.is_some()
+        && books.keeps_history()
+        && journal
+            .as_ref()
+            .is_some_and(|journal| journal.files != journal::of_snapshot(previous.as_ref()))
+    {
+        match books.prior_under_lock(plan) {
+            Ok(fresh) if fresh != *previous => {
+                *previous = fresh;
+                inspection = inspect_plan(plan, &removal_candidates(plan, previous.as_ref()), connection, None)?;
+            }
+            Ok(_) => {}
+            Err(err) => {
+                report.fail(NodeError::History(err.into()));
+                return Ok(());
+            }
+        }
+    }
     // Under the node's lock: a placement the history missed is recorded before anything else.
     if lock.is_some()
         && books.keeps_history()
-        && let Some(journal) = inspection.journal.as_deref().and_then(journal::decode)
+        && let Some(journal) = journal
         && journal.files != journal::of_snapshot(previous.as_ref())
     {
         let found = Found {

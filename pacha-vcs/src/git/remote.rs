@@ -332,15 +332,9 @@ impl GitHistory {
                 }
                 Ok(())
             }
-            Err((stdout, stderr))
-                if stdout.lines().any(|line| line.starts_with('!'))
-                    && (stdout.contains("fetch first")
-                        || stdout.contains("non-fast-forward")
-                        || stdout.contains("atomic push failed")
-                        || stderr.contains("[rejected]")) =>
-            {
-                Err(Failure::Rejected)
-            }
+            // A ref the remote would not take (someone pushed first, or is pushing right now
+            // and holds the ref's lock): fetched and tried again, a few times.
+            Err((stdout, _)) if stdout.lines().any(|line| line.starts_with('!')) => Err(Failure::Rejected),
             Err((stdout, stderr)) => Err(Failure::Other(last_line(if stderr.trim().is_empty() {
                 &stdout
             } else {
