@@ -5,6 +5,12 @@
 //! Pushes go through the engine as `pacha push` does, so each one that changes a node is also
 //! recorded in a real git history.
 //!
+//! First, before the warm benchmarks, a table of **cold** pushes (every connection new, as a
+//! `pacha push` run from a shell is) for N = 1 and 8 (`PACHA_BENCH_COLD=1,8,32` to choose),
+//! each cell with its ratio to the floor measured in the same run: one `tar | ssh host tar -x`
+//! per node over a new connection. `PACHA_BENCH_COLD=0` skips it; `PACHA_BENCH_TIMINGS=1`
+//! prints the first node's connect, inspect and apply times of every push.
+//!
 //! Run with `cargo bench -p pacha-cli --bench push`. Needs `/usr/sbin/sshd`.
 
 use std::collections::HashMap;
@@ -18,11 +24,98 @@ use pacha_transport::SshConnector;
 use pacha_vcs::{Author, GitHistory};
 
 fn main() {
+    let cold = std::env::var("PACHA_BENCH_COLD").unwrap_or_else(|_| "1,8".to_owned());
+    let sizes: Vec<usize> = cold
+        .split(',')
+        .filter_map(|size| size.trim().parse().ok())
+        .filter(|size| *size > 0)
+        .collect();
+    if !sizes.is_empty() {
+        println!("cold pushes (new connections), median of {COLD_SAMPLES}; ratio to one `tar | ssh` per node:");
+        println!("{:>5}  {:>10}  {:>16}  {:>16}  {:>16}", "nodes", "floor", "first push", "no change", "one change");
+        for nodes in sizes {
+            cold_row(nodes);
+        }
+    }
     divan::main();
 }
 
+const COLD_SAMPLES: usize = 7;
+
+/// One row of the cold table.
+fn cold_row(nodes: usize) {
+    let fleet = Fleet::new(nodes);
+    let floor = median(
+        (0..COLD_SAMPLES)
+            .map(|_| {
+                let _ = std::fs::remove_dir_all(fleet.dir.path().join("tar-target"));
+                timed(|| fleet.tar_ssh_cold())
+            })
+            .collect(),
+    );
+    let cell = |prepare: &dyn Fn(usize), expected: Outcome| {
+        median(
+            (0..COLD_SAMPLES)
+                .map(|round| {
+                    prepare(round);
+                    let connector =
+                        SshConnector::new(fleet.dir.path().join(format!("cold-{}", next_control()))).expect("control dir");
+                    let time = timed(|| fleet.push_with(&connector, expected));
+                    // Kept masters would load the next samples' sshd.
+                    connector.disconnect_all();
+                    time
+                })
+                .collect(),
+        )
+    };
+    let roots = fleet.roots();
+    let first = cell(
+        &|_| {
+            let _ = std::fs::remove_dir_all(&roots);
+        },
+        Outcome::Changed,
+    );
+    let unchanged = cell(&|_| {}, Outcome::Unchanged);
+    let template = fleet.dir.path().join("templates/base/default/conf0.conf.hbs");
+    let original = std::fs::read_to_string(&template).expect("template");
+    let changed = cell(
+        &|round| std::fs::write(&template, format!("{original}# cold {round}\n")).expect("write"),
+        Outcome::Changed,
+    );
+    let show = |cell: std::time::Duration| {
+        format!(
+            "{:>7.1} ms {:>4.2}x",
+            cell.as_secs_f64() * 1000.0,
+            cell.as_secs_f64() / floor.as_secs_f64()
+        )
+    };
+    println!(
+        "{nodes:>5}  {:>7.1} ms  {:>16}  {:>16}  {:>16}",
+        floor.as_secs_f64() * 1000.0,
+        show(first),
+        show(unchanged),
+        show(changed)
+    );
+}
+
+fn next_control() -> usize {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+fn timed(work: impl FnOnce()) -> std::time::Duration {
+    let start = std::time::Instant::now();
+    work();
+    start.elapsed()
+}
+
+fn median(mut samples: Vec<std::time::Duration>) -> std::time::Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
 struct Fleet {
-    _sshd: fixtures::Sshd,
+    sshd: fixtures::Sshd,
     dir: tempfile::TempDir,
     leaves: Vec<String>,
     connector: SshConnector,
@@ -37,7 +130,7 @@ impl Fleet {
         let leaves = fixtures::ssh_fleet(dir.path(), &sshd, nodes);
         let connector = SshConnector::new(dir.path().join("c")).expect("control dir");
         let fleet = Fleet {
-            _sshd: sshd,
+            sshd,
             dir,
             leaves,
             connector,
@@ -48,19 +141,80 @@ impl Fleet {
     }
 
     fn push_all(&self, expected: Outcome) {
+        self.push_with(&self.connector, expected);
+    }
+
+    /// A push of the whole fleet through `connector`, as `pacha push fleet production`
+    /// does: the master opened, plans rendered, each node pushed and recorded.
+    fn push_with(&self, connector: &SshConnector, expected: Outcome) {
         let master = Master::open(self.dir.path()).expect("master");
         let renderer = Renderer::new(&master);
         let history =
             GitHistory::open(&master.history_dir(), Author::new("bench", "bench@example.com")).expect("history");
-        let engine = Engine::new(&master, &renderer, &self.connector, &history);
+        let engine = Engine::new(&master, &renderer, connector, &history);
         let options = PushOptions {
             jobs: self.leaves.len().min(32),
             ..PushOptions::default()
         };
         let reports = engine.push("fleet", "production", &options, &Quiet).expect("renders");
+        if std::env::var_os("PACHA_BENCH_TIMINGS").is_some() {
+            let timings = &reports[0].timings;
+            eprintln!(
+                "connect {:?} inspect {:?} apply {:?} total {:?}",
+                timings.connect, timings.inspect, timings.apply, timings.total
+            );
+        }
         for report in &reports {
             assert_eq!(report.outcome, expected, "{}: {:?}", report.node, report.error);
         }
+    }
+
+    /// The floor: the bytes of a first push as one `tar | ssh host tar -x` per node, each
+    /// over a new connection, in parallel as a push goes.
+    fn tar_ssh_cold(&self) {
+        let out = self.rendered();
+        let target = self.dir.path().join("tar-target");
+        in_parallel(&self.leaves, 32, |index, node| {
+            let mut tar = Command::new("tar")
+                .arg("-C")
+                .arg(out.join(node))
+                .args(["-cf", "-", "."])
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("tar");
+            let remote = format!("mkdir -p {0}/node{index} && tar -C {0}/node{index} -xf -", target.display());
+            let status = Command::new("ssh")
+                .arg("-F")
+                .arg(&self.sshd.config)
+                .args(["-o", "ControlMaster=no", "-o", "ControlPath=none"])
+                .arg(format!("{node}.example.com"))
+                .arg(remote)
+                .stdin(tar.stdout.take().map_or_else(Stdio::null, Stdio::from))
+                .stdout(Stdio::null())
+                .status()
+                .expect("ssh");
+            assert!(status.success());
+            assert!(tar.wait().expect("tar ends").success());
+        });
+    }
+
+    /// Every node's rendered files under `rendered/NODE/` (written once).
+    fn rendered(&self) -> PathBuf {
+        let out = self.dir.path().join("rendered");
+        if out.is_dir() {
+            return out;
+        }
+        let master = Master::open(self.dir.path()).expect("master");
+        let renderer = Renderer::new(&master);
+        for node in &self.leaves {
+            let plan = renderer.plan(node, "production").expect("plan");
+            for file in &plan.files {
+                let path = out.join(node).join(file.destination.relative());
+                std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+                std::fs::write(path, &file.content).expect("write");
+            }
+        }
+        out
     }
 
     fn roots(&self) -> PathBuf {
@@ -139,17 +293,7 @@ fn baseline_ssh_true(bencher: divan::Bencher<'_, '_>, nodes: usize) {
 #[divan::bench(args = NODES, sample_count = 10, sample_size = 1)]
 fn baseline_tar_ssh(bencher: divan::Bencher<'_, '_>, nodes: usize) {
     with_fleet(nodes, |fleet| {
-        let out = fleet.dir.path().join("rendered");
-        let master = Master::open(fleet.dir.path()).expect("master");
-        let renderer = Renderer::new(&master);
-        for node in &fleet.leaves {
-            let plan = renderer.plan(node, "production").expect("plan");
-            for file in &plan.files {
-                let path = out.join(node).join(file.destination.relative());
-                std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
-                std::fs::write(path, &file.content).expect("write");
-            }
-        }
+        let out = fleet.rendered();
         let sockets: Vec<PathBuf> = (0..nodes).map(|i| fleet.socket(i)).collect();
         let target = fleet.dir.path().join("tar-target");
         bencher.bench_local(|| {
