@@ -10,6 +10,8 @@
 //! each cell with its ratio to the floor measured in the same run: one `tar | ssh host tar -x`
 //! per node over a new connection. `PACHA_BENCH_COLD=0` skips it; `PACHA_BENCH_TIMINGS=1`
 //! prints the first node's connect, inspect and apply times of every push.
+//! `PACHA_BENCH_FLEET=100,300` adds hundreds of nodes over 8 sshd instances (see
+//! `big_fleets`).
 //!
 //! Run with `cargo bench -p pacha-cli --bench push`. Needs `/usr/sbin/sshd`.
 
@@ -32,11 +34,15 @@ fn main() {
         .collect();
     if !sizes.is_empty() {
         println!("cold pushes (new connections), median of {COLD_SAMPLES}; ratio to one `tar | ssh` per node:");
-        println!("{:>5}  {:>10}  {:>16}  {:>16}  {:>16}", "nodes", "floor", "first push", "no change", "one change");
+        println!(
+            "{:>5}  {:>10}  {:>16}  {:>16}  {:>16}",
+            "nodes", "floor", "first push", "no change", "one change"
+        );
         for nodes in sizes {
             cold_row(nodes);
         }
     }
+    big_fleets();
     divan::main();
 }
 
@@ -58,8 +64,8 @@ fn cold_row(nodes: usize) {
             (0..COLD_SAMPLES)
                 .map(|round| {
                     prepare(round);
-                    let connector =
-                        SshConnector::new(fleet.dir.path().join(format!("cold-{}", next_control()))).expect("control dir");
+                    let connector = SshConnector::new(fleet.dir.path().join(format!("cold-{}", next_control())))
+                        .expect("control dir");
                     let time = timed(|| fleet.push_with(&connector, expected));
                     // Kept masters would load the next samples' sshd.
                     connector.disconnect_all();
@@ -182,7 +188,10 @@ impl Fleet {
                 .stdout(Stdio::piped())
                 .spawn()
                 .expect("tar");
-            let remote = format!("mkdir -p {0}/node{index} && tar -C {0}/node{index} -xf -", target.display());
+            let remote = format!(
+                "mkdir -p {0}/node{index} && tar -C {0}/node{index} -xf -",
+                target.display()
+            );
             let status = Command::new("ssh")
                 .arg("-F")
                 .arg(&self.sshd.config)
@@ -347,4 +356,151 @@ fn ssh(socket: &Path, host: &str, command: &str, stdin: Option<Stdio>) {
         .status()
         .expect("ssh");
     assert!(status.success());
+}
+
+/// Hundreds of nodes (`PACHA_BENCH_FLEET=100,300`): node aliases spread over 8 test sshd
+/// instances, each node with its own root; the `pacha` binary pushes them cold with `--jobs
+/// 32` and `--jobs 100`. Wall time, client CPU and peak memory (`/usr/bin/time`), and the
+/// floor (one cold `tar | ssh` per node, as parallel) at the same N.
+fn big_fleets() {
+    let Ok(sizes) = std::env::var("PACHA_BENCH_FLEET") else {
+        return;
+    };
+    let sizes: Vec<usize> = sizes.split(',').filter_map(|size| size.trim().parse().ok()).collect();
+    println!("large fleets (8 sshd, cold, one run each): wall s / client CPU s / peak MB");
+    for nodes in sizes {
+        let dir = tempfile::Builder::new().prefix("pf").tempdir().expect("temp dir");
+        let aliases: Vec<String> = (0..nodes).map(|i| format!("node{i}.example.com")).collect();
+        let servers: Vec<fixtures::Sshd> = aliases
+            .chunks(nodes.div_ceil(8))
+            .map(|chunk| fixtures::Sshd::start(&chunk.iter().map(String::as_str).collect::<Vec<_>>()))
+            .collect();
+        let config = dir.path().join("fleet_ssh_config");
+        let known = dir.path().join("fleet_known_hosts");
+        let mut includes = String::new();
+        let mut keys = String::new();
+        for server in &servers {
+            includes.push_str(&format!("Include {}\n", server.config.display()));
+            keys.push_str(&std::fs::read_to_string(&server.known_hosts).expect("known_hosts"));
+        }
+        std::fs::write(&config, includes).expect("ssh_config");
+        std::fs::write(&known, keys).expect("known_hosts");
+        let roots = dir.path().join("roots");
+        let shape = fixtures::FleetShape {
+            nodes,
+            metas: 4,
+            templates: 20,
+        };
+        let leaves = fixtures::generate_fleet(dir.path(), shape, &|i| {
+            format!("root: {}\n", roots.join(format!("node{i}")).display())
+        });
+        let settings = std::fs::read_to_string(dir.path().join("pacha.yaml")).expect("pacha.yaml");
+        std::fs::write(
+            dir.path().join("pacha.yaml"),
+            format!(
+                "{settings}ssh:\n  config_file: {}\n  known_hosts: {}\n  connect_timeout: 30\n",
+                config.display(),
+                known.display()
+            ),
+        )
+        .expect("pacha.yaml");
+        let fleet = Fleet {
+            sshd: fixtures::Sshd::start(&[]),
+            connector: SshConnector::new(dir.path().join("c")).expect("control dir"),
+            dir,
+            leaves,
+        };
+        let out = fleet.rendered();
+        let template = fleet.dir.path().join("templates/base/default/conf0.conf.hbs");
+        let original = std::fs::read_to_string(&template).expect("template");
+        for jobs in [32, 100] {
+            let floor = timed(|| {
+                in_parallel(&fleet.leaves, jobs, |index, node| {
+                    let mut tar = Command::new("tar")
+                        .arg("-C")
+                        .arg(out.join(node))
+                        .args(["-cf", "-", "."])
+                        .stdout(Stdio::piped())
+                        .spawn()
+                        .expect("tar");
+                    let target = fleet.dir.path().join("tar-target");
+                    let status = Command::new("ssh")
+                        .arg("-F")
+                        .arg(&config)
+                        .args(["-o", "ControlMaster=no", "-o", "ControlPath=none", "-o"])
+                        .arg(format!("UserKnownHostsFile={}", known.display()))
+                        .arg(format!("{node}.example.com"))
+                        .arg(format!(
+                            "mkdir -p {0}/n{index} && tar -C {0}/n{index} -xf -",
+                            target.display()
+                        ))
+                        .stdin(tar.stdout.take().map_or_else(Stdio::null, Stdio::from))
+                        .stdout(Stdio::null())
+                        .status()
+                        .expect("ssh");
+                    assert!(status.success(), "floor ssh to {node}");
+                    assert!(tar.wait().expect("tar ends").success());
+                });
+            });
+            let _ = std::fs::remove_dir_all(fleet.roots());
+            let first = pacha_push(&fleet, jobs, "first");
+            let unchanged = pacha_push(&fleet, jobs, "unchanged");
+            std::fs::write(&template, format!("{original}# jobs {jobs}\n")).expect("write");
+            let changed = pacha_push(&fleet, jobs, "changed");
+            let ratio = |wall: f64| wall / floor.as_secs_f64();
+            println!(
+                "N={nodes} --jobs {jobs}: floor {:.2} s | first {} ({:.2}x) | no change {} ({:.2}x) | one change {} ({:.2}x)",
+                floor.as_secs_f64(),
+                first.1,
+                ratio(first.0),
+                unchanged.1,
+                ratio(unchanged.0),
+                changed.1,
+                ratio(changed.0)
+            );
+        }
+    }
+}
+
+/// `pacha push fleet production --jobs JOBS` under `/usr/bin/time`, cold: wall seconds and
+/// "wall / CPU / peak MB".
+fn pacha_push(fleet: &Fleet, jobs: usize, what: &str) -> (f64, String) {
+    let runtime = fleet.dir.path().join(format!("run-{what}-{jobs}"));
+    std::fs::create_dir_all(&runtime).expect("runtime");
+    let output = Command::new("/usr/bin/time")
+        .args(["-f", "TIME %e %U %S %M"])
+        .arg(env!("CARGO_BIN_EXE_pacha"))
+        .env("XDG_RUNTIME_DIR", &runtime)
+        .arg("--master")
+        .arg(fleet.dir.path())
+        .args(["push", "fleet", "production", "--jobs", &jobs.to_string()])
+        .stdout(Stdio::null())
+        .output()
+        .expect("pacha push");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let _ = Command::new(env!("CARGO_BIN_EXE_pacha"))
+        .env("XDG_RUNTIME_DIR", &runtime)
+        .arg("disconnect")
+        .output();
+    assert!(
+        output.status.success(),
+        "{what} push with --jobs {jobs}: {}",
+        stderr.lines().rev().take(20).collect::<Vec<_>>().join("\n")
+    );
+    let line = stderr
+        .lines()
+        .rfind(|line| line.starts_with("TIME "))
+        .unwrap_or_default();
+    let fields: Vec<f64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|field| field.parse().ok())
+        .collect();
+    let [wall, user, system, peak] = fields[..] else {
+        return (0.0, format!("? ({line})"));
+    };
+    (
+        wall,
+        format!("{wall:.2} s / {:.2} s / {:.0} MB", user + system, peak / 1024.0),
+    )
 }

@@ -143,21 +143,33 @@ impl SshConnector {
             let _ = fs::remove_file(&socket);
         }
 
-        let log_file = OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(true)
-            .open(&log)
-            .map_err(|err| io("creating the ssh log", err))?;
-        let status = Command::new(&self.program)
-            .args(master_args(target, &socket, &log))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log_file)
-            .status()
-            .map_err(|err| io("running ssh", err))?;
-        if !status.success() || !socket.exists() {
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let log_file = OpenOptions::new()
+                .create(true)
+                .write(true)
+                .truncate(true)
+                .open(&log)
+                .map_err(|err| io("creating the ssh log", err))?;
+            let status = Command::new(&self.program)
+                .args(master_args(target, &socket, &log))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(log_file)
+                .status()
+                .map_err(|err| io("running ssh", err))?;
+            if status.success() && socket.exists() {
+                break;
+            }
             let detail = fs::read_to_string(&log).unwrap_or_default();
+            // A server under load (sshd's MaxStartups) drops new connections: once more,
+            // after a moment that differs per connection so they do not come back together.
+            if tries == 1 && busy_server(&detail) {
+                let jitter = u64::from(session::nonce().as_bytes()[0]) % 200;
+                std::thread::sleep(Duration::from_millis(300 + jitter));
+                continue;
+            }
             return Err(classify(&target.host, &detail, status.code()));
         }
         Ok((
@@ -586,6 +598,21 @@ impl Shell for SshShell {
     }
 }
 
+/// Whether ssh's error reads as a server that refused or dropped a new connection because it
+/// was busy (rather than as a wrong key, host key or name): worth one more try.
+fn busy_server(detail: &str) -> bool {
+    [
+        "Connection refused",
+        "Connection reset by peer",
+        "kex_exchange_identification",
+        "Connection closed by remote host",
+    ]
+    .iter()
+    .any(|sign| detail.contains(sign))
+        && !detail.contains("Host key verification failed")
+        && !detail.contains("Permission denied")
+}
+
 /// Waits for `child` (an `ssh … true`) at most `deadline`; its stderr is the error.
 fn wait_with_deadline(mut child: std::process::Child, deadline: Duration) -> Result<(), String> {
     let started = std::time::Instant::now();
@@ -617,6 +644,26 @@ fn wait_with_deadline(mut child: std::process::Child, deadline: Duration) -> Res
             Ok(None) => std::thread::sleep(Duration::from_millis(20)),
             Err(err) => return Err(format!("waiting for ssh: {err}")),
         }
+    }
+}
+
+#[cfg(test)]
+mod busy_tests {
+    use super::busy_server;
+
+    #[test]
+    fn only_a_busy_or_refusing_server_is_tried_again() {
+        assert!(busy_server(
+            "kex_exchange_identification: read: Connection reset by peer\r\n"
+        ));
+        assert!(busy_server(
+            "ssh: connect to host 10.0.0.1 port 22: Connection refused\n"
+        ));
+        assert!(!busy_server("Permission denied (publickey).\n"));
+        assert!(!busy_server("Host key verification failed.\n"));
+        assert!(!busy_server(
+            "ssh: Could not resolve hostname nowhere: Name or service not known\n"
+        ));
     }
 }
 
