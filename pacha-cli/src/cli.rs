@@ -131,14 +131,20 @@ pub(crate) enum Command {
     Log {
         /// A node
         node: String,
+        /// Only the newest N entries
+        #[arg(short = 'n', long = "max-count", value_name = "N")]
+        max_count: Option<usize>,
+        /// Only entries that changed PATH or a file under it (a path on the node, e.g. /etc/nginx)
+        #[arg(long, value_name = "PATH")]
+        path: Option<String>,
     },
     /// Files, owners and modes as recorded at REV (default: the latest); with PATH, that file
     Show {
         /// A node
         node: String,
-        /// A revision as `pacha log` prints it (a unique prefix is enough)
+        /// A revision as `pacha log` prints it (a unique prefix is enough; HEAD, HEAD~N) [default: the latest]
         rev: Option<String>,
-        /// A file's path on the node, e.g. /etc/motd
+        /// A file's path on the node, e.g. /etc/motd (`pacha show NODE PATH` shows the latest)
         path: Option<String>,
         /// Print a file that holds secrets as it is
         #[arg(long)]

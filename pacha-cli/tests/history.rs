@@ -893,3 +893,53 @@ fn age_secrets_in_the_master_and_the_history() {
     );
     assert!(!master.dir.path().join("secrets/other.age").exists());
 }
+
+/// Revisions as an admin types them: `show NODE PATH` for the latest, `HEAD` and `HEAD~N`
+/// (in the node's own log) wherever a revision goes, and `log -n`/`--path`.
+#[test]
+fn head_revisions_show_without_a_revision_and_a_filtered_log() {
+    let master = SshMaster::new(&["web1"]);
+    let (code, _, stderr) = master.run(&["push", "web1", "production"]);
+    assert_eq!(code, 0, "{stderr}");
+    master.write("templates/motd/default/motd.hbs", "second\n");
+    let (code, _, stderr) = master.run(&["push", "web1", "production"]);
+    assert_eq!(code, 0, "{stderr}");
+    master.write("templates/motd/default/app/app.conf", "port = 8080\n");
+    let (code, _, stderr) = master.run(&["push", "web1", "production"]);
+    assert_eq!(code, 0, "{stderr}");
+    let all = revisions(&master, "web1");
+    assert_eq!(all.len(), 3);
+
+    let (code, shown, stderr) = master.run(&["show", "web1", "/etc/motd"]);
+    assert_eq!((code, shown.as_str()), (0, "second\n"), "{stderr}");
+    let (_, shown, _) = master.run(&["show", "web1", "HEAD~2", "/etc/motd"]);
+    assert_eq!(shown, "hello from web1 (production)\n");
+    let (_, head, _) = master.run(&["show", "web1", "HEAD", "--json"]);
+    assert_eq!(json(&head)["entry"]["revision"], all[0].as_str(), "{head}");
+    let (code, _, stderr) = master.run(&["show", "web1", "HEAD~3"]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("HEAD~3"), "{stderr}");
+
+    let (_, log, _) = master.run(&["log", "web1", "-n", "1", "--json"]);
+    assert_eq!(json(&log)["entries"].as_array().unwrap().len(), 1);
+    let (_, log, _) = master.run(&["log", "web1", "--path", "/etc/app", "--json"]);
+    let log = json(&log);
+    let touched: Vec<&str> = log["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| entry["revision"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        touched,
+        [all[0].as_str(), all[2].as_str()],
+        "the app.conf change and the first push"
+    );
+
+    let (code, _, stderr) = master.run(&["rollback", "web1", "HEAD~1"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        fs::read_to_string(master.root("web1").join("etc/app/app.conf")).unwrap(),
+        "port = 80\n"
+    );
+}

@@ -652,6 +652,17 @@ impl History for GitHistory {
             node: node.to_owned(),
             revision: revision.to_owned(),
         };
+        // `HEAD` is the node's latest entry, `HEAD~N` the Nth before it (in the node's log).
+        if let Some(back) = revision.strip_prefix("HEAD").and_then(|rest| {
+            if rest.is_empty() {
+                Some(Some(0))
+            } else {
+                rest.strip_prefix('~').map(|n| n.parse::<usize>().ok())
+            }
+        }) {
+            let back = back.ok_or_else(unknown)?;
+            return self.log(node)?.into_iter().nth(back).ok_or_else(unknown);
+        }
         if revision.len() < 4 || revision.len() > 40 || !revision.bytes().all(|byte| byte.is_ascii_hexdigit()) {
             return Err(unknown());
         }

@@ -130,10 +130,19 @@ fn records_and_reads_back_every_detail() {
         err.to_string(),
         "no revision \"deadbeef\" in the history of node \"web1\""
     );
-    assert!(matches!(
-        history.entry("web1", "HEAD~1"),
-        Err(HistoryError::UnknownRevision { .. })
-    ));
+    // HEAD and HEAD~N count in the node's own log; git's other syntax is not taken.
+    let log = history.log("web1").unwrap();
+    assert_eq!(history.entry("web1", "HEAD").unwrap(), log[0]);
+    assert_eq!(history.entry("web1", "HEAD~1").unwrap(), log[1]);
+    for revision in ["HEAD~99", "HEAD^", "main~1", "HEAD~x"] {
+        assert!(
+            matches!(
+                history.entry("web1", revision),
+                Err(HistoryError::UnknownRevision { .. })
+            ),
+            "{revision}"
+        );
+    }
 }
 
 #[test]

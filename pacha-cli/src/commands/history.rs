@@ -33,9 +33,30 @@ fn entry_line(out: &Output, entry: &Entry) -> String {
     )
 }
 
-pub(super) fn log(context: &Context<'_>, out: &mut Output, node: &str) -> anyhow::Result<Status> {
+pub(super) fn log(
+    context: &Context<'_>,
+    out: &mut Output,
+    node: &str,
+    max_count: Option<usize>,
+    path: Option<&str>,
+) -> anyhow::Result<Status> {
+    let under = path
+        .map(|path| NodePath::parse(path).map_err(|err| Usage(format!("--path {path:?}: {err}"))))
+        .transpose()?;
     let parts = context.parts()?;
-    let entries = parts.with_engine(|engine| engine.log(node))?;
+    let mut entries = parts.with_engine(|engine| engine.log(node))?;
+    if let Some(under) = &under {
+        let prefix = format!("{}/", under.as_str().trim_end_matches('/'));
+        entries.retain(|entry| {
+            entry
+                .changed
+                .iter()
+                .any(|changed| changed == under.as_str() || changed.starts_with(&prefix))
+        });
+    }
+    if let Some(count) = max_count {
+        entries.truncate(count);
+    }
     if out.json {
         out.json_document(&serde_json::json!({
             "node": node,

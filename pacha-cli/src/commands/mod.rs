@@ -223,13 +223,20 @@ fn run(context: &Context<'_>, out: &mut Output) -> anyhow::Result<Status> {
         ),
         Command::Authorize { node, pubkey, program } => authorize::authorize(context, out, node, pubkey, program),
         Command::Serve { node } => serve::serve(context, node.as_deref()),
-        Command::Log { node } => history::log(context, out, node),
+        Command::Log { node, max_count, path } => history::log(context, out, node, *max_count, path.as_deref()),
         Command::Show {
             node,
             rev,
             path,
             show_secrets,
-        } => history::show(context, out, node, rev.as_deref(), path.as_deref(), *show_secrets),
+        } => {
+            // `show NODE /etc/motd`: a path where the revision goes is the latest's file.
+            let (rev, path) = match (rev.as_deref(), path.as_deref()) {
+                (Some(first), None) if first.starts_with('/') => (None, Some(first)),
+                (rev, path) => (rev, path),
+            };
+            history::show(context, out, node, rev, path, *show_secrets)
+        }
         Command::Rollback { node, rev } => history::rollback_command(context, out, node, rev),
         Command::Rebuild { node, host, root } => {
             history::rebuild_command(context, out, node, host.as_deref(), root.as_deref())
