@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 /// A master directory holds templates per app and state, scripts, and one YAML file per node;
 /// `pacha push NODE STATE` brings every node of NODE to STATE and records it in git.
 #[derive(Debug, Parser)]
-#[command(name = "pacha", version, propagate_version = true, max_term_width = 100)]
+#[command(name = "pacha", version = env!("PACHA_VERSION"), propagate_version = true, max_term_width = 100)]
 pub(crate) struct Cli {
     /// The master directory [default: the nearest folder upward holding pacha.yaml]
     #[arg(long, global = true, value_name = "DIR", env = "PACHA_MASTER")]
@@ -247,6 +247,17 @@ pub(crate) enum Command {
     History {
         #[command(subcommand)]
         action: HistoryAction,
+    },
+    /// Print a shell completion script: pacha completions bash > /etc/bash_completion.d/pacha
+    Completions {
+        /// bash, zsh, fish, elvish or powershell
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages (pacha.1 and one per command, pacha-push.1, …) into DIR
+    Man {
+        /// The folder, e.g. /usr/share/man/man1
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
     },
     /// Close the SSH connections kept for the next run (all, or NODE's)
     Disconnect {

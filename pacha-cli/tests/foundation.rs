@@ -198,3 +198,63 @@ fn the_systemd_units_verify() {
     );
     assert!(output.status.success() && said.trim().is_empty(), "{said}");
 }
+
+#[test]
+fn version_names_the_commit_it_was_built_from() {
+    let output = pacha().arg("--version").output().unwrap();
+    assert!(output.status.success());
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        text.starts_with(&format!("pacha {} ", env!("CARGO_PKG_VERSION"))),
+        "{text}"
+    );
+    let head = std::process::Command::new("git")
+        .args(["-C", env!("CARGO_MANIFEST_DIR"), "rev-parse", "--short=12", "HEAD"])
+        .output()
+        .unwrap();
+    if head.status.success() {
+        let commit = String::from_utf8(head.stdout).unwrap();
+        assert!(text.contains(&format!("({}", commit.trim())), "{text}");
+    }
+}
+
+#[test]
+fn completions_for_every_shell_and_a_man_page_per_command() {
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let output = pacha().args(["completions", shell]).output().unwrap();
+        assert!(output.status.success(), "{shell}: {output:?}");
+        let script = String::from_utf8(output.stdout).unwrap();
+        assert!(script.contains("rollback") && script.contains("limit"), "{shell}");
+    }
+    let bash = pacha().args(["completions", "bash"]).output().unwrap().stdout;
+    let tmp = tempfile::tempdir().unwrap();
+    fs::write(tmp.path().join("pacha.bash"), &bash).unwrap();
+    let checked = std::process::Command::new("bash")
+        .arg("-n")
+        .arg(tmp.path().join("pacha.bash"))
+        .status()
+        .unwrap();
+    assert!(checked.success(), "bash reads the completion script");
+    assert!(pacha().args(["completions", "tcsh"]).output().unwrap().status.code() == Some(1));
+
+    let man = tmp.path().join("man1");
+    let output = pacha().args(["man", "--out"]).arg(&man).output().unwrap();
+    assert!(output.status.success(), "{output:?}");
+    for page in [
+        "pacha.1",
+        "pacha-push.1",
+        "pacha-secret-set.1",
+        "pacha-history-sync.1",
+        "pacha-watch.1",
+    ] {
+        let text = fs::read_to_string(man.join(page)).unwrap_or_else(|err| panic!("{page}: {err}"));
+        assert!(
+            text.starts_with(".ie") || text.contains(".TH"),
+            "{page}: {}",
+            &text[..80.min(text.len())]
+        );
+    }
+    let push = fs::read_to_string(man.join("pacha-push.1")).unwrap();
+    assert!(push.contains("max\\-fail"), "{push}");
+    assert!(!man.join("pacha-help.1").exists());
+}

@@ -1,6 +1,7 @@
 //! What each command does: parse, call the libraries, print.
 
 mod authorize;
+mod docs;
 mod history;
 mod init;
 mod nodes;
@@ -161,6 +162,8 @@ fn run(context: &Context<'_>, out: &mut Output) -> anyhow::Result<Status> {
         Command::History {
             action: HistoryAction::Sync,
         } => history::sync_command(context, out),
+        Command::Completions { shell } => docs::completions(out, *shell),
+        Command::Man { out: dir } => docs::man(out, &context.cwd.join(dir)),
         Command::Plan {
             node,
             state,
