@@ -258,3 +258,56 @@ fn completions_for_every_shell_and_a_man_page_per_command() {
     assert!(push.contains("max\\-fail"), "{push}");
     assert!(!man.join("pacha-help.1").exists());
 }
+
+#[test]
+fn init_makes_the_master_a_git_repository_unless_it_is_inside_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("m");
+    let output = pacha()
+        .args(["init", "--json"])
+        .arg(&dir)
+        .env("HOME", tmp.path())
+        .env("XDG_CONFIG_HOME", tmp.path().join("config"))
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json["git"]["repository"], "new", "{json}");
+    let repo = git2::Repository::open(&dir).unwrap();
+    // With no identity configured nothing is committed, but every file is staged.
+    assert_eq!(json["git"]["commit"], serde_json::Value::Null, "{json}");
+    assert!(
+        repo.index()
+            .unwrap()
+            .get_path(std::path::Path::new("pacha.yaml"), 0)
+            .is_some()
+    );
+
+    fs::write(
+        tmp.path().join(".gitconfig"),
+        "[user]\n\tname = Ada Admin\n\temail = ada@example.com\n",
+    )
+    .unwrap();
+    let second = tmp.path().join("n");
+    let output = pacha()
+        .args(["init", "--json"])
+        .arg(&second)
+        .env("HOME", tmp.path())
+        .env("XDG_CONFIG_HOME", tmp.path().join("config"))
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let commit = json["git"]["commit"].as_str().unwrap().to_owned();
+    let repo = git2::Repository::open(&second).unwrap();
+    assert_eq!(repo.head().unwrap().peel_to_commit().unwrap().id().to_string(), commit);
+    assert!(repo.statuses(None).unwrap().is_empty(), "everything committed");
+
+    // Inside a repository already: left to it.
+    let inside = second.join("sites/eu");
+    let output = pacha().args(["init", "--json"]).arg(&inside).output().unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json["git"]["repository"], "existing");
+    assert!(!inside.join(".git").exists());
+}

@@ -53,13 +53,30 @@ pub(super) fn run(context: &Context<'_>, out: &mut Output, dir: Option<&Path>) -
         fs::set_permissions(&target, fs::Permissions::from_mode(*mode))
             .with_context(|| format!("setting the mode of {}", target.display()))?;
     }
+    let git = versioned(&dir);
     if out.json {
         out.json_document(&serde_json::json!({
             "master": dir,
             "files": SCAFFOLD.iter().map(|(path, _, _)| *path).collect::<Vec<_>>(),
+            "git": match &git {
+                Versioned::Inside => serde_json::json!({"repository": "existing", "commit": null}),
+                Versioned::Made(commit) => serde_json::json!({"repository": "new", "commit": commit}),
+                Versioned::Failed(_) => serde_json::json!({"repository": null, "commit": null}),
+            },
         }))?;
     } else {
         out.line(format!("Created a pacha master in {}", dir.display()))?;
+        match &git {
+            Versioned::Inside => out.line("  git:       inside an existing repository; commit the new files there")?,
+            Versioned::Made(Some(commit)) => out.line(format!(
+                "  git:       a new repository, first commit {} (every record will name the master's commit)",
+                &commit[..12]
+            ))?,
+            Versioned::Made(None) => out.line(
+                "  git:       a new repository, files staged but not committed (set git's user.name and user.email, then git commit)",
+            )?,
+            Versioned::Failed(why) => out.line(format!("  git:       not made a repository ({why})"))?,
+        }
         out.line("  nodes:     web1, web2 (local nodes under nodes-root/), meta node webservers")?;
         out.line("  templates: motd, nginx (states default and production)")?;
         out.line("Try:")?;
@@ -68,6 +85,39 @@ pub(super) fn run(context: &Context<'_>, out: &mut Output, dir: Option<&Path>) -
         out.line("  pacha push webservers production")?;
     }
     Ok(Status::Success)
+}
+
+/// What `init` did about git.
+enum Versioned {
+    /// The master is inside a repository already: left to it.
+    Inside,
+    /// A new repository, with its first commit when git knows who commits.
+    Made(Option<String>),
+    /// No repository could be made (why).
+    Failed(String),
+}
+
+/// Makes `dir` a git repository with the new files committed, unless it is inside one.
+fn versioned(dir: &Path) -> Versioned {
+    if git2::Repository::discover(dir).is_ok() {
+        return Versioned::Inside;
+    }
+    let made = (|| -> Result<Option<String>, git2::Error> {
+        let repo = git2::Repository::init(dir)?;
+        let mut index = repo.index()?;
+        index.add_all(["*"], git2::IndexAddOption::DEFAULT, None)?;
+        index.write()?;
+        let tree = repo.find_tree(index.write_tree()?)?;
+        let Ok(signature) = repo.signature() else {
+            return Ok(None);
+        };
+        let commit = repo.commit(Some("HEAD"), &signature, &signature, "A new pacha master", &tree, &[])?;
+        Ok(Some(commit.to_string()))
+    })();
+    match made {
+        Ok(commit) => Versioned::Made(commit),
+        Err(err) => Versioned::Failed(err.message().to_owned()),
+    }
 }
 
 #[cfg(test)]
