@@ -77,6 +77,9 @@ pub(crate) enum Command {
         /// Print the contents of files that hold secrets too
         #[arg(long)]
         show_secrets: bool,
+        /// Compare two recorded revisions of NODE instead (A..B, B the latest when left out; HEAD~N works)
+        #[arg(long, value_name = "A[..B]", conflicts_with_all = ["state", "limit"])]
+        rev: Option<String>,
         #[command(flatten)]
         connection: ConnectionArgs,
     },

@@ -943,3 +943,48 @@ fn head_revisions_show_without_a_revision_and_a_filtered_log() {
         "port = 80\n"
     );
 }
+
+/// `diff NODE --rev A[..B]` reads two recorded revisions: no node, no rendering.
+#[test]
+fn diff_between_recorded_revisions_never_prints_a_secret() {
+    let master = SshMaster::new(&["web1"]);
+    let settings = fs::read_to_string(master.dir.path().join("pacha.yaml")).unwrap();
+    master.write("pacha.yaml", &format!("{settings}secrets:\n  token: first-s3cret\n"));
+    master.write("templates/motd/default/token.conf.hbs", "token = {{token}}\n");
+    let (code, _, stderr) = master.run(&["push", "web1", "production"]);
+    assert_eq!(code, 0, "{stderr}");
+    master.write("templates/motd/default/motd.hbs", "changed motd\n");
+    master.write("pacha.yaml", &format!("{settings}secrets:\n  token: second-s3cret\n"));
+    let (code, _, stderr) = master.run(&["push", "web1", "production"]);
+    assert_eq!(code, 0, "{stderr}");
+
+    let (code, text, stderr) = master.run(&["diff", "web1", "--rev", "HEAD~1"]);
+    assert_eq!(code, 2, "{text}{stderr}");
+    assert!(text.contains("update /etc/motd"), "{text}");
+    assert!(text.contains("+changed motd"), "{text}");
+    assert!(text.contains("update /etc/token.conf"), "{text}");
+    assert!(text.contains("content changed (holds secrets)"), "{text}");
+    assert!(!text.contains("s3cret"), "{text}");
+
+    let all = revisions(&master, "web1");
+    let spec = format!("{}..{}", &all[1][..8], &all[0][..8]);
+    let (code, document, _) = master.run(&["diff", "web1", "--rev", &spec, "--json"]);
+    assert_eq!(code, 2);
+    assert!(!document.contains("s3cret"), "{document}");
+    let document = json(&document);
+    assert_eq!(document["from"], all[1].as_str());
+    assert_eq!(document["to"], all[0].as_str());
+    let changes = document["changes"].as_array().unwrap();
+    let token = changes
+        .iter()
+        .find(|change| change["path"] == "/etc/token.conf")
+        .unwrap();
+    assert_eq!(token["secret"], true);
+    assert_eq!(token["diff"], serde_json::Value::Null);
+
+    let (code, text, _) = master.run(&["diff", "web1", "--rev", "HEAD..HEAD"]);
+    assert_eq!(code, 0, "{text}");
+    let (code, _, stderr) = master.run(&["diff", "web1", "production", "--rev", "HEAD~1"]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("cannot be used with"), "{stderr}");
+}

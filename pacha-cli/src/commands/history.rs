@@ -475,3 +475,181 @@ pub(super) fn status_command(
     }
     Ok(if drifted { Status::Changes } else { Status::Success })
 }
+
+/// `pacha diff NODE --rev A[..B]`: what changed on the node between two recorded revisions
+/// (B: the latest when left out), from the history alone. Files that hold a secret are said
+/// to have changed, never printed (unless `--show-secrets`).
+pub(super) fn diff_revisions(
+    context: &Context<'_>,
+    out: &mut Output,
+    node: &str,
+    spec: &str,
+    show_secrets: bool,
+) -> anyhow::Result<Status> {
+    let (from, to) = match spec.split_once("..") {
+        Some((from, to)) => (from, if to.is_empty() { "HEAD" } else { to }),
+        None => (spec, "HEAD"),
+    };
+    if from.is_empty() {
+        return Err(Usage(format!("--rev {spec:?}: write A or A..B (revisions, HEAD or HEAD~N)")).into());
+    }
+    let parts = context.parts()?;
+    let ((from_entry, old), (to_entry, new)) =
+        parts.with_engine(|engine| anyhow::Ok((engine.show(node, Some(from))?, engine.show(node, Some(to))?)))?;
+    let changes = snapshot_changes(&old, &new, show_secrets);
+    if out.json {
+        out.json_document(&serde_json::json!({
+            "node": node,
+            "from": from_entry.revision,
+            "to": to_entry.revision,
+            "changes": changes,
+        }))?;
+    } else {
+        let style = out.style;
+        out.line(format!(
+            "{node}: {} .. {} ({} change{})",
+            style.yellow(&from_entry.revision[..12]),
+            style.yellow(&to_entry.revision[..12]),
+            changes.len(),
+            if changes.len() == 1 { "" } else { "s" }
+        ))?;
+        for change in &changes {
+            let mut details = Vec::new();
+            for (what, values) in [
+                ("mode", &change.mode),
+                ("owner", &change.owner),
+                ("group", &change.group),
+            ] {
+                if let Some([from, to]) = values {
+                    details.push(format!("{what} {from} -> {to}"));
+                }
+            }
+            if let Some([from, to]) = &change.target {
+                details.push(format!("link {} -> {}", printable(from), printable(to)));
+            }
+            let details = if details.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", details.join(", "))
+            };
+            out.line(format!("  {} {}{details}", change.kind, printable(&change.path)))?;
+            if let Some(diff) = &change.diff {
+                for line in diff.lines() {
+                    out.line(format!("    {line}"))?;
+                }
+            } else if change.secret && change.content_changed {
+                out.line(format!(
+                    "    {}",
+                    style.dim("content changed (holds secrets); --show-secrets prints it")
+                ))?;
+            }
+        }
+    }
+    Ok(if changes.is_empty() {
+        Status::Success
+    } else {
+        Status::Changes
+    })
+}
+
+/// One path that differs between two snapshots.
+#[derive(Serialize)]
+struct SnapshotChange {
+    path: String,
+    /// `create`, `update`, `attributes`, `remove`, or `link` for a symbolic link.
+    kind: &'static str,
+    secret: bool,
+    #[serde(skip)]
+    content_changed: bool,
+    mode: Option<[String; 2]>,
+    owner: Option<[String; 2]>,
+    group: Option<[String; 2]>,
+    target: Option<[String; 2]>,
+    /// A unified diff of the contents, when both are text and neither holds a secret.
+    diff: Option<String>,
+}
+
+fn snapshot_changes(old: &Snapshot, new: &Snapshot, show_secrets: bool) -> Vec<SnapshotChange> {
+    let mut paths: Vec<&NodePath> = old.files.iter().chain(&new.files).map(|file| &file.path).collect();
+    paths.sort();
+    paths.dedup();
+    let pair = |from: String, to: String| (from != to).then_some([from, to]);
+    let mut changes = Vec::new();
+    for path in paths {
+        let (before, after) = (old.file(path), new.file(path));
+        let secret = before.is_some_and(|file| file.secret) || after.is_some_and(|file| file.secret);
+        let content_changed = before.map(|file| file.sha256) != after.map(|file| file.sha256);
+        let (kind, mode, owner, group) = match (before, after) {
+            (None, Some(_)) => ("create", None, None, None),
+            (Some(_), None) => ("remove", None, None, None),
+            (Some(before), Some(after)) => {
+                let mode = pair(before.mode.to_string(), after.mode.to_string());
+                let owner = pair(before.owner.clone(), after.owner.clone());
+                let group = pair(before.group.clone(), after.group.clone());
+                if !content_changed && mode.is_none() && owner.is_none() && group.is_none() {
+                    continue;
+                }
+                (
+                    if content_changed { "update" } else { "attributes" },
+                    mode,
+                    owner,
+                    group,
+                )
+            }
+            (None, None) => continue,
+        };
+        let diff = (content_changed && (show_secrets || !secret))
+            .then(|| {
+                let text = |file: Option<&pacha_core::RecordedFile>| {
+                    std::str::from_utf8(file.map_or(&b""[..], |file| &file.content)).map(str::to_owned)
+                };
+                match (text(before), text(after)) {
+                    (Ok(old), Ok(new)) => Some(
+                        similar::TextDiff::from_lines(&old, &new)
+                            .unified_diff()
+                            .context_radius(3)
+                            .header(&format!("{path} (before)"), &format!("{path} (after)"))
+                            .to_string(),
+                    ),
+                    _ => None,
+                }
+            })
+            .flatten();
+        changes.push(SnapshotChange {
+            path: path.to_string(),
+            kind,
+            secret,
+            content_changed,
+            mode,
+            owner,
+            group,
+            target: None,
+            diff,
+        });
+    }
+    let mut links: Vec<&NodePath> = old.links.iter().chain(&new.links).map(|link| &link.path).collect();
+    links.sort();
+    links.dedup();
+    for path in links {
+        let (before, after) = (old.link(path), new.link(path));
+        let target = match (before, after) {
+            (Some(before), Some(after)) if before.target == after.target => continue,
+            (before, after) => Some([
+                before.map_or_else(String::new, |link| link.target.clone()),
+                after.map_or_else(String::new, |link| link.target.clone()),
+            ]),
+        };
+        changes.push(SnapshotChange {
+            path: path.to_string(),
+            kind: "link",
+            secret: false,
+            content_changed: false,
+            mode: None,
+            owner: None,
+            group: None,
+            target,
+            diff: None,
+        });
+    }
+    changes
+}

@@ -123,10 +123,17 @@ fn run(context: &Context<'_>, out: &mut Output) -> anyhow::Result<Status> {
         Command::Render { node, state, out: dir } => render::run(context, out, node, state, dir.as_deref()),
         Command::Diff {
             node,
+            rev: Some(rev),
+            show_secrets,
+            ..
+        } => history::diff_revisions(context, out, node, rev, *show_secrets),
+        Command::Diff {
+            node,
             state,
             limit,
             show_secrets,
             connection,
+            rev: None,
         } => push::diff_command(
             context,
             out,
