@@ -251,6 +251,11 @@ pub(crate) enum Command {
         #[command(subcommand)]
         action: HistoryAction,
     },
+    /// Check what pushes need (ssh, the master, its ssh files, the history, each node reachable with sh and coreutils), one line per check with a fix; exit 1 when one fails
+    Doctor {
+        /// A node or meta node [default: every node]
+        node: Option<String>,
+    },
     /// Print a shell completion script: pacha completions bash > /etc/bash_completion.d/pacha
     Completions {
         /// bash, zsh, fish, elvish or powershell

@@ -311,3 +311,50 @@ fn init_makes_the_master_a_git_repository_unless_it_is_inside_one() {
     assert_eq!(json["git"]["repository"], "existing");
     assert!(!inside.join(".git").exists());
 }
+
+#[test]
+fn doctor_says_what_is_wrong_and_how_to_fix_it() {
+    let master = crate::common::SshMaster::new(&["web1", "web2"]);
+    let (code, text, stderr) = master.run(&["doctor"]);
+    assert_eq!(code, 0, "{text}{stderr}");
+    assert!(text.contains("ok   node web1: reachable"), "{text}");
+    assert!(text.contains("everything a push needs is there"), "{text}");
+
+    // web2 unreachable, and a key others can read.
+    let config = master.dir.path().join("broken_ssh_config");
+    fs::write(
+        &config,
+        format!(
+            "Host web2\n  Port 1\n\nMatch all\nInclude {}\n",
+            master.sshd.config.display()
+        ),
+    )
+    .unwrap();
+    let key = master.dir.path().join("id_loose");
+    fs::copy(&master.sshd.identity, &key).unwrap();
+    fs::set_permissions(&key, fs::Permissions::from_mode(0o644)).unwrap();
+    let settings = fs::read_to_string(master.dir.path().join("pacha.yaml")).unwrap();
+    let settings = settings.replace(
+        &format!("config_file: {}", master.sshd.config.display()),
+        &format!("config_file: {}\n  identity: {}", config.display(), key.display()),
+    );
+    master.write("pacha.yaml", &settings);
+    let (code, json, _) = master.run(&["doctor", "--json"]);
+    assert_eq!(code, 1, "{json}");
+    let document: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let checks = document["checks"].as_array().unwrap();
+    let find = |name: &str| {
+        checks
+            .iter()
+            .find(|check| check["check"] == name)
+            .unwrap_or_else(|| panic!("{name}: {json}"))
+    };
+    assert_eq!(find("ssh identity")["ok"], false);
+    assert!(find("ssh identity")["fix"].as_str().unwrap().starts_with("chmod 600"));
+    assert_eq!(find("node web2")["ok"], false, "{json}");
+    assert!(find("node web2")["fix"].as_str().is_some());
+    let (code, text, _) = master.run(&["doctor", "web2"]);
+    assert_eq!(code, 1);
+    assert!(text.contains("FAIL node web2") && text.contains("fix:"), "{text}");
+    assert!(!text.contains("node web1"), "only the node asked for: {text}");
+}

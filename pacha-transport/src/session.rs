@@ -307,6 +307,21 @@ impl Connection for ShellConnection {
             .map_err(|detail| self.protocol(Step::Find, detail))
     }
 
+    fn missing_programs(&mut self, programs: &[&str]) -> Result<Vec<String>, TransportError> {
+        let words: String = programs.iter().map(|program| format!(" {}", quote(program))).collect();
+        let script =
+            format!("set --{words}\nfor c do command -v \"$c\" >/dev/null 2>&1 || printf '%s\\n' \"$c\"; done\n");
+        let finished = self.shell.run(&script, &[])?;
+        if finished.status != Some(0) {
+            return Err(self.remote_error(Step::Run, &finished));
+        }
+        Ok(String::from_utf8_lossy(&finished.stdout)
+            .lines()
+            .map(str::to_owned)
+            .filter(|line| !line.is_empty())
+            .collect())
+    }
+
     fn close(mut self: Box<Self>) -> Result<(), TransportError> {
         self.shell.release();
         self.shell.close()

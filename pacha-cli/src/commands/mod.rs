@@ -2,6 +2,7 @@
 
 mod authorize;
 mod docs;
+mod doctor;
 mod history;
 mod init;
 mod nodes;
@@ -170,6 +171,7 @@ fn run(context: &Context<'_>, out: &mut Output) -> anyhow::Result<Status> {
             action: HistoryAction::Sync,
         } => history::sync_command(context, out),
         Command::Completions { shell } => docs::completions(out, *shell),
+        Command::Doctor { node } => doctor::doctor(context, out, node.as_deref()),
         Command::Man { out: dir } => docs::man(out, &context.cwd.join(dir)),
         Command::Plan {
             node,

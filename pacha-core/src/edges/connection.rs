@@ -414,6 +414,12 @@ pub trait Connection: Send {
     /// Every regular file below `folders` (recursively), as the node sees them.
     fn find(&mut self, folders: &[NodePath]) -> Result<Vec<NodePath>, TransportError>;
 
+    /// Which of `programs` the node's `sh` cannot find (`pacha doctor`). A connection that
+    /// runs no programs has none missing.
+    fn missing_programs(&mut self, _programs: &[&str]) -> Result<Vec<String>, TransportError> {
+        Ok(Vec::new())
+    }
+
     /// Releases the node's lock and the connection.
     fn close(self: Box<Self>) -> Result<(), TransportError>;
 }
