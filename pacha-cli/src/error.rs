@@ -186,12 +186,18 @@ fn render(err: &RenderError) -> (&'static str, Vec<String>) {
     }
 }
 
+/// The hints of a node's transport error, as a push report shows them under the node.
+pub(crate) fn transport_hints(err: &TransportError) -> Vec<String> {
+    transport(err).1
+}
+
 fn transport(err: &TransportError) -> (&'static str, Vec<String>) {
     match err {
-        TransportError::HostKey { host, .. } => (
+        TransportError::HostKey { host, detail } => (
             "host-key",
             vec![format!(
-                "add {host}'s key to the known_hosts file pacha uses (ssh-keyscan), or set `ssh: {{host_keys: accept-new}}` to trust new hosts on first contact"
+                "after checking the key out of band: `{} >> KNOWN_HOSTS` (the file `ssh: {{known_hosts: …}}` names, else ~/.ssh/known_hosts), or set `ssh: {{host_keys: accept-new}}` to trust new hosts on first contact",
+                keyscan(host, detail)
             )],
         ),
         TransportError::Locked { .. } => (
@@ -212,5 +218,32 @@ fn link(err: &LinkError) -> (&'static str, Vec<String>) {
             vec!["the master must run `pacha serve`: check --remote-pacha and the key's forced command".to_owned()],
         ),
         _ => ("connection", Vec::new()),
+    }
+}
+
+/// The `ssh-keyscan` command for the host ssh named (`[host]:port` when not on port 22).
+fn keyscan(host: &str, detail: &str) -> String {
+    let named = detail
+        .split("host key is known for ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or(host);
+    match named.strip_prefix('[').and_then(|rest| rest.split_once("]:")) {
+        Some((name, port)) => format!("ssh-keyscan -p {port} {name}"),
+        None => format!("ssh-keyscan {named}"),
+    }
+}
+
+#[cfg(test)]
+mod keyscan_tests {
+    use super::keyscan;
+
+    #[test]
+    fn the_keyscan_hint_names_the_host_and_port_ssh_used() {
+        let detail = "No ED25519 host key is known for [127.0.0.1]:2222 and you have requested strict checking.";
+        assert_eq!(keyscan("web1", detail), "ssh-keyscan -p 2222 127.0.0.1");
+        let detail = "No ED25519 host key is known for web1.example.com and you have requested strict checking.";
+        assert_eq!(keyscan("web1", detail), "ssh-keyscan web1.example.com");
+        assert_eq!(keyscan("web1", "Host key verification failed."), "ssh-keyscan web1");
     }
 }

@@ -158,6 +158,15 @@ fn an_unknown_host_key_stops_every_node_and_names_them_all() {
         "{stdout}"
     );
     assert!(!master.root("web1").exists(), "nothing is placed anywhere");
+    // The way out is said: the exact ssh-keyscan, or accept-new.
+    let (code, stdout, stderr) = master.run(&["push", "web2", "production"]);
+    assert_eq!(code, 1);
+    let said = format!("{stdout}{stderr}");
+    assert!(
+        said.contains(&format!("ssh-keyscan -p {} 127.0.0.1 >> KNOWN_HOSTS", master.sshd.port)),
+        "{said}"
+    );
+    assert!(said.contains("host_keys: accept-new"), "{said}");
 }
 
 #[test]

@@ -128,6 +128,11 @@ pub(crate) fn print_report(out: &mut Output, plan: &Plan, report: &NodeReport, d
     }
     if let Some(error) = &report.error {
         out.line(format!("  {} {}", style.red("error:"), plan.redact(&error.to_string())))?;
+        if let pacha_core::NodeError::Transport(transport @ pacha_core::TransportError::HostKey { .. }) = error {
+            for hint in crate::error::transport_hints(transport) {
+                out.line(format!("  {} {hint}", style.dim("hint:")))?;
+            }
+        }
     }
     if let Some(pending) = &report.pending_post {
         let verb = if report.outcome == Outcome::WouldChange {
