@@ -251,6 +251,19 @@ pub(crate) enum Command {
         #[command(subcommand)]
         action: HistoryAction,
     },
+    /// Make a live file part of the master: templates/APP/STATE/<path under the app's dest>, a files: rule for its owner, group and mode, the app added to the node
+    Adopt {
+        /// A node
+        node: String,
+        /// The file's path on the node, e.g. /etc/chrony/chrony.conf
+        path: String,
+        /// The app it joins (created with dest: the file's folder when it does not exist)
+        #[arg(long, value_name = "APP")]
+        app: String,
+        /// The state folder it goes to [default: default]
+        #[arg(long, value_name = "STATE")]
+        state: Option<String>,
+    },
     /// Check what pushes need (ssh, the master, its ssh files, the history, each node reachable with sh and coreutils), one line per check with a fix; exit 1 when one fails
     Doctor {
         /// A node or meta node [default: every node]

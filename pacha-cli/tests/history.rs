@@ -988,3 +988,45 @@ fn diff_between_recorded_revisions_never_prints_a_secret() {
     assert_ne!(code, 0);
     assert!(stderr.contains("cannot be used with"), "{stderr}");
 }
+
+/// `adopt`: a live file becomes a template of the master, and the next diff has nothing to do.
+#[test]
+fn adopt_turns_a_live_file_into_the_masters_own() {
+    let master = SshMaster::new(&["web1"]);
+    let (code, _, stderr) = master.run(&["push", "web1", "production"]);
+    assert_eq!(code, 0, "{stderr}");
+    let live = master.root("web1").join("etc/chrony/chrony.conf");
+    fs::create_dir_all(live.parent().unwrap()).unwrap();
+    fs::write(&live, "server ntp.example.com iburst\n").unwrap();
+    fs::set_permissions(&live, fs::Permissions::from_mode(0o640)).unwrap();
+
+    let (code, text, stderr) = master.run(&["adopt", "web1", "/etc/chrony/chrony.conf", "--app", "chrony"]);
+    assert_eq!(code, 0, "{text}{stderr}");
+    assert!(text.contains("created templates/chrony/app.yaml"), "{text}");
+    let dir = master.dir.path();
+    assert_eq!(
+        fs::read_to_string(dir.join("templates/chrony/default/chrony.conf")).unwrap(),
+        "server ntp.example.com iburst\n"
+    );
+    let app = fs::read_to_string(dir.join("templates/chrony/app.yaml")).unwrap();
+    assert!(app.contains("dest: /etc/chrony"), "{app}");
+    assert!(app.contains("mode: \"0640\""), "{app}");
+    let node = fs::read_to_string(dir.join("nodes/web1/web1.conf")).unwrap();
+    assert!(node.contains("apps: [motd, chrony]"), "{node}");
+    let (code, text, stderr) = master.run(&["diff", "web1", "production"]);
+    assert_eq!(code, 0, "nothing to change after adopt: {text}{stderr}");
+
+    // Never over a file or a template that is there.
+    let (code, _, stderr) = master.run(&["adopt", "web1", "/etc/chrony/chrony.conf", "--app", "chrony"]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("never overwrites"), "{stderr}");
+    let (code, _, stderr) = master.run(&["adopt", "web1", "/etc/motd", "--app", "motd"]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("motd.hbs already exists"), "{stderr}");
+    let (code, _, stderr) = master.run(&["adopt", "web1", "/srv/elsewhere", "--app", "motd"]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("not under /etc") || stderr.contains("has no file"),
+        "{stderr}"
+    );
+}

@@ -37,5 +37,5 @@ mod template;
 mod tree;
 
 pub use error::RenderError;
-pub use renderer::Renderer;
+pub use renderer::{FileDefaults, Renderer};
 pub use tree::TEMPLATE_SUFFIX;

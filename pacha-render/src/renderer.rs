@@ -76,6 +76,19 @@ impl ScriptSource {
     }
 }
 
+/// What an app gives a file it places when no rule says otherwise ([`Renderer::file_defaults`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileDefaults {
+    /// The app's `dest`.
+    pub dest: NodePath,
+    /// The owner its settings set (`None`: the SSH user's).
+    pub owner: Option<String>,
+    /// The group its settings set (`None`: the SSH user's).
+    pub group: Option<String>,
+    /// The mode.
+    pub mode: Mode,
+}
+
 impl<'m> Renderer<'m> {
     /// A renderer of `master`'s nodes.
     pub fn new(master: &'m Master) -> Renderer<'m> {
@@ -328,6 +341,28 @@ impl<'m> Renderer<'m> {
             confirm_ssh: health.confirm(),
             expect: None,
         })
+    }
+
+    /// What `app` (in `state`) would give a file at `relative` to its `dest` when no
+    /// `files:` rule is added: its `dest`, and the owner, group and mode its settings set
+    /// (`None` for an owner or group it leaves to the SSH user). `None` when the master has no
+    /// such app.
+    pub fn file_defaults(&self, app: &str, state: &str, relative: &str) -> Result<Option<FileDefaults>, RenderError> {
+        check_name(NameKind::App, app).map_err(|source| pacha_core::ConfigError::Name {
+            at: Location::file(format!("templates/{app}")),
+            source,
+        })?;
+        if !self.master.dir().join("templates").join(app).is_dir() {
+            return Ok(None);
+        }
+        let resolved = self.app(app, state, || Location::file(format!("templates/{app}")))?;
+        let attributes = resolved.config.attributes(relative);
+        Ok(Some(FileDefaults {
+            dest: resolved.config.dest.clone(),
+            owner: attributes.owner,
+            group: attributes.group,
+            mode: attributes.mode.unwrap_or(Mode::FILE),
+        }))
     }
 
     fn app(&self, app: &str, state: &str, at: impl Fn() -> Location) -> Result<Arc<ResolvedApp>, RenderError> {

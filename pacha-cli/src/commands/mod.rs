@@ -1,5 +1,6 @@
 //! What each command does: parse, call the libraries, print.
 
+mod adopt;
 mod authorize;
 mod docs;
 mod doctor;
@@ -172,6 +173,7 @@ fn run(context: &Context<'_>, out: &mut Output) -> anyhow::Result<Status> {
         } => history::sync_command(context, out),
         Command::Completions { shell } => docs::completions(out, *shell),
         Command::Doctor { node } => doctor::doctor(context, out, node.as_deref()),
+        Command::Adopt { node, path, app, state } => adopt::adopt(context, out, node, path, app, state.as_deref()),
         Command::Man { out: dir } => docs::man(out, &context.cwd.join(dir)),
         Command::Plan {
             node,
