@@ -358,3 +358,70 @@ fn doctor_says_what_is_wrong_and_how_to_fix_it() {
     assert!(text.contains("FAIL node web2") && text.contains("fix:"), "{text}");
     assert!(!text.contains("node web1"), "only the node asked for: {text}");
 }
+
+/// `files: [{match, each, as}]`: one file per item of a list variable.
+#[test]
+fn a_template_is_placed_once_per_item_of_a_list() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    fixtures::write(dir, "pacha.yaml", "vars:\n  domain: example.com\n");
+    fixtures::write(
+        dir,
+        "nodes/web1/web1.conf",
+        "host: web1\ntransport: local\nroot: /tmp/never-pushed\napps: [nginx]\nvars:\n  sites:\n    - {name: shop, port: 8080}\n    - {name: blog, port: 8081}\n",
+    );
+    fixtures::write(
+        dir,
+        "templates/nginx/app.yaml",
+        "dest: /etc/nginx\nfiles:\n  - {match: \"sites/site.conf.hbs\", each: sites, as: \"sites/{{name}}.conf\", mode: \"0640\"}\n",
+    );
+    fixtures::write(
+        dir,
+        "templates/nginx/default/sites/site.conf.hbs",
+        "server {{name}}.{{domain}} on {{port}} ({{item.name}})\n",
+    );
+    fixtures::write(dir, "templates/nginx/default/nginx.conf", "include sites/*.conf;\n");
+    let out = dir.join("out");
+    let (code, _, stderr) = run_in(dir, &["render", "web1", "default", "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    let site = |name: &str| fs::read_to_string(out.join("web1/etc/nginx/sites").join(name)).unwrap();
+    assert_eq!(site("shop.conf"), "server shop.example.com on 8080 (shop)\n");
+    assert_eq!(site("blog.conf"), "server blog.example.com on 8081 (blog)\n");
+    assert!(
+        !out.join("web1/etc/nginx/sites/site.conf").exists(),
+        "the template itself is not placed"
+    );
+    let (_, json, _) = run_in(dir, &["render", "web1", "default", "--json"]);
+    assert!(json.contains("\"/etc/nginx/sites/shop.conf\""), "{json}");
+
+    // Names are checked like every destination.
+    let app = "dest: /etc/nginx\nfiles:\n  - {match: \"sites/site.conf.hbs\", each: sites, as: \"AS\"}\n";
+    for (name, said) in [
+        ("sites/same.conf", "/etc/nginx/sites/same.conf"),
+        ("../../../escape", "as:"),
+    ] {
+        fixtures::write(dir, "templates/nginx/app.yaml", app.replace("AS", name));
+        let (code, _, stderr) = run_in(dir, &["render", "web1", "default"]);
+        assert_eq!(code, 1, "{name}");
+        assert!(stderr.contains(said), "{name}: {stderr}");
+    }
+    fixtures::write(
+        dir,
+        "templates/nginx/app.yaml",
+        "dest: /etc/nginx\nfiles:\n  - {match: \"sites/site.conf.hbs\", each: sites}\n",
+    );
+    let (code, _, stderr) = run_in(dir, &["render", "web1", "default"]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("templates/nginx/app.yaml:3") && stderr.contains("as: NAME_TEMPLATE"),
+        "{stderr}"
+    );
+    fixtures::write(
+        dir,
+        "templates/nginx/app.yaml",
+        "dest: /etc/nginx\nfiles:\n  - {match: \"sites/site.conf.hbs\", each: domain, as: \"x/{{name}}\"}\n",
+    );
+    let (code, _, stderr) = run_in(dir, &["render", "web1", "default"]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("is not a list"), "{stderr}");
+}

@@ -58,6 +58,11 @@ struct FileRuleFile {
     mode: Option<Mode>,
     /// A command that checks the staged file before it replaces the live one (`%s`: its path).
     validate: Option<String>,
+    /// One file per item of this list variable (a dotted path), named by `as`.
+    each: Option<String>,
+    /// The name of each item's file, relative to `dest`: a template (`sites/{{name}}.conf`).
+    #[serde(rename = "as")]
+    as_name: Option<String>,
 }
 
 /// Owner, group and mode as far as they are set.
@@ -67,6 +72,19 @@ pub(crate) struct Attributes {
     pub group: Option<String>,
     pub mode: Option<Mode>,
     pub validate: Option<String>,
+    /// `each:` and `as:` of the last matching rule that has them.
+    pub each: Option<Each>,
+}
+
+/// A `files:` rule's `each: VAR` and `as: NAME`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Each {
+    /// The list variable, as dotted segments.
+    pub var: Vec<String>,
+    /// The name template.
+    pub name: String,
+    /// Where the rule is (app.yaml and line).
+    pub at: Location,
 }
 
 impl Attributes {
@@ -82,6 +100,9 @@ impl Attributes {
         }
         if over.validate.is_some() {
             self.validate.clone_from(&over.validate);
+        }
+        if over.each.is_some() {
+            self.each.clone_from(&over.each);
         }
     }
 }
@@ -172,11 +193,29 @@ impl AppConfig {
                     message: format!("validate: {command:?} must name the staged file as %s, e.g. \"sshd -t -f %s\""),
                 });
             }
+            let each = match (&rule.each, &rule.as_name) {
+                (None, None) => None,
+                (Some(var), Some(name)) if !var.is_empty() && !name.trim().is_empty() => Some(Each {
+                    var: var.split('.').map(str::to_owned).collect(),
+                    name: name.clone(),
+                    at: at(name),
+                }),
+                (each, _) => {
+                    return Err(ConfigError::Invalid {
+                        at: at(each.as_deref().unwrap_or(&rule.pattern)),
+                        message: format!(
+                            "files: the rule for {:?} needs both `each: LIST_VARIABLE` and `as: NAME_TEMPLATE` (one file per item, named by `as`)",
+                            rule.pattern
+                        ),
+                    });
+                }
+            };
             rules.push(Attributes {
                 owner: rule.owner.clone(),
                 group: rule.group.clone(),
                 mode: rule.mode,
                 validate: rule.validate.clone(),
+                each,
             });
         }
         let mut ignore = GlobSetBuilder::new();
@@ -217,6 +256,7 @@ impl AppConfig {
                     group: dir.group.clone().or_else(|| parsed.group.clone()),
                     mode: Some(dir.mode.or(parsed.dir_mode).unwrap_or(Mode::EXECUTABLE)),
                     validate: None,
+                    each: None,
                 },
             ));
         }
@@ -236,6 +276,7 @@ impl AppConfig {
                 group: parsed.group,
                 mode: parsed.mode,
                 validate: None,
+                each: None,
             },
             dir_mode: parsed.dir_mode.unwrap_or(Mode::EXECUTABLE),
             secrets,
@@ -255,9 +296,16 @@ impl AppConfig {
     /// The attributes of the file at `relative`: the app's defaults, then each matching rule in
     /// order, so that each attribute comes from the last rule that sets it.
     pub(crate) fn attributes(&self, relative: &str) -> Attributes {
+        self.attributes_of(&[relative])
+    }
+
+    /// [`AppConfig::attributes`] of a file known by several names (a template: its
+    /// destination's and its own, `.hbs` included): a rule matching either applies.
+    pub(crate) fn attributes_of(&self, names: &[&str]) -> Attributes {
         let mut attributes = self.defaults.clone();
-        let mut matches = self.rule_globs.matches(relative);
+        let mut matches: Vec<usize> = names.iter().flat_map(|name| self.rule_globs.matches(name)).collect();
         matches.sort_unstable();
+        matches.dedup();
         for index in matches {
             attributes.overlay(&self.rules[index]);
         }

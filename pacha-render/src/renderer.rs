@@ -39,12 +39,22 @@ struct ResolvedApp {
 
 struct AppFile {
     destination: NodePath,
+    /// One file per item of a list variable (`each:`/`as:` in app.yaml).
+    each: Option<EachFile>,
     source: String,
     content: Content,
     owner: Option<String>,
     group: Option<String>,
     mode: Mode,
     validate: Option<String>,
+}
+
+/// A template placed once per item of a list: its name template, registered as `key`.
+struct EachFile {
+    var: Vec<String>,
+    key: String,
+    references: Vec<VariableRef>,
+    at: Location,
 }
 
 enum Content {
@@ -151,6 +161,11 @@ impl<'m> Renderer<'m> {
             // read a secret, whatever helper or partial it went through.
             let mut shadow: Option<Context> = None;
             for file in &app.files {
+                if let Some(each) = &file.each {
+                    let placed = each_files(&app, file, each, &data, &secrets, self.master.dir(), name, app_name)?;
+                    files.extend(placed);
+                    continue;
+                }
                 let (content, sha256, secret) = match &file.content {
                     Content::Bytes(bytes, hash) => (bytes.clone(), *hash, false),
                     Content::Template(references) => {
@@ -430,10 +445,35 @@ impl<'m> Renderer<'m> {
                 let hash = ContentHash::of(&bytes);
                 Content::Bytes(Arc::from(bytes), hash)
             };
-            let attributes = config.attributes(&relative);
+            let as_written = format!("{relative}{}", tree::TEMPLATE_SUFFIX);
+            let attributes = if file.is_template {
+                config.attributes_of(&[&relative, &as_written])
+            } else {
+                config.attributes(&relative)
+            };
             let default_mode = if executable { Mode::EXECUTABLE } else { Mode::FILE };
+            let each = match &attributes.each {
+                Some(each) => {
+                    let key = format!("{}#as", file.source);
+                    let references = template::compile(&mut registry, &key, &each.name).map_err(|err| match err {
+                        RenderError::Template { message, .. } => RenderError::Template {
+                            at: each.at.clone(),
+                            message: format!("as: {message}"),
+                        },
+                        other => other,
+                    })?;
+                    Some(EachFile {
+                        var: each.var.clone(),
+                        key,
+                        references,
+                        at: each.at.clone(),
+                    })
+                }
+                None => None,
+            };
             files.push(AppFile {
                 destination,
+                each,
                 source: file.source,
                 content,
                 owner: attributes.owner,
@@ -499,6 +539,111 @@ impl<'m> Renderer<'m> {
 }
 
 /// A Handlebars rendering error as a pacha error with the template's position.
+/// The files of an `each:` rule: one per item of the list, the item's fields over the other
+/// variables and the item itself as `item`, placed at `dest` joined with the rendered `as`.
+#[expect(clippy::too_many_arguments, reason = "the state of one node's rendering")]
+fn each_files(
+    app: &ResolvedApp,
+    file: &AppFile,
+    each: &EachFile,
+    data: &Value,
+    secrets: &[String],
+    master: &std::path::Path,
+    node: &str,
+    app_name: &str,
+) -> Result<Vec<PlannedFile>, RenderError> {
+    let mut value = data;
+    for segment in &each.var {
+        value = value.get(segment).ok_or_else(|| RenderError::UndefinedVariable {
+            at: each.at.clone(),
+            variable: each.var.join("."),
+            node: node.to_owned(),
+        })?;
+    }
+    let Value::Array(items) = value else {
+        return Err(RenderError::Config(pacha_core::ConfigError::Invalid {
+            at: each.at.clone(),
+            message: format!(
+                "each: {} is not a list for node {node:?} (one file is placed per item of a list)",
+                each.var.join(".")
+            ),
+        }));
+    };
+    let mut placed = Vec::with_capacity(items.len());
+    for item in items {
+        let mut object = data.as_object().cloned().unwrap_or_default();
+        if let Value::Object(fields) = item {
+            for (key, field) in fields {
+                object.insert(key.clone(), field.clone());
+            }
+        }
+        object.insert("item".to_owned(), item.clone());
+        let item_data = Value::Object(object);
+        let undefined = |references: &[VariableRef], source: &str| {
+            template::first_undefined(references, &item_data).map(|missing| RenderError::UndefinedVariable {
+                at: Location {
+                    file: source.to_owned(),
+                    line: Some(missing.line),
+                    column: Some(missing.column),
+                },
+                variable: missing.segments.join("."),
+                node: node.to_owned(),
+            })
+        };
+        if let Some(err) = undefined(&each.references, &each.at.file) {
+            return Err(err);
+        }
+        let context = Context::from(item_data.clone());
+        let name = app
+            .registry
+            .render_with_context(&each.key, &context)
+            .map_err(|err| render_error(master, &each.at.file, node, &err))?;
+        let destination = app
+            .config
+            .dest
+            .join(name.trim())
+            .map_err(|err| RenderError::PathEscapes {
+                at: each.at.clone(),
+                message: format!("as: {name:?} for node {node:?}: {err}"),
+            })?;
+        let (content, sha256, secret) = match &file.content {
+            Content::Bytes(bytes, hash) => (bytes.clone(), *hash, false),
+            Content::Template(references) => {
+                if let Some(err) = undefined(references, &file.source) {
+                    return Err(err);
+                }
+                let text = app
+                    .registry
+                    .render_with_context(&file.source, &context)
+                    .map_err(|err| render_error(master, &file.source, node, &err))?;
+                let secret = !secrets.is_empty() && {
+                    let shadow = Context::from(shadowed(&item_data, secrets));
+                    app.registry
+                        .render_with_context(&file.source, &shadow)
+                        .map_or(true, |shadowed| shadowed != text)
+                };
+                let bytes: Arc<[u8]> = Arc::from(text.into_bytes());
+                let hash = ContentHash::of(&bytes);
+                (bytes, hash, secret)
+            }
+        };
+        placed.push(PlannedFile {
+            destination,
+            app: app_name.to_owned(),
+            source: file.source.clone(),
+            owner: file.owner.clone(),
+            group: file.group.clone(),
+            mode: file.mode,
+            dir_mode: app.config.dir_mode,
+            content,
+            sha256,
+            secret,
+            validate: file.validate.clone(),
+        });
+    }
+    Ok(placed)
+}
+
 fn render_error(master: &std::path::Path, source: &str, node: &str, err: &handlebars::RenderError) -> RenderError {
     let at = Location {
         file: err.template_name.clone().unwrap_or_else(|| source.to_owned()),
