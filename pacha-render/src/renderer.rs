@@ -49,6 +49,31 @@ struct AppFile {
     validate: Option<String>,
 }
 
+impl AppFile {
+    /// This file as a plan places it at `destination`, with its rendered content.
+    fn planned(
+        &self,
+        destination: NodePath,
+        app: &str,
+        dir_mode: Mode,
+        (content, sha256, secret): (Arc<[u8]>, ContentHash, bool),
+    ) -> PlannedFile {
+        PlannedFile {
+            destination,
+            app: app.to_owned(),
+            source: self.source.clone(),
+            owner: self.owner.clone(),
+            group: self.group.clone(),
+            mode: self.mode,
+            dir_mode,
+            content,
+            sha256,
+            secret,
+            validate: self.validate.clone(),
+        }
+    }
+}
+
 /// A template placed once per item of a list: its name template, registered as `key`.
 struct EachFile {
     var: Vec<String>,
@@ -197,19 +222,12 @@ impl<'m> Renderer<'m> {
                         (bytes, hash, secret)
                     }
                 };
-                files.push(PlannedFile {
-                    destination: file.destination.clone(),
-                    app: app_name.clone(),
-                    source: file.source.clone(),
-                    owner: file.owner.clone(),
-                    group: file.group.clone(),
-                    mode: file.mode,
-                    dir_mode: app.config.dir_mode,
-                    content,
-                    sha256,
-                    secret,
-                    validate: file.validate.clone(),
-                });
+                files.push(file.planned(
+                    file.destination.clone(),
+                    app_name,
+                    app.config.dir_mode,
+                    (content, sha256, secret),
+                ));
             }
         }
         files.sort_by(|a, b| a.destination.cmp(&b.destination));
@@ -627,19 +645,7 @@ fn each_files(
                 (bytes, hash, secret)
             }
         };
-        placed.push(PlannedFile {
-            destination,
-            app: app_name.to_owned(),
-            source: file.source.clone(),
-            owner: file.owner.clone(),
-            group: file.group.clone(),
-            mode: file.mode,
-            dir_mode: app.config.dir_mode,
-            content,
-            sha256,
-            secret,
-            validate: file.validate.clone(),
-        });
+        placed.push(file.planned(destination, app_name, app.config.dir_mode, (content, sha256, secret)));
     }
     Ok(placed)
 }
