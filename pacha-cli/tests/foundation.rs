@@ -425,3 +425,55 @@ fn a_template_is_placed_once_per_item_of_a_list() {
     assert_eq!(code, 1);
     assert!(stderr.contains("is not a list"), "{stderr}");
 }
+
+/// tools/package: the Debian package holds the binary, every man page, the completions and
+/// the systemd units.
+#[test]
+fn the_debian_package_holds_what_an_admin_installs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let output = std::process::Command::new(root.join("tools/package"))
+        .arg("--binary")
+        .arg(env!("CARGO_BIN_EXE_pacha"))
+        .arg("--fast")
+        .arg("--out")
+        .arg(tmp.path())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let package = String::from_utf8(output.stdout).unwrap().trim().to_owned();
+    assert!(package.ends_with(".deb"), "{package}");
+    let contents = std::process::Command::new("dpkg-deb")
+        .args(["--contents", &package])
+        .output()
+        .unwrap();
+    assert!(contents.status.success());
+    let listing = String::from_utf8(contents.stdout).unwrap();
+    for path in [
+        "./usr/bin/pacha",
+        "./usr/share/man/man1/pacha.1.gz",
+        "./usr/share/man/man1/pacha-push.1.gz",
+        "./usr/share/man/man1/pacha-secret-set.1.gz",
+        "./usr/share/bash-completion/completions/pacha",
+        "./usr/share/zsh/vendor-completions/_pacha",
+        "./lib/systemd/system/pacha-pull@.service",
+        "./lib/systemd/system/pacha-watch@.service",
+        "./usr/share/doc/pacha/host.env.example",
+    ] {
+        assert!(
+            listing.lines().any(|line| line.ends_with(path)),
+            "{path} missing from:\n{listing}"
+        );
+    }
+    assert!(listing.contains("-rwxr-xr-x root/root"), "{listing}");
+    let info = std::process::Command::new("dpkg-deb")
+        .args(["--field", &package, "Package", "Version", "Depends"])
+        .output()
+        .unwrap();
+    let info = String::from_utf8(info.stdout).unwrap();
+    assert!(
+        info.contains("Package: pacha") && info.contains(env!("CARGO_PKG_VERSION")),
+        "{info}"
+    );
+    assert!(info.contains("openssh-client"), "{info}");
+}
