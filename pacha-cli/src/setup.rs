@@ -61,17 +61,22 @@ impl Parts {
                 Some(_) => {}
             }
         }
-        if master.history_remote().is_some() && !master.age().can_encrypt() && master.declares_secrets() {
-            return Err(pacha_core::ConfigError::Invalid {
-                at: pacha_core::Location::file(pacha_core::SETTINGS_FILE),
-                message: "history: a shared history (remote) with secrets needs age recipients, so that secret-bearing files are encrypted before they leave this machine".to_owned(),
-            }
-            .into());
-        }
+        check_shared_secrets(&master)?;
         let mut parts = Parts::new(master)?;
         parts.history.set_master(revision.clone());
         parts.revision = revision;
         // Start from what the other masters recorded (the removals a push makes depend on it).
+        parts.history.fetch_remote()?;
+        Ok(parts)
+    }
+
+    /// [`Parts::recording`] for `pacha serve`: a pull that changes nothing records nothing,
+    /// so the master's git status is read only when a record is made.
+    pub(crate) fn serving(master: Master) -> anyhow::Result<Parts> {
+        check_shared_secrets(&master)?;
+        let (dir, history) = (master.dir().to_path_buf(), master.history_dir());
+        let mut parts = Parts::new(master)?;
+        parts.history.set_master_at_first_record(&dir, vec![history]);
         parts.history.fetch_remote()?;
         Ok(parts)
     }
@@ -98,6 +103,19 @@ impl Parts {
         let engine = Engine::new(&self.master, &renderer, &self.connector, &self.history);
         work(&engine)
     }
+}
+
+/// A shared history would carry plaintext secrets without age recipients: refused before
+/// any node is touched.
+fn check_shared_secrets(master: &Master) -> anyhow::Result<()> {
+    if master.history_remote().is_some() && !master.age().can_encrypt() && master.declares_secrets() {
+        return Err(pacha_core::ConfigError::Invalid {
+            at: pacha_core::Location::file(pacha_core::SETTINGS_FILE),
+            message: "history: a shared history (remote) with secrets needs age recipients, so that secret-bearing files are encrypted before they leave this machine".to_owned(),
+        }
+        .into());
+    }
+    Ok(())
 }
 
 impl Drop for Parts {

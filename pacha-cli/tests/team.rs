@@ -64,6 +64,30 @@ fn every_record_carries_the_master_revision_and_its_uncommitted_files() {
     let (_, text, _) = master.run(&["log", "web1"]);
     assert!(text.contains(&format!("(master {})", &commit_after[..12])), "{text}");
 
+    // A pull's record names the revision too (read when the record is made).
+    std::fs::remove_file(master.root("web1").join("etc/motd")).unwrap();
+    let bin = assert_cmd::cargo::cargo_bin("pacha");
+    let elsewhere = tempfile::tempdir().unwrap();
+    let pulled = Command::new(&bin)
+        .current_dir(elsewhere.path())
+        .args([
+            "pull",
+            "web1",
+            "production",
+            "--remote-pacha",
+            bin.to_str().unwrap(),
+            "--from",
+        ])
+        .arg(format!("web1:{}", master.dir.path().display()))
+        .arg("-F")
+        .arg(&master.sshd.config)
+        .output()
+        .unwrap();
+    assert!(pulled.status.success(), "{}", String::from_utf8_lossy(&pulled.stderr));
+    let entry = latest(&master, "web1");
+    assert_eq!(entry["event"], "pull", "{entry}");
+    assert_eq!(entry["master"], commit_after.as_str());
+
     master.write("templates/motd/default/motd.hbs", "{{greeting}}, not committed\n");
     master.write("templates/motd/default/new.conf", "new and untracked\n");
     let (code, _, stderr) = master.run(&["push", "web1", "production"]);

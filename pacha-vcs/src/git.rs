@@ -52,6 +52,10 @@ pub struct GitHistory {
     age: AgeKeys,
     /// The git revision of the master that each record carries.
     master: Option<MasterRevision>,
+    /// A master folder (and what to leave out) whose revision is read at the first record
+    /// instead ([`GitHistory::with_master_at_first_record`]).
+    master_at: Option<(PathBuf, Vec<PathBuf>)>,
+    master_read: std::sync::OnceLock<Option<MasterRevision>>,
     /// Where the history is shared, when it is.
     remote: Option<Remote>,
     /// Why the last record could not be sent to the remote.
@@ -162,6 +166,8 @@ impl GitHistory {
             author,
             age: AgeKeys::default(),
             master: None,
+            master_at: None,
+            master_read: std::sync::OnceLock::new(),
             remote: None,
             problem: Mutex::new(None),
         })
@@ -172,6 +178,32 @@ impl GitHistory {
     pub fn with_master(mut self, revision: Option<MasterRevision>) -> GitHistory {
         self.set_master(revision);
         self
+    }
+
+    /// Like [`GitHistory::with_master`], but the revision of the master in `dir` is read when
+    /// the first record is made (a `pacha serve` session that records nothing never reads
+    /// the master's git status).
+    pub fn with_master_at_first_record(mut self, dir: &Path, exclude: Vec<PathBuf>) -> GitHistory {
+        self.set_master_at_first_record(dir, exclude);
+        self
+    }
+
+    /// [`GitHistory::with_master_at_first_record`] on a history already in use.
+    pub fn set_master_at_first_record(&mut self, dir: &Path, exclude: Vec<PathBuf>) {
+        self.master_at = Some((dir.to_path_buf(), exclude));
+    }
+
+    /// The revision records carry: given, or read from the master at the first record.
+    fn master_revision(&self) -> Option<&MasterRevision> {
+        if self.master.is_some() {
+            return self.master.as_ref();
+        }
+        self.master_read
+            .get_or_init(|| {
+                let (dir, exclude) = self.master_at.as_ref()?;
+                MasterRevision::of(dir, exclude).ok().flatten()
+            })
+            .as_ref()
     }
 
     /// [`GitHistory::with_master`] on a history already in use.
@@ -360,7 +392,7 @@ impl GitHistory {
         let root = root.write().map_err(|err| self.err("writing the tree", err))?;
         let root = repo.find_tree(root).map_err(|err| self.err("writing the tree", err))?;
 
-        let message = commit_message(event, previous, self.master.as_ref());
+        let message = commit_message(event, previous, self.master_revision());
         let signature =
             Signature::now(&self.author.name, &self.author.email).map_err(|err| self.err("signing the commit", err))?;
         // What a host did by itself (a pull, a watch) is authored by that host; the person

@@ -71,7 +71,7 @@ pub(super) fn with_link<R>(
         }
         MasterAt::Local(dir) => {
             let master = crate::setup::open_master(dir)?;
-            let parts = Parts::recording(master, false)?;
+            let parts = Parts::serving(master)?;
             parts.with_engine(|engine| {
                 let mut link = LocalLink::new(engine.serve(Some(only)), dir.display().to_string())
                     .with_host(crate::setup::host_name());

@@ -6,7 +6,7 @@ use std::io::{self, BufReader};
 use super::{Context, Status};
 
 pub(super) fn serve(context: &Context<'_>, node: Option<&str>) -> anyhow::Result<Status> {
-    let parts = context.recording_parts(false)?;
+    let parts = crate::setup::Parts::serving(context.master()?)?;
     if let Some(node) = node {
         parts.master.node(node)?;
     }
