@@ -60,6 +60,9 @@ pub struct GitHistory {
     remote: Option<Remote>,
     /// Why the last record could not be sent to the remote.
     problem: Mutex<Option<String>>,
+    /// When a fetch last failed: records made soon after stay local without trying again
+    /// (a push of many nodes would otherwise wait for an unreachable remote once per node).
+    unreachable_since: Mutex<Option<std::time::Instant>>,
 }
 
 /// A git (or file system) error with the repository it happened in.
@@ -170,6 +173,7 @@ impl GitHistory {
             master_read: std::sync::OnceLock::new(),
             remote: None,
             problem: Mutex::new(None),
+            unreachable_since: Mutex::new(None),
         })
     }
 

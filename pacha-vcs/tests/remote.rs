@@ -68,6 +68,16 @@ fn remote_log(remote: &Path) -> Vec<String> {
         .collect()
 }
 
+fn remote_log_is_empty(remote: &Path) -> bool {
+    !Command::new("git")
+        .arg("--git-dir")
+        .arg(remote)
+        .args(["rev-parse", "--verify", "--quiet", "refs/heads/main"])
+        .status()
+        .unwrap()
+        .success()
+}
+
 fn message(history: &GitHistory, revision: &str) -> String {
     let output = Command::new("git")
         .arg("--git-dir")
@@ -134,12 +144,23 @@ fn an_unreachable_remote_keeps_records_local_until_a_sync() {
     assert_eq!(ada.unsynced().unwrap().len(), 1);
     assert!(ada.sync().is_err(), "still unreachable");
 
+    // Records right after a failed fetch stay local without waiting for the remote again
+    // (one push of many nodes pays for an unreachable remote once), until a sync.
     bare(&remote);
+    ada.record(&push("db1"), &snapshot("two\n", false)).unwrap();
+    assert_eq!(ada.unsynced().unwrap().len(), 2);
+    assert!(remote_log_is_empty(&remote));
     let synced = ada.sync().unwrap();
-    assert_eq!(synced.sent, 1);
+    assert_eq!(synced.sent, 2);
     assert_eq!(ada.sync_problem(), None);
     assert_eq!(ada.unsynced().unwrap(), []);
-    assert_eq!(remote_log(&remote), ["push web1 production: 1 file changed"]);
+    assert_eq!(
+        remote_log(&remote),
+        [
+            "push db1 production: 1 file changed",
+            "push web1 production: 1 file changed"
+        ]
+    );
     assert_eq!(ada.latest("web1").unwrap().unwrap().revision, entry.revision);
 
     // A new master clone starts from the remote.

@@ -330,7 +330,7 @@ struct StatusView<'a> {
 /// `pacha history sync`: sends the records the shared history's remote does not have.
 pub(super) fn sync_command(context: &Context<'_>, out: &mut Output) -> anyhow::Result<Status> {
     let parts = context.parts()?;
-    let Some(remote) = parts.history.remote().map(|remote| remote.url.clone()) else {
+    let Some(remote) = parts.history.remote().map(pacha_vcs::Remote::shown) else {
         return Err(Usage("the history is not shared: set `history: {remote: URL}` in pacha.yaml".to_owned()).into());
     };
     let synced = parts.history.sync()?;

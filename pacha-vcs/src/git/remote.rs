@@ -47,7 +47,32 @@ impl Remote {
             timeout: Duration::from_secs(30),
         }
     }
+
+    /// The URL as it may be shown: a password in it (`https://user:token@host/…`) is
+    /// replaced by `***`.
+    pub fn shown(&self) -> String {
+        redact_url(&self.url)
+    }
 }
+
+/// `url` with the password of its `user:password@` part replaced by `***`.
+fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) if userinfo.contains(':') => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:***@{host}{path}")
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// How long records stay local after a fetch failed, before the remote is tried again.
+const UNREACHABLE_FOR: Duration = Duration::from_secs(60);
 
 /// What a sync did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -102,6 +127,10 @@ impl GitHistory {
         let received = self
             .fetch(&repo, remote)
             .map_err(|failure| self.failed(remote, failure))?;
+        *self
+            .unreachable_since
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
         let before = self.unsynced_in(&repo)?.len();
         self.integrate(&repo)?;
         self.send(&repo, remote, &mut BTreeMap::new())
@@ -114,19 +143,12 @@ impl GitHistory {
     /// starts from what the other masters recorded. Not reaching the remote is no error (it
     /// is said by [`GitHistory::sync_problem`]).
     pub fn fetch_remote(&self) -> Result<(), HistoryError> {
-        let Some(remote) = &self.remote else { return Ok(()) };
+        if self.remote.is_none() {
+            return Ok(());
+        }
         let repo = self.repository()?;
         let _lock = self.lock()?;
-        match self.fetch(&repo, remote) {
-            Ok(_) => {
-                self.integrate(&repo)?;
-                Ok(())
-            }
-            Err(failure) => {
-                self.set_problem(Some(describe(remote, failure)));
-                Ok(())
-            }
-        }
+        self.before_record(&repo).map(|_| ())
     }
 
     /// The records on `main` that the remote does not have yet (as of the last fetch or
@@ -153,12 +175,21 @@ impl GitHistory {
     /// when the remote could not be reached (the record is then only local).
     pub(super) fn before_record(&self, repo: &Repository) -> Result<bool, HistoryError> {
         let Some(remote) = &self.remote else { return Ok(false) };
+        let mut since = self
+            .unreachable_since
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if since.is_some_and(|since| since.elapsed() < UNREACHABLE_FOR) {
+            return Ok(false);
+        }
         match self.fetch(repo, remote) {
             Ok(_) => {
+                *since = None;
                 self.integrate(repo)?;
                 Ok(true)
             }
             Err(failure) => {
+                *since = Some(Instant::now());
                 self.set_problem(Some(describe(remote, failure)));
                 Ok(false)
             }
@@ -607,16 +638,41 @@ fn last_line(text: &str) -> String {
         .to_owned()
 }
 
+/// Why talking to `remote` failed, with no password of its URL (git may repeat the URL).
 fn describe(remote: &Remote, failure: Failure) -> String {
+    let shown = remote.shown();
     match failure {
-        Failure::Rejected => format!("{} kept rejecting the push", remote.url),
-        Failure::Other(why) => format!("{}: {why}", remote.url),
+        Failure::Rejected => format!("{shown} kept rejecting the push"),
+        Failure::Other(why) => format!("{shown}: {}", why.replace(&remote.url, &shown)),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_password_in_a_remote_url_is_never_shown() {
+        assert_eq!(
+            redact_url("https://ada:hunter2@git.example.com/infra/h.git"),
+            "https://ada:***@git.example.com/infra/h.git"
+        );
+        assert_eq!(
+            redact_url("https://ada@git.example.com/h.git"),
+            "https://ada@git.example.com/h.git"
+        );
+        assert_eq!(
+            redact_url("ssh://git@git.example.com/h.git"),
+            "ssh://git@git.example.com/h.git"
+        );
+        assert_eq!(redact_url("git@host:infra/h.git"), "git@host:infra/h.git");
+        let remote = Remote::new("https://ada:hunter2@127.0.0.1:1/h.git", "main");
+        let said = describe(
+            &remote,
+            Failure::Other("fatal: unable to access 'https://ada:hunter2@127.0.0.1:1/h.git/'".to_owned()),
+        );
+        assert!(!said.contains("hunter2"), "{said}");
+    }
 
     #[test]
     fn node_names_come_back_from_their_refs() {
