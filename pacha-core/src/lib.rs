@@ -81,7 +81,9 @@ pub use model::rollout::{Limit, LimitError, RolloutSettings};
 pub use model::settings::{
     AgeSettings, HealthSettings, HostKeyPolicy, MasterSettings, OnFailure, ScriptDefaults, SshSettings,
 };
-pub use model::snapshot::{Entry, Event, EventKind, RecordedDir, RecordedFile, RecordedLink, RecordedScript, Snapshot};
+pub use model::snapshot::{
+    Entry, Event, EventKind, RecordedDir, RecordedFile, RecordedLink, RecordedScript, Snapshot, unix_seconds,
+};
 pub use model::target::Target;
 pub use model::track::{Track, TrackError};
 pub use model::vars::{self, Vars};

@@ -153,9 +153,7 @@ pub(super) fn plan_command(
         let reports = push_printed(engine, out, &plans, args, options, diffs)?;
         let mut saved_note = None;
         if reports.iter().all(|report| !report.failed()) {
-            let created = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |since| i64::try_from(since.as_secs()).unwrap_or(i64::MAX));
+            let created = pacha_core::unix_seconds(std::time::SystemTime::now());
             let saved = SavedPlan::new(
                 node,
                 created,

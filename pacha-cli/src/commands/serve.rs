@@ -33,9 +33,7 @@ fn log_refusals(refusals: &[String]) {
         .or_else(|| std::env::var_os("HOME").map(|home| std::path::Path::new(&home).join(".local/state")))
         .map(|dir| dir.join("pacha"));
     let Some(dir) = dir else { return };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |since| i64::try_from(since.as_secs()).unwrap_or(0));
+    let now = pacha_core::unix_seconds(std::time::SystemTime::now());
     let mut text = String::new();
     for refusal in refusals {
         text.push_str(&format!("{} {}\n", crate::output::utc_time(now), refusal));

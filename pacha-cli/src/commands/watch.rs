@@ -194,17 +194,13 @@ impl Daemon<'_, '_> {
         loop {
             // Following first: what appears in a new folder during the look is an event then.
             self.follow();
-            self.watcher.look_at(self.seen.take().unwrap_or_else(SystemTime::now))?;
+            self.look()?;
             for entry in self.watcher.send(session)? {
                 out.line(format!("{} {}", &entry.revision[..12], entry.summary))?;
                 out.flush()?;
             }
             let until = refreshed + REFRESH;
-            let wake = match self.poll {
-                Some(every) => self.wait((Instant::now() + every).min(until)),
-                None => self.wait(until),
-            };
-            match wake {
+            match self.next_look(until) {
                 Wake::Stopped => return Ok(()),
                 Wake::Changed { ended: true } => {}
                 Wake::Changed { ended: false } | Wake::Timeout if Instant::now() < until => continue,
@@ -220,11 +216,7 @@ impl Daemon<'_, '_> {
     fn offline(&mut self, length: Duration) {
         let until = Instant::now() + length;
         loop {
-            let wake = match self.poll {
-                Some(every) => self.wait((Instant::now() + every).min(until)),
-                None => self.wait(until),
-            };
-            match wake {
+            match self.next_look(until) {
                 Wake::Stopped => return,
                 Wake::Timeout if Instant::now() >= until => return,
                 Wake::Changed { .. } | Wake::Timeout => self.look_offline(),
@@ -238,8 +230,21 @@ impl Daemon<'_, '_> {
             return;
         }
         self.follow();
-        if let Err(err) = self.watcher.look_at(self.seen.take().unwrap_or_else(SystemTime::now)) {
+        if let Err(err) = self.look() {
             note(&format!("{err:#}"));
+        }
+    }
+
+    /// One look, dated by the first event of the change when there was one.
+    fn look(&mut self) -> Result<bool, EngineError> {
+        self.watcher.look_at(self.seen.take().unwrap_or_else(SystemTime::now))
+    }
+
+    /// Waits for the next reason to look: file events, the `--poll` period, or `until`.
+    fn next_look(&mut self, until: Instant) -> Wake {
+        match self.poll {
+            Some(every) => self.wait((Instant::now() + every).min(until)),
+            None => self.wait(until),
         }
     }
 

@@ -288,6 +288,12 @@ impl Event {
     }
 }
 
+/// `time` as seconds since the Unix epoch, as [`Entry::time`] and [`Event::at`] count.
+pub fn unix_seconds(time: std::time::SystemTime) -> i64 {
+    time.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| i64::try_from(since.as_secs()).unwrap_or(i64::MAX))
+}
+
 /// A recorded event, as `pacha log` lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {

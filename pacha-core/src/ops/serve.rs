@@ -173,9 +173,7 @@ impl<'a> Server<'a> {
                 }
                 let host = self.host();
                 // A host's clock may run ahead: a change never happened after it was recorded.
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |since| i64::try_from(since.as_secs()).unwrap_or(i64::MAX));
+                let now = crate::model::snapshot::unix_seconds(std::time::SystemTime::now());
                 let at = at.map(|at| at.min(now));
                 let entry = record_changes(self.history, &node, changed, &removed, host.as_deref(), at)
                     .map_err(EngineError::from)?;

@@ -26,7 +26,7 @@ use crate::model::mode::Mode;
 use crate::model::node::TransportKind;
 use crate::model::path::NodePath;
 use crate::model::settings::SshSettings;
-use crate::model::snapshot::{Entry, RecordedFile};
+use crate::model::snapshot::{Entry, RecordedFile, unix_seconds};
 use crate::model::target::Target;
 use crate::model::track::Track;
 use crate::ops::capture::tracked_files;
@@ -252,7 +252,7 @@ impl<'c> Watcher<'c> {
         }
         let failed = EngineError::transport(&self.node, "watching");
         let mut connection = self.connector.connect(&self.node, &self.target).map_err(failed)?;
-        let result = self.read_changes(connection.as_mut(), seconds(seen));
+        let result = self.read_changes(connection.as_mut(), unix_seconds(seen));
         let closed = connection.close();
         let change = result?;
         closed.map_err(EngineError::transport(&self.node, "watching"))?;
@@ -443,11 +443,6 @@ fn existing(path: &Path) -> PathBuf {
         .find(|folder| folder.is_dir())
         .unwrap_or(Path::new("/"))
         .to_path_buf()
-}
-
-fn seconds(time: std::time::SystemTime) -> i64 {
-    time.duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |since| i64::try_from(since.as_secs()).unwrap_or(i64::MAX))
 }
 
 fn state_error(doing: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> EngineError {
