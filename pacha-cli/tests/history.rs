@@ -1023,6 +1023,17 @@ fn adopt_turns_a_live_file_into_the_masters_own() {
     let (code, _, stderr) = master.run(&["adopt", "web1", "/etc/motd", "--app", "motd"]);
     assert_eq!(code, 1);
     assert!(stderr.contains("motd.hbs already exists"), "{stderr}");
+    // A file holding a secret value is not copied into the master in plaintext.
+    let settings = fs::read_to_string(master.dir.path().join("pacha.yaml")).unwrap();
+    master.write("pacha.yaml", &format!("{settings}secrets:\n  ntp_key: k3y-4242\n"));
+    fs::write(master.root("web1").join("etc/chrony/keys"), "1 SHA1 k3y-4242\n").unwrap();
+    let (code, _, stderr) = master.run(&["adopt", "web1", "/etc/chrony/keys", "--app", "chrony"]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("holds a secret") && !stderr.contains("k3y-4242"),
+        "{stderr}"
+    );
+    assert!(!dir.join("templates/chrony/default/keys").exists());
     let (code, _, stderr) = master.run(&["adopt", "web1", "/srv/elsewhere", "--app", "motd"]);
     assert_eq!(code, 1);
     assert!(

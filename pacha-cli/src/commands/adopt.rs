@@ -80,6 +80,25 @@ pub(super) fn adopt(
         (Some(LiveFile::Missing), _) => bail!("{node} has no file {path}"),
         _ => bail!("{path} on {node} is not a regular file pacha can read"),
     };
+    // A secret never lands in the master's tree in plaintext: not a file the history marks
+    // as holding one, nor one holding a secret value the node's layers set.
+    let parts = crate::setup::Parts::new(master.clone())?;
+    let recorded_secret = parts
+        .with_engine(|engine| engine.show(node, None))
+        .ok()
+        .is_some_and(|(_, snapshot)| snapshot.file(&path).is_some_and(|file| file.secret));
+    let text = String::from_utf8_lossy(&content);
+    let holds_secret = master
+        .node_vars(node, state)
+        .map(|vars| vars.secrets)
+        .unwrap_or_default()
+        .iter()
+        .any(|secret| !secret.is_empty() && text.contains(secret.as_str()));
+    if recorded_secret || holds_secret {
+        bail!(
+            "{path} on {node} holds a secret: adopting it would write the secret in plaintext into templates/{app}; make it a template that reads the secret ({{{{name}}}}) instead"
+        );
+    }
 
     if let Some(folder) = target.parent() {
         fs::create_dir_all(folder).with_context(|| format!("creating {}", folder.display()))?;
