@@ -340,6 +340,13 @@ fn two_masters_share_one_history_through_a_git_server() {
     let (code, stdout, stderr) = finished(&mut pacha_at(ada_dir, &server, &["history", "sync"]));
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("1 record sent"), "{stdout}");
+    let (code, json, stderr) = finished(&mut pacha_at(ada_dir, &server, &["history", "sync", "--json"]));
+    assert_eq!(code, 0, "{stderr}");
+    let synced: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        (synced["sent"].as_u64(), synced["remote"].as_str()),
+        (Some(0), Some(server.url.as_str()))
+    );
     let (code, json, _) = finished(&mut pacha_at(ada_dir, &server, &["status", "--json"]));
     let status: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(status["unsynced"], serde_json::json!([]));
