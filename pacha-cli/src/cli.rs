@@ -177,6 +177,21 @@ pub(crate) enum Command {
         node: String,
         /// Only these files (paths on the node)
         paths: Vec<String>,
+        /// Record nothing: print the hand edits as a patch to the master (templates, var files) that `git apply` takes; conflicts on stderr
+        #[arg(long)]
+        propose: bool,
+        /// With --propose: make those changes in the master
+        #[arg(long, requires = "propose")]
+        write: bool,
+    },
+    /// Where each line of a file comes from: its template file:line, and each variable with the file:line that set it
+    Blame {
+        /// A node
+        node: String,
+        /// The file's path on the node, e.g. /etc/nginx/nginx.conf
+        path: String,
+        /// The state [default: the node's last recorded state]
+        state: Option<String>,
     },
     /// Per node: the last recorded push and whether the live files drifted from the history (exit 2 on drift)
     Status {

@@ -7,6 +7,7 @@ mod foundation;
 mod history;
 mod interrupt;
 mod output;
+mod provenance;
 mod pull;
 mod push;
 mod team;

@@ -18,7 +18,7 @@ use crate::model::rollout::{Limit, RolloutSettings};
 use crate::model::snapshot::{Entry, EventKind, Snapshot};
 use crate::model::target::Target;
 use crate::model::track::Track;
-use crate::ops::capture::{Captured, capture};
+use crate::ops::capture::{Captured, HandEdits, capture, hand_edits};
 use crate::ops::push::{Books, Found, PushOptions, in_parallel, push_plans};
 use crate::ops::record::{last_state, latest_snapshot, record_push, record_recovered};
 use crate::ops::render::Rendering;
@@ -301,6 +301,14 @@ impl<'a> Engine<'a> {
         let target = self.master.target(node)?;
         let track = self.master.track(node)?;
         capture(self.history, node, &target, &track, only, self.connector, holder)
+    }
+
+    /// The files of `node` edited by hand since the latest record (live content differs from
+    /// the recorded one), read without recording anything.
+    pub fn hand_edits(&self, node: &str, holder: &str) -> Result<HandEdits, EngineError> {
+        let target = self.master.target(node)?;
+        let track = self.master.track(node)?;
+        hand_edits(self.history, node, &target, &track, self.connector, holder)
     }
 
     /// Compares each node's latest recorded files with its live files, up to `jobs` nodes at

@@ -68,6 +68,7 @@ pub use error::EngineError;
 pub use master::age::{AgeError, AgeKeys};
 pub use master::error::{ConfigError, GraphError, Location};
 pub use master::graph::NodeGraph;
+pub use master::origin::{VarLayers, VarOrigin, set_scalar};
 pub use master::{Master, NodeVars, SECRETS_DIR, SETTINGS_FILE, SealedSecret, check_secret_name, yaml};
 pub use model::hash::{ContentHash, Damaged};
 pub use model::mode::{Mode, ModeError};
@@ -87,7 +88,7 @@ pub use model::snapshot::{
 pub use model::target::Target;
 pub use model::track::{Track, TrackError};
 pub use model::vars::{self, Vars};
-pub use ops::capture::Captured;
+pub use ops::capture::{Captured, HandEdits};
 pub use ops::pull::{Pulled, pull};
 pub use ops::push::PushOptions;
 pub use ops::render::Rendering;

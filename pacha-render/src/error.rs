@@ -97,6 +97,16 @@ pub enum RenderError {
         /// Why.
         source: std::io::Error,
     },
+    /// A file the node's plan does not place (blame, proposals).
+    #[error("node {node:?} gets no file {path} in state {state:?} (it is not placed by any of its apps' templates)")]
+    NotPlaced {
+        /// The node.
+        node: String,
+        /// The state.
+        state: String,
+        /// The path on the node.
+        path: String,
+    },
     /// Two apps of one node place the same destination.
     #[error("{destination} comes from two apps of node {node:?}: {first} and {second}")]
     DuplicateDestination {

@@ -30,12 +30,16 @@
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
 mod app;
+mod blame;
 mod error;
 mod helpers;
+mod propose;
 mod renderer;
 mod template;
 mod tree;
 
+pub use blame::{Blame, BlameLine, BlameVar};
 pub use error::RenderError;
+pub use propose::{Conflict, MasterChange, Proposal};
 pub use renderer::{FileDefaults, Renderer};
 pub use tree::TEMPLATE_SUFFIX;

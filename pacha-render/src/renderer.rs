@@ -8,12 +8,13 @@ use std::sync::{Arc, Mutex, PoisonError};
 use handlebars::{Context, Handlebars, RenderErrorReason};
 use pacha_core::yaml::line_of;
 use pacha_core::{
-    ContentHash, HandledApp, Location, Master, Mode, NameKind, NodePath, OnFailure, Plan, PlanError, PlannedDir,
-    PlannedFile, PlannedLink, PlannedScript, Planner, Stage, check_name,
+    ContentHash, HandledApp, Location, Master, Mode, NameKind, NodePath, NodeVars, OnFailure, Plan, PlanError,
+    PlannedDir, PlannedFile, PlannedLink, PlannedScript, Planner, Stage, check_name,
 };
 use serde_json::{Value, json};
 
 use crate::app::AppConfig;
+use crate::blame::{self, Blame, Origins, Rendered};
 use crate::error::RenderError;
 use crate::template::{self, VariableRef};
 use crate::tree;
@@ -175,12 +176,7 @@ impl<'m> Renderer<'m> {
                     app: app_name.clone(),
                 });
             }
-            let mut data = node_vars.for_app(&app.config.vars);
-            data.insert(
-                "pacha".to_owned(),
-                json!({"node": name, "host": target.host, "state": state, "app": app_name}),
-            );
-            let data = Value::Object(data);
+            let data = app_data(&node_vars, &app.config.vars, [name, &target.host, state, app_name]);
             let mut context: Option<Context> = None;
             // The same data with every secret value replaced: a file whose rendering differs
             // read a secret, whatever helper or partial it went through.
@@ -398,6 +394,103 @@ impl<'m> Renderer<'m> {
         }))
     }
 
+    /// Where each line of the file at `path` that node `name` gets in `state` comes from: the
+    /// template line, and each variable it prints with the master file and line that set it.
+    pub fn blame(&self, name: &str, state: &str, path: &NodePath) -> Result<Blame, RenderError> {
+        let plan = self.plan(name, state)?;
+        let Some(planned) = plan.files.iter().find(|file| file.destination == *path) else {
+            return Err(RenderError::NotPlaced {
+                node: name.to_owned(),
+                state: state.to_owned(),
+                path: path.to_string(),
+            });
+        };
+        let app_name = planned.app.as_str();
+        let app = self.app(app_name, state, || Location::file(format!("templates/{app_name}")))?;
+        let Some(file) = app.files.iter().find(|file| file.source == planned.source) else {
+            return Err(RenderError::NotPlaced {
+                node: name.to_owned(),
+                state: state.to_owned(),
+                path: path.to_string(),
+            });
+        };
+        let node_vars = self.master.node_vars(name, state)?;
+        let data = app_data(&node_vars, &app.config.vars, [name, &plan.target.host, state, app_name]);
+        let mut secrets = node_vars.secrets.clone();
+        secrets.extend(app.config.secrets.iter().cloned());
+        let shown_yaml = format!("templates/{app_name}/app.yaml");
+        let app_text = fs::read_to_string(self.master.dir().join(&shown_yaml)).ok();
+        let layers = self
+            .master
+            .var_layers(name, state)?
+            .with_app(&shown_yaml, app_text.as_deref(), state);
+        // A file placed per item: the item whose name is this path.
+        let mut item = None;
+        if let Some(each) = &file.each {
+            let mut list = &data;
+            for segment in &each.var {
+                list = list.get(segment).unwrap_or(&Value::Null);
+            }
+            for candidate in list.as_array().into_iter().flatten() {
+                let context = Context::from(item_data(&data, candidate));
+                let placed = app
+                    .registry
+                    .render_with_context(&each.key, &context)
+                    .ok()
+                    .and_then(|name| app.config.dest.join(name.trim()).ok());
+                if placed.as_ref() == Some(path) {
+                    item = Some(candidate.clone());
+                    break;
+                }
+            }
+        }
+        let data = match &item {
+            Some(item) => item_data(&data, item),
+            None => data,
+        };
+        let list = file.each.as_ref().map(|each| each.var.as_slice());
+        let origins = Origins {
+            layers: &layers,
+            item: list.zip(item.as_ref()),
+        };
+        let (lines, template_text) = match &file.content {
+            Content::Bytes(bytes, _) => (blame::copied_lines(&file.source, bytes), String::new()),
+            Content::Template(_) => {
+                let text = fs::read_to_string(self.master.dir().join(&file.source))
+                    .map_err(|err| RenderError::io(&file.source, err))?;
+                let output = String::from_utf8_lossy(&planned.content).into_owned();
+                let shadow = planned.secret.then(|| {
+                    app.registry
+                        .render_with_context(&file.source, &Context::from(shadowed(&data, &secrets)))
+                        .unwrap_or_default()
+                });
+                let rendered = Rendered {
+                    registry: &app.registry,
+                    source: &file.source,
+                    text: &text,
+                    output: &output,
+                    data: &data,
+                    secrets: if planned.secret { &secrets } else { &[] },
+                    shadow,
+                };
+                (blame::template_lines(&rendered, &origins), text)
+            }
+        };
+        Ok(Blame {
+            node: name.to_owned(),
+            state: state.to_owned(),
+            path: path.clone(),
+            app: app_name.to_owned(),
+            source: file.source.clone(),
+            template: matches!(file.content, Content::Template(_)),
+            secret: planned.secret,
+            each: file.each.is_some(),
+            lines,
+            template_text,
+            data,
+        })
+    }
+
     fn app(&self, app: &str, state: &str, at: impl Fn() -> Location) -> Result<Arc<ResolvedApp>, RenderError> {
         let key = (app.to_owned(), state.to_owned());
         if let Some(found) = self.apps.lock().unwrap_or_else(PoisonError::into_inner).get(&key) {
@@ -589,14 +682,7 @@ fn each_files(
     };
     let mut placed = Vec::with_capacity(items.len());
     for item in items {
-        let mut object = data.as_object().cloned().unwrap_or_default();
-        if let Value::Object(fields) = item {
-            for (key, field) in fields {
-                object.insert(key.clone(), field.clone());
-            }
-        }
-        object.insert("item".to_owned(), item.clone());
-        let item_data = Value::Object(object);
+        let item_data = item_data(data, item);
         let undefined = |references: &[VariableRef], source: &str| {
             template::first_undefined(references, &item_data).map(|missing| RenderError::UndefinedVariable {
                 at: Location {
@@ -648,6 +734,29 @@ fn each_files(
         placed.push(file.planned(destination, app_name, app.config.dir_mode, (content, sha256, secret)));
     }
     Ok(placed)
+}
+
+/// The data an app's templates render with: the node's layered vars with the app's, and
+/// `pacha.node`, `pacha.host`, `pacha.state`, `pacha.app`.
+fn app_data(node_vars: &NodeVars, app_vars: &pacha_core::Vars, [node, host, state, app]: [&str; 4]) -> Value {
+    let mut data = node_vars.for_app(app_vars);
+    data.insert(
+        "pacha".to_owned(),
+        json!({"node": node, "host": host, "state": state, "app": app}),
+    );
+    Value::Object(data)
+}
+
+/// The data of one item of an `each:` file: its fields over the others, and itself as `item`.
+fn item_data(data: &Value, item: &Value) -> Value {
+    let mut object = data.as_object().cloned().unwrap_or_default();
+    if let Value::Object(fields) = item {
+        for (key, field) in fields {
+            object.insert(key.clone(), field.clone());
+        }
+    }
+    object.insert("item".to_owned(), item.clone());
+    Value::Object(object)
 }
 
 fn render_error(master: &std::path::Path, source: &str, node: &str, err: &handlebars::RenderError) -> RenderError {

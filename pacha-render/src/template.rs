@@ -66,7 +66,6 @@ pub(crate) fn compile(
         });
     }
     let mut references = Vec::new();
-    let is_helper = |candidate: &str| BUILT_IN_HELPERS.contains(&candidate) || helpers::HELPERS.contains(&candidate);
     walk(&template, true, (1, 1), &is_helper, &mut references);
     registry.register_template(name, template);
     Ok(references)
@@ -176,23 +175,58 @@ fn walk(
             .mapping
             .get(index)
             .map_or(position, |mapping| (mapping.0, mapping.1));
-        match element {
-            TemplateElement::Expression(helper) | TemplateElement::HtmlExpression(helper) => {
-                helper_references(helper, at_root, position, is_helper, out);
-            }
-            TemplateElement::HelperBlock(helper) => {
-                helper_references(helper, at_root, position, is_helper, out);
-                let keeps_context = matches!(&helper.name, Parameter::Name(name) if name == "if" || name == "unless");
-                if let Some(body) = &helper.template {
-                    walk(body, at_root && keeps_context, position, is_helper, out);
-                }
-                if let Some(inverse) = &helper.inverse {
-                    walk(inverse, at_root, position, is_helper, out);
-                }
-            }
-            _ => {}
-        }
+        element_walk(element, at_root, position, is_helper, out);
     }
+}
+
+fn element_walk(
+    element: &TemplateElement,
+    at_root: bool,
+    position: (usize, usize),
+    is_helper: &dyn Fn(&str) -> bool,
+    out: &mut Vec<VariableRef>,
+) {
+    match element {
+        TemplateElement::Expression(helper) | TemplateElement::HtmlExpression(helper) => {
+            helper_references(helper, at_root, position, is_helper, out);
+        }
+        TemplateElement::HelperBlock(helper) => {
+            helper_references(helper, at_root, position, is_helper, out);
+            let keeps_context = matches!(&helper.name, Parameter::Name(name) if name == "if" || name == "unless");
+            if let Some(body) = &helper.template {
+                walk(body, at_root && keeps_context, position, is_helper, out);
+            }
+            if let Some(inverse) = &helper.inverse {
+                walk(inverse, at_root, position, is_helper, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn is_helper(candidate: &str) -> bool {
+    BUILT_IN_HELPERS.contains(&candidate) || helpers::HELPERS.contains(&candidate)
+}
+
+/// The root variables one element of a template (at `position`) reads.
+pub(crate) fn element_references(element: &TemplateElement, position: (usize, usize)) -> Vec<VariableRef> {
+    let mut out = Vec::new();
+    element_walk(element, true, position, &is_helper, &mut out);
+    out
+}
+
+/// The variable an expression prints as it is (`{{port}}`, `{{nginx.port}}`), when it is one.
+pub(crate) fn printed_variable(helper: &HelperTemplate) -> Option<Vec<String>> {
+    if !helper.params.is_empty() || !helper.hash.is_empty() || helper.block_param.is_some() {
+        return None;
+    }
+    let Parameter::Path(path) = &helper.name else {
+        return None;
+    };
+    let mut references = Vec::new();
+    path_reference(path, true, (1, 1), &mut references);
+    let reference = references.pop()?;
+    (!(reference.segments.len() == 1 && is_helper(&reference.segments[0]))).then_some(reference.segments)
 }
 
 fn helper_references(

@@ -7,6 +7,7 @@ mod doctor;
 mod history;
 mod init;
 mod nodes;
+mod provenance;
 mod pull;
 mod push;
 mod render;
@@ -255,7 +256,14 @@ fn run(context: &Context<'_>, out: &mut Output) -> anyhow::Result<Status> {
         Command::Rebuild { node, host, root } => {
             history::rebuild_command(context, out, node, host.as_deref(), root.as_deref())
         }
-        Command::Capture { node, paths } => history::capture_command(context, out, node, paths),
+        Command::Capture {
+            node,
+            paths,
+            propose: true,
+            write,
+        } => provenance::propose(context, out, node, paths, *write),
+        Command::Capture { node, paths, .. } => history::capture_command(context, out, node, paths),
+        Command::Blame { node, path, state } => provenance::blame(context, out, node, path, state.as_deref()),
         Command::Status { node, connection } => history::status_command(context, out, node.as_deref(), connection),
     }
 }

@@ -349,16 +349,24 @@ impl Expansion {
     }
 }
 
+/// Edits (insert, delete, substitute, swap two neighbours) from `a` to `b`: `wbe1` is one
+/// from `web1`.
 fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
+    let mut before: Vec<usize> = Vec::new();
     let mut previous: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
+    for i in 0..a.len() {
         let mut current = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            current.push((previous[j] + cost).min(previous[j + 1] + 1).min(current[j] + 1));
+        for j in 0..b.len() {
+            let cost = usize::from(a[i] != b[j]);
+            let mut best = (previous[j] + cost).min(previous[j + 1] + 1).min(current[j] + 1);
+            if i > 0 && j > 0 && a[i] == b[j - 1] && a[i - 1] == b[j] {
+                best = best.min(before[j - 1] + 1);
+            }
+            current.push(best);
         }
-        previous = current;
+        before = std::mem::replace(&mut previous, current);
     }
     previous[b.len()]
 }
@@ -369,6 +377,18 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn a_swapped_pair_of_letters_is_one_edit() {
+        assert_eq!(edit_distance("wbe1", "web1"), 1);
+        assert_eq!(edit_distance("web1", "web1"), 0);
+        assert_eq!(edit_distance("", "ab"), 2);
+        assert_eq!(
+            closest("wbe1", ["web", "web1", "web2"].into_iter()).as_deref(),
+            Some("web1")
+        );
+        assert_eq!(closest("zzzz", ["web1"].into_iter()), None);
+    }
 
     fn meta(include: &[&str], vars: serde_json::Value) -> Definition {
         Definition::Meta(Box::new(MetaNode {

@@ -10,6 +10,7 @@ pub(crate) mod age;
 pub(crate) mod definition;
 pub(crate) mod error;
 pub(crate) mod graph;
+pub(crate) mod origin;
 pub(crate) mod states;
 pub mod yaml;
 

@@ -48,6 +48,82 @@ pub(crate) fn capture(
     connector: &dyn Connector,
     holder: &str,
 ) -> Result<Captured, EngineError> {
+    let mut looked = look(history, node, target, track, only, connector, holder)?;
+    if !looked.captured.changed.is_empty() {
+        let event = Event {
+            kind: EventKind::Capture,
+            host: None,
+            at: None,
+            node: node.to_owned(),
+            state: looked.state.clone(),
+            changed: looked.captured.changed.clone(),
+            failed: false,
+            detail: None,
+        };
+        looked.captured.recorded = Some(history.record(&event, &looked.snapshot)?);
+    }
+    Ok(looked.captured)
+}
+
+/// The files of a node edited by hand: those whose live content differs from the latest
+/// recorded one (nothing is recorded).
+#[derive(Debug, Clone, Default)]
+pub struct HandEdits {
+    /// The state of the latest record.
+    pub state: Option<String>,
+    /// Each edited file's path and live content.
+    pub files: Vec<(NodePath, Arc<[u8]>)>,
+    /// Files that could not be read, with why.
+    pub skipped: Vec<(NodePath, String)>,
+}
+
+/// Reads `node`'s recorded files and returns those edited by hand (live content differs).
+pub(crate) fn hand_edits(
+    history: &dyn History,
+    node: &str,
+    target: &Target,
+    track: &Track,
+    connector: &dyn Connector,
+    holder: &str,
+) -> Result<HandEdits, EngineError> {
+    let looked = look(history, node, target, track, &[], connector, holder)?;
+    let files = looked
+        .snapshot
+        .files
+        .iter()
+        .filter(|file| {
+            looked
+                .old
+                .file(&file.path)
+                .is_some_and(|recorded| recorded.sha256 != file.sha256)
+        })
+        .map(|file| (file.path.clone(), file.content.clone()))
+        .collect();
+    Ok(HandEdits {
+        state: looked.state,
+        files,
+        skipped: looked.captured.skipped,
+    })
+}
+
+/// What a look at the live files found: the latest recorded state and snapshot, and the
+/// snapshot of the live files.
+struct Looked {
+    state: Option<String>,
+    old: Snapshot,
+    snapshot: Snapshot,
+    captured: Captured,
+}
+
+fn look(
+    history: &dyn History,
+    node: &str,
+    target: &Target,
+    track: &Track,
+    only: &[NodePath],
+    connector: &dyn Connector,
+    holder: &str,
+) -> Result<Looked, EngineError> {
     let previous = latest_snapshot(history, node)?;
     let (state, old) = match &previous {
         Some((entry, snapshot)) => (entry.state.clone(), snapshot.clone()),
@@ -57,7 +133,7 @@ pub(crate) fn capture(
     let mut connection = connector
         .connect(node, target)
         .map_err(EngineError::transport(node, "capturing"))?;
-    let result = (|| -> Result<Captured, EngineError> {
+    let result = (|| -> Result<Looked, EngineError> {
         let mut paths: Vec<NodePath> = if only.is_empty() {
             let mut paths: Vec<NodePath> = old.files.iter().map(|file| file.path.clone()).collect();
             paths.extend(old.links.iter().map(|link| link.path.clone()));
@@ -131,23 +207,15 @@ pub(crate) fn capture(
         };
         snapshot.normalize();
         captured.changed = snapshot.differences(&old);
-        if !captured.changed.is_empty() {
-            let event = Event {
-                kind: EventKind::Capture,
-                host: None,
-                at: None,
-                node: node.to_owned(),
-                state: state.clone(),
-                changed: captured.changed.clone(),
-                failed: false,
-                detail: None,
-            };
-            captured.recorded = Some(history.record(&event, &snapshot)?);
-        }
-        Ok(captured)
+        Ok(Looked {
+            state: state.clone(),
+            old: old.clone(),
+            snapshot,
+            captured,
+        })
     })();
     let closed = connection.close();
-    let captured = result?;
+    let looked = result?;
     closed.map_err(failed)?;
-    Ok(captured)
+    Ok(looked)
 }

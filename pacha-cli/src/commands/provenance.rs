@@ -1,0 +1,262 @@
+//! `pacha blame NODE PATH [STATE]`: where each line of a file comes from; `pacha capture NODE
+//! --propose [--write]`: hand edits on a node as changes of the master.
+
+use std::fs;
+use std::io::Write as _;
+use std::path::Path;
+
+use anyhow::Context as _;
+use pacha_core::NodePath;
+use pacha_render::{Blame, Renderer};
+use serde::Serialize;
+
+use super::{Context, Status};
+use crate::error::Usage;
+use crate::output::{Output, printable};
+use crate::setup::holder;
+
+/// The state a command defaults to: the node's last recorded one, else `default`.
+fn state_or_last(parts: &crate::setup::Parts, node: &str, state: Option<&str>) -> String {
+    match state {
+        Some(state) => state.to_owned(),
+        None => parts
+            .with_engine(|engine| engine.last_state(node))
+            .unwrap_or_else(|_| "default".to_owned()),
+    }
+}
+
+#[derive(Serialize)]
+struct BlameView<'a> {
+    node: &'a str,
+    state: &'a str,
+    path: &'a str,
+    app: &'a str,
+    source: &'a str,
+    secret: bool,
+    lines: Vec<LineView<'a>>,
+}
+
+#[derive(Serialize)]
+struct LineView<'a> {
+    number: usize,
+    text: &'a str,
+    template: &'a str,
+    template_line: Option<usize>,
+    vars: &'a [pacha_render::BlameVar],
+}
+
+pub(super) fn blame(
+    context: &Context<'_>,
+    out: &mut Output,
+    node: &str,
+    path: &str,
+    state: Option<&str>,
+) -> anyhow::Result<Status> {
+    let path = NodePath::parse(path).map_err(|err| Usage(format!("{path:?}: {err}")))?;
+    let parts = context.parts()?;
+    parts.master.node(node)?;
+    let state = state_or_last(&parts, node, state);
+    let renderer = Renderer::new(&parts.master);
+    let blame = renderer.blame(node, &state, &path)?;
+    if out.json {
+        out.json_document(&view(&blame))?;
+        return Ok(Status::Success);
+    }
+    print_blame(out, &blame)?;
+    Ok(Status::Success)
+}
+
+fn view(blame: &Blame) -> BlameView<'_> {
+    BlameView {
+        node: &blame.node,
+        state: &blame.state,
+        path: blame.path.as_str(),
+        app: &blame.app,
+        source: &blame.source,
+        secret: blame.secret,
+        lines: blame
+            .lines
+            .iter()
+            .map(|line| LineView {
+                number: line.number,
+                text: &line.text,
+                template: &line.template,
+                template_line: line.template_line,
+                vars: &line.vars,
+            })
+            .collect(),
+    }
+}
+
+fn print_blame(out: &mut Output, blame: &Blame) -> std::io::Result<()> {
+    let style = out.style;
+    out.line(style.bold(&format!(
+        "{} on {} ({}), from {}{}",
+        printable(blame.path.as_str()),
+        blame.node,
+        blame.state,
+        blame.source,
+        if blame.template { "" } else { " (copied as it is)" }
+    )))?;
+    let number_width = blame.lines.len().to_string().len();
+    let template_width = blame
+        .lines
+        .iter()
+        .filter_map(|line| line.template_line)
+        .max()
+        .unwrap_or(1)
+        .to_string()
+        .len();
+    for line in &blame.lines {
+        let at = match line.template_line {
+            Some(at) if line.template == blame.source => format!(":{at:<template_width$}"),
+            Some(at) => format!("{}:{at}", line.template),
+            None => format!(":{:<template_width$}", "?"),
+        };
+        let mut text = format!(
+            "{:>number_width$} {}  {}",
+            line.number,
+            style.dim(&at),
+            printable(&line.text)
+        );
+        if !line.vars.is_empty() {
+            let vars: Vec<String> = line
+                .vars
+                .iter()
+                .map(|var| match var.line {
+                    Some(at) => format!("{} {}:{at}", var.name, var.set_in),
+                    None => format!("{} {}", var.name, var.set_in),
+                })
+                .collect();
+            text.push_str(&style.cyan(&format!("   # {}", vars.join(", "))));
+        }
+        out.line(text)?;
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct ProposalView<'a> {
+    node: &'a str,
+    state: &'a str,
+    patch: String,
+    changes: Vec<&'a str>,
+    proposed: Vec<serde_json::Value>,
+    conflicts: &'a [pacha_render::Conflict],
+    written: bool,
+}
+
+/// `pacha capture NODE --propose [--write]`.
+pub(super) fn propose(
+    context: &Context<'_>,
+    out: &mut Output,
+    node: &str,
+    paths: &[String],
+    write: bool,
+) -> anyhow::Result<Status> {
+    let only = paths
+        .iter()
+        .map(|path| NodePath::parse(path).map_err(|err| Usage(format!("{path:?}: {err}"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    let parts = context.parts()?;
+    parts.master.node(node)?;
+    let edits = parts.with_engine(|engine| engine.hand_edits(node, &holder("capture --propose")))?;
+    let state = edits.state.clone().unwrap_or_else(|| "default".to_owned());
+    let live: Vec<(NodePath, Vec<u8>)> = edits
+        .files
+        .iter()
+        .filter(|(path, _)| only.is_empty() || only.iter().any(|wanted| path.starts_with(wanted)))
+        .map(|(path, content)| (path.clone(), content.to_vec()))
+        .collect();
+    let renderer = Renderer::new(&parts.master);
+    let proposal = renderer.propose(node, &state, &live)?;
+    let patch = proposal.patch();
+    if write {
+        for change in &proposal.changes {
+            write_master_file(parts.master.dir(), &change.file, &change.before, &change.after)?;
+        }
+    }
+    if out.json {
+        out.json_document(&ProposalView {
+            node,
+            state: &state,
+            patch,
+            changes: proposal.changes.iter().map(|change| change.file.as_str()).collect(),
+            proposed: proposal
+                .proposed
+                .iter()
+                .map(|(path, line)| serde_json::json!({"path": path, "line": line}))
+                .collect(),
+            conflicts: &proposal.conflicts,
+            written: write,
+        })?;
+        return Ok(Status::Success);
+    }
+    if write {
+        for change in &proposal.changes {
+            out.line(format!("changed {}", change.file))?;
+        }
+    } else {
+        out.raw(&patch)?;
+    }
+    let mut notes = Vec::new();
+    if live.is_empty() {
+        notes.push(format!(
+            "{node}: no file was edited by hand since the latest record; nothing to propose"
+        ));
+    } else if proposal.changes.is_empty() && proposal.conflicts.is_empty() {
+        notes.push(format!("{node}: the hand edits are already in the master"));
+    }
+    for (path, why) in &edits.skipped {
+        notes.push(format!("skipped {}: {why}", printable(path.as_str())));
+    }
+    for conflict in &proposal.conflicts {
+        let at = match (&conflict.path, conflict.line) {
+            (Some(path), Some(line)) => format!("{}:{line}", printable(path.as_str())),
+            (Some(path), None) => printable(path.as_str()).into_owned(),
+            (None, _) => "master".to_owned(),
+        };
+        notes.push(format!("conflict: {at}: {}", conflict.reason));
+        for (sign, lines) in [('-', &conflict.rendered), ('+', &conflict.live)] {
+            for line in lines.iter().flat_map(|lines| lines.lines()) {
+                notes.push(format!("  {sign}{}", printable(line)));
+            }
+        }
+    }
+    if !notes.is_empty() {
+        out.flush()?;
+        let mut stderr = std::io::stderr().lock();
+        for note in notes {
+            writeln!(stderr, "{note}")?;
+        }
+    }
+    Ok(Status::Success)
+}
+
+/// Replaces a master file's text, atomically, when it still holds `before`.
+fn write_master_file(master: &Path, file: &str, before: &str, after: &str) -> anyhow::Result<()> {
+    let path = master.join(file);
+    let now = fs::read_to_string(&path).with_context(|| format!("reading {file}"))?;
+    if now != before {
+        anyhow::bail!("{file} changed while the proposal was made; run it again");
+    }
+    let temporary = path.with_file_name(format!(
+        ".{}.pacha-{}",
+        path.file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        std::process::id()
+    ));
+    let written = (|| -> std::io::Result<()> {
+        let mut handle = fs::File::create(&temporary)?;
+        handle.write_all(after.as_bytes())?;
+        handle.sync_all()?;
+        let permissions = fs::metadata(&path)?.permissions();
+        fs::set_permissions(&temporary, permissions)?;
+        fs::rename(&temporary, &path)
+    })();
+    if written.is_err() {
+        let _ = fs::remove_file(&temporary);
+    }
+    written.with_context(|| format!("writing {file}"))
+}
