@@ -141,6 +141,10 @@ fn propose_turns_hand_edits_into_master_changes_and_lists_conflicts() {
     fs::write(root.join("etc/site/plain.conf"), "copied = no\n").unwrap();
     fs::write(root.join("etc/site/key.conf"), "user www\nkey s3cr3t-api-k3y\n").unwrap();
     let before = fs::read_to_string(master.dir.path().join("nodes/web1/web1.conf")).unwrap();
+    // A change of the master not pushed yet is not a hand edit: it is left alone.
+    let template = master.dir.path().join("templates/site/default/site.conf.hbs");
+    let text = fs::read_to_string(&template).unwrap();
+    fs::write(&template, text.replace("end\n", "fin\n")).unwrap();
 
     let (code, patch, stderr) = master.run(&["capture", "web1", "--propose"]);
     assert_eq!(code, 0, "{stderr}");
@@ -172,6 +176,11 @@ fn propose_turns_hand_edits_into_master_changes_and_lists_conflicts() {
         "{stderr}"
     );
     assert!(!stderr.contains("s3cr3t") && !patch.contains("s3cr3t"), "{stderr}");
+    assert!(
+        stderr.contains("left alone: /etc/site/site.conf:7 differs because the master changed"),
+        "{stderr}"
+    );
+    assert!(!patch.contains("+end") && !patch.contains("-fin"), "{patch}");
     let patch_file = master.dir.path().join("proposal.diff");
     fs::write(&patch_file, &patch).unwrap();
     let status = Command::new("git")
@@ -213,6 +222,10 @@ fn propose_turns_hand_edits_into_master_changes_and_lists_conflicts() {
     }
     assert!(diff.contains("alias c.example;"), "{diff}");
     assert!(diff.contains("copied = no"), "{diff}");
+    assert!(
+        diff.contains("+fin"),
+        "the master's own change is still to push: {diff}"
+    );
     // Proposing again proposes nothing new.
     let (code, patch, _) = master.run(&["capture", "web1", "--propose"]);
     assert_eq!(code, 0);

@@ -88,7 +88,7 @@ pub use model::snapshot::{
 pub use model::target::Target;
 pub use model::track::{Track, TrackError};
 pub use model::vars::{self, Vars};
-pub use ops::capture::{Captured, HandEdits};
+pub use ops::capture::{Captured, EditedFile, HandEdits};
 pub use ops::pull::{Pulled, pull};
 pub use ops::push::PushOptions;
 pub use ops::render::Rendering;

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 
 use handlebars::Context;
-use pacha_core::{NodePath, set_scalar};
+use pacha_core::{EditedFile, NodePath, set_scalar};
 use serde::Serialize;
 use serde_json::Value;
 use similar::{DiffOp, TextDiff};
@@ -55,6 +55,9 @@ pub struct Proposal {
     pub proposed: Vec<(NodePath, usize)>,
     /// What could not be proposed.
     pub conflicts: Vec<Conflict>,
+    /// Hunks left alone because they were not edited by hand: the master changed there since
+    /// the latest record (file on the node, first live line).
+    pub unpushed: Vec<(NodePath, usize)>,
 }
 
 impl Proposal {
@@ -101,13 +104,16 @@ enum Hunk {
 }
 
 impl Renderer<'_> {
-    /// The master changes that would make `node` in `state` render `live` for each
-    /// `(path, live content)` given (its hand-edited files), and what could not be proposed.
-    pub fn propose(&self, node: &str, state: &str, live: &[(NodePath, Vec<u8>)]) -> Result<Proposal, RenderError> {
+    /// The master changes that would make `node` in `state` render the live content of each
+    /// of its hand-edited files, and what could not be proposed. Only what was edited by hand
+    /// (live differs from recorded) is proposed: a hunk where the master changed since the
+    /// latest record is left alone.
+    pub fn propose(&self, node: &str, state: &str, edited: &[EditedFile]) -> Result<Proposal, RenderError> {
         let mut proposal = Proposal::default();
         let mut template_changes: BTreeMap<String, (String, Vec<LineEdit>)> = BTreeMap::new();
         let mut var_changes: Vec<(VarChange, NodePath, usize)> = Vec::new();
-        for (path, content) in live {
+        for file in edited {
+            let (path, content) = (&file.path, &file.live);
             let conflict = |line: Option<usize>, reason: &str| Conflict {
                 path: Some(path.clone()),
                 line,
@@ -142,7 +148,7 @@ impl Renderer<'_> {
                 ));
                 continue;
             }
-            let Ok(live_text) = String::from_utf8(content.clone()) else {
+            let Ok(live_text) = String::from_utf8(content.to_vec()) else {
                 proposal
                     .conflicts
                     .push(conflict(None, "the live file is not UTF-8 text"));
@@ -152,15 +158,37 @@ impl Renderer<'_> {
             let diff = TextDiff::from_lines(&rendered, &live_text);
             let old: Vec<&str> = diff.old_slices().to_vec();
             let new: Vec<&str> = diff.new_slices().to_vec();
+            let by_hand = HandLines::of(&file.recorded, &live_text);
             let mut accepted: Vec<(usize, Hunk)> = Vec::new();
             let mut expected: Vec<String> = Vec::new();
+            // Lines replaced one for one are hunks of their own: one may be a hand edit and
+            // the next a change of the master.
+            let mut hunks = Vec::new();
             for op in diff.ops() {
                 let (old_range, new_range) = (op.old_range(), op.new_range());
-                if let DiffOp::Equal { .. } = op {
+                match op {
+                    DiffOp::Replace { .. } if old_range.len() == new_range.len() => {
+                        hunks.extend(
+                            old_range
+                                .zip(new_range)
+                                .map(|(old, new)| (false, old..old + 1, new..new + 1)),
+                        );
+                    }
+                    DiffOp::Equal { .. } => hunks.push((true, old_range, new_range)),
+                    _ => hunks.push((false, old_range, new_range)),
+                }
+            }
+            for (equal, old_range, new_range) in hunks {
+                if equal {
                     expected.extend(old[old_range].iter().map(|line| (*line).to_owned()));
                     continue;
                 }
                 let first_live = new_range.start + 1;
+                if !by_hand.touch(&new_range) {
+                    expected.extend(old[old_range].iter().map(|line| (*line).to_owned()));
+                    proposal.unpushed.push((path.clone(), first_live));
+                    continue;
+                }
                 match classify(&blame, old_range.clone(), &new[new_range.clone()]) {
                     Ok(hunk) => {
                         expected.extend(new[new_range].iter().map(|line| (*line).to_owned()));
@@ -198,7 +226,17 @@ impl Renderer<'_> {
                     proposal.conflicts.push(Conflict {
                         path: Some(path.clone()),
                         line: Some(line),
-                        reason: "the change this would make to the master does not render the live text".to_owned(),
+                        reason: if vars.is_empty() {
+                            "the change this would make to the template does not render the live text".to_owned()
+                        } else {
+                            format!(
+                                "changing {} would change other lines too (the value is printed elsewhere)",
+                                vars.iter()
+                                    .map(|change| change.path.join("."))
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            )
+                        },
                         rendered: None,
                         live: None,
                     });
@@ -289,6 +327,46 @@ impl Renderer<'_> {
         }
         proposal.changes.sort_by(|a, b| a.file.cmp(&b.file));
         Ok(proposal)
+    }
+}
+
+/// The live lines a hand edit changed (0-based), and where it removed lines.
+struct HandLines {
+    changed: Vec<bool>,
+    removed_at: Vec<usize>,
+}
+
+impl HandLines {
+    fn of(recorded: &[u8], live: &str) -> HandLines {
+        let recorded = String::from_utf8_lossy(recorded);
+        let diff = TextDiff::from_lines(recorded.as_ref(), live);
+        let mut lines = HandLines {
+            changed: vec![false; diff.new_slices().len()],
+            removed_at: Vec::new(),
+        };
+        for op in diff.ops() {
+            if let DiffOp::Equal { .. } = op {
+                continue;
+            }
+            let range = op.new_range();
+            if range.is_empty() {
+                lines.removed_at.push(range.start);
+            }
+            for index in range {
+                lines.changed[index] = true;
+            }
+        }
+        lines
+    }
+
+    /// Whether a hunk over the live lines `range` is (partly) a hand edit.
+    fn touch(&self, range: &std::ops::Range<usize>) -> bool {
+        if range.is_empty() {
+            return self.removed_at.contains(&range.start);
+        }
+        range
+            .clone()
+            .any(|index| self.changed.get(index).copied().unwrap_or(true))
     }
 }
 

@@ -4,3 +4,4 @@
 mod fuzz;
 mod invalid;
 mod plans;
+mod provenance;

@@ -143,6 +143,7 @@ struct ProposalView<'a> {
     changes: Vec<&'a str>,
     proposed: Vec<serde_json::Value>,
     conflicts: &'a [pacha_render::Conflict],
+    unpushed: Vec<serde_json::Value>,
     written: bool,
 }
 
@@ -162,11 +163,11 @@ pub(super) fn propose(
     parts.master.node(node)?;
     let edits = parts.with_engine(|engine| engine.hand_edits(node, &holder("capture --propose")))?;
     let state = edits.state.clone().unwrap_or_else(|| "default".to_owned());
-    let live: Vec<(NodePath, Vec<u8>)> = edits
+    let live: Vec<pacha_core::EditedFile> = edits
         .files
         .iter()
-        .filter(|(path, _)| only.is_empty() || only.iter().any(|wanted| path.starts_with(wanted)))
-        .map(|(path, content)| (path.clone(), content.to_vec()))
+        .filter(|file| only.is_empty() || only.iter().any(|wanted| file.path.starts_with(wanted)))
+        .cloned()
         .collect();
     let renderer = Renderer::new(&parts.master);
     let proposal = renderer.propose(node, &state, &live)?;
@@ -188,6 +189,11 @@ pub(super) fn propose(
                 .map(|(path, line)| serde_json::json!({"path": path, "line": line}))
                 .collect(),
             conflicts: &proposal.conflicts,
+            unpushed: proposal
+                .unpushed
+                .iter()
+                .map(|(path, line)| serde_json::json!({"path": path, "line": line}))
+                .collect(),
             written: write,
         })?;
         return Ok(Status::Success);
@@ -206,6 +212,12 @@ pub(super) fn propose(
         ));
     } else if proposal.changes.is_empty() && proposal.conflicts.is_empty() {
         notes.push(format!("{node}: the hand edits are already in the master"));
+    }
+    for (path, line) in &proposal.unpushed {
+        notes.push(format!(
+            "left alone: {}:{line} differs because the master changed there since the latest record (not a hand edit)",
+            printable(path.as_str())
+        ));
     }
     for (path, why) in &edits.skipped {
         notes.push(format!("skipped {}: {why}", printable(path.as_str())));

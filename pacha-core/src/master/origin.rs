@@ -395,6 +395,60 @@ mod tests {
     }
 
     #[test]
+    fn each_value_comes_from_the_highest_layer_that_sets_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |path: &str, text: &str| {
+            let path = dir.path().join(path);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(path, text).unwrap();
+        };
+        write(
+            "pacha.yaml",
+            "states:\n  default:\n  production:\n    vars:\n      level: prod\nvars:\n  level: base\n  only_master: 1\n  map: {a: 1, b: 1}\nsecrets:\n  token: t0ken\n",
+        );
+        write(
+            "nodes/tier/tier.conf",
+            "include_nodes: [web1]\nvars:\n  map:\n    b: 2\n  tier: gold\n",
+        );
+        write(
+            "nodes/web1/web1.conf",
+            "apps: []\nvars:\n  tier: silver\n  marked: {secret: true, value: x}\nstates:\n  production:\n    vars:\n      port: 443\n",
+        );
+        let master = Master::open(dir.path()).unwrap();
+        let layers = master.var_layers("web1", "production").unwrap();
+        let origin = |path: &str| {
+            let path: Vec<String> = path.split('.').map(str::to_owned).collect();
+            layers
+                .origin(&path)
+                .map(|origin| (origin.file, origin.line, origin.secret, origin.literal))
+        };
+        assert_eq!(origin("level"), Some(("pacha.yaml".into(), Some(5), false, true)));
+        assert_eq!(origin("only_master"), Some(("pacha.yaml".into(), Some(8), false, true)));
+        assert_eq!(origin("map.a"), Some(("pacha.yaml".into(), Some(9), false, true)));
+        assert_eq!(
+            origin("map.b"),
+            Some(("nodes/tier/tier.conf".into(), Some(4), false, true))
+        );
+        assert_eq!(
+            origin("tier"),
+            Some(("nodes/web1/web1.conf".into(), Some(3), false, true))
+        );
+        assert_eq!(
+            origin("port"),
+            Some(("nodes/web1/web1.conf".into(), Some(8), false, true))
+        );
+        assert_eq!(origin("token"), Some(("pacha.yaml".into(), Some(11), true, false)));
+        assert_eq!(
+            origin("marked"),
+            Some(("nodes/web1/web1.conf".into(), Some(4), true, false))
+        );
+        assert_eq!(origin("missing"), None);
+        let with_app = layers.with_app("templates/a/app.yaml", Some("vars:\n  only_master: 2\n"), "production");
+        let path = vec!["only_master".to_owned()];
+        assert_eq!(with_app.origin(&path).unwrap().file, "templates/a/app.yaml");
+    }
+
+    #[test]
     fn keys_are_found_at_their_line_block_or_flow() {
         let text = "apps: [a]\nvars:\n  port: 80  # web\n  nested:\n    name: \"x y\"\nstates:\n  production:\n    vars: {port: 443, tier: prod}\n";
         let found = |path: &str| locate(text, &keys(path)).map(|located| located.line);

@@ -71,10 +71,21 @@ pub(crate) fn capture(
 pub struct HandEdits {
     /// The state of the latest record.
     pub state: Option<String>,
-    /// Each edited file's path and live content.
-    pub files: Vec<(NodePath, Arc<[u8]>)>,
+    /// Each edited file.
+    pub files: Vec<EditedFile>,
     /// Files that could not be read, with why.
     pub skipped: Vec<(NodePath, String)>,
+}
+
+/// A file whose live content differs from the recorded one.
+#[derive(Debug, Clone)]
+pub struct EditedFile {
+    /// Its path on the node.
+    pub path: NodePath,
+    /// Its latest recorded content.
+    pub recorded: Arc<[u8]>,
+    /// Its live content.
+    pub live: Arc<[u8]>,
 }
 
 /// Reads `node`'s recorded files and returns those edited by hand (live content differs).
@@ -91,13 +102,14 @@ pub(crate) fn hand_edits(
         .snapshot
         .files
         .iter()
-        .filter(|file| {
-            looked
-                .old
-                .file(&file.path)
-                .is_some_and(|recorded| recorded.sha256 != file.sha256)
+        .filter_map(|file| {
+            let recorded = looked.old.file(&file.path)?;
+            (recorded.sha256 != file.sha256).then(|| EditedFile {
+                path: file.path.clone(),
+                recorded: recorded.content.clone(),
+                live: file.content.clone(),
+            })
         })
-        .map(|file| (file.path.clone(), file.content.clone()))
         .collect();
     Ok(HandEdits {
         state: looked.state,
