@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use pacha_core::{Connection, Connector, Target, TransportError};
 
-use crate::session::{Finished, Held, Shell, ShellConnection};
+use crate::session::{Finished, Held, HeldAnswer, Shell, ShellConnection, held_answer};
 
 /// Connects to `transport: local` nodes.
 #[derive(Debug, Default, Clone, Copy)]
@@ -189,6 +189,50 @@ impl Shell for LocalShell {
                 return Ok(Held::Running(output));
             }
         }
+    }
+
+    fn run_held(&mut self, script: &str, input: &[u8], nonce: &str) -> Option<Result<Finished, TransportError>> {
+        let child = self.held.as_mut()?;
+        let (stdin, stdout) = (child.stdin.as_mut()?, child.stdout.as_mut()?);
+        let sent = (|| {
+            stdin.write_all(format!("RUN-{nonce} {} {}\n", script.len(), input.len()).as_bytes())?;
+            stdin.write_all(script.as_bytes())?;
+            stdin.write_all(input)?;
+            stdin.flush()
+        })();
+        let mut output = Vec::new();
+        let answer = sent.and_then(|()| {
+            let mut buffer = [0u8; 65536];
+            loop {
+                let read = stdout.read(&mut buffer)?;
+                if read == 0 {
+                    return Ok(None);
+                }
+                output.extend_from_slice(&buffer[..read]);
+                if let HeldAnswer::Done { stdout, status, stderr } = held_answer(&output, nonce) {
+                    return Ok(Some((stdout, status, stderr)));
+                }
+            }
+        });
+        Some(match answer {
+            Ok(Some((end, status, stderr))) => Ok(Finished {
+                status: Some(status),
+                stderr: output[stderr].to_vec(),
+                stdout: {
+                    output.truncate(end);
+                    output
+                },
+            }),
+            // The held command ended: what it said, as a command that was cut off.
+            Ok(None) | Err(_) => {
+                self.release();
+                Ok(Finished {
+                    status: None,
+                    stdout: output,
+                    stderr: Vec::new(),
+                })
+            }
+        })
     }
 
     fn release(&mut self) {

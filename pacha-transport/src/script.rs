@@ -164,6 +164,24 @@ pub(crate) fn guard(root: &str, folders: &[String]) -> String {
     )
 }
 
+/// The end of a snippet that holds the lock: until its input is closed, it runs the snippets
+/// pacha sends, each as `RUN-<nonce> <script bytes> <input bytes>` and those bytes, and
+/// answers with the snippet's output, `\nEXIT-<nonce> <status> <stderr bytes>` and its stderr.
+/// An apply so run costs no session of its own. Where `setsid` is, each runs in the background
+/// as a process group of its own (its id given to the apply as `$1`, for `lock/apply`), so that
+/// when the input ends (pacha killed, connection dropped) the lock's `stop_apply` stops it at
+/// once, as it stops an apply in a session of its own (the group's first process outlives the
+/// apply, so that `stop_apply` waits for the apply's own cleanup).
+const HELD_RUNNER: &str = r#"H='trap : HUP INT TERM; sh "$1/run" "$$" < "$1/in" 2> "$1/err"; s=$?; e=0; [ -s "$1/err" ] && e=$(wc -c < "$1/err"); printf "\nEXIT-%s %s %s\n" "$2" "$s" "$e"; [ "$e" = 0 ] || cat "$1/err"'
+if command -v setsid > /dev/null 2>&1; then B=1; else B=; fi
+while read -r w a b; do
+  [ "$w" = "RUN-$N" ] || break
+  head -c "$a" > "$S/lock/run" || break
+  if [ "$b" = 0 ]; then : > "$S/lock/in"; else head -c "$b" > "$S/lock/in" || break; fi
+  if [ -n "$B" ]; then setsid sh -c "$H" sh "$S/lock" "$N" & else sh -c "$H" sh "$S/lock" "$N"; fi
+done
+"#;
+
 /// The snippet that reads `paths` (absolute on the node, root included): for each, its kind;
 /// for regular files, mode, owner, group, size and SHA-256 (and contents when asked); then the
 /// pending post scripts. With `lock`, it first takes the node's lock (waiting up to `lock_wait`
@@ -203,8 +221,9 @@ pub(crate) fn inspect(
     }
     script.push_str("fi\nprintf 'END-%s\\n' \"$N\"\n");
     if lock.is_some() {
-        // Hold the lock until pacha closes our input (or the connection drops).
-        script.push_str("cat > /dev/null\n");
+        // Hold the lock until pacha closes our input (or the connection drops), running what
+        // pacha sends meanwhile.
+        script.push_str(HELD_RUNNER);
     }
     script
 }
@@ -498,7 +517,8 @@ impl Snippet {
             r#"fail() { printf '%s\n' "$1" >&2; exit "${2:-1}"; }
 held=; { read -r held < "$S/lock/nonce"; } 2>/dev/null
 [ "$held" = "$N" ] || fail "this push does not hold the node's lock" 76
-printf '%s\n' "$$" > "$S/lock/apply"
+G=${1:-$$}
+printf '%s\n' "$G" > "$S/lock/apply"
 "#,
         );
     }
@@ -522,7 +542,7 @@ printf '%s\n' "$$" > "$S/lock/apply"
         // The lock's record of this apply goes with it, unless the lock is another's by then.
         let _ = writeln!(
             self.script,
-            "cleanup() {{ rm -rf -- {}; a=; {{ read -r a < \"$S/lock/apply\"; }} 2>/dev/null; [ \"$a\" != \"$$\" ] || rm -f \"$S/lock/apply\" \"$S/lock/script\"; }}",
+            "cleanup() {{ trap '' HUP INT TERM PIPE; rm -rf -- {}; a=; {{ read -r a < \"$S/lock/apply\"; }} 2>/dev/null; [ \"$a\" != \"$G\" ] || rm -f \"$S/lock/apply\" \"$S/lock/script\"; }}",
             cleanup.join(" ")
         );
         self.script

@@ -31,6 +31,52 @@ pub(crate) enum Held {
     Exited(Finished),
 }
 
+/// How far the held command's answer to a snippet has come.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum HeldAnswer {
+    /// More is to be read.
+    Partial,
+    /// The snippet ended: its output is `output[..stdout]`, its stderr `output[stderr]`.
+    Done {
+        stdout: usize,
+        status: i32,
+        stderr: std::ops::Range<usize>,
+    },
+}
+
+/// Reads the held command's answer so far (`script::HELD_RUNNER`: the snippet's output, then
+/// `\nEXIT-<nonce> <status> <stderr bytes>\n` and its stderr).
+pub(crate) fn held_answer(output: &[u8], nonce: &str) -> HeldAnswer {
+    let marker = format!("\nEXIT-{nonce} ");
+    let Some(at) = output
+        .windows(marker.len())
+        .position(|window| window == marker.as_bytes())
+    else {
+        return HeldAnswer::Partial;
+    };
+    let rest = &output[at + marker.len()..];
+    let Some(end) = rest.iter().position(|byte| *byte == b'\n') else {
+        return HeldAnswer::Partial;
+    };
+    let line = String::from_utf8_lossy(&rest[..end]);
+    let mut fields = line.split(' ');
+    let (Some(Ok(status)), Some(Ok(length))) = (
+        fields.next().map(str::parse::<i32>),
+        fields.next().map(str::parse::<usize>),
+    ) else {
+        return HeldAnswer::Partial;
+    };
+    let start = at + marker.len() + end + 1;
+    if output.len() < start + length {
+        return HeldAnswer::Partial;
+    }
+    HeldAnswer::Done {
+        stdout: at,
+        status,
+        stderr: start..start + length,
+    }
+}
+
 /// A way to run `sh` snippets on a node.
 pub(crate) trait Shell: Send {
     /// Runs `script` with `input` on its standard input, to its end.
@@ -40,6 +86,9 @@ pub(crate) trait Shell: Send {
     fn start_held(&mut self, script: &str, marker: &[u8]) -> Result<Held, TransportError>;
     /// Closes the held command's input, so that it ends.
     fn release(&mut self);
+    /// Runs `script` with `input` inside the held command (`script::HELD_RUNNER`), which holds
+    /// the lock already: no session of its own. `None` when no command is held.
+    fn run_held(&mut self, script: &str, input: &[u8], nonce: &str) -> Option<Result<Finished, TransportError>>;
     /// Runs `script` with `input` on its standard input, which stays open: once the output
     /// ends with `marker`, `answer` says what to write to it before it is closed (when the
     /// output ends without the marker, nothing is asked). Then runs it to its end.
@@ -238,7 +287,10 @@ impl Connection for ShellConnection {
                     applied.probe_failed = probe_failed;
                     finished
                 }
-                None => self.shell.run(&snippet, &input)?,
+                None => match self.shell.run_held(&snippet, &input, &self.nonce) {
+                    Some(finished) => finished?,
+                    None => self.shell.run(&snippet, &input)?,
+                },
             };
             if let Some(err) = self.symlinked(&finished) {
                 return Err(err);
@@ -325,5 +377,40 @@ impl Connection for ShellConnection {
     fn close(mut self: Box<Self>) -> Result<(), TransportError> {
         self.shell.release();
         self.shell.close()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_held_answer_is_read_to_its_end() {
+        let done = b"BEGIN-n\nDONE\n\nEXIT-n 71 5\noops\n";
+        assert_eq!(
+            held_answer(done, "n"),
+            HeldAnswer::Done {
+                stdout: 13,
+                status: 71,
+                stderr: 26..31
+            }
+        );
+        assert_eq!(&done[..13], b"BEGIN-n\nDONE\n");
+        assert_eq!(
+            held_answer(b"BEGIN-n\nDONE\n\nEXIT-n 0 0\n", "n"),
+            HeldAnswer::Done {
+                stdout: 13,
+                status: 0,
+                stderr: 25..25
+            }
+        );
+        for partial in [
+            &b"BEGIN-n\n"[..],
+            b"x\nEXIT-n 0",
+            b"x\nEXIT-n 0 5\nabc",
+            b"x\nEXIT-m 0 0\n",
+        ] {
+            assert_eq!(held_answer(partial, "n"), HeldAnswer::Partial);
+        }
     }
 }

@@ -17,7 +17,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::runtime::Runtime;
 
 use crate::local::LocalConnector;
-use crate::session::{self, Finished, Held, Shell, ShellConnection};
+use crate::session::{self, Finished, Held, HeldAnswer, Shell, ShellConnection, held_answer};
 
 /// The longest control socket path: Unix socket paths are limited to 108 bytes, and ssh
 /// appends a few characters while it sets one up.
@@ -355,7 +355,7 @@ fn private_dir(dir: &Path) -> io::Result<()> {
 struct SshShell {
     runtime: Arc<Runtime>,
     session: Arc<Session>,
-    held: Option<openssh::Child<Arc<Session>>>,
+    held: Option<(openssh::Child<Arc<Session>>, openssh::ChildStdout)>,
     host: String,
     close_master: bool,
     target: Target,
@@ -472,8 +472,8 @@ impl Shell for SshShell {
             context: "reading the node's answer".to_owned(),
             source: Arc::new(err),
         })?;
-        if running {
-            self.held = Some(child);
+        if running && let Some(stdout) = stdout {
+            self.held = Some((child, stdout));
             return Ok(Held::Running(output));
         }
         let stderr = child.stderr().take();
@@ -578,8 +578,55 @@ impl Shell for SshShell {
         })
     }
 
+    fn run_held(&mut self, script: &str, input: &[u8], nonce: &str) -> Option<Result<Finished, TransportError>> {
+        let (child, stdout) = self.held.as_mut()?;
+        let stdin = child.stdin().as_mut()?;
+        let header = format!("RUN-{nonce} {} {}\n", script.len(), input.len());
+        let answer = self.runtime.block_on(async {
+            stdin.write_all(header.as_bytes()).await?;
+            stdin.write_all(script.as_bytes()).await?;
+            stdin.write_all(input).await?;
+            stdin.flush().await?;
+            let mut output = Vec::new();
+            let mut buffer = vec![0u8; 65536];
+            loop {
+                let read = stdout.read(&mut buffer).await?;
+                if read == 0 {
+                    return Ok::<_, io::Error>((output, None));
+                }
+                output.extend_from_slice(&buffer[..read]);
+                if let HeldAnswer::Done { stdout, status, stderr } = held_answer(&output, nonce) {
+                    return Ok((output, Some((stdout, status, stderr))));
+                }
+            }
+        });
+        Some(match answer {
+            Ok((mut output, Some((end, status, stderr)))) => Ok(Finished {
+                status: Some(status),
+                stderr: output[stderr].to_vec(),
+                stdout: {
+                    output.truncate(end);
+                    output
+                },
+            }),
+            // The held command ended (the connection dropped): a command that was cut off.
+            Ok((output, None)) => {
+                self.release();
+                Ok(Finished {
+                    status: None,
+                    stdout: output,
+                    stderr: Vec::new(),
+                })
+            }
+            Err(_) => {
+                self.release();
+                Ok(Finished::default())
+            }
+        })
+    }
+
     fn release(&mut self) {
-        if let Some(mut child) = self.held.take() {
+        if let Some((mut child, _)) = self.held.take() {
             // Closing its input ends the held command, which releases the node's lock. No need
             // to wait for that here: a next pacha waits for the lock briefly.
             drop(child.stdin().take());
