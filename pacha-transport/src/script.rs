@@ -492,6 +492,39 @@ impl Targets {
     }
 }
 
+/// The largest file a tar header's size field holds (11 octal digits); a larger one travels
+/// with `head -c`.
+const TAR_MAX_SIZE: usize = 1 << 33;
+
+/// The tar header(s) of a regular file `name` (no leading `/`) of `size` bytes, mode 0600,
+/// in the old GNU format that GNU tar and busybox read: a name of 100 bytes or more goes in a
+/// `././@LongLink` entry before the header.
+fn tar_headers(out: &mut Vec<u8>, name: &[u8], size: usize) {
+    fn header(name: &[u8], size: usize, kind: u8) -> [u8; 512] {
+        let mut block = [0u8; 512];
+        let length = name.len().min(99);
+        block[..length].copy_from_slice(&name[..length]);
+        block[100..108].copy_from_slice(b"0000600\0");
+        block[108..116].copy_from_slice(b"0000000\0");
+        block[116..124].copy_from_slice(b"0000000\0");
+        block[124..136].copy_from_slice(format!("{size:011o}\0").as_bytes());
+        block[136..148].copy_from_slice(b"00000000000\0");
+        block[148..156].fill(b' ');
+        block[156] = kind;
+        block[257..265].copy_from_slice(b"ustar  \0");
+        let sum: u32 = block.iter().map(|byte| u32::from(*byte)).sum();
+        block[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+        block
+    }
+    if name.len() >= 100 {
+        out.extend_from_slice(&header(b"././@LongLink", name.len() + 1, b'L'));
+        out.extend_from_slice(name);
+        let written = name.len() + 1;
+        out.resize(out.len() + 1 + (written.next_multiple_of(512) - written), 0);
+    }
+    out.extend_from_slice(&header(name, size, b'0'));
+}
+
 /// A snippet being written, and what it reads on its standard input.
 #[derive(Default)]
 struct Snippet {
@@ -674,7 +707,9 @@ printf '%s\n' "$G" > "$S/lock/apply"
     }
 
     /// The scripts, in run order, then the staged files; the input's end marker is checked
-    /// before anything goes further.
+    /// before anything goes further. The files travel as one tar stream that one `tar -x`
+    /// places (one process, not one per file); a node without tar reads the same stream with a
+    /// `head -c` per file and per header.
     fn contents(
         &mut self,
         scripts: &[&PlannedScript],
@@ -692,16 +727,55 @@ printf '%s\n' "$G" > "$S/lock/apply"
             self.write(journal, "\"$T/journal\"");
             streamed = true;
         }
-        for (file, staged) in files.iter().zip(targets.staged()) {
-            self.write(&file.content, &quote(staged));
-            streamed = true;
-        }
-        if streamed {
+        let in_tar = !files.is_empty() && files.iter().all(|file| file.content.len() < TAR_MAX_SIZE);
+        if in_tar {
+            let sentinel = format!("{}/.pacha-end", targets.staging(&targets.folders[0]));
+            let end = format!("END-{nonce}\n");
+            let members = files
+                .iter()
+                .zip(targets.staged())
+                .map(|(file, staged)| (staged, &file.content[..]))
+                .chain([(sentinel.as_str(), end.as_bytes())]);
+            let mut fallback = String::new();
+            let mut skip = 0;
+            let stream_start = self.input.len();
+            for (path, content) in members {
+                let before = self.input.len();
+                tar_headers(&mut self.input, path.trim_start_matches('/').as_bytes(), content.len());
+                skip += self.input.len() - before;
+                let _ = write!(
+                    fallback,
+                    "head -c {skip} > /dev/null && head -c {} > {} && ",
+                    content.len(),
+                    quote(path)
+                );
+                self.input.extend_from_slice(content);
+                let padding = content.len().next_multiple_of(512) - content.len();
+                self.input.resize(self.input.len() + padding, 0);
+                skip = padding;
+            }
+            self.input.resize(self.input.len() + 1024, 0);
+            let _ = write!(fallback, "head -c {} > /dev/null && ", skip + 1024);
+            // tar gets exactly the stream: after it, the input may stay open (an apply that
+            // waits for its confirmation), and a tar reading ahead would wait for it.
             let _ = writeln!(
                 self.script,
-                "IFS= read -r end || fail 'the input ended early' 81\n[ \"$end\" = \"END-$N\" ] || fail 'the input arrived damaged' 81"
+                "if command -v tar > /dev/null 2>&1; then head -c {} | tar -x -o -m -C / -f - || fail 'cannot write the files'; else {{ {fallback}:; }} || fail 'cannot write a file'; fi\nend=; IFS= read -r end < {} 2>/dev/null || fail 'the input ended early' 81\n[ \"$end\" = \"END-$N\" ] || fail 'the input arrived damaged' 81",
+                self.input.len() - stream_start,
+                quote(&sentinel)
             );
-            self.input.extend_from_slice(format!("END-{nonce}\n").as_bytes());
+        } else {
+            for (file, staged) in files.iter().zip(targets.staged()) {
+                self.write(&file.content, &quote(staged));
+                streamed = true;
+            }
+            if streamed {
+                let _ = writeln!(
+                    self.script,
+                    "IFS= read -r end || fail 'the input ended early' 81\n[ \"$end\" = \"END-$N\" ] || fail 'the input arrived damaged' 81"
+                );
+                self.input.extend_from_slice(format!("END-{nonce}\n").as_bytes());
+            }
         }
         if !scripts.is_empty() {
             self.script.push_str("chmod 700 \"$T\"/[0-9]*\n");
@@ -1067,6 +1141,100 @@ mod tests {
 
     use super::*;
 
+    /// The files' tar stream, read by tar and by the `head -c` run a node without tar uses:
+    /// the same files, contents and names (a long one too), and the end marker checked.
+    #[test]
+    fn the_files_stream_is_read_with_and_without_tar() {
+        use std::sync::Arc;
+
+        use pacha_core::ContentHash;
+
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().display().to_string();
+        let long = format!("/etc/{}/{}.conf", "d".repeat(120), "n".repeat(150));
+        let contents: [(&str, Vec<u8>); 4] = [
+            ("/etc/a.conf", b"alpha\n".to_vec()),
+            ("/etc/empty", Vec::new()),
+            ("/srv/big.bin", (0..70_000u32).map(|i| (i % 251) as u8).collect()),
+            (long.as_str(), b"far down\n".to_vec()),
+        ];
+        let files: Vec<Placement> = contents
+            .iter()
+            .map(|(path, content)| Placement {
+                destination: NodePath::parse(path).unwrap(),
+                content: Arc::from(&content[..]),
+                sha256: ContentHash::of(content),
+                owner: None,
+                group: None,
+                mode: Mode::FILE,
+                dir_mode: Mode::EXECUTABLE,
+                validate: None,
+            })
+            .collect();
+        for without_tar in [false, true] {
+            let _ = std::fs::remove_dir_all(dir.path().join("etc"));
+            let _ = std::fs::remove_dir_all(dir.path().join("srv"));
+            let nonce = if without_tar {
+                "fffffffffffffff1"
+            } else {
+                "fffffffffffffff0"
+            };
+            let targets = Targets::of(&files, &root, nonce);
+            let mut snippet = Snippet::default();
+            snippet.contents(&[], &files, None, &targets, nonce);
+            let mut script = format!("set -u\nN={nonce}\nfail() {{ echo \"$1\" >&2; exit 1; }}\n");
+            if without_tar {
+                script.push_str("command() { return 1; }\n");
+            }
+            for folder in &targets.folders {
+                script.push_str(&format!("mkdir -p {}\n", quote(&targets.staging(folder))));
+            }
+            script.push_str(&snippet.script);
+            // What follows the stream on the input is still there to read (a confirmation).
+            script.push_str("after=$(wc -c); [ \"$after\" = 5 ] || fail \"$after bytes after the stream\"\n");
+            let mut child = std::process::Command::new("/bin/sh")
+                .arg("-c")
+                .arg(&script)
+                .stdin(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            std::io::Write::write_all(child.stdin.as_mut().unwrap(), &snippet.input).unwrap();
+            std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"next\n").unwrap();
+            drop(child.stdin.take());
+            let output = child.wait_with_output().unwrap();
+            assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+            for ((_, content), staged) in contents.iter().zip(targets.staged()) {
+                assert_eq!(
+                    &std::fs::read(staged).unwrap(),
+                    content,
+                    "{staged} (without tar: {without_tar})"
+                );
+            }
+        }
+        // A stream cut short is refused.
+        let targets = Targets::of(&files, &root, "fffffffffffffff2");
+        let mut snippet = Snippet::default();
+        snippet.contents(&[], &files, None, &targets, "fffffffffffffff2");
+        let mut script = "set -u\nN=fffffffffffffff2\nfail() { echo \"$1\" >&2; exit 1; }\n".to_owned();
+        for folder in &targets.folders {
+            script.push_str(&format!("mkdir -p {}\n", quote(&targets.staging(folder))));
+        }
+        script.push_str(&snippet.script);
+        let mut child = std::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg(&script)
+            .stdin(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let cut = snippet.input.len() / 2;
+        std::io::Write::write_all(child.stdin.as_mut().unwrap(), &snippet.input[..cut]).unwrap();
+        drop(child.stdin.take());
+        let output = child.wait_with_output().unwrap();
+        assert!(!output.status.success(), "a stream cut in half is not accepted");
+    }
+
     /// The snippet of a small plan: two folders, an owner and modes, a file that needs
     /// escaping, one streamed on standard input, a pre and a post script. The riskiest code
     /// pacha has; any change to what it sends a node shows here.
@@ -1153,14 +1321,16 @@ echo hi
         let steps = apply_steps(&request);
         assert_eq!(steps.len(), 1);
         let (snippet, input) = apply(&request, &steps[0], "/srv/root", "0123456789abcdef");
-        let contents: usize = files.iter().map(|file| file.content.len()).sum::<usize>()
-            + 2 * pre.content.len()
-            + b"pacha-journal 1\n".len();
-        assert_eq!(
-            input.len(),
-            contents + "END-0123456789abcdef\n".len(),
-            "every content travels on standard input"
-        );
+        let before_files = 2 * pre.content.len() + b"pacha-journal 1\n".len();
+        for file in &files {
+            assert!(
+                input[before_files..]
+                    .windows(file.content.len())
+                    .any(|window| window == &file.content[..]),
+                "every content travels on standard input"
+            );
+        }
+        assert_eq!((input.len() - before_files) % 512, 0, "the files are one tar stream");
         assert!(!snippet.contains("port = 80"), "no content is in the command");
         insta::assert_snapshot!(snippet);
     }
