@@ -1,8 +1,9 @@
 //! The POSIX shell snippets pacha runs on a node, built in one place. Every value goes in
 //! through [`quote`], and no file content or script is ever part of a snippet (they travel on
 //! standard input); the node needs only `sh` and coreutils (`stat`, `sha256sum`, `head`,
-//! `mkdir`, `mv`, `chmod`, `chown`, `sync`). Commands run once per step, not once per file,
-//! wherever coreutils allow it.
+//! `mkdir`, `mv`, `chmod`, `chown`, `sync`), and uses `tar` and `setsid` when they are there
+//! (one process for all the files; an apply in the lock's session as a group of its own).
+//! Commands run once per step, not once per file, wherever coreutils allow it.
 //!
 //! Node-side state lives under `<root>/var/lib/pacha`: the lock (`lock/`, with the running
 //! apply's process id in `lock/apply`), the journal of the push being placed (`journal`, read
