@@ -123,7 +123,7 @@ fn blame_names_the_template_line_and_the_layer_of_each_variable() {
     assert!(stderr.contains("gets no file /etc/nothing"), "{stderr}");
     let (code, _, stderr) = master.run(&["blame", "wbe1", "/etc/motd"]);
     assert_eq!(code, 1);
-    assert!(stderr.contains("web1"), "did you mean: {stderr}");
+    assert!(stderr.contains("did you mean \"web1\""), "{stderr}");
 }
 
 #[test]

@@ -121,3 +121,67 @@ proptest! {
         }
     }
 }
+
+/// A file placed per item of a list: its lines name the item's fields as set where the list is.
+#[test]
+fn blame_of_a_file_per_item_names_the_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    write(dir, "pacha.yaml", "vars:\n  domain: example.com\n");
+    write(
+        dir,
+        "templates/web/app.yaml",
+        "dest: /etc/web\nfiles:\n  - {match: \"sites/site.conf.hbs\", each: sites, as: \"sites/{{name}}.conf\"}\n",
+    );
+    write(
+        dir,
+        "templates/web/default/sites/site.conf.hbs",
+        "server {{name}}.{{domain}}\nroot /srv/{{item.name}}\n",
+    );
+    write(
+        dir,
+        "nodes/web1/web1.conf",
+        "apps: [web]\nvars:\n  sites:\n    - {name: a}\n    - {name: b}\n",
+    );
+    let master = Master::open(dir).unwrap();
+    let renderer = Renderer::new(&master);
+    let blame = renderer
+        .blame("web1", "default", &NodePath::parse("/etc/web/sites/b.conf").unwrap())
+        .unwrap();
+    assert!(blame.each);
+    assert_eq!(blame.lines[0].text, "server b.example.com");
+    let vars: Vec<(&str, &str, Option<usize>)> = blame.lines[0]
+        .vars
+        .iter()
+        .map(|var| (var.name.as_str(), var.set_in.as_str(), var.line))
+        .collect();
+    assert_eq!(
+        vars,
+        [
+            ("name", "nodes/web1/web1.conf", Some(3)),
+            ("domain", "pacha.yaml", Some(2))
+        ]
+    );
+    assert_eq!(blame.lines[1].text, "root /srv/b");
+    assert_eq!(blame.lines[1].vars[0].name, "item.name");
+    assert_eq!(blame.lines[1].vars[0].set_in, "nodes/web1/web1.conf");
+    // An item's value is not changed in place: a proposal lists it as a conflict.
+    let proposal = renderer
+        .propose(
+            "web1",
+            "default",
+            &[EditedFile {
+                path: NodePath::parse("/etc/web/sites/b.conf").unwrap(),
+                recorded: Arc::from(&b"server b.example.com\nroot /srv/b\n"[..]),
+                live: Arc::from(&b"server c.example.com\nroot /srv/b\n"[..]),
+            }],
+        )
+        .unwrap();
+    assert!(proposal.changes.is_empty());
+    assert_eq!(proposal.conflicts.len(), 1, "{:?}", proposal.conflicts);
+    assert!(
+        proposal.conflicts[0].reason.contains("name"),
+        "{:?}",
+        proposal.conflicts
+    );
+}
