@@ -168,13 +168,16 @@ pub(crate) fn guard(root: &str, folders: &[String]) -> String {
 /// The end of a snippet that holds the lock: until its input is closed, it runs the snippets
 /// pacha sends, each as `RUN-<nonce> <script bytes> <input bytes>` and those bytes, and
 /// answers with the snippet's output, `\nEXIT-<nonce> <status> <stderr bytes>` and its stderr.
+/// The input (file contents, secrets too) is kept private in the lock folder and emptied as
+/// soon as the snippet ends; the lock folder goes when the lock does.
 /// An apply so run costs no session of its own. Where `setsid` is, each runs in the background
 /// as a process group of its own (its id given to the apply as `$1`, for `lock/apply`), so that
 /// when the input ends (pacha killed, connection dropped) the lock's `stop_apply` stops it at
 /// once, as it stops an apply in a session of its own (the group's first process outlives the
 /// apply, so that `stop_apply` waits for the apply's own cleanup).
-const HELD_RUNNER: &str = r#"H='trap : HUP INT TERM; sh "$1/run" "$$" < "$1/in" 2> "$1/err"; s=$?; e=0; [ -s "$1/err" ] && e=$(wc -c < "$1/err"); printf "\nEXIT-%s %s %s\n" "$2" "$s" "$e"; [ "$e" = 0 ] || cat "$1/err"'
+const HELD_RUNNER: &str = r#"H='trap : HUP INT TERM; sh "$1/run" "$$" < "$1/in" 2> "$1/err"; s=$?; : > "$1/in"; e=0; [ -s "$1/err" ] && e=$(wc -c < "$1/err"); printf "\nEXIT-%s %s %s\n" "$2" "$s" "$e"; [ "$e" = 0 ] || cat "$1/err"'
 if command -v setsid > /dev/null 2>&1; then B=1; else B=; fi
+umask 077
 while read -r w a b; do
   [ "$w" = "RUN-$N" ] || break
   head -c "$a" > "$S/lock/run" || break
