@@ -32,7 +32,11 @@ const NODE_PROGRAMS: &[&str] = &[
     "find",
     "wc",
     "readlink",
+    "tac",
 ];
+
+/// What a push uses when it is there, and does without more slowly.
+const OPTIONAL_PROGRAMS: &[&str] = &["tar", "setsid"];
 
 #[derive(Serialize)]
 struct Check {
@@ -217,22 +221,44 @@ fn master_checks(master: &pacha_core::Master, node: Option<&str>, checks: &mut V
                 continue;
             }
         };
-        let missing = connection.missing_programs(NODE_PROGRAMS);
+        let wanted: Vec<&str> = NODE_PROGRAMS.iter().chain(OPTIONAL_PROGRAMS).copied().collect();
+        let missing = connection.missing_programs(&wanted);
         let _ = connection.close();
-        checks.push(match missing {
-            Ok(missing) if missing.is_empty() => Check::ok(
+        let (optional, missing): (Vec<String>, Vec<String>) = match missing {
+            Ok(missing) => missing
+                .into_iter()
+                .partition(|program| OPTIONAL_PROGRAMS.contains(&program.as_str())),
+            Err(err) => {
+                checks.push(Check::failed(
+                    check,
+                    err.to_string(),
+                    "the node needs a POSIX sh for its SSH user",
+                ));
+                continue;
+            }
+        };
+        let slower = if optional.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " (no {}: pushes work, a little slower; tar and util-linux's setsid speed them up)",
+                optional.join(", ")
+            )
+        };
+        checks.push(if missing.is_empty() {
+            Check::ok(
                 check,
                 format!(
-                    "reachable as {}, sh and the programs pacha runs are there",
+                    "reachable as {}, sh and the programs pacha runs are there{slower}",
                     describe(&target)
                 ),
-            ),
-            Ok(missing) => Check::failed(
+            )
+        } else {
+            Check::failed(
                 check,
                 format!("reachable, but missing: {}", missing.join(", ")),
                 "install GNU coreutils and findutils on the node",
-            ),
-            Err(err) => Check::failed(check, err.to_string(), "the node needs a POSIX sh for its SSH user"),
+            )
         });
     }
 }
