@@ -138,7 +138,9 @@ impl Lines {
 
     /// The text of a 1-based line, without its line end.
     fn text<'a>(&self, text: &'a str, line: usize) -> &'a str {
-        let start = self.starts[line - 1];
+        let Some(&start) = line.checked_sub(1).and_then(|index| self.starts.get(index)) else {
+            return "";
+        };
         let end = self.starts.get(line).map_or(text.len(), |next| next - 1);
         text[start..end].trim_end_matches('\r')
     }
