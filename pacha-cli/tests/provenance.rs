@@ -140,6 +140,11 @@ fn propose_turns_hand_edits_into_master_changes_and_lists_conflicts() {
     fs::write(&site, edited).unwrap();
     fs::write(root.join("etc/site/plain.conf"), "copied = no\n").unwrap();
     fs::write(root.join("etc/site/key.conf"), "user www\nkey s3cr3t-api-k3y\n").unwrap();
+    // A secret value typed by hand into a file that holds none is never put into a template.
+    let motd = root.join("etc/motd");
+    let mut text = fs::read_to_string(&motd).unwrap();
+    text.push_str("token s3cr3t-api-k3y\n");
+    fs::write(&motd, text).unwrap();
     let before = fs::read_to_string(master.dir.path().join("nodes/web1/web1.conf")).unwrap();
     // A change of the master not pushed yet is not a hand edit: it is left alone.
     let template = master.dir.path().join("templates/site/default/site.conf.hbs");
@@ -175,7 +180,12 @@ fn propose_turns_hand_edits_into_master_changes_and_lists_conflicts() {
         stderr.contains("conflict: /etc/site/key.conf: it holds secrets"),
         "{stderr}"
     );
+    assert!(
+        stderr.contains("conflict: /etc/motd:2: the edit holds a secret value"),
+        "{stderr}"
+    );
     assert!(!stderr.contains("s3cr3t") && !patch.contains("s3cr3t"), "{stderr}");
+    assert!(!patch.contains("templates/motd"), "{patch}");
     assert!(
         stderr.contains("left alone: /etc/site/site.conf:7 differs because the master changed"),
         "{stderr}"
@@ -196,7 +206,8 @@ fn propose_turns_hand_edits_into_master_changes_and_lists_conflicts() {
     let view: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(view["patch"], patch.as_str());
     assert_eq!(view["written"], false);
-    assert_eq!(view["conflicts"].as_array().unwrap().len(), 3, "{json}");
+    assert_eq!(view["conflicts"].as_array().unwrap().len(), 4, "{json}");
+    assert!(!json.contains("s3cr3t"), "{json}");
     assert_eq!(
         view["changes"],
         serde_json::json!([

@@ -39,6 +39,8 @@ pub struct Blame {
     /// The template's text and the data it was rendered with (for proposals).
     pub(crate) template_text: String,
     pub(crate) data: Value,
+    /// The node's secret values (never to be printed or written into the master).
+    pub(crate) secrets: Vec<String>,
 }
 
 /// One line of a rendered file.
@@ -399,7 +401,7 @@ impl Origins<'_> {
         let from_item = self.item.filter(|(_, item)| {
             segments[0] == "item" || item.as_object().is_some_and(|fields| fields.contains_key(&segments[0]))
         });
-        let origin = if segments[0] == "pacha" {
+        if segments[0] == "pacha" {
             return BlameVar {
                 name,
                 set_in: "built-in".to_owned(),
@@ -407,14 +409,14 @@ impl Origins<'_> {
                 secret: false,
                 origin: None,
             };
-        } else if let Some((list, _)) = from_item {
+        }
+        let origin = match from_item {
             // The item's fields come from the list; they are not changed in place.
-            self.layers.origin(list).map(|origin| VarOrigin {
+            Some((list, _)) => self.layers.origin(list).map(|origin| VarOrigin {
                 literal: false,
                 ..origin
-            })
-        } else {
-            self.layers.origin(segments)
+            }),
+            None => self.layers.origin(segments),
         };
         BlameVar {
             name,
@@ -653,11 +655,6 @@ pub(crate) fn copied_lines(source: &str, content: &[u8]) -> Vec<BlameLine> {
             pieces: None,
         })
         .collect()
-}
-
-/// Writes `text` as Handlebars literal text: `{{` escaped.
-pub(crate) fn escaped(text: &str) -> String {
-    text.replace("{{", "\\{{")
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use serde::Serialize;
 use serde_json::Value;
 use similar::{DiffOp, TextDiff};
 
-use crate::blame::{Blame, BlameLine, Piece, escaped};
+use crate::blame::{Blame, BlameLine, Piece};
 use crate::error::RenderError;
 use crate::renderer::Renderer;
 use crate::template;
@@ -23,8 +23,8 @@ use crate::template;
 /// What could not be turned into a master change.
 #[derive(Debug, Clone, Serialize)]
 pub struct Conflict {
-    /// The file on the node (`None` for a master file two files disagree about).
-    pub path: Option<NodePath>,
+    /// The file on the node.
+    pub path: NodePath,
     /// The first line of the hunk in the live file (1-based), when it is about a hunk.
     pub line: Option<usize>,
     /// Why.
@@ -61,6 +61,11 @@ pub struct Proposal {
 }
 
 impl Proposal {
+    /// Takes back a hunk counted as proposed (its change could not be made).
+    fn unpropose(&mut self, path: &NodePath, line: usize) {
+        self.proposed.retain(|(known, at)| !(known == path && *at == line));
+    }
+
     /// The changes as a unified diff that `git apply` (run in the master) accepts.
     pub fn patch(&self) -> String {
         let mut patch = String::new();
@@ -90,6 +95,12 @@ struct VarChange {
 /// Template lines replaced: the 0-based first line, how many, the new lines (with line ends).
 type LineEdit = (usize, usize, Vec<String>);
 
+/// A hunk: the file on the node and its first live line.
+type Hunked = (NodePath, usize);
+
+/// A template's text, its line edits, and the hunks they come from.
+type TemplateChange = (String, Vec<LineEdit>, Vec<Hunked>);
+
 /// What one hunk becomes.
 enum Hunk {
     /// Template lines replaced: 0-based first line, count, new lines (with line ends).
@@ -110,12 +121,12 @@ impl Renderer<'_> {
     /// latest record is left alone.
     pub fn propose(&self, node: &str, state: &str, edited: &[EditedFile]) -> Result<Proposal, RenderError> {
         let mut proposal = Proposal::default();
-        let mut template_changes: BTreeMap<String, (String, Vec<LineEdit>)> = BTreeMap::new();
+        let mut template_changes: BTreeMap<String, TemplateChange> = BTreeMap::new();
         let mut var_changes: Vec<(VarChange, NodePath, usize)> = Vec::new();
         for file in edited {
             let (path, content) = (&file.path, &file.live);
             let conflict = |line: Option<usize>, reason: &str| Conflict {
-                path: Some(path.clone()),
+                path: path.clone(),
                 line,
                 reason: reason.to_owned(),
                 rendered: None,
@@ -148,17 +159,17 @@ impl Renderer<'_> {
                 ));
                 continue;
             }
-            let Ok(live_text) = String::from_utf8(content.to_vec()) else {
+            let Ok(live_text) = std::str::from_utf8(content) else {
                 proposal
                     .conflicts
                     .push(conflict(None, "the live file is not UTF-8 text"));
                 continue;
             };
             let rendered: String = blame.lines.iter().map(|line| line.rendered.as_str()).collect();
-            let diff = TextDiff::from_lines(&rendered, &live_text);
+            let diff = TextDiff::from_lines(rendered.as_str(), live_text);
             let old: Vec<&str> = diff.old_slices().to_vec();
             let new: Vec<&str> = diff.new_slices().to_vec();
-            let by_hand = HandLines::of(&file.recorded, &live_text);
+            let by_hand = HandLines::of(&file.recorded, live_text);
             let mut accepted: Vec<(usize, Hunk)> = Vec::new();
             let mut expected: Vec<String> = Vec::new();
             // Lines replaced one for one are hunks of their own: one may be a hand edit and
@@ -184,6 +195,21 @@ impl Renderer<'_> {
                     continue;
                 }
                 let first_live = new_range.start + 1;
+                // A secret value typed into a file by hand never goes into the master's text,
+                // nor into a message.
+                if new[new_range.clone()].iter().any(|line| {
+                    blame
+                        .secrets
+                        .iter()
+                        .any(|secret| !secret.is_empty() && line.contains(secret.as_str()))
+                }) {
+                    expected.extend(old[old_range].iter().map(|line| (*line).to_owned()));
+                    proposal.conflicts.push(conflict(
+                        Some(first_live),
+                        "the edit holds a secret value of the node; put it in a secret (`pacha secret set`) by hand",
+                    ));
+                    continue;
+                }
                 if !by_hand.touch(&new_range) {
                     expected.extend(old[old_range].iter().map(|line| (*line).to_owned()));
                     proposal.unpushed.push((path.clone(), first_live));
@@ -197,7 +223,7 @@ impl Renderer<'_> {
                     Err(reason) => {
                         expected.extend(old[old_range.clone()].iter().map(|line| (*line).to_owned()));
                         proposal.conflicts.push(Conflict {
-                            path: Some(path.clone()),
+                            path: path.clone(),
                             line: Some(first_live),
                             reason,
                             rendered: Some(old[old_range].concat()),
@@ -224,7 +250,7 @@ impl Renderer<'_> {
             if render_check(&new_template, &data).as_deref() != Some(expected.as_str()) {
                 for (line, _) in accepted {
                     proposal.conflicts.push(Conflict {
-                        path: Some(path.clone()),
+                        path: path.clone(),
                         line: Some(line),
                         reason: if vars.is_empty() {
                             "the change this would make to the template does not render the live text".to_owned()
@@ -255,37 +281,42 @@ impl Renderer<'_> {
             if !edits.is_empty() {
                 let entry = template_changes
                     .entry(blame.source.clone())
-                    .or_insert_with(|| (blame.template_text.clone(), Vec::new()));
+                    .or_insert_with(|| (blame.template_text.clone(), Vec::new(), Vec::new()));
                 entry.1.extend(edits);
+                entry.2.extend(accepted.iter().map(|(line, _)| (path.clone(), *line)));
             }
         }
 
         // Templates changed by two files (each: items) must agree.
-        for (file, (before, mut edits)) in template_changes {
+        for (file, (before, mut edits, from)) in template_changes {
             edits.sort_by_key(|edit| edit.0);
             edits.dedup();
             if edits.windows(2).any(|pair| pair[0].0 + pair[0].1 > pair[1].0) {
-                proposal.conflicts.push(Conflict {
-                    path: None,
-                    line: None,
-                    reason: format!("files rendered from {file} were edited in different ways"),
-                    rendered: None,
-                    live: None,
-                });
+                for (path, line) in from {
+                    proposal.unpropose(&path, line);
+                    proposal.conflicts.push(Conflict {
+                        path,
+                        line: Some(line),
+                        reason: format!("files rendered from {file} were edited in different ways"),
+                        rendered: None,
+                        live: None,
+                    });
+                }
                 continue;
             }
             let after = edit_lines(&before, &edits);
             proposal.changes.push(MasterChange { file, before, after });
         }
         // One value, one change: two edits asking different values of one variable conflict.
-        let mut by_file: BTreeMap<String, Vec<VarChange>> = BTreeMap::new();
+        let mut by_file: BTreeMap<String, Vec<(VarChange, Vec<Hunked>)>> = BTreeMap::new();
         for (change, path, line) in &var_changes {
             let clash = var_changes.iter().find(|(other, _, _)| {
                 other.file == change.file && other.keys == change.keys && other.value != change.value
             });
             if clash.is_some() {
+                proposal.unpropose(path, *line);
                 proposal.conflicts.push(Conflict {
-                    path: Some(path.clone()),
+                    path: path.clone(),
                     line: Some(*line),
                     reason: format!(
                         "{} (set in {}) is edited to different values in different places",
@@ -298,27 +329,33 @@ impl Renderer<'_> {
                 continue;
             }
             let changes = by_file.entry(change.file.clone()).or_default();
-            if !changes.contains(change) {
-                changes.push(change.clone());
+            match changes.iter_mut().find(|(known, _)| known == change) {
+                Some((_, from)) => from.push((path.clone(), *line)),
+                None => changes.push((change.clone(), vec![(path.clone(), *line)])),
             }
         }
         for (file, changes) in by_file {
             let before =
                 std::fs::read_to_string(self.master().dir().join(&file)).map_err(|err| RenderError::io(&file, err))?;
             let mut after = before.clone();
-            for change in &changes {
+            for (change, from) in &changes {
                 match set_scalar(&after, &change.keys, &change.value) {
                     Ok(changed) => after = changed,
-                    Err(reason) => proposal.conflicts.push(Conflict {
-                        path: None,
-                        line: None,
-                        reason: format!(
-                            "{} in {file} cannot be changed in place: {reason}",
-                            change.path.join(".")
-                        ),
-                        rendered: None,
-                        live: None,
-                    }),
+                    Err(reason) => {
+                        for (path, line) in from {
+                            proposal.unpropose(path, *line);
+                            proposal.conflicts.push(Conflict {
+                                path: path.clone(),
+                                line: Some(*line),
+                                reason: format!(
+                                    "{} in {file} cannot be changed in place: {reason}",
+                                    change.path.join(".")
+                                ),
+                                rendered: None,
+                                live: None,
+                            });
+                        }
+                    }
                 }
             }
             if after != before {
@@ -403,6 +440,11 @@ fn edit_lines(text: &str, edits: &[LineEdit]) -> String {
         out.push_str(line);
     }
     out
+}
+
+/// Writes `text` as Handlebars literal text: `{{` escaped.
+fn escaped(text: &str) -> String {
+    text.replace("{{", "\\{{")
 }
 
 /// `text` rendered as a template with `data`, as pacha renders.

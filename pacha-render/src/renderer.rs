@@ -488,6 +488,7 @@ impl<'m> Renderer<'m> {
             lines,
             template_text,
             data,
+            secrets,
         })
     }
 

@@ -185,3 +185,65 @@ fn blame_of_a_file_per_item_names_the_list() {
         proposal.conflicts
     );
 }
+
+/// One variable printed by two files: edited alike it is one change; edited to two values it
+/// is a conflict named at both hunks, and neither is counted as proposed.
+#[test]
+fn a_value_edited_in_two_files_is_one_change_or_a_conflict() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    write(dir, "pacha.yaml", "vars:\n  port: 80\n");
+    write(dir, "templates/t/app.yaml", "dest: /etc\n");
+    write(dir, "templates/t/default/a.conf.hbs", "listen {{port}};\n");
+    write(dir, "templates/t/default/b.conf.hbs", "port={{port}}\n");
+    write(dir, "nodes/web1/web1.conf", "apps: [t]\n");
+    let master = Master::open(dir).unwrap();
+    let renderer = Renderer::new(&master);
+    let edit = |path: &str, recorded: &str, live: &str| EditedFile {
+        path: NodePath::parse(path).unwrap(),
+        recorded: Arc::from(recorded.as_bytes()),
+        live: Arc::from(live.as_bytes()),
+    };
+    let alike = renderer
+        .propose(
+            "web1",
+            "default",
+            &[
+                edit("/etc/a.conf", "listen 80;\n", "listen 8080;\n"),
+                edit("/etc/b.conf", "port=80\n", "port=8080\n"),
+            ],
+        )
+        .unwrap();
+    assert!(alike.conflicts.is_empty(), "{:?}", alike.conflicts);
+    assert_eq!(alike.proposed.len(), 2);
+    assert_eq!(alike.changes.len(), 1);
+    assert_eq!(alike.changes[0].file, "pacha.yaml");
+    assert_eq!(alike.changes[0].after, "vars:\n  port: 8080\n");
+
+    let apart = renderer
+        .propose(
+            "web1",
+            "default",
+            &[
+                edit("/etc/a.conf", "listen 80;\n", "listen 8080;\n"),
+                edit("/etc/b.conf", "port=80\n", "port=9090\n"),
+            ],
+        )
+        .unwrap();
+    assert!(apart.changes.is_empty());
+    assert!(apart.proposed.is_empty(), "{:?}", apart.proposed);
+    let named: Vec<(String, Option<usize>)> = apart
+        .conflicts
+        .iter()
+        .map(|conflict| (conflict.path.to_string(), conflict.line))
+        .collect();
+    assert_eq!(
+        named,
+        [("/etc/a.conf".to_owned(), Some(1)), ("/etc/b.conf".to_owned(), Some(1))]
+    );
+    assert!(
+        apart.conflicts[0].reason.contains("port (set in pacha.yaml)"),
+        "{:?}",
+        apart.conflicts
+    );
+}

@@ -15,14 +15,17 @@ use crate::error::Usage;
 use crate::output::{Output, printable};
 use crate::setup::holder;
 
-/// The state a command defaults to: the node's last recorded one, else `default`.
-fn state_or_last(parts: &crate::setup::Parts, node: &str, state: Option<&str>) -> String {
-    match state {
-        Some(state) => state.to_owned(),
-        None => parts
-            .with_engine(|engine| engine.last_state(node))
-            .unwrap_or_else(|_| "default".to_owned()),
-    }
+/// The state a command defaults to: the node's last recorded one, else (never recorded)
+/// `default`; a history that cannot be read is an error, not a silent default.
+fn state_or_last(parts: &crate::setup::Parts, node: &str, state: Option<&str>) -> anyhow::Result<String> {
+    let Some(state) = state else {
+        return match parts.with_engine(|engine| engine.last_state(node)) {
+            Ok(state) => Ok(state),
+            Err(pacha_core::EngineError::History(pacha_core::HistoryError::Empty { .. })) => Ok("default".to_owned()),
+            Err(err) => Err(err.into()),
+        };
+    };
+    Ok(state.to_owned())
 }
 
 #[derive(Serialize)]
@@ -54,8 +57,7 @@ pub(super) fn blame(
 ) -> anyhow::Result<Status> {
     let path = NodePath::parse(path).map_err(|err| Usage(format!("{path:?}: {err}")))?;
     let parts = context.parts()?;
-    parts.master.node(node)?;
-    let state = state_or_last(&parts, node, state);
+    let state = state_or_last(&parts, node, state)?;
     let renderer = Renderer::new(&parts.master);
     let blame = renderer.blame(node, &state, &path)?;
     if out.json {
@@ -160,7 +162,6 @@ pub(super) fn propose(
         .map(|path| NodePath::parse(path).map_err(|err| Usage(format!("{path:?}: {err}"))))
         .collect::<Result<Vec<_>, _>>()?;
     let parts = context.parts()?;
-    parts.master.node(node)?;
     let edits = parts.with_engine(|engine| engine.hand_edits(node, &holder("capture --propose")))?;
     let state = edits.state.clone().unwrap_or_else(|| "default".to_owned());
     let live: Vec<pacha_core::EditedFile> = edits
@@ -223,10 +224,9 @@ pub(super) fn propose(
         notes.push(format!("skipped {}: {why}", printable(path.as_str())));
     }
     for conflict in &proposal.conflicts {
-        let at = match (&conflict.path, conflict.line) {
-            (Some(path), Some(line)) => format!("{}:{line}", printable(path.as_str())),
-            (Some(path), None) => printable(path.as_str()).into_owned(),
-            (None, _) => "master".to_owned(),
+        let at = match conflict.line {
+            Some(line) => format!("{}:{line}", printable(conflict.path.as_str())),
+            None => printable(conflict.path.as_str()).into_owned(),
         };
         notes.push(format!("conflict: {at}: {}", conflict.reason));
         for (sign, lines) in [('-', &conflict.rendered), ('+', &conflict.live)] {
