@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use pacha_core::{Connection, Connector, Target, TransportError};
 
-use crate::session::{Finished, Held, HeldAnswer, Shell, ShellConnection, held_answer};
+use crate::session::{Finished, Held, HeldReader, Shell, ShellConnection, held_header};
 
 /// Connects to `transport: local` nodes.
 #[derive(Debug, Default, Clone, Copy)]
@@ -194,45 +194,30 @@ impl Shell for LocalShell {
     fn run_held(&mut self, script: &str, input: &[u8], nonce: &str) -> Option<Result<Finished, TransportError>> {
         let child = self.held.as_mut()?;
         let (stdin, stdout) = (child.stdin.as_mut()?, child.stdout.as_mut()?);
-        let sent = (|| {
-            stdin.write_all(format!("RUN-{nonce} {} {}\n", script.len(), input.len()).as_bytes())?;
+        let mut reader = HeldReader::new(nonce);
+        let answer = (|| {
+            stdin.write_all(held_header(script, input, nonce).as_bytes())?;
             stdin.write_all(script.as_bytes())?;
             stdin.write_all(input)?;
-            stdin.flush()
-        })();
-        let mut output = Vec::new();
-        let answer = sent.and_then(|()| {
+            stdin.flush()?;
             let mut buffer = [0u8; 65536];
             loop {
                 let read = stdout.read(&mut buffer)?;
                 if read == 0 {
-                    return Ok(None);
+                    return Ok::<_, std::io::Error>(None);
                 }
-                output.extend_from_slice(&buffer[..read]);
-                if let HeldAnswer::Done { stdout, status, stderr } = held_answer(&output, nonce) {
-                    return Ok(Some((stdout, status, stderr)));
+                if let Some(finished) = reader.feed(&buffer[..read]) {
+                    return Ok(Some(finished));
                 }
             }
-        });
-        Some(match answer {
-            Ok(Some((end, status, stderr))) => Ok(Finished {
-                status: Some(status),
-                stderr: output[stderr].to_vec(),
-                stdout: {
-                    output.truncate(end);
-                    output
-                },
-            }),
-            // The held command ended: what it said, as a command that was cut off.
+        })();
+        Some(Ok(match answer {
+            Ok(Some(finished)) => finished,
             Ok(None) | Err(_) => {
                 self.release();
-                Ok(Finished {
-                    status: None,
-                    stdout: output,
-                    stderr: Vec::new(),
-                })
+                reader.cut_off()
             }
-        })
+        }))
     }
 
     fn release(&mut self) {

@@ -31,49 +31,71 @@ pub(crate) enum Held {
     Exited(Finished),
 }
 
-/// How far the held command's answer to a snippet has come.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum HeldAnswer {
-    /// More is to be read.
-    Partial,
-    /// The snippet ended: its output is `output[..stdout]`, its stderr `output[stderr]`.
-    Done {
-        stdout: usize,
-        status: i32,
-        stderr: std::ops::Range<usize>,
-    },
+/// What pacha writes to the held command before a snippet and its input
+/// (`script::HELD_RUNNER`).
+pub(crate) fn held_header(script: &str, input: &[u8], nonce: &str) -> String {
+    format!("RUN-{nonce} {} {}\n", script.len(), input.len())
 }
 
-/// Reads the held command's answer so far (`script::HELD_RUNNER`: the snippet's output, then
-/// `\nEXIT-<nonce> <status> <stderr bytes>\n` and its stderr).
-pub(crate) fn held_answer(output: &[u8], nonce: &str) -> HeldAnswer {
-    let marker = format!("\nEXIT-{nonce} ");
-    let Some(at) = output
-        .windows(marker.len())
-        .position(|window| window == marker.as_bytes())
-    else {
-        return HeldAnswer::Partial;
-    };
-    let rest = &output[at + marker.len()..];
-    let Some(end) = rest.iter().position(|byte| *byte == b'\n') else {
-        return HeldAnswer::Partial;
-    };
-    let line = String::from_utf8_lossy(&rest[..end]);
-    let mut fields = line.split(' ');
-    let (Some(Ok(status)), Some(Ok(length))) = (
-        fields.next().map(str::parse::<i32>),
-        fields.next().map(str::parse::<usize>),
-    ) else {
-        return HeldAnswer::Partial;
-    };
-    let start = at + marker.len() + end + 1;
-    if output.len() < start + length {
-        return HeldAnswer::Partial;
+/// The held command's answer to one snippet, read as it arrives: the snippet's output, then
+/// `\nEXIT-<nonce> <status> <stderr bytes>\n` and its stderr.
+pub(crate) struct HeldReader {
+    marker: Vec<u8>,
+    output: Vec<u8>,
+    /// Where the marker may start, at the earliest (the output before is searched already).
+    searched: usize,
+}
+
+impl HeldReader {
+    pub(crate) fn new(nonce: &str) -> HeldReader {
+        HeldReader {
+            marker: format!("\nEXIT-{nonce} ").into_bytes(),
+            output: Vec::new(),
+            searched: 0,
+        }
     }
-    HeldAnswer::Done {
-        stdout: at,
-        status,
-        stderr: start..start + length,
+
+    /// Adds what was read; the snippet's end once its answer is whole.
+    pub(crate) fn feed(&mut self, bytes: &[u8]) -> Option<Finished> {
+        self.output.extend_from_slice(bytes);
+        let found = self.output[self.searched..]
+            .windows(self.marker.len())
+            .position(|window| window == self.marker.as_slice());
+        let Some(found) = found else {
+            self.searched = self
+                .output
+                .len()
+                .saturating_sub(self.marker.len() - 1)
+                .max(self.searched);
+            return None;
+        };
+        let at = self.searched + found;
+        let rest = &self.output[at + self.marker.len()..];
+        let end = rest.iter().position(|byte| *byte == b'\n')?;
+        let line = String::from_utf8_lossy(&rest[..end]);
+        let (status, length) = line.split_once(' ')?;
+        let (status, length) = (status.parse::<i32>().ok()?, length.parse::<usize>().ok()?);
+        let start = at + self.marker.len() + end + 1;
+        if self.output.len() < start + length {
+            return None;
+        }
+        let stderr = self.output[start..start + length].to_vec();
+        self.output.truncate(at);
+        Some(Finished {
+            status: Some(status),
+            stdout: std::mem::take(&mut self.output),
+            stderr,
+        })
+    }
+
+    /// The answer of a held command that ended (or whose connection dropped) before the end
+    /// of its answer: a command cut off, with what it said.
+    pub(crate) fn cut_off(self) -> Finished {
+        Finished {
+            status: None,
+            stdout: self.output,
+            stderr: Vec::new(),
+        }
     }
 }
 
@@ -386,31 +408,31 @@ mod tests {
 
     #[test]
     fn the_held_answer_is_read_to_its_end() {
+        // Whole, or a byte at a time: the same answer.
         let done = b"BEGIN-n\nDONE\n\nEXIT-n 71 5\noops\n";
+        let mut whole = HeldReader::new("n");
+        let finished = whole.feed(done).unwrap();
         assert_eq!(
-            held_answer(done, "n"),
-            HeldAnswer::Done {
-                stdout: 13,
-                status: 71,
-                stderr: 26..31
-            }
+            (finished.status, &finished.stdout[..], &finished.stderr[..]),
+            (Some(71), &b"BEGIN-n\nDONE\n"[..], &b"oops\n"[..])
         );
-        assert_eq!(&done[..13], b"BEGIN-n\nDONE\n");
-        assert_eq!(
-            held_answer(b"BEGIN-n\nDONE\n\nEXIT-n 0 0\n", "n"),
-            HeldAnswer::Done {
-                stdout: 13,
-                status: 0,
-                stderr: 25..25
-            }
-        );
+        let mut bytewise = HeldReader::new("n");
+        let mut answer = None;
+        for byte in done {
+            assert!(answer.is_none(), "the answer ends with its stderr");
+            answer = bytewise.feed(&[*byte]);
+        }
+        assert_eq!(answer.unwrap().stdout, b"BEGIN-n\nDONE\n");
+        assert_eq!(HeldReader::new("n").feed(b"x\nEXIT-n 0 0\n").unwrap().status, Some(0));
         for partial in [
             &b"BEGIN-n\n"[..],
             b"x\nEXIT-n 0",
             b"x\nEXIT-n 0 5\nabc",
             b"x\nEXIT-m 0 0\n",
         ] {
-            assert_eq!(held_answer(partial, "n"), HeldAnswer::Partial);
+            let mut reader = HeldReader::new("n");
+            assert!(reader.feed(partial).is_none());
+            assert_eq!(reader.cut_off().stdout, partial, "cut off, it keeps what it said");
         }
     }
 }

@@ -17,7 +17,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::runtime::Runtime;
 
 use crate::local::LocalConnector;
-use crate::session::{self, Finished, Held, HeldAnswer, Shell, ShellConnection, held_answer};
+use crate::session::{self, Finished, Held, HeldReader, Shell, ShellConnection, held_header};
 
 /// The longest control socket path: Unix socket paths are limited to 108 bytes, and ssh
 /// appends a few characters while it sets one up.
@@ -581,48 +581,32 @@ impl Shell for SshShell {
     fn run_held(&mut self, script: &str, input: &[u8], nonce: &str) -> Option<Result<Finished, TransportError>> {
         let (child, stdout) = self.held.as_mut()?;
         let stdin = child.stdin().as_mut()?;
-        let header = format!("RUN-{nonce} {} {}\n", script.len(), input.len());
+        let header = held_header(script, input, nonce);
+        let mut reader = HeldReader::new(nonce);
         let answer = self.runtime.block_on(async {
             stdin.write_all(header.as_bytes()).await?;
             stdin.write_all(script.as_bytes()).await?;
             stdin.write_all(input).await?;
             stdin.flush().await?;
-            let mut output = Vec::new();
             let mut buffer = vec![0u8; 65536];
             loop {
                 let read = stdout.read(&mut buffer).await?;
                 if read == 0 {
-                    return Ok::<_, io::Error>((output, None));
+                    return Ok::<_, io::Error>(None);
                 }
-                output.extend_from_slice(&buffer[..read]);
-                if let HeldAnswer::Done { stdout, status, stderr } = held_answer(&output, nonce) {
-                    return Ok((output, Some((stdout, status, stderr))));
+                if let Some(finished) = reader.feed(&buffer[..read]) {
+                    return Ok(Some(finished));
                 }
             }
         });
-        Some(match answer {
-            Ok((mut output, Some((end, status, stderr)))) => Ok(Finished {
-                status: Some(status),
-                stderr: output[stderr].to_vec(),
-                stdout: {
-                    output.truncate(end);
-                    output
-                },
-            }),
+        Some(Ok(match answer {
+            Ok(Some(finished)) => finished,
             // The held command ended (the connection dropped): a command that was cut off.
-            Ok((output, None)) => {
+            Ok(None) | Err(_) => {
                 self.release();
-                Ok(Finished {
-                    status: None,
-                    stdout: output,
-                    stderr: Vec::new(),
-                })
+                reader.cut_off()
             }
-            Err(_) => {
-                self.release();
-                Ok(Finished::default())
-            }
-        })
+        }))
     }
 
     fn release(&mut self) {
