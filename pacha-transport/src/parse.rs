@@ -70,6 +70,17 @@ impl<'a> Reader<'a> {
         Ok(&rest[..len])
     }
 
+    /// The bytes up to `marker`, which is passed over too.
+    fn until(&mut self, marker: &[u8]) -> Result<&'a [u8], String> {
+        let rest = &self.bytes[self.at..];
+        let end = rest
+            .windows(marker.len())
+            .position(|window| window == marker)
+            .ok_or_else(|| format!("output ends before {:?}", String::from_utf8_lossy(marker)))?;
+        self.at += end + marker.len();
+        Ok(&rest[..end])
+    }
+
     fn peek_starts_with(&self, prefix: &[u8]) -> bool {
         self.bytes[self.at..].starts_with(prefix)
     }
@@ -153,13 +164,9 @@ pub(crate) fn parse_inspection(output: &[u8], count: usize, contents: bool, nonc
         return Ok(Inspected::Symlinked(folder));
     }
     let mut pending_post = None;
-    if reader.peek_starts_with(b"P ") {
-        let line = reader.text_line()?;
-        let size: usize = line[2..]
-            .trim()
-            .parse()
-            .map_err(|_| format!("bad pending line {line:?}"))?;
-        let list = reader.take(size)?;
+    if reader.peek_starts_with(b"P\n") {
+        reader.take(2)?;
+        let list = reader.until(format!("\nP-{nonce}\n").as_bytes())?;
         let mut paths = Vec::new();
         for entry in list.split(|byte| *byte == 0).filter(|entry| !entry.is_empty()) {
             let text = std::str::from_utf8(entry).map_err(|_| "a pending path is not UTF-8".to_owned())?;
@@ -168,13 +175,9 @@ pub(crate) fn parse_inspection(output: &[u8], count: usize, contents: bool, nonc
         pending_post = Some(paths);
     }
     let mut journal = None;
-    if reader.peek_starts_with(b"J ") {
-        let line = reader.text_line()?;
-        let size: usize = line[2..]
-            .trim()
-            .parse()
-            .map_err(|_| format!("bad journal line {line:?}"))?;
-        journal = Some(reader.take(size)?.to_vec());
+    if reader.peek_starts_with(b"J\n") {
+        reader.take(2)?;
+        journal = Some(reader.until(format!("\nJ-{nonce}\n").as_bytes())?.to_vec());
     }
     // Links and folders, in the order of their paths.
     let mut links = Vec::new();
@@ -391,7 +394,7 @@ mod tests {
     #[test]
     fn parses_an_inspection() {
         let output = format!(
-            "Welcome to web1!\nBEGIN-n1\nP 16\n/etc/a\0/etc/b c\0L 9\n../a\nb  c\nD 2750:0:4:4096:root:adm\nC FMLFOD\n644:0:0:6:root:root\n4755:1000:27:3:alice:sudo\n{HASH_A}  /r/etc/a\n\\{}  /r/etc/we\\nird\nEND-n1\n",
+            "Welcome to web1!\nBEGIN-n1\nP\n/etc/a\0/etc/b c\0\nP-n1\nJ\nfiles:\n\nJ-n0\n\nJ-n1\nL 9\n../a\nb  c\nD 2750:0:4:4096:root:adm\nC FMLFOD\n644:0:0:6:root:root\n4755:1000:27:3:alice:sudo\n{HASH_A}  /r/etc/a\n\\{}  /r/etc/we\\nird\nEND-n1\n",
             ContentHash::of(b"abc")
         );
         let Inspected::Done(inspection) = parse_inspection(output.as_bytes(), 6, false, "n1").unwrap() else {
@@ -399,6 +402,11 @@ mod tests {
         };
         assert_eq!(inspection.pending_post.as_ref().unwrap().len(), 2);
         assert_eq!(inspection.pending_post.as_ref().unwrap()[1].as_str(), "/etc/b c");
+        assert_eq!(
+            inspection.journal.as_deref(),
+            Some(&b"files:\n\nJ-n0\n"[..]),
+            "the journal ends at this push's marker"
+        );
         assert!(
             matches!(&inspection.files[0], LiveFile::File(stat) if stat.mode == Mode::FILE && stat.owner == "root" && stat.sha256.to_string() == HASH_A)
         );
