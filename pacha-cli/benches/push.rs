@@ -26,6 +26,8 @@ use pacha_transport::SshConnector;
 use pacha_vcs::{Author, GitHistory};
 
 fn main() {
+    // As the `pacha` binary does: pushes run in this process.
+    pacha_vcs::keep_freed_memory();
     let cold = std::env::var("PACHA_BENCH_COLD").unwrap_or_else(|_| "1,8".to_owned());
     let sizes: Vec<usize> = cold
         .split(',')
@@ -46,48 +48,35 @@ fn main() {
     divan::main();
 }
 
-const COLD_SAMPLES: usize = 7;
+const COLD_SAMPLES: usize = 9;
 
-/// One row of the cold table.
+/// One row of the cold table. The samples are taken in rounds (the floor, a first push, a
+/// no-change push, a one-template change), so that a machine that slows down or speeds up
+/// during the run moves the floor and the pushes alike.
 fn cold_row(nodes: usize) {
     let fleet = Fleet::new(nodes);
-    let floor = median(
-        (0..COLD_SAMPLES)
-            .map(|_| {
-                let _ = std::fs::remove_dir_all(fleet.dir.path().join("tar-target"));
-                timed(|| fleet.tar_ssh_cold())
-            })
-            .collect(),
-    );
-    let cell = |prepare: &dyn Fn(usize), expected: Outcome| {
-        median(
-            (0..COLD_SAMPLES)
-                .map(|round| {
-                    prepare(round);
-                    let connector = SshConnector::new(fleet.dir.path().join(format!("cold-{}", next_control())))
-                        .expect("control dir");
-                    let time = timed(|| fleet.push_with(&connector, expected));
-                    // Kept masters would load the next samples' sshd.
-                    connector.disconnect_all();
-                    time
-                })
-                .collect(),
-        )
-    };
     let roots = fleet.roots();
-    let first = cell(
-        &|_| {
-            let _ = std::fs::remove_dir_all(&roots);
-        },
-        Outcome::Changed,
-    );
-    let unchanged = cell(&|_| {}, Outcome::Unchanged);
     let template = fleet.dir.path().join("templates/base/default/conf0.conf.hbs");
     let original = std::fs::read_to_string(&template).expect("template");
-    let changed = cell(
-        &|round| std::fs::write(&template, format!("{original}# cold {round}\n")).expect("write"),
-        Outcome::Changed,
-    );
+    let push = |expected: Outcome| {
+        let connector =
+            SshConnector::new(fleet.dir.path().join(format!("cold-{}", next_control()))).expect("control dir");
+        let time = timed(|| fleet.push_with(&connector, expected));
+        // Kept masters would load the next samples' sshd.
+        connector.disconnect_all();
+        time
+    };
+    let mut samples: [Vec<std::time::Duration>; 4] = Default::default();
+    for round in 0..COLD_SAMPLES {
+        let _ = std::fs::remove_dir_all(fleet.dir.path().join("tar-target"));
+        samples[0].push(timed(|| fleet.tar_ssh_cold()));
+        let _ = std::fs::remove_dir_all(&roots);
+        samples[1].push(push(Outcome::Changed));
+        samples[2].push(push(Outcome::Unchanged));
+        std::fs::write(&template, format!("{original}# cold {round}\n")).expect("write");
+        samples[3].push(push(Outcome::Changed));
+    }
+    let [floor, first, unchanged, changed] = samples.map(median);
     let show = |cell: std::time::Duration| {
         format!(
             "{:>7.1} ms {:>4.2}x",

@@ -8,5 +8,6 @@ mod setup;
 mod ui;
 
 fn main() -> std::process::ExitCode {
+    pacha_vcs::keep_freed_memory();
     commands::main()
 }

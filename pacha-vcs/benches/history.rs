@@ -9,6 +9,8 @@ use pacha_core::{ContentHash, Event, EventKind, History, Mode, NodePath, Recorde
 use pacha_vcs::{Author, GitHistory};
 
 fn main() {
+    // As the `pacha` binary does.
+    pacha_vcs::keep_freed_memory();
     divan::main();
 }
 
