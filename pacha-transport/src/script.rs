@@ -349,6 +349,10 @@ pub(crate) fn apply(request: &Apply<'_>, step: &ApplyStep<'_>, root: &str, nonce
     let backups = Backups::of(&targets, step, root, nonce, transaction);
     snippet.cleanup_and_runner(&targets, &link_temps, &backups, request.script_timeout);
     snippet.environment(request, root);
+    let scripts: Vec<&PlannedScript> = step.pre.iter().chain(step.post).chain(step.health).copied().collect();
+    // The run folder holds the scripts, what they read and a transaction's undo log: a plain
+    // placement goes without (two folders and two files fewer to make on the node).
+    let run_folder = !scripts.is_empty() || transaction || step.files.iter().any(|file| file.validate.is_some());
     let mut parents_of: Vec<(&NodePath, Mode)> = step
         .files
         .iter()
@@ -357,9 +361,10 @@ pub(crate) fn apply(request: &Apply<'_>, step: &ApplyStep<'_>, root: &str, nonce
     parents_of.extend(step.links.iter().map(|(path, _)| (path, Mode::EXECUTABLE)));
     parents_of.extend(step.dirs.iter().map(|dir| (&dir.path, Mode::EXECUTABLE)));
     snippet.folders(&parents_of, root);
-    snippet.staging_folders(&targets);
-    snippet.path_lists(request, root);
-    let scripts: Vec<&PlannedScript> = step.pre.iter().chain(step.post).chain(step.health).copied().collect();
+    snippet.staging_folders(&targets, run_folder);
+    if run_folder {
+        snippet.path_lists(request, root);
+    }
     snippet.contents(&scripts, step.files, step.journal, &targets, nonce);
     snippet.attributes(step.files, &targets);
     snippet.run_lines(step.pre, 0, Stage::Pre, &format!("exit {EXIT_PRE_FAILED}"));
@@ -373,7 +378,7 @@ pub(crate) fn apply(request: &Apply<'_>, step: &ApplyStep<'_>, root: &str, nonce
     if step.journal.is_some() {
         snippet
             .script
-            .push_str("mv -f \"$T/journal\" \"$S/journal\" || fail 'cannot store the journal'\n");
+            .push_str("mv -f \"$S/journal.$N\" \"$S/journal\" || fail 'cannot store the journal'\n");
     }
     snippet.managed_dirs(step.dirs, root);
     if !step.files.is_empty() {
@@ -589,7 +594,7 @@ printf '%s\n' "$G" > "$S/lock/apply"
         backups: &Backups,
         timeout: Option<u64>,
     ) {
-        let mut cleanup = vec!["\"$T\"".to_owned()];
+        let mut cleanup = vec!["\"$T\"".to_owned(), "\"$S/journal.$N\"".to_owned()];
         cleanup.extend(targets.folders.iter().map(|folder| quote(&targets.staging(folder))));
         cleanup.extend(link_temps.iter().map(|temp| quote(temp)));
         if backups.enabled {
@@ -684,10 +689,18 @@ printf '%s\n' "$G" > "$S/lock/apply"
         }
     }
 
-    /// The run folder of the scripts and the staging folder of each target folder.
-    fn staging_folders(&mut self, targets: &Targets) {
-        let mut private = vec!["\"$T\"".to_owned()];
+    /// The run folder of the scripts (when there is one) and the staging folder of each target
+    /// folder.
+    fn staging_folders(&mut self, targets: &Targets, run_folder: bool) {
+        let mut private = if run_folder {
+            vec!["\"$T\"".to_owned()]
+        } else {
+            Vec::new()
+        };
         private.extend(targets.folders.iter().map(|folder| quote(&targets.staging(folder))));
+        if private.is_empty() {
+            return;
+        }
         let _ = writeln!(
             self.script,
             "mkdir -- {} || fail 'cannot create staging folders'",
@@ -697,7 +710,8 @@ printf '%s\n' "$G" > "$S/lock/apply"
 
     /// `PACHA_CHANGED_FILE` and `PACHA_REMOVED_FILE`: the changed and removed paths (under the
     /// root) NUL-separated in files of the run folder, unambiguous whatever a name holds
-    /// (always set; empty files when nothing changed or went).
+    /// (set whenever a script or a `validate` command runs; empty files when nothing changed
+    /// or went).
     fn path_lists(&mut self, request: &Apply<'_>, root: &str) {
         let mut removed = request.remove.to_vec();
         removed.extend(request.remove_dirs.iter().cloned());
@@ -752,12 +766,12 @@ printf '%s\n' "$G" > "$S/lock/apply"
                 Ok(text) if journal.len() <= INLINE_JOURNAL && !text.contains('\0') => {
                     let _ = writeln!(
                         self.script,
-                        "printf '%s' {} > \"$T/journal\" || fail 'cannot write the journal'",
+                        "printf '%s' {} > \"$S/journal.$N\" || fail 'cannot write the journal'",
                         quote(text)
                     );
                 }
                 _ => {
-                    self.write(journal, "\"$T/journal\"");
+                    self.write(journal, "\"$S/journal.$N\"");
                     streamed = true;
                 }
             }
@@ -1301,6 +1315,96 @@ mod tests {
                 !output.status.success() && (stderr.contains("cannot write") || stderr.contains("ended early")),
                 "a stream cut in half is refused (without tar: {without_tar}, from a file: {from_file}): {stderr}"
             );
+        }
+    }
+
+    /// A placement without scripts, run for real under a held lock, its input from a file as a
+    /// held session gives it and from a pipe: the files land with their modes, the journal is
+    /// stored, and it makes no run folder and leaves nothing behind in the state folder.
+    #[test]
+    fn a_plain_placement_needs_no_run_folder() {
+        use std::sync::Arc;
+
+        use pacha_core::ContentHash;
+
+        for from_file in [true, false] {
+            let dir = tempfile::tempdir().unwrap();
+            let root = dir.path().join("root").display().to_string();
+            let files: Vec<Placement> = [("/etc/a.conf", 0o644), ("/etc/b/secret", 0o600), ("/opt/run", 0o755)]
+                .iter()
+                .map(|(path, mode)| Placement {
+                    destination: NodePath::parse(path).unwrap(),
+                    content: Arc::from(path.as_bytes()),
+                    sha256: ContentHash::of(path.as_bytes()),
+                    owner: None,
+                    group: None,
+                    mode: Mode::from_bits(*mode).unwrap(),
+                    dir_mode: Mode::EXECUTABLE,
+                    validate: None,
+                })
+                .collect();
+            let changed: Vec<NodePath> = files.iter().map(|file| file.destination.clone()).collect();
+            let request = Apply {
+                node: "web1",
+                state: "production",
+                pre: &[],
+                files: &files,
+                post: &[],
+                changed: &changed,
+                remove: &[],
+                remove_dirs: &[],
+                links: &[],
+                dirs: &[],
+                health: &[],
+                revert_on_failure: true,
+                confirm: None,
+                script_timeout: None,
+                journal: b"pacha-journal 1\n",
+            };
+            let nonce = "00000000000000aa";
+            let (snippet, input) = apply(&request, &apply_steps(&request)[0], &root, nonce);
+            assert!(!snippet.contains("mkdir -- \"$T\""), "{snippet}");
+            let state = format!("{root}/var/lib/pacha");
+            std::fs::create_dir_all(format!("{state}/lock")).unwrap();
+            std::fs::write(format!("{state}/lock/nonce"), format!("{nonce}\n")).unwrap();
+            let mut command = std::process::Command::new("/bin/sh");
+            command
+                .arg("-c")
+                .arg(&snippet)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
+            let output = if from_file {
+                let file = dir.path().join("in");
+                std::fs::write(&file, &input).unwrap();
+                command.stdin(std::fs::File::open(&file).unwrap()).output().unwrap()
+            } else {
+                let mut child = command.stdin(std::process::Stdio::piped()).spawn().unwrap();
+                std::io::Write::write_all(child.stdin.as_mut().unwrap(), &input).unwrap();
+                drop(child.stdin.take());
+                child.wait_with_output().unwrap()
+            };
+            let stdout = String::from_utf8_lossy(&output.stdout);
+            assert!(
+                output.status.success() && stdout.contains(&format!("DONE-{nonce}")),
+                "{stdout}{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            for file in &files {
+                let placed = dir
+                    .path()
+                    .join("root")
+                    .join(file.destination.as_str().trim_start_matches('/'));
+                assert_eq!(std::fs::read(&placed).unwrap(), &file.content[..]);
+                let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&placed).unwrap().permissions());
+                assert_eq!(mode & 0o7777, file.mode.bits(), "{placed:?} (from a file: {from_file})");
+            }
+            assert_eq!(std::fs::read(format!("{state}/journal")).unwrap(), b"pacha-journal 1\n");
+            let mut left: Vec<String> = std::fs::read_dir(&state)
+                .unwrap()
+                .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            left.sort();
+            assert_eq!(left, ["journal", "lock"], "from a file: {from_file}");
         }
     }
 
