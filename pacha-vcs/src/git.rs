@@ -6,7 +6,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use git2::{ErrorCode, FileMode, Oid, Repository, RepositoryInitOptions, Signature, Tree};
+use git2::{ErrorCode, FileMode, ObjectType, Oid, Repository, RepositoryInitOptions, Signature, Tree};
 use pacha_core::{
     AgeKeys, ContentHash, Entry, Event, EventKind, History, HistoryError, NodePath, RecordedDir, RecordedFile,
     RecordedLink, RecordedScript, Snapshot,
@@ -460,10 +460,13 @@ impl GitHistory {
             links: BTreeMap::new(),
             dirs: BTreeMap::new(),
         };
+        // Through the object database, not `Repository::blob`: that streams every blob into a
+        // temporary file first, even one the history already holds (most of a record's files
+        // are), while `Odb::write` hashes it and writes only what is new.
+        let odb = repo.odb().map_err(|err| self.err("opening the objects", err))?;
+        let blob = |bytes: &[u8]| odb.write(ObjectType::Blob, bytes);
         for link in &snapshot.links {
-            let oid = repo
-                .blob(link.target.as_bytes())
-                .map_err(|err| self.err("writing a link", err))?;
+            let oid = blob(link.target.as_bytes()).map_err(|err| self.err("writing a link", err))?;
             let in_tree = tree_path(&link.path);
             let parts: Vec<&str> = in_tree.split('/').collect();
             draft.insert(&parts, oid, FileMode::Link);
@@ -495,9 +498,9 @@ impl GitHistory {
                             revision: String::new(),
                             source,
                         })?;
-                repo.blob(&sealed)
+                blob(&sealed)
             } else {
-                repo.blob(&file.content)
+                blob(&file.content)
             }
             .map_err(|err| self.err("writing a file", err))?;
             let mode = if file.mode.bits() & 0o111 != 0 {
@@ -523,9 +526,7 @@ impl GitHistory {
             );
         }
         for script in &snapshot.scripts {
-            let oid = repo
-                .blob(&script.content)
-                .map_err(|err| self.err("writing a script", err))?;
+            let oid = blob(&script.content).map_err(|err| self.err("writing a script", err))?;
             draft.insert(
                 &["scripts", script.stage.as_str(), &script.phase, &script.name],
                 oid,
@@ -539,9 +540,7 @@ impl GitHistory {
             });
         }
         let meta_text = yaml_serde::to_string(&meta).map_err(|err| self.err("writing meta.yaml", err))?;
-        let meta_oid = repo
-            .blob(meta_text.as_bytes())
-            .map_err(|err| self.err("writing meta.yaml", err))?;
+        let meta_oid = blob(meta_text.as_bytes()).map_err(|err| self.err("writing meta.yaml", err))?;
         draft.insert(&[META_FILE], meta_oid, FileMode::Blob);
         draft
             .write(repo)
