@@ -335,9 +335,22 @@ pub(crate) fn apply_steps<'a>(request: &'a Apply<'a>) -> Vec<ApplyStep<'a>> {
 /// replaces a symlink, it never follows it); reports the placed files' attributes; runs the
 /// post scripts and, when all succeed, clears the due record. Staging folders and scripts are
 /// removed however it ends.
-pub(crate) fn apply(request: &Apply<'_>, step: &ApplyStep<'_>, root: &str, nonce: &str) -> (String, Vec<u8>) {
+///
+/// `held`: the snippet travels on the input of the held command (`HELD_RUNNER`), not on a
+/// command line of its own that `ps` shows; then a small journal is written by the snippet
+/// itself rather than read from its input.
+pub(crate) fn apply(
+    request: &Apply<'_>,
+    step: &ApplyStep<'_>,
+    root: &str,
+    nonce: &str,
+    held: bool,
+) -> (String, Vec<u8>) {
     let targets = Targets::of(step.files, root, nonce);
-    let mut snippet = Snippet::default();
+    let mut snippet = Snippet {
+        inline_journal: held,
+        ..Snippet::default()
+    };
     let mut reached: Vec<NodePath> = step.files.iter().map(|file| file.destination.clone()).collect();
     reached.extend(step.remove.iter().chain(step.remove_dirs).cloned());
     reached.extend(step.links.iter().map(|(path, _)| path.clone()));
@@ -550,10 +563,13 @@ struct Snippet {
     /// Whether the staged files' permission bits came with them (from the tar stream, unless
     /// the node had no tar: then `$F` is set and `chmod` sets them).
     modes_streamed: bool,
+    /// Whether a small journal may be written by the snippet itself: only when the snippet is
+    /// not on a command line (the journal holds the files' hashes).
+    inline_journal: bool,
 }
 
-/// A journal up to this size is written by the snippet itself (`printf`, a shell builtin: no
-/// process, nothing on a command line), a larger one comes on standard input.
+/// A journal up to this size is written by a held snippet itself (`printf`, a shell builtin:
+/// no process, nothing on a command line), a larger one comes on standard input.
 pub(crate) const INLINE_JOURNAL: usize = 16 * 1024;
 
 /// Permission bits alone: what tar sets as the stream says (`chown` later leaves them be).
@@ -763,7 +779,7 @@ printf '%s\n' "$G" > "$S/lock/apply"
         }
         if let Some(journal) = journal {
             match std::str::from_utf8(journal) {
-                Ok(text) if journal.len() <= INLINE_JOURNAL && !text.contains('\0') => {
+                Ok(text) if self.inline_journal && journal.len() <= INLINE_JOURNAL && !text.contains('\0') => {
                     let _ = writeln!(
                         self.script,
                         "printf '%s' {} > \"$S/journal.$N\" || fail 'cannot write the journal'",
@@ -1362,7 +1378,9 @@ mod tests {
                 journal: b"pacha-journal 1\n",
             };
             let nonce = "00000000000000aa";
-            let (snippet, input) = apply(&request, &apply_steps(&request)[0], &root, nonce);
+            // A held snippet's input is a file; one on a command line of its own reads a pipe.
+            let (snippet, input) = apply(&request, &apply_steps(&request)[0], &root, nonce, from_file);
+            assert_eq!(snippet.contains("pacha-journal"), from_file, "{snippet}");
             assert!(!snippet.contains("mkdir -- \"$T\""), "{snippet}");
             let state = format!("{root}/var/lib/pacha");
             std::fs::create_dir_all(format!("{state}/lock")).unwrap();
@@ -1493,7 +1511,12 @@ echo hi
         };
         let steps = apply_steps(&request);
         assert_eq!(steps.len(), 1);
-        let (snippet, input) = apply(&request, &steps[0], "/srv/root", "0123456789abcdef");
+        let (snippet, input) = apply(&request, &steps[0], "/srv/root", "0123456789abcdef", true);
+        let (on_a_command_line, _) = apply(&request, &steps[0], "/srv/root", "0123456789abcdef", false);
+        assert!(
+            !on_a_command_line.contains("pacha-journal"),
+            "the journal is not on a command line"
+        );
         // The scripts come first; the small journal is written by the snippet itself.
         let before_files = 2 * pre.content.len();
         for file in &files {

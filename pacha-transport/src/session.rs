@@ -287,9 +287,9 @@ impl Connection for ShellConnection {
     fn apply(&mut self, request: &Apply<'_>) -> Result<Applied, TransportError> {
         let mut applied = Applied::default();
         for step in script::apply_steps(request) {
-            let (snippet, input) = script::apply(request, &step, &self.root, &self.nonce);
             let finished = match request.confirm.filter(|_| step.transaction) {
                 Some(seconds) => {
+                    let (snippet, input) = script::apply(request, &step, &self.root, &self.nonce, false);
                     let marker = format!("AWAIT-{}\n", self.nonce);
                     let nonce = self.nonce.clone();
                     let mut probe = self.shell.prober();
@@ -309,10 +309,17 @@ impl Connection for ShellConnection {
                     applied.probe_failed = probe_failed;
                     finished
                 }
-                None => match self.shell.run_held(&snippet, &input, &self.nonce) {
-                    Some(finished) => finished?,
-                    None => self.shell.run(&snippet, &input)?,
-                },
+                None => {
+                    let (snippet, input) = script::apply(request, &step, &self.root, &self.nonce, true);
+                    match self.shell.run_held(&snippet, &input, &self.nonce) {
+                        Some(finished) => finished?,
+                        None => {
+                            // On a command line of its own: nothing but paths and modes in it.
+                            let (snippet, input) = script::apply(request, &step, &self.root, &self.nonce, false);
+                            self.shell.run(&snippet, &input)?
+                        }
+                    }
+                }
             };
             if let Some(err) = self.symlinked(&finished) {
                 return Err(err);
