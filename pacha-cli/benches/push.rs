@@ -287,35 +287,40 @@ fn baseline_ssh_true(bencher: divan::Bencher<'_, '_>, nodes: usize) {
     });
 }
 
-/// Baseline: the same bytes as a first push, shipped with one `tar | ssh` per node.
+/// Baseline: the same bytes as a first push, shipped with one `tar | ssh` per node into an
+/// empty folder (as a first push places them in empty roots).
 #[divan::bench(args = NODES, sample_count = 10, sample_size = 1)]
 fn baseline_tar_ssh(bencher: divan::Bencher<'_, '_>, nodes: usize) {
     with_fleet(nodes, |fleet| {
         let out = fleet.rendered();
         let sockets: Vec<PathBuf> = (0..nodes).map(|i| fleet.socket(i)).collect();
         let target = fleet.dir.path().join("tar-target");
-        bencher.bench_local(|| {
-            in_parallel(&sockets, 32, |index, socket| {
-                let mut tar = Command::new("tar")
-                    .arg("-C")
-                    .arg(out.join(format!("node{index}")))
-                    .args(["-cf", "-", "."])
-                    .stdout(Stdio::piped())
-                    .spawn()
-                    .expect("tar");
-                let remote = format!(
-                    "mkdir -p {0}/node{index} && tar -C {0}/node{index} -xf -",
-                    target.display()
-                );
-                ssh(
-                    socket,
-                    &format!("node{index}.example.com"),
-                    &remote,
-                    tar.stdout.take().map(Stdio::from),
-                );
-                assert!(tar.wait().expect("tar ends").success());
+        bencher
+            .with_inputs(|| {
+                let _ = std::fs::remove_dir_all(&target);
+            })
+            .bench_local_values(|()| {
+                in_parallel(&sockets, 32, |index, socket| {
+                    let mut tar = Command::new("tar")
+                        .arg("-C")
+                        .arg(out.join(format!("node{index}")))
+                        .args(["-cf", "-", "."])
+                        .stdout(Stdio::piped())
+                        .spawn()
+                        .expect("tar");
+                    let remote = format!(
+                        "mkdir -p {0}/node{index} && tar -C {0}/node{index} -xf -",
+                        target.display()
+                    );
+                    ssh(
+                        socket,
+                        &format!("node{index}.example.com"),
+                        &remote,
+                        tar.stdout.take().map(Stdio::from),
+                    );
+                    assert!(tar.wait().expect("tar ends").success());
+                });
             });
-        });
     });
 }
 
