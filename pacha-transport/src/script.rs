@@ -174,8 +174,9 @@ pub(crate) fn guard(root: &str, folders: &[String]) -> String {
 /// as a process group of its own (its id given to the apply as `$1`, for `lock/apply`), so that
 /// when the input ends (pacha killed, connection dropped) the lock's `stop_apply` stops it at
 /// once, as it stops an apply in a session of its own (the group's first process outlives the
-/// apply, so that `stop_apply` waits for the apply's own cleanup).
-const HELD_RUNNER: &str = r#"H='trap : HUP INT TERM; sh "$1/run" "$$" < "$1/in" 2> "$1/err"; s=$?; : > "$1/in"; e=0; [ -s "$1/err" ] && e=$(wc -c < "$1/err"); printf "\nEXIT-%s %s %s\n" "$2" "$s" "$e"; [ "$e" = 0 ] || cat "$1/err"'
+/// apply, so that `stop_apply` waits for the apply's own cleanup). The snippet is read by a
+/// subshell of that first process (`.`), which costs a fork but not a second `sh` to start.
+const HELD_RUNNER: &str = r#"H='trap : HUP INT TERM; ( r="$1/run"; set -- "$$"; . "$r" ) < "$1/in" 2> "$1/err"; s=$?; : > "$1/in"; e=0; [ -s "$1/err" ] && e=$(wc -c < "$1/err"); printf "\nEXIT-%s %s %s\n" "$2" "$s" "$e"; [ "$e" = 0 ] || cat "$1/err"'
 if command -v setsid > /dev/null 2>&1; then B=1; else B=; fi
 umask 077
 while read -r w a b; do
