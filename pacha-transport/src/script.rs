@@ -1335,6 +1335,75 @@ mod tests {
         }
     }
 
+    /// The held runner, with `setsid` and without (the apply then runs in the foreground): each
+    /// frame's snippet runs with its input, its `$1` the group's id, its own EXIT trap, and the
+    /// answer carries its output, exit status and stderr; two frames in a row, then the input
+    /// ends and the runner with it.
+    #[test]
+    fn the_held_runner_runs_each_frame_with_and_without_setsid() {
+        let snippet = "set -u\nG=${1:-$$}\ncase $G in ''|*[!0-9]*) exit 9;; esac\nIFS= read -r line\nprintf 'got %s\\n' \"$line\"\ntrap 'printf \"cleaned\\\\n\"' EXIT\nprintf 'oops\\n' >&2\nexit 3\n";
+        for without_setsid in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::create_dir(dir.path().join("lock")).unwrap();
+            let nonce = "00000000000000bb";
+            let mut script = format!("S={}\nN={nonce}\n", quote(&dir.path().display().to_string()));
+            if without_setsid {
+                script.push_str("command() { return 1; }\n");
+            }
+            script.push_str(HELD_RUNNER);
+            let frames: Vec<Vec<u8>> = ["first input\n", "second input\n"]
+                .iter()
+                .map(|input| {
+                    let mut frame = crate::session::held_header(snippet, input.as_bytes(), nonce).into_bytes();
+                    frame.extend_from_slice(snippet.as_bytes());
+                    frame.extend_from_slice(input.as_bytes());
+                    frame
+                })
+                .collect();
+            let mut child = std::process::Command::new("/bin/sh")
+                .arg("-c")
+                .arg(&script)
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut stdin = child.stdin.take().unwrap();
+            let mut stdout = child.stdout.take().unwrap();
+            // One frame at a time, as pacha sends them: the next after the answer.
+            let mut answers = Vec::new();
+            for frame in &frames {
+                std::io::Write::write_all(&mut stdin, frame).unwrap();
+                let mut reader = crate::session::HeldReader::new(nonce);
+                let mut buffer = [0u8; 4096];
+                let answer = loop {
+                    let read = std::io::Read::read(&mut stdout, &mut buffer).unwrap();
+                    assert!(read > 0, "the runner ended early (without setsid: {without_setsid})");
+                    if let Some(answer) = reader.feed(&buffer[..read]) {
+                        break answer;
+                    }
+                };
+                answers.push(answer);
+            }
+            // Its input ended: the runner ends too.
+            drop(stdin);
+            child.wait().unwrap();
+            for (answer, input) in answers.iter().zip(["first input", "second input"]) {
+                assert_eq!(answer.status, Some(3), "without setsid: {without_setsid}");
+                assert_eq!(
+                    String::from_utf8_lossy(&answer.stdout),
+                    format!("got {input}\ncleaned\n"),
+                    "without setsid: {without_setsid}"
+                );
+                assert_eq!(String::from_utf8_lossy(&answer.stderr), "oops\n");
+            }
+            assert_eq!(
+                std::fs::read(dir.path().join("lock/in")).unwrap(),
+                b"",
+                "the input is emptied"
+            );
+        }
+    }
+
     /// A placement without scripts, run for real under a held lock, its input from a file as a
     /// held session gives it and from a pipe: the files land with their modes, the journal is
     /// stored, and it makes no run folder and leaves nothing behind in the state folder.
