@@ -12,7 +12,7 @@ use anyhow::{Context as _, bail};
 use pacha_core::{Connector as _, Inspect, LiveFile, NodePath};
 use pacha_render::{FileDefaults, Renderer, TEMPLATE_SUFFIX};
 
-use super::{Context, Status};
+use super::{Context, Status, write_atomically};
 use crate::error::Usage;
 use crate::output::{Output, printable};
 
@@ -106,10 +106,11 @@ pub(super) fn adopt(
     let mut did = Vec::new();
     if new_app {
         let app_yaml = master.dir().join("templates").join(app).join("app.yaml");
-        fs::write(&app_yaml, format!("dest: {dest}\n")).with_context(|| format!("writing {}", app_yaml.display()))?;
+        write_atomically(&app_yaml, format!("dest: {dest}\n").as_bytes())
+            .with_context(|| format!("writing {}", app_yaml.display()))?;
         did.push(format!("created templates/{app}/app.yaml (dest: {dest})"));
     }
-    fs::write(&target, &content).with_context(|| format!("writing {}", target.display()))?;
+    write_atomically(&target, &content).with_context(|| format!("writing {}", target.display()))?;
     did.push(format!(
         "copied {node}:{} to {} ({} bytes)",
         printable(path.as_str()),
@@ -196,7 +197,7 @@ fn add_list_item(path: &Path, key: &str, item: &str) -> anyhow::Result<bool> {
             text.push('\n');
         }
         text.push_str(&format!("{key}:\n  - {item}\n"));
-        fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+        write_atomically(path, text.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
         return Ok(true);
     };
     let rest = lines[at][prefix.len()..].trim().to_owned();
@@ -223,7 +224,7 @@ fn add_list_item(path: &Path, key: &str, item: &str) -> anyhow::Result<bool> {
     }
     let mut text = lines.join("\n");
     text.push('\n');
-    fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+    write_atomically(path, text.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
     Ok(true)
 }
 

@@ -287,10 +287,65 @@ fn report(err: &anyhow::Error, out: &mut Output) {
     }
 }
 
+/// Replaces (or creates) a file of the master atomically: written beside it, fsynced, given the
+/// old file's permissions, renamed over it. A killed pacha leaves the old file or the new one,
+/// never half of one, and no temporary file once it returns.
+pub(crate) fn write_atomically(path: &std::path::Path, content: &[u8]) -> io::Result<()> {
+    use std::io::Write as _;
+
+    let name = path
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let temporary = path.with_file_name(format!(".{name}.pacha-{}", std::process::id()));
+    let written = (|| -> io::Result<()> {
+        let mut handle = std::fs::File::create(&temporary)?;
+        handle.write_all(content)?;
+        handle.sync_all()?;
+        match std::fs::metadata(path) {
+            Ok(old) => std::fs::set_permissions(&temporary, old.permissions())?,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+            Err(err) => return Err(err),
+        }
+        std::fs::rename(&temporary, path)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&temporary);
+    }
+    written
+}
+
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
     err.chain().any(|cause| {
         cause
             .downcast_ref::<io::Error>()
             .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    use super::write_atomically;
+
+    #[test]
+    fn a_file_is_replaced_whole_keeping_its_mode_and_nothing_is_left_beside_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("web1.conf");
+        write_atomically(&file, b"apps: [motd]\n").unwrap();
+        assert_eq!(std::fs::read(&file).unwrap(), b"apps: [motd]\n");
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();
+        write_atomically(&file, b"apps: [motd, nginx]\n").unwrap();
+        assert_eq!(std::fs::read(&file).unwrap(), b"apps: [motd, nginx]\n");
+        assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o7777, 0o640);
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["web1.conf"]);
+        // A folder that cannot be written: an error, the old file as it was.
+        let missing = dir.path().join("no/such/folder/file");
+        assert!(write_atomically(&missing, b"x").is_err());
+    }
 }

@@ -10,7 +10,7 @@ use pacha_core::NodePath;
 use pacha_render::{Blame, Renderer};
 use serde::Serialize;
 
-use super::{Context, Status};
+use super::{Context, Status, write_atomically};
 use crate::error::Usage;
 use crate::output::{Output, printable};
 use crate::setup::holder;
@@ -252,23 +252,5 @@ fn write_master_file(master: &Path, file: &str, before: &str, after: &str) -> an
     if now != before {
         anyhow::bail!("{file} changed while the proposal was made; run it again");
     }
-    let temporary = path.with_file_name(format!(
-        ".{}.pacha-{}",
-        path.file_name()
-            .map(|name| name.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        std::process::id()
-    ));
-    let written = (|| -> std::io::Result<()> {
-        let mut handle = fs::File::create(&temporary)?;
-        handle.write_all(after.as_bytes())?;
-        handle.sync_all()?;
-        let permissions = fs::metadata(&path)?.permissions();
-        fs::set_permissions(&temporary, permissions)?;
-        fs::rename(&temporary, &path)
-    })();
-    if written.is_err() {
-        let _ = fs::remove_file(&temporary);
-    }
-    written.with_context(|| format!("writing {file}"))
+    write_atomically(&path, after.as_bytes()).with_context(|| format!("writing {file}"))
 }
