@@ -1240,15 +1240,44 @@ mod tests {
 
     use super::*;
 
+    /// A file to place: `content` with `mode`, no owner, folders 0755.
+    fn placement(path: &str, content: &[u8], mode: u32) -> Placement {
+        Placement {
+            destination: NodePath::parse(path).unwrap(),
+            content: std::sync::Arc::from(content),
+            sha256: pacha_core::ContentHash::of(content),
+            owner: None,
+            group: None,
+            mode: Mode::from_bits(mode).unwrap(),
+            dir_mode: Mode::EXECUTABLE,
+            validate: None,
+        }
+    }
+
+    /// Runs `command` with `input` on its standard input: from a file in `dir` holding it
+    /// alone (as a held session gives it), or from a pipe, followed by `after`.
+    fn run_with_input(
+        mut command: std::process::Command,
+        input: &[u8],
+        from_file: Option<&std::path::Path>,
+        after: &[u8],
+    ) -> std::process::Output {
+        if let Some(file) = from_file {
+            std::fs::write(file, input).unwrap();
+            return command.stdin(std::fs::File::open(file).unwrap()).output().unwrap();
+        }
+        let mut child = command.stdin(std::process::Stdio::piped()).spawn().unwrap();
+        std::io::Write::write_all(child.stdin.as_mut().unwrap(), input).unwrap();
+        std::io::Write::write_all(child.stdin.as_mut().unwrap(), after).unwrap();
+        drop(child.stdin.take());
+        child.wait_with_output().unwrap()
+    }
+
     /// The files' tar stream, read by tar (from a pipe that stays open, and from a file) and by
     /// the `head -c` run a node without tar uses: the same files, contents, modes and names (a
     /// long one too), and the end marker checked.
     #[test]
     fn the_files_stream_is_read_with_and_without_tar() {
-        use std::sync::Arc;
-
-        use pacha_core::ContentHash;
-
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().display().to_string();
         let long = format!("/etc/{}/{}.conf", "d".repeat(120), "n".repeat(150));
@@ -1261,16 +1290,7 @@ mod tests {
         ];
         let files: Vec<Placement> = contents
             .iter()
-            .map(|(path, content, mode)| Placement {
-                destination: NodePath::parse(path).unwrap(),
-                content: Arc::from(&content[..]),
-                sha256: ContentHash::of(content),
-                owner: None,
-                group: None,
-                mode: Mode::from_bits(*mode).unwrap(),
-                dir_mode: Mode::EXECUTABLE,
-                validate: None,
-            })
+            .map(|(path, content, mode)| placement(path, content, *mode))
             .collect();
         // Runs the snippet's file part (after making the staging folders) with `input`, from a
         // pipe followed by more input or (`from_file`) from a file holding the stream alone.
@@ -1294,18 +1314,8 @@ mod tests {
             let stream = if input.is_empty() { &snippet.input[..] } else { input };
             let mut command = std::process::Command::new("/bin/sh");
             command.arg("-c").arg(&script).stderr(std::process::Stdio::piped());
-            let output = if from_file {
-                let file = dir.path().join(format!("in-{nonce}"));
-                std::fs::write(&file, stream).unwrap();
-                command.stdin(std::fs::File::open(&file).unwrap());
-                command.output().unwrap()
-            } else {
-                let mut child = command.stdin(std::process::Stdio::piped()).spawn().unwrap();
-                std::io::Write::write_all(child.stdin.as_mut().unwrap(), stream).unwrap();
-                std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"next\n").unwrap();
-                drop(child.stdin.take());
-                child.wait_with_output().unwrap()
-            };
+            let file = dir.path().join(format!("in-{nonce}"));
+            let output = run_with_input(command, stream, from_file.then_some(file.as_path()), b"next\n");
             (targets, snippet.input, output)
         };
         for (without_tar, from_file) in [(false, false), (false, true), (true, false)] {
@@ -1409,25 +1419,12 @@ mod tests {
     /// stored, and it makes no run folder and leaves nothing behind in the state folder.
     #[test]
     fn a_plain_placement_needs_no_run_folder() {
-        use std::sync::Arc;
-
-        use pacha_core::ContentHash;
-
         for from_file in [true, false] {
             let dir = tempfile::tempdir().unwrap();
             let root = dir.path().join("root").display().to_string();
             let files: Vec<Placement> = [("/etc/a.conf", 0o644), ("/etc/b/secret", 0o600), ("/opt/run", 0o755)]
                 .iter()
-                .map(|(path, mode)| Placement {
-                    destination: NodePath::parse(path).unwrap(),
-                    content: Arc::from(path.as_bytes()),
-                    sha256: ContentHash::of(path.as_bytes()),
-                    owner: None,
-                    group: None,
-                    mode: Mode::from_bits(*mode).unwrap(),
-                    dir_mode: Mode::EXECUTABLE,
-                    validate: None,
-                })
+                .map(|(path, mode)| placement(path, path.as_bytes(), *mode))
                 .collect();
             let changed: Vec<NodePath> = files.iter().map(|file| file.destination.clone()).collect();
             let request = Apply {
@@ -1461,16 +1458,8 @@ mod tests {
                 .arg(&snippet)
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped());
-            let output = if from_file {
-                let file = dir.path().join("in");
-                std::fs::write(&file, &input).unwrap();
-                command.stdin(std::fs::File::open(&file).unwrap()).output().unwrap()
-            } else {
-                let mut child = command.stdin(std::process::Stdio::piped()).spawn().unwrap();
-                std::io::Write::write_all(child.stdin.as_mut().unwrap(), &input).unwrap();
-                drop(child.stdin.take());
-                child.wait_with_output().unwrap()
-            };
+            let file = dir.path().join("in");
+            let output = run_with_input(command, &input, from_file.then_some(file.as_path()), b"");
             let stdout = String::from_utf8_lossy(&output.stdout);
             assert!(
                 output.status.success() && stdout.contains(&format!("DONE-{nonce}")),
