@@ -170,29 +170,12 @@ impl Fleet {
         let out = self.rendered();
         let target = self.dir.path().join("tar-target");
         in_parallel(&self.leaves, 32, |index, node| {
-            let mut tar = Command::new("tar")
-                .arg("-C")
-                .arg(out.join(node))
-                .args(["-cf", "-", "."])
-                .stdout(Stdio::piped())
-                .spawn()
-                .expect("tar");
-            let remote = format!(
-                "mkdir -p {0}/node{index} && tar -C {0}/node{index} -xf -",
-                target.display()
-            );
-            let status = Command::new("ssh")
-                .arg("-F")
+            let mut ssh = Command::new("ssh");
+            ssh.arg("-F")
                 .arg(&self.sshd.config)
                 .args(["-o", "ControlMaster=no", "-o", "ControlPath=none"])
-                .arg(format!("{node}.example.com"))
-                .arg(remote)
-                .stdin(tar.stdout.take().map_or_else(Stdio::null, Stdio::from))
-                .stdout(Stdio::null())
-                .status()
-                .expect("ssh");
-            assert!(status.success());
-            assert!(tar.wait().expect("tar ends").success());
+                .arg(format!("{node}.example.com"));
+            tar_over_ssh(&out.join(node), ssh, &target.join(format!("node{index}")));
         });
     }
 
@@ -301,24 +284,15 @@ fn baseline_tar_ssh(bencher: divan::Bencher<'_, '_>, nodes: usize) {
             })
             .bench_local_values(|()| {
                 in_parallel(&sockets, 32, |index, socket| {
-                    let mut tar = Command::new("tar")
-                        .arg("-C")
-                        .arg(out.join(format!("node{index}")))
-                        .args(["-cf", "-", "."])
-                        .stdout(Stdio::piped())
-                        .spawn()
-                        .expect("tar");
-                    let remote = format!(
-                        "mkdir -p {0}/node{index} && tar -C {0}/node{index} -xf -",
-                        target.display()
+                    let mut ssh = Command::new("ssh");
+                    ssh.arg("-S")
+                        .arg(socket)
+                        .args(["-o", "ControlMaster=no", &format!("node{index}.example.com")]);
+                    tar_over_ssh(
+                        &out.join(format!("node{index}")),
+                        ssh,
+                        &target.join(format!("node{index}")),
                     );
-                    ssh(
-                        socket,
-                        &format!("node{index}.example.com"),
-                        &remote,
-                        tar.stdout.take().map(Stdio::from),
-                    );
-                    assert!(tar.wait().expect("tar ends").success());
                 });
             });
     });
@@ -338,6 +312,26 @@ fn in_parallel<T: Sync>(items: &[T], jobs: usize, work: impl Fn(usize, &T) + Syn
             });
         }
     });
+}
+
+/// One `tar -c` of `source` piped into `ssh` (its options and host given) running `mkdir -p
+/// TARGET && tar -x` there: the floor every push is measured against.
+fn tar_over_ssh(source: &Path, mut ssh: Command, target: &Path) {
+    let mut tar = Command::new("tar")
+        .arg("-C")
+        .arg(source)
+        .args(["-cf", "-", "."])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("tar");
+    let status = ssh
+        .arg(format!("mkdir -p {0} && tar -C {0} -xf -", target.display()))
+        .stdin(tar.stdout.take().map_or_else(Stdio::null, Stdio::from))
+        .stdout(Stdio::null())
+        .status()
+        .expect("ssh");
+    assert!(status.success(), "tar | ssh into {}", target.display());
+    assert!(tar.wait().expect("tar ends").success());
 }
 
 fn ssh(socket: &Path, host: &str, command: &str, stdin: Option<Stdio>) {
@@ -410,30 +404,14 @@ fn big_fleets() {
         for jobs in [32, 100] {
             let floor = timed(|| {
                 in_parallel(&fleet.leaves, jobs, |index, node| {
-                    let mut tar = Command::new("tar")
-                        .arg("-C")
-                        .arg(out.join(node))
-                        .args(["-cf", "-", "."])
-                        .stdout(Stdio::piped())
-                        .spawn()
-                        .expect("tar");
                     let target = fleet.dir.path().join("tar-target");
-                    let status = Command::new("ssh")
-                        .arg("-F")
+                    let mut ssh = Command::new("ssh");
+                    ssh.arg("-F")
                         .arg(&config)
                         .args(["-o", "ControlMaster=no", "-o", "ControlPath=none", "-o"])
                         .arg(format!("UserKnownHostsFile={}", known.display()))
-                        .arg(format!("{node}.example.com"))
-                        .arg(format!(
-                            "mkdir -p {0}/n{index} && tar -C {0}/n{index} -xf -",
-                            target.display()
-                        ))
-                        .stdin(tar.stdout.take().map_or_else(Stdio::null, Stdio::from))
-                        .stdout(Stdio::null())
-                        .status()
-                        .expect("ssh");
-                    assert!(status.success(), "floor ssh to {node}");
-                    assert!(tar.wait().expect("tar ends").success());
+                        .arg(format!("{node}.example.com"));
+                    tar_over_ssh(&out.join(node), ssh, &target.join(format!("n{index}")));
                 });
             });
             let _ = std::fs::remove_dir_all(fleet.roots());
