@@ -191,12 +191,18 @@ impl Shell for LocalShell {
         }
     }
 
-    fn run_held(&mut self, script: &str, input: &[u8], nonce: &str) -> Option<Result<Finished, TransportError>> {
+    fn run_held(
+        &mut self,
+        script: &str,
+        input: &[u8],
+        nonce: &str,
+        here: bool,
+    ) -> Option<Result<Finished, TransportError>> {
         let child = self.held.as_mut()?;
         let (stdin, stdout) = (child.stdin.as_mut()?, child.stdout.as_mut()?);
         let mut reader = HeldReader::new(nonce);
         let answer = (|| {
-            stdin.write_all(held_header(script, input, nonce).as_bytes())?;
+            stdin.write_all(held_header(script, input, nonce, here).as_bytes())?;
             stdin.write_all(script.as_bytes())?;
             stdin.write_all(input)?;
             stdin.flush()?;

@@ -166,24 +166,31 @@ pub(crate) fn guard(root: &str, folders: &[String]) -> String {
 }
 
 /// The end of a snippet that holds the lock: until its input is closed, it runs the snippets
-/// pacha sends, each as `RUN-<nonce> <script bytes> <input bytes>` and those bytes, and
+/// pacha sends, each as `RUN-<nonce> <script bytes> <input bytes> <how>` and those bytes, and
 /// answers with the snippet's output, `\nEXIT-<nonce> <status> <stderr bytes>` and its stderr.
 /// The input (file contents, secrets too) is kept private in the lock folder and emptied as
 /// soon as the snippet ends; the lock folder goes when the lock does.
-/// An apply so run costs no session of its own. Where `setsid` is, each runs in the background
-/// as a process group of its own (its id given to the apply as `$1`, for `lock/apply`), so that
-/// when the input ends (pacha killed, connection dropped) the lock's `stop_apply` stops it at
-/// once, as it stops an apply in a session of its own (the group's first process outlives the
-/// apply, so that `stop_apply` waits for the apply's own cleanup). The snippet is read by a
-/// subshell of that first process (`.`), which costs a fork but not a second `sh` to start.
+/// An apply so run costs no session of its own. `<how>` is `B` or `F`:
+/// - `B`: where `setsid` is, it runs in the background as a process group of its own (its id
+///   given to the apply as `$1`, for `lock/apply`), so that when the input ends (pacha killed,
+///   connection dropped) the lock's `stop_apply` stops it at once, as it stops an apply in a
+///   session of its own (the group's first process outlives the apply, so that `stop_apply`
+///   waits for the apply's own cleanup). The snippet is read by a subshell of that first
+///   process (`.`), which costs a fork but not a second `sh` to start. Without `setsid`, the
+///   same in the foreground.
+/// - `F`, for a plain placement (no script, nothing it waits for: it ends on its own once its
+///   input, already all here, is placed): in the foreground, in a subshell of this shell (no
+///   `setsid`, no `sh` to start), its own process id (read from `/proc/self/stat`, a builtin
+///   `read`) given as `$1` so that a pacha taking over a dead holder's lock can still stop it.
 const HELD_RUNNER: &str = r#"H='trap : HUP INT TERM; ( r="$1/run"; set -- "$$"; . "$r" ) < "$1/in" 2> "$1/err"; s=$?; : > "$1/in"; e=0; [ -s "$1/err" ] && e=$(wc -c < "$1/err"); printf "\nEXIT-%s %s %s\n" "$2" "$s" "$e"; [ "$e" = 0 ] || cat "$1/err"'
+here() { ( r="$1/run"; p=; { read -r p _ < /proc/self/stat; } 2>/dev/null; set -- "$p"; . "$r" ) < "$1/in" 2> "$1/err"; s=$?; : > "$1/in"; e=0; [ -s "$1/err" ] && e=$(wc -c < "$1/err"); printf "\nEXIT-%s %s %s\n" "$2" "$s" "$e"; [ "$e" = 0 ] || cat "$1/err"; }
 if command -v setsid > /dev/null 2>&1; then B=1; else B=; fi
 umask 077
-while read -r w a b; do
+while read -r w a b m; do
   [ "$w" = "RUN-$N" ] || break
   head -c "$a" > "$S/lock/run" || break
   if [ "$b" = 0 ]; then : > "$S/lock/in"; else head -c "$b" > "$S/lock/in" || break; fi
-  if [ -n "$B" ]; then setsid sh -c "$H" sh "$S/lock" "$N" & else sh -c "$H" sh "$S/lock" "$N"; fi
+  if [ "$m" = F ]; then here "$S/lock" "$N"; elif [ -n "$B" ]; then setsid sh -c "$H" sh "$S/lock" "$N" & else sh -c "$H" sh "$S/lock" "$N"; fi
 done
 "#;
 
@@ -359,14 +366,14 @@ pub(crate) fn apply(
     let link_temps = link_temps(step.links, root, nonce);
     snippet.header(root, nonce, &guarded_folders(&reached, root));
     let confirm = request.confirm.filter(|_| step.transaction);
-    let transaction = step.transaction && (confirm.is_some() || !(step.post.is_empty() && step.health.is_empty()));
+    let transaction = keeps_previous(request, step);
     let backups = Backups::of(&targets, step, root, nonce, transaction);
     snippet.cleanup_and_runner(&targets, &link_temps, &backups, request.script_timeout);
     snippet.environment(request, root);
     let scripts: Vec<&PlannedScript> = step.pre.iter().chain(step.post).chain(step.health).copied().collect();
     // The run folder holds the scripts, what they read and a transaction's undo log: a plain
     // placement goes without (two folders and two files fewer to make on the node).
-    let run_folder = !scripts.is_empty() || transaction || step.files.iter().any(|file| file.validate.is_some());
+    let run_folder = !plain_placement(request, step);
     let mut parents_of: Vec<(&NodePath, Mode)> = step
         .files
         .iter()
@@ -390,9 +397,7 @@ pub(crate) fn apply(
         snippet.keep_previous(step, &targets, &link_temps, &backups, root);
     }
     if step.journal.is_some() {
-        snippet
-            .script
-            .push_str("mv -f \"$S/journal.$N\" \"$S/journal\" || fail 'cannot store the journal'\n");
+        snippet.store_journal();
     }
     snippet.managed_dirs(step.dirs, root);
     if !step.files.is_empty() {
@@ -430,6 +435,23 @@ pub(crate) fn apply(
     }
     snippet.script.push_str("printf 'DONE-%s\\n' \"$N\"\n");
     (snippet.script, snippet.input)
+}
+
+/// Whether a step keeps what it replaces, to put it back when a post script or a health check
+/// fails or the change is not confirmed.
+fn keeps_previous(request: &Apply<'_>, step: &ApplyStep<'_>) -> bool {
+    step.transaction && (request.confirm.is_some() || !(step.post.is_empty() && step.health.is_empty()))
+}
+
+/// Whether a step only places and removes: no script, no `validate` command, nothing kept to put
+/// back. It needs no run folder, and a held runner runs it in its own foreground (it ends on
+/// its own, waiting for nothing).
+pub(crate) fn plain_placement(request: &Apply<'_>, step: &ApplyStep<'_>) -> bool {
+    step.pre.is_empty()
+        && step.post.is_empty()
+        && step.health.is_empty()
+        && !keeps_previous(request, step)
+        && step.files.iter().all(|file| file.validate.is_none())
 }
 
 /// The temporary name of each link, beside it.
@@ -567,6 +589,8 @@ struct Snippet {
     /// Whether a small journal may be written by the snippet itself: only when the snippet is
     /// not on a command line (the journal holds the files' hashes).
     inline_journal: bool,
+    /// That journal, as a shell word.
+    journal_text: Option<String>,
 }
 
 /// A journal up to this size is written by a held snippet itself (`printf`, a shell builtin:
@@ -596,7 +620,7 @@ impl Snippet {
             r#"fail() { printf '%s\n' "$1" >&2; exit "${2:-1}"; }
 held=; { read -r held < "$S/lock/nonce"; } 2>/dev/null
 [ "$held" = "$N" ] || fail "this push does not hold the node's lock" 76
-G=${1:-$$}
+G=${1-$$}
 printf '%s\n' "$G" > "$S/lock/apply"
 "#,
         );
@@ -781,11 +805,8 @@ printf '%s\n' "$G" > "$S/lock/apply"
         if let Some(journal) = journal {
             match std::str::from_utf8(journal) {
                 Ok(text) if self.inline_journal && journal.len() <= INLINE_JOURNAL && !text.contains('\0') => {
-                    let _ = writeln!(
-                        self.script,
-                        "printf '%s' {} > \"$S/journal.$N\" || fail 'cannot write the journal'",
-                        quote(text)
-                    );
+                    // Written in place when it is stored ([`Snippet::store_journal`]).
+                    self.journal_text = Some(quote(text));
                 }
                 _ => {
                     self.write(journal, "\"$S/journal.$N\"");
@@ -872,6 +893,23 @@ printf '%s\n' "$G" > "$S/lock/apply"
         }
         if !scripts.is_empty() {
             self.script.push_str("chmod 700 \"$T\"/[0-9]*\n");
+        }
+    }
+
+    /// The journal in its place, before anything is renamed: a small one written there by the
+    /// snippet itself (one builtin `printf`, no process; the journal's last line tells a whole
+    /// one from one a crash cut short), a larger one renamed from where the input put it.
+    fn store_journal(&mut self) {
+        match self.journal_text.take() {
+            Some(text) => {
+                let _ = writeln!(
+                    self.script,
+                    "printf '%s' {text} > \"$S/journal\" || fail 'cannot store the journal'"
+                );
+            }
+            None => self
+                .script
+                .push_str("mv -f \"$S/journal.$N\" \"$S/journal\" || fail 'cannot store the journal'\n"),
         }
     }
 
@@ -1345,14 +1383,20 @@ mod tests {
         }
     }
 
-    /// The held runner, with `setsid` and without (the apply then runs in the foreground): each
-    /// frame's snippet runs with its input, its `$1` the group's id, its own EXIT trap, and the
-    /// answer carries its output, exit status and stderr; two frames in a row, then the input
-    /// ends and the runner with it.
+    /// The held runner, each frame in the background with `setsid`, in the foreground without
+    /// it, and in its own foreground (`F`, a plain placement): each frame's snippet runs with
+    /// its input, its `$1` the id of a process of its own (never the runner's: stopping it must
+    /// not stop the lock's holder), its own EXIT trap, and the answer carries its output, exit
+    /// status and stderr; two frames in a row (an `exit` in one does not end the runner), then
+    /// the input ends and the runner with it.
     #[test]
-    fn the_held_runner_runs_each_frame_with_and_without_setsid() {
-        let snippet = "set -u\nG=${1:-$$}\ncase $G in ''|*[!0-9]*) exit 9;; esac\nIFS= read -r line\nprintf 'got %s\\n' \"$line\"\ntrap 'printf \"cleaned\\\\n\"' EXIT\nprintf 'oops\\n' >&2\nexit 3\n";
-        for without_setsid in [false, true] {
+    fn the_held_runner_runs_each_frame_in_each_way() {
+        let snippet = "set -u\nG=${1-$$}\ncase $G in ''|*[!0-9]*) exit 9;; esac\nprintf 'pid %s\\n' \"$G\"\nIFS= read -r line\nprintf 'got %s\\n' \"$line\"\ntrap 'printf \"cleaned\\\\n\"' EXIT\nprintf 'oops\\n' >&2\nexit 3\n";
+        for (way, without_setsid, here) in [
+            ("setsid", false, false),
+            ("without setsid", true, false),
+            ("here", false, true),
+        ] {
             let dir = tempfile::tempdir().unwrap();
             std::fs::create_dir(dir.path().join("lock")).unwrap();
             let nonce = "00000000000000bb";
@@ -1364,7 +1408,7 @@ mod tests {
             let frames: Vec<Vec<u8>> = ["first input\n", "second input\n"]
                 .iter()
                 .map(|input| {
-                    let mut frame = crate::session::held_header(snippet, input.as_bytes(), nonce).into_bytes();
+                    let mut frame = crate::session::held_header(snippet, input.as_bytes(), nonce, here).into_bytes();
                     frame.extend_from_slice(snippet.as_bytes());
                     frame.extend_from_slice(input.as_bytes());
                     frame
@@ -1377,6 +1421,7 @@ mod tests {
                 .stdout(std::process::Stdio::piped())
                 .spawn()
                 .unwrap();
+            let runner = child.id().to_string();
             let mut stdin = child.stdin.take().unwrap();
             let mut stdout = child.stdout.take().unwrap();
             // One frame at a time, as pacha sends them: the next after the answer.
@@ -1387,7 +1432,7 @@ mod tests {
                 let mut buffer = [0u8; 4096];
                 let answer = loop {
                     let read = std::io::Read::read(&mut stdout, &mut buffer).unwrap();
-                    assert!(read > 0, "the runner ended early (without setsid: {without_setsid})");
+                    assert!(read > 0, "the runner ended early ({way})");
                     if let Some(answer) = reader.feed(&buffer[..read]) {
                         break answer;
                     }
@@ -1397,15 +1442,20 @@ mod tests {
             // Its input ended: the runner ends too.
             drop(stdin);
             child.wait().unwrap();
+            let mut pids = Vec::new();
             for (answer, input) in answers.iter().zip(["first input", "second input"]) {
-                assert_eq!(answer.status, Some(3), "without setsid: {without_setsid}");
-                assert_eq!(
-                    String::from_utf8_lossy(&answer.stdout),
-                    format!("got {input}\ncleaned\n"),
-                    "without setsid: {without_setsid}"
-                );
+                assert_eq!(answer.status, Some(3), "{way}");
+                let stdout = String::from_utf8_lossy(&answer.stdout);
+                let (pid, rest) = stdout
+                    .strip_prefix("pid ")
+                    .and_then(|rest| rest.split_once('\n'))
+                    .unwrap_or_else(|| panic!("{way}: {stdout}"));
+                assert_ne!(pid, runner, "{way}: the apply's id is the runner's");
+                pids.push(pid.to_owned());
+                assert_eq!(rest, format!("got {input}\ncleaned\n"), "{way}");
                 assert_eq!(String::from_utf8_lossy(&answer.stderr), "oops\n");
             }
+            assert_ne!(pids[0], pids[1], "{way}: each frame runs in a process of its own");
             assert_eq!(
                 std::fs::read(dir.path().join("lock/in")).unwrap(),
                 b"",

@@ -32,9 +32,11 @@ pub(crate) enum Held {
 }
 
 /// What pacha writes to the held command before a snippet and its input
-/// (`script::HELD_RUNNER`).
-pub(crate) fn held_header(script: &str, input: &[u8], nonce: &str) -> String {
-    format!("RUN-{nonce} {} {}\n", script.len(), input.len())
+/// (`script::HELD_RUNNER`); `here`: run it in the held command's own foreground (a plain
+/// placement), not as a process group of its own.
+pub(crate) fn held_header(script: &str, input: &[u8], nonce: &str, here: bool) -> String {
+    let how = if here { 'F' } else { 'B' };
+    format!("RUN-{nonce} {} {} {how}\n", script.len(), input.len())
 }
 
 /// The held command's answer to one snippet, read as it arrives: the snippet's output, then
@@ -109,8 +111,15 @@ pub(crate) trait Shell: Send {
     /// Closes the held command's input, so that it ends.
     fn release(&mut self);
     /// Runs `script` with `input` inside the held command (`script::HELD_RUNNER`), which holds
-    /// the lock already: no session of its own. `None` when no command is held.
-    fn run_held(&mut self, script: &str, input: &[u8], nonce: &str) -> Option<Result<Finished, TransportError>>;
+    /// the lock already: no session of its own; `here` for a plain placement, which it runs in
+    /// its own foreground. `None` when no command is held.
+    fn run_held(
+        &mut self,
+        script: &str,
+        input: &[u8],
+        nonce: &str,
+        here: bool,
+    ) -> Option<Result<Finished, TransportError>>;
     /// Runs `script` with `input` on its standard input, which stays open: once the output
     /// ends with `marker`, `answer` says what to write to it before it is closed (when the
     /// output ends without the marker, nothing is asked). Then runs it to its end.
@@ -311,7 +320,10 @@ impl Connection for ShellConnection {
                 }
                 None => {
                     let (snippet, input) = script::apply(request, &step, &self.root, &self.nonce, true);
-                    match self.shell.run_held(&snippet, &input, &self.nonce) {
+                    match self
+                        .shell
+                        .run_held(&snippet, &input, &self.nonce, script::plain_placement(request, &step))
+                    {
                         Some(finished) => finished?,
                         None => {
                             // On a command line of its own: nothing but paths and modes in it.

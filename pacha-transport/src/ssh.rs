@@ -578,10 +578,16 @@ impl Shell for SshShell {
         })
     }
 
-    fn run_held(&mut self, script: &str, input: &[u8], nonce: &str) -> Option<Result<Finished, TransportError>> {
+    fn run_held(
+        &mut self,
+        script: &str,
+        input: &[u8],
+        nonce: &str,
+        here: bool,
+    ) -> Option<Result<Finished, TransportError>> {
         let (child, stdout) = self.held.as_mut()?;
         let stdin = child.stdin().as_mut()?;
-        let header = held_header(script, input, nonce);
+        let header = held_header(script, input, nonce, here);
         let mut reader = HeldReader::new(nonce);
         let answer = self.runtime.block_on(async {
             stdin.write_all(header.as_bytes()).await?;

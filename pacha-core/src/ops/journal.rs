@@ -11,8 +11,13 @@ use crate::model::mode::Mode;
 use crate::model::path::NodePath;
 use crate::model::snapshot::Snapshot;
 
-/// The first line of a journal, with its format's version.
-const HEADER: &str = "pacha-journal 1";
+/// The first line of a journal, with its format's version. Version 2 ends with [`END`]: a node
+/// may write its journal in place (not by a rename), so a journal cut short by a crash must be
+/// told from a whole one. Version 1 (always renamed into place, so always whole) is still read.
+const HEADER: &str = "pacha-journal 2";
+const HEADER_1: &str = "pacha-journal 1";
+/// The last line of a version 2 journal.
+const END: &str = "end";
 
 /// Path, hash and mode of every file pacha manages on a node.
 pub(crate) type Managed = BTreeMap<NodePath, (ContentHash, Mode)>;
@@ -46,16 +51,22 @@ pub(crate) fn encode(journal: &Journal) -> Vec<u8> {
     for (path, (sha256, mode)) in &journal.files {
         text.push_str(&format!("{sha256} {mode} {}\n", escape(path.as_str())));
     }
+    text.push_str(END);
+    text.push('\n');
     text.into_bytes()
 }
 
-/// Reads a journal; `None` when it is not one this pacha writes (then it is not trusted).
+/// Reads a journal; `None` when it is not one this pacha writes, or is cut short (then it is not
+/// trusted: nothing was renamed after a journal that was not written whole).
 pub(crate) fn decode(bytes: &[u8]) -> Option<Journal> {
     let text = std::str::from_utf8(bytes).ok()?;
     let mut lines = text.lines();
-    if lines.next()? != HEADER {
-        return None;
-    }
+    let text = match lines.next()? {
+        HEADER => text.strip_suffix(&format!("\n{END}\n"))?,
+        HEADER_1 => text,
+        _ => return None,
+    };
+    let mut lines = text.lines().skip(1);
     let mut journal = Journal {
         by: unescape(lines.next()?.strip_prefix("by ")?),
         state: unescape(lines.next()?.strip_prefix("state ")?),
@@ -102,8 +113,19 @@ mod tests {
             (ContentHash::of(b"y"), Mode::EXECUTABLE),
         );
         let bytes = encode(&journal);
-        assert_eq!(decode(&bytes), Some(journal));
+        assert_eq!(decode(&bytes), Some(journal.clone()));
         assert_eq!(decode(b"something else\n"), None);
+        // Cut short anywhere (a crash while the node wrote it in place): never trusted, even
+        // where the cut falls at the end of a line.
+        for cut in 0..bytes.len() {
+            assert_eq!(decode(&bytes[..cut]), None, "cut at {cut}");
+        }
+        // Version 1, renamed into place by an earlier pacha, is read as it was.
+        let old = String::from_utf8(bytes)
+            .unwrap()
+            .replace("pacha-journal 2", "pacha-journal 1");
+        let old = old.strip_suffix("end\n").unwrap();
+        assert_eq!(decode(old.as_bytes()), Some(journal));
         assert_eq!(decode(&encode(&Journal::default())), Some(Journal::default()));
     }
 }
