@@ -114,12 +114,15 @@ fn interrupted_push(master: &SshMaster, moment: Moment, kill_pacha: bool) -> (us
         .spawn()
         .unwrap();
     let state = root.join("var/lib/pacha");
+    // The apply has begun once its staging folder is there (a plain placement makes no run
+    // folder in the state folder).
+    let data = root.join("data");
     let applying = || {
-        fs::read_dir(&state)
+        fs::read_dir(&data)
             .map(|entries| {
                 entries
                     .filter_map(Result::ok)
-                    .any(|e| e.file_name().to_string_lossy().starts_with("run."))
+                    .any(|e| e.file_name().to_string_lossy().starts_with(".pacha-"))
             })
             .unwrap_or(false)
     };
