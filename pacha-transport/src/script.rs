@@ -7,8 +7,9 @@
 //!
 //! Node-side state lives under `<root>/var/lib/pacha`: the lock (`lock/`, with the running
 //! apply's process id in `lock/apply`), the journal of the push being placed (`journal`, read
-//! back to record an interrupted push), and the list of paths whose post scripts are still due
-//! (`pending-post`).
+//! back to record an interrupted push), the list of paths whose post scripts are still due
+//! (`pending-post`), and what the lock's holder runs (`held.run`, `held.in`, `held.err`; the
+//! input is emptied as soon as its snippet ends, and again when the lock goes).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -94,18 +95,18 @@ stop_apply() {
 i=0
 until mkdir "$S/lock" 2>/dev/null; do
   pid=; { read -r pid < "$S/lock/pid"; } 2>/dev/null
-  if [ -n "$pid" ] && ! alive "$pid"; then stop_apply; rm -rf "$S/lock"; continue; fi
+  if [ -n "$pid" ] && ! alive "$pid"; then stop_apply; rm -rf "$S/lock"; [ ! -s "$S/held.in" ] || : > "$S/held.in"; continue; fi
   i=$((i + 1))
   if [ "$i" -gt "$W" ]; then
-    holder=; { read -r holder < "$S/lock/holder"; } 2>/dev/null
+    holder=; { read -r holder; read -r holder; } < "$S/lock/nonce" 2>/dev/null
+    [ -n "$holder" ] || { read -r holder < "$S/lock/holder"; } 2>/dev/null
     printf 'LOCKED %s\n' "${holder:-another pacha}"; exit 75
   fi
   sleep 0.05 2>/dev/null || sleep 1
 done
-trap 'stop_apply; rm -rf "$S/lock"' EXIT
+trap 'stop_apply; rm -rf "$S/lock"; [ ! -s "$S/held.in" ] || : > "$S/held.in"' EXIT
 trap 'exit 1' HUP INT TERM PIPE
 printf '%s\n' "$$" > "$S/lock/pid"
-printf '%s\n' "$N" > "$S/lock/nonce"
 "#;
 
 // Links and folders are rare: each is reported where it is met (`L <bytes>` then the target,
@@ -168,8 +169,9 @@ pub(crate) fn guard(root: &str, folders: &[String]) -> String {
 /// The end of a snippet that holds the lock: until its input is closed, it runs the snippets
 /// pacha sends, each as `RUN-<nonce> <script bytes> <input bytes> <how>` and those bytes, and
 /// answers with the snippet's output, `\nEXIT-<nonce> <status> <stderr bytes>` and its stderr.
-/// The input (file contents, secrets too) is kept private in the lock folder and emptied as
-/// soon as the snippet ends; the lock folder goes when the lock does.
+/// The snippet, its input (file contents, secrets too) and its stderr are kept private in the
+/// state folder (`held.run`, `held.in`, `held.err`: the same files push after push, so none is
+/// made anew), the input emptied as soon as the snippet ends.
 /// An apply so run costs no session of its own. `<how>` is `B` or `F`:
 /// - `B`: where `setsid` is, it runs in the background as a process group of its own (its id
 ///   given to the apply as `$1`, for `lock/apply`), so that when the input ends (pacha killed,
@@ -182,15 +184,15 @@ pub(crate) fn guard(root: &str, folders: &[String]) -> String {
 ///   input, already all here, is placed): in the foreground, in a subshell of this shell (no
 ///   `setsid`, no `sh` to start), its own process id (read from `/proc/self/stat`, a builtin
 ///   `read`) given as `$1` so that a pacha taking over a dead holder's lock can still stop it.
-const HELD_RUNNER: &str = r#"H='trap : HUP INT TERM; ( r="$1/run"; set -- "$$"; . "$r" ) < "$1/in" 2> "$1/err"; s=$?; : > "$1/in"; e=0; [ -s "$1/err" ] && e=$(wc -c < "$1/err"); printf "\nEXIT-%s %s %s\n" "$2" "$s" "$e"; [ "$e" = 0 ] || cat "$1/err"'
-here() { ( r="$1/run"; p=; { read -r p _ < /proc/self/stat; } 2>/dev/null; set -- "$p"; . "$r" ) < "$1/in" 2> "$1/err"; s=$?; : > "$1/in"; e=0; [ -s "$1/err" ] && e=$(wc -c < "$1/err"); printf "\nEXIT-%s %s %s\n" "$2" "$s" "$e"; [ "$e" = 0 ] || cat "$1/err"; }
+const HELD_RUNNER: &str = r#"H='trap : HUP INT TERM; ( r="$1.run"; set -- "$$"; . "$r" ) < "$1.in" 2> "$1.err"; s=$?; : > "$1.in"; e=0; [ -s "$1.err" ] && e=$(wc -c < "$1.err"); printf "\nEXIT-%s %s %s\n" "$2" "$s" "$e"; [ "$e" = 0 ] || cat "$1.err"'
+here() { ( r="$1.run"; p=; { read -r p _ < /proc/self/stat; } 2>/dev/null; set -- "$p"; . "$r" ) < "$1.in" 2> "$1.err"; s=$?; : > "$1.in"; e=0; [ -s "$1.err" ] && e=$(wc -c < "$1.err"); printf "\nEXIT-%s %s %s\n" "$2" "$s" "$e"; [ "$e" = 0 ] || cat "$1.err"; }
 if command -v setsid > /dev/null 2>&1; then B=1; else B=; fi
 umask 077
 while read -r w a b m; do
   [ "$w" = "RUN-$N" ] || break
-  head -c "$a" > "$S/lock/run" || break
-  if [ "$b" = 0 ]; then : > "$S/lock/in"; else head -c "$b" > "$S/lock/in" || break; fi
-  if [ "$m" = F ]; then here "$S/lock" "$N"; elif [ -n "$B" ]; then setsid sh -c "$H" sh "$S/lock" "$N" & else sh -c "$H" sh "$S/lock" "$N"; fi
+  head -c "$a" > "$S/held.run" || break
+  if [ "$b" = 0 ]; then : > "$S/held.in"; else head -c "$b" > "$S/held.in" || break; fi
+  if [ "$m" = F ]; then here "$S/held" "$N"; elif [ -n "$B" ]; then setsid sh -c "$H" sh "$S/held" "$N" & else sh -c "$H" sh "$S/held" "$N"; fi
 done
 "#;
 
@@ -214,7 +216,9 @@ pub(crate) fn inspect(
         script.push_str(&state_setup(root));
         let _ = writeln!(script, "W={}", lock_wait.as_millis() / 50);
         script.push_str(LOCK);
-        let _ = writeln!(script, "printf '%s\\n' {} > \"$S/lock/holder\"", quote(holder));
+        // This push's nonce (what an apply checks), then who holds the lock (what a pacha
+        // that finds it locked reports): one file fewer to make than one each.
+        let _ = writeln!(script, "printf '%s\\n' \"$N\" {} > \"$S/lock/nonce\"", quote(holder));
     } else {
         script.push_str(&state_lookup(root));
     }
@@ -1457,7 +1461,7 @@ mod tests {
             }
             assert_ne!(pids[0], pids[1], "{way}: each frame runs in a process of its own");
             assert_eq!(
-                std::fs::read(dir.path().join("lock/in")).unwrap(),
+                std::fs::read(dir.path().join("held.in")).unwrap(),
                 b"",
                 "the input is emptied"
             );

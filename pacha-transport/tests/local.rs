@@ -191,6 +191,35 @@ fn a_second_push_waits_for_the_lock_then_fails_clearly() {
     second.close().unwrap();
 }
 
+/// A lock taken by an older pacha (its holder in `lock/holder`, no holder line in
+/// `lock/nonce`) is reported with that holder.
+#[test]
+fn a_lock_of_an_older_pacha_names_its_holder() {
+    let root = tempfile::tempdir().unwrap();
+    let lock = root.path().join("var/lib/pacha/lock");
+    fs::create_dir_all(&lock).unwrap();
+    // Alive: this test's own process.
+    fs::write(lock.join("pid"), format!("{}\n", std::process::id())).unwrap();
+    fs::write(lock.join("nonce"), "00000000000000cc\n").unwrap();
+    fs::write(lock.join("holder"), "pacha push by carol@old (pid 5)\n").unwrap();
+    let t = target("local", root.path(), TransportKind::Local, SshSettings::default());
+    let connector = LocalConnector::default().with_lock_wait(Duration::from_millis(100));
+    let paths = [NodePath::parse("/etc/x").unwrap()];
+    let err = connector
+        .connect("n1", &t)
+        .unwrap()
+        .inspect(&Inspect {
+            paths: &paths,
+            contents: false,
+            lock: Some("bob"),
+        })
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "local: the node is busy: pacha push by carol@old (pid 5); try again when it is done"
+    );
+}
+
 #[test]
 fn a_lock_left_by_a_dead_process_is_taken_over() {
     let root = tempfile::tempdir().unwrap();
