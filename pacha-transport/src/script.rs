@@ -820,17 +820,15 @@ printf '%s\n' "$G" > "$S/lock/apply"
         }
         let in_tar = !files.is_empty() && files.iter().all(|file| file.content.len() < TAR_MAX_SIZE);
         if in_tar {
-            let sentinel = format!("{}/.pacha-end", targets.staging(&targets.folders[0]));
-            let end = format!("END-{nonce}\n");
+            // Whole when tar ends well and made the last member: tar fails on a member cut
+            // short, and goes through the members in order (no sentinel member: one file
+            // fewer to make on the node). Without tar, the stream's last block is counted: a
+            // `head -c` given less than it asked for still ends well.
+            let last = targets.staged().last().map(|staged| quote(staged)).unwrap_or_default();
             let members = files
                 .iter()
                 .zip(targets.staged())
-                .map(|(file, staged)| (staged, &file.content[..], file.mode))
-                .chain([(
-                    sentinel.as_str(),
-                    end.as_bytes(),
-                    Mode::from_bits(0o600).unwrap_or(Mode::FILE),
-                )]);
+                .map(|(file, staged)| (staged, &file.content[..], file.mode));
             let mut fallback = String::new();
             let mut skip = 0;
             let stream_start = self.input.len();
@@ -856,7 +854,7 @@ printf '%s\n' "$G" > "$S/lock/apply"
                 skip = padding;
             }
             self.input.resize(self.input.len() + 1024, 0);
-            let _ = write!(fallback, "head -c {} > /dev/null && ", skip + 1024);
+            let _ = write!(fallback, "head -c {} > /dev/null && ", skip + 512);
             // tar gets exactly the stream: after it, the input may stay open (an apply that
             // waits for its confirmation), and a tar reading ahead would wait for it. When the
             // input is a file holding the stream alone (a held session's), tar reads it itself.
@@ -878,9 +876,8 @@ printf '%s\n' "$G" > "$S/lock/apply"
             self.modes_streamed = true;
             let _ = writeln!(
                 self.script,
-                "F=\nif command -v tar > /dev/null 2>&1; then umask {mask:03o}; {whole}head -c {} | tar -x -o -m -C / -f -; {close}; t=$?; umask 077; [ \"$t\" = 0 ] || fail 'cannot write the files'; else F=1; {{ {fallback}:; }} || fail 'cannot write a file'; fi\nend=; IFS= read -r end < {} 2>/dev/null || fail 'the input ended early' 81\n[ \"$end\" = \"END-$N\" ] || fail 'the input arrived damaged' 81",
+                "F=\nif command -v tar > /dev/null 2>&1; then umask {mask:03o}; {whole}head -c {} | tar -x -o -m -C / -f -; {close}; t=$?; umask 077; [ \"$t\" = 0 ] || fail 'cannot write the files'; else F=1; {{ {fallback}:; }} || fail 'cannot write a file'; [ \"$(head -c 512 | wc -c)\" -eq 512 ] || fail 'the input ended early' 81; fi\n[ -f {last} ] || fail 'the input ended early' 81",
                 self.input.len() - stream_start,
-                quote(&sentinel)
             );
         } else {
             for (file, staged) in files.iter().zip(targets.staged()) {
@@ -1373,17 +1370,29 @@ mod tests {
                 assert_eq!(placed & 0o7777, *mode, "{how}");
             }
         }
-        // A stream cut short is refused.
+        // A stream cut short is refused: in the middle of a member, and at each block boundary
+        // near its end (before the last member's headers, between them, before its data),
+        // where a tar may end well having read whole members only.
         for (without_tar, from_file) in [(false, false), (false, true), (true, false)] {
             let (_, whole, _) = run("fffffffffffffff5", without_tar, from_file, &[]);
-            let _ = std::fs::remove_dir_all(dir.path().join("etc"));
-            let _ = std::fs::remove_dir_all(dir.path().join("srv"));
-            let (_, _, output) = run("fffffffffffffff5", without_tar, from_file, &whole[..whole.len() / 2]);
-            let stderr = String::from_utf8_lossy(&output.stderr);
-            assert!(
-                !output.status.success() && (stderr.contains("cannot write") || stderr.contains("ended early")),
-                "a stream cut in half is refused (without tar: {without_tar}, from a file: {from_file}): {stderr}"
-            );
+            let members_end = whole.len() - 1024;
+            let mut cuts = vec![whole.len() / 2, 512];
+            cuts.extend((1..=8).map(|blocks| members_end - 512 * blocks));
+            if without_tar {
+                // Every member whole, the end blocks missing.
+                cuts.push(members_end);
+            }
+            for cut in cuts {
+                let _ = std::fs::remove_dir_all(dir.path().join("etc"));
+                let _ = std::fs::remove_dir_all(dir.path().join("srv"));
+                let (_, _, output) = run("fffffffffffffff5", without_tar, from_file, &whole[..cut]);
+                let stderr = String::from_utf8_lossy(&output.stderr);
+                assert!(
+                    !output.status.success() && (stderr.contains("cannot write") || stderr.contains("ended early")),
+                    "a stream cut at {cut} of {} is refused (without tar: {without_tar}, from a file: {from_file}): {stderr}",
+                    whole.len()
+                );
+            }
         }
     }
 
