@@ -75,8 +75,11 @@ fn fallback_state_dir(root: &str) -> String {
     format!("\"${{XDG_STATE_HOME:-$HOME/.local/state}}/pacha/{key}\"")
 }
 
-// The lock is a folder held by this snippet's process. An apply running under the lock
-// writes its pid there; before the lock goes (pacha gone, or a dead holder taken over), that
+// The lock is a folder held by this snippet's process, which writes `lock/pid`: its pid (what
+// a pacha finding the lock reads to see whether its holder is alive), this push's nonce (what
+// an apply checks) and who holds it (what a pacha that finds it locked reports), one file
+// rather than three (a lock of an older pacha keeps its holder in `lock/holder`).
+// An apply running under the lock writes its pid to `lock/apply`; before the lock goes (pacha gone, or a dead holder taken over), that
 // apply and every process of its group are stopped, so no apply ever runs unlocked.
 // A script run under `timeout` is in a process group of its own, whose leader's pid the
 // apply writes to `lock/script` while it runs: that group is stopped too.
@@ -98,7 +101,7 @@ until mkdir "$S/lock" 2>/dev/null; do
   if [ -n "$pid" ] && ! alive "$pid"; then stop_apply; rm -rf "$S/lock"; [ ! -s "$S/held.in" ] || : > "$S/held.in"; continue; fi
   i=$((i + 1))
   if [ "$i" -gt "$W" ]; then
-    holder=; { read -r holder; read -r holder; } < "$S/lock/nonce" 2>/dev/null
+    holder=; { read -r holder; read -r holder; read -r holder; } < "$S/lock/pid" 2>/dev/null
     [ -n "$holder" ] || { read -r holder < "$S/lock/holder"; } 2>/dev/null
     printf 'LOCKED %s\n' "${holder:-another pacha}"; exit 75
   fi
@@ -106,7 +109,7 @@ until mkdir "$S/lock" 2>/dev/null; do
 done
 trap 'stop_apply; rm -rf "$S/lock"; [ ! -s "$S/held.in" ] || : > "$S/held.in"' EXIT
 trap 'exit 1' HUP INT TERM PIPE
-printf '%s\n' "$$" > "$S/lock/pid"
+printf '%s\n%s\n%s\n' "$$" "$N" "$HOLDER" > "$S/lock/pid"
 "#;
 
 // Links and folders are rare: each is reported where it is met (`L <bytes>` then the target,
@@ -214,11 +217,8 @@ pub(crate) fn inspect(
     script.push_str(&guard(root, guarded));
     if let Some(holder) = lock {
         script.push_str(&state_setup(root));
-        let _ = writeln!(script, "W={}", lock_wait.as_millis() / 50);
+        let _ = writeln!(script, "W={}\nHOLDER={}", lock_wait.as_millis() / 50, quote(holder));
         script.push_str(LOCK);
-        // This push's nonce (what an apply checks), then who holds the lock (what a pacha
-        // that finds it locked reports): one file fewer to make than one each.
-        let _ = writeln!(script, "printf '%s\\n' \"$N\" {} > \"$S/lock/nonce\"", quote(holder));
     } else {
         script.push_str(&state_lookup(root));
     }
@@ -622,7 +622,7 @@ impl Snippet {
         let _ = writeln!(self.script, "R={}\nT=\"$S/run.$N\"", quote(cd_root));
         self.script.push_str(
             r#"fail() { printf '%s\n' "$1" >&2; exit "${2:-1}"; }
-held=; { read -r held < "$S/lock/nonce"; } 2>/dev/null
+held=; { read -r held; read -r held; } < "$S/lock/pid" 2>/dev/null
 [ "$held" = "$N" ] || fail "this push does not hold the node's lock" 76
 G=${1-$$}
 printf '%s\n' "$G" > "$S/lock/apply"
@@ -1514,7 +1514,11 @@ mod tests {
             assert!(!snippet.contains("mkdir -- \"$T\""), "{snippet}");
             let state = format!("{root}/var/lib/pacha");
             std::fs::create_dir_all(format!("{state}/lock")).unwrap();
-            std::fs::write(format!("{state}/lock/nonce"), format!("{nonce}\n")).unwrap();
+            std::fs::write(
+                format!("{state}/lock/pid"),
+                format!("{}\n{nonce}\n", std::process::id()),
+            )
+            .unwrap();
             let mut command = std::process::Command::new("/bin/sh");
             command
                 .arg("-c")
