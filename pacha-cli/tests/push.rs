@@ -1175,3 +1175,126 @@ fn keys_node(timeout: u64) -> (SshMaster, std::path::PathBuf, String) {
     assert_eq!(code, 0, "{stdout}{stderr}");
     (master, keys_file, keys)
 }
+
+/// A node without `tar` and `setsid` (its PATH has every program pacha needs but those two):
+/// `doctor` says pushes work a little slower, and they do, end to end: the files' stream read
+/// with `head -c`, modes set with `chmod`, the post script's apply in the foreground of the
+/// session that holds the lock, then a plain one-file change.
+#[test]
+fn a_node_without_tar_or_setsid_is_pushed_all_the_same() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bin = tmp.path().join("bin");
+    fs::create_dir(&bin).unwrap();
+    let programs = [
+        "sh",
+        "stat",
+        "sha256sum",
+        "head",
+        "cat",
+        "mkdir",
+        "mv",
+        "cp",
+        "ln",
+        "rm",
+        "chmod",
+        "chown",
+        "sync",
+        "timeout",
+        "find",
+        "wc",
+        "readlink",
+        "tac",
+        "sleep",
+        "git",
+    ];
+    for program in programs {
+        let found = std::process::Command::new("sh")
+            .args(["-c", &format!("command -v {program}")])
+            .output()
+            .unwrap();
+        let path = String::from_utf8_lossy(&found.stdout).trim().to_owned();
+        assert!(!path.is_empty(), "{program} is installed here");
+        std::os::unix::fs::symlink(&path, bin.join(program)).unwrap();
+    }
+    let master = tmp.path().join("master");
+    let root = tmp.path().join("root");
+    fixtures::write(&master, "pacha.yaml", "states: [default, production]\n");
+    fixtures::write(
+        &master,
+        "templates/app/app.yaml",
+        "dest: /etc/app\nfiles:\n  - {match: \"secret.conf\", mode: \"0600\"}\n  - {match: \"run.sh\", mode: \"0755\"}\n",
+    );
+    fixtures::write(&master, "templates/app/default/app.conf", "port = 80\n");
+    fixtures::write(&master, "templates/app/default/secret.conf", "key = 1\n");
+    fixtures::write(&master, "templates/app/default/run.sh", "#!/bin/sh\n");
+    let ran = tmp.path().join("post-ran");
+    fixtures::write(
+        &master,
+        "scripts/post/reload/10-reload",
+        format!("#!/bin/sh\nprintf '%s\\n' \"$PACHA_NODE\" > '{}'\n", ran.display()),
+    );
+    fixtures::write(
+        &master,
+        "nodes/web1/web1.conf",
+        format!(
+            "transport: local\nroot: {}\napps: [app]\nscripts:\n  post: [reload]\n",
+            root.display()
+        ),
+    );
+    let run = |args: &[&str]| {
+        crate::common::outcome(
+            crate::common::pacha()
+                .env("PATH", &bin)
+                .arg("--master")
+                .arg(&master)
+                .args(args),
+        )
+    };
+    let (code, text, stderr) = run(&["doctor", "web1"]);
+    assert!(
+        text.contains("node web1: reachable") && text.contains("(no tar, setsid: pushes work, a little slower"),
+        "{code}: {text}{stderr}"
+    );
+
+    let (code, stdout, stderr) = run(&["push", "web1", "production"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    for (name, content, mode) in [
+        ("app.conf", "port = 80\n", 0o644),
+        ("secret.conf", "key = 1\n", 0o600),
+        ("run.sh", "#!/bin/sh\n", 0o755),
+    ] {
+        let path = root.join("etc/app").join(name);
+        assert_eq!(fs::read_to_string(&path).unwrap(), content, "{name}");
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o7777,
+            mode,
+            "{name}"
+        );
+    }
+    assert_eq!(fs::read_to_string(&ran).unwrap(), "web1\n", "the post script ran");
+
+    // A plain change (no script runs: nothing else changed): the held runner's own foreground.
+    fs::remove_file(&ran).unwrap();
+    fixtures::write(&master, "templates/app/default/app.conf", "port = 8080\n");
+    fs::write(
+        master.join("nodes/web1/web1.conf"),
+        format!("transport: local\nroot: {}\napps: [app]\n", root.display()),
+    )
+    .unwrap();
+    let (code, stdout, stderr) = run(&["push", "web1", "production"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert_eq!(
+        fs::read_to_string(root.join("etc/app/app.conf")).unwrap(),
+        "port = 8080\n"
+    );
+    assert!(!ran.exists());
+    let (code, stdout, stderr) = run(&["status", "web1"]);
+    assert_eq!(code, 0, "history and node agree: {stdout}{stderr}");
+    let leftovers: Vec<_> = fs::read_dir(root.join("etc/app"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with(".pacha"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
