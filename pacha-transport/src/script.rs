@@ -438,7 +438,23 @@ pub(crate) fn apply(
         snippet.script.push_str("rm -f \"$S/pending-post\"\n");
     }
     snippet.script.push_str("printf 'DONE-%s\\n' \"$N\"\n");
-    (snippet.script, snippet.input)
+    let script = if held {
+        whole_or_nothing(&snippet.script)
+    } else {
+        snippet.script
+    };
+    (script, snippet.input)
+}
+
+/// A snippet that runs only if it arrived whole: one function, called on its last line with a
+/// last word it checks. A held snippet travels on the held command's input, and if pacha goes
+/// away while sending it the runner gets only its beginning: the shell then finds the
+/// function's body unfinished (a syntax error), or the call missing or cut short, and runs none
+/// of it. (The snippet's `$1` is kept: the held runner always gives one.)
+pub(crate) fn whole_or_nothing(snippet: &str) -> String {
+    format!(
+        "pacha_apply() {{\n[ \"${{2-}}\" = whole ] || exit 1\nset -- \"$1\"\n{snippet}}}\npacha_apply \"${{1-}}\" whole\n"
+    )
 }
 
 /// Whether a step keeps what it replaces, to put it back when a post script or a health check
@@ -1475,6 +1491,54 @@ mod tests {
                 "the input is emptied"
             );
         }
+    }
+
+    /// pacha gone while it sends a frame: the runner gets only the beginning of the snippet
+    /// (`head -c` ends well on less than it asked for) and runs it; a snippet made whole or
+    /// nothing runs none of it, wherever it is cut. (A plain one's first line runs: what the
+    /// wrapper is for.)
+    #[test]
+    fn a_held_snippet_cut_short_runs_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mark = dir.path().join("ran");
+        let body = format!(
+            "printf 'first\\n' >> {0}\nprintf 'second\\n' >> {0}\nrun() {{ printf 'third\\n' >> {0}; }}\nrun\n",
+            quote(&mark.display().to_string())
+        );
+        let nonce = "00000000000000dd";
+        let runner = |snippet: &str, cut: usize| {
+            let _ = std::fs::remove_file(&mark);
+            let mut script = format!("S={}\nN={nonce}\n", quote(&dir.path().display().to_string()));
+            script.push_str(HELD_RUNNER);
+            let mut frame = crate::session::held_header(snippet, b"", nonce, true).into_bytes();
+            frame.extend_from_slice(&snippet.as_bytes()[..cut]);
+            let mut child = std::process::Command::new("/bin/sh")
+                .arg("-c")
+                .arg(&script)
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            std::io::Write::write_all(child.stdin.as_mut().unwrap(), &frame).unwrap();
+            drop(child.stdin.take());
+            child.wait().unwrap();
+            std::fs::read_to_string(&mark).unwrap_or_default()
+        };
+        let whole = whole_or_nothing(&body);
+        assert_eq!(runner(&whole, whole.len()), "first\nsecond\nthird\n", "whole, it runs");
+        // All but the last newline is the whole call.
+        for cut in 1..whole.len() - 1 {
+            assert_eq!(
+                runner(&whole, cut),
+                "",
+                "cut at {cut} of {}: {:?}",
+                whole.len(),
+                &whole[..cut]
+            );
+        }
+        let line = body.find('\n').unwrap() + 1;
+        assert_eq!(runner(&body, line), "first\n", "a plain snippet's beginning runs");
     }
 
     /// A placement without scripts, run for real under a held lock, its input from a file as a
