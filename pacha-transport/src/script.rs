@@ -79,8 +79,9 @@ fn fallback_state_dir(root: &str) -> String {
 // a pacha finding the lock reads to see whether its holder is alive), this push's nonce (what
 // an apply checks) and who holds it (what a pacha that finds it locked reports), one file
 // rather than three (a lock of an older pacha keeps its holder in `lock/holder`).
-// An apply running under the lock writes its pid to `lock/apply`; before the lock goes (pacha gone, or a dead holder taken over), that
-// apply and every process of its group are stopped, so no apply ever runs unlocked.
+// An apply running under the lock writes its pid to `lock/apply`; before the lock goes (pacha
+// gone, or a dead holder taken over), that apply and every process of its group are stopped,
+// so no apply ever runs unlocked.
 // A script run under `timeout` is in a process group of its own, whose leader's pid the
 // apply writes to `lock/script` while it runs: that group is stopped too.
 const LOCK: &str = r#"alive() { [ -d "/proc/$1" ] || kill -0 "$1" 2>/dev/null; }
