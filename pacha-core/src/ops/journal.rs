@@ -60,13 +60,16 @@ pub(crate) fn encode(journal: &Journal) -> Vec<u8> {
 /// trusted: nothing was renamed after a journal that was not written whole).
 pub(crate) fn decode(bytes: &[u8]) -> Option<Journal> {
     let text = std::str::from_utf8(bytes).ok()?;
-    let mut lines = text.lines();
-    let text = match lines.next()? {
-        HEADER => text.strip_suffix(&format!("\n{END}\n"))?,
-        HEADER_1 => text,
+    let (header, body) = text.split_once('\n')?;
+    let body = match header {
+        // `end` as a line of its own, not the end of a path's line.
+        HEADER => body
+            .strip_suffix(&format!("{END}\n"))
+            .filter(|rest| rest.is_empty() || rest.ends_with('\n'))?,
+        HEADER_1 => body,
         _ => return None,
     };
-    let mut lines = text.lines().skip(1);
+    let mut lines = body.lines();
     let mut journal = Journal {
         by: unescape(lines.next()?.strip_prefix("by ")?),
         state: unescape(lines.next()?.strip_prefix("state ")?),
@@ -111,6 +114,11 @@ mod tests {
         journal.files.insert(
             NodePath::parse("/etc/motd").unwrap(),
             (ContentHash::of(b"y"), Mode::EXECUTABLE),
+        );
+        // Last in the journal, a path whose line ends as the journal does.
+        journal.files.insert(
+            NodePath::parse("/zz/backend").unwrap(),
+            (ContentHash::of(b"z"), Mode::FILE),
         );
         let bytes = encode(&journal);
         assert_eq!(decode(&bytes), Some(journal.clone()));
