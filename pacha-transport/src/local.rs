@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use pacha_core::{Connection, Connector, Target, TransportError};
 
-use crate::session::{Finished, Held, HeldReader, Shell, ShellConnection, held_header};
+use crate::session::{Finished, Frame, Held, HeldReader, Shell, ShellConnection};
 
 /// Connects to `transport: local` nodes.
 #[derive(Debug, Default, Clone, Copy)]
@@ -191,20 +191,14 @@ impl Shell for LocalShell {
         }
     }
 
-    fn run_held(
-        &mut self,
-        script: &str,
-        input: &[u8],
-        nonce: &str,
-        here: bool,
-    ) -> Option<Result<Finished, TransportError>> {
+    fn run_held(&mut self, frame: &Frame<'_>) -> Option<Result<Finished, TransportError>> {
         let child = self.held.as_mut()?;
         let (stdin, stdout) = (child.stdin.as_mut()?, child.stdout.as_mut()?);
-        let mut reader = HeldReader::new(nonce);
+        let mut reader = HeldReader::new(frame.nonce);
         let answer = (|| {
-            stdin.write_all(held_header(script, input, nonce, here).as_bytes())?;
-            stdin.write_all(script.as_bytes())?;
-            stdin.write_all(input)?;
+            stdin.write_all(frame.header.as_bytes())?;
+            stdin.write_all(frame.script.as_bytes())?;
+            stdin.write_all(frame.input)?;
             stdin.flush()?;
             let mut buffer = [0u8; 65536];
             loop {

@@ -81,7 +81,7 @@ fn fallback_state_dir(root: &str) -> String {
 // rather than three (a lock of an older pacha keeps its holder in `lock/holder`).
 // An apply running under the lock writes its pid to `lock/apply`; before the lock goes (pacha
 // gone, or a dead holder taken over), that apply and every process of its group are stopped,
-// so no apply ever runs unlocked.
+// so no apply ever runs unlocked; the held runner's input file is emptied too (`release`).
 // A script run under `timeout` is in a process group of its own, whose leader's pid the
 // apply writes to `lock/script` while it runs: that group is stopped too.
 const LOCK: &str = r#"alive() { [ -d "/proc/$1" ] || kill -0 "$1" 2>/dev/null; }
@@ -96,10 +96,11 @@ stop_apply() {
   [ -z "$g" ] || kill -KILL -"$g" 2>/dev/null
   return 0
 }
+release() { rm -rf "$S/lock"; [ ! -s "$S/held.in" ] || : > "$S/held.in"; }
 i=0
 until mkdir "$S/lock" 2>/dev/null; do
   pid=; { read -r pid < "$S/lock/pid"; } 2>/dev/null
-  if [ -n "$pid" ] && ! alive "$pid"; then stop_apply; rm -rf "$S/lock"; [ ! -s "$S/held.in" ] || : > "$S/held.in"; continue; fi
+  if [ -n "$pid" ] && ! alive "$pid"; then stop_apply; release; continue; fi
   i=$((i + 1))
   if [ "$i" -gt "$W" ]; then
     holder=; { read -r holder; read -r holder; read -r holder; } < "$S/lock/pid" 2>/dev/null
@@ -108,7 +109,7 @@ until mkdir "$S/lock" 2>/dev/null; do
   fi
   sleep 0.05 2>/dev/null || sleep 1
 done
-trap 'stop_apply; rm -rf "$S/lock"; [ ! -s "$S/held.in" ] || : > "$S/held.in"' EXIT
+trap 'stop_apply; release' EXIT
 trap 'exit 1' HUP INT TERM PIPE
 printf '%s\n%s\n%s\n' "$$" "$N" "$HOLDER" > "$S/lock/pid"
 "#;
@@ -170,6 +171,15 @@ pub(crate) fn guard(root: &str, folders: &[String]) -> String {
     )
 }
 
+/// How the held runner runs a snippet and answers (both ways alike; `$1` the held files'
+/// prefix, `$2` the nonce): its input and stderr from the held files, then `EXIT-<nonce>
+/// <status> <stderr bytes>` and the stderr, the input emptied.
+macro_rules! answer {
+    () => {
+        r#"< "$1.in" 2> "$1.err"; s=$?; : > "$1.in"; e=0; [ -s "$1.err" ] && e=$(wc -c < "$1.err"); printf "\nEXIT-%s %s %s\n" "$2" "$s" "$e"; [ "$e" = 0 ] || cat "$1.err""#
+    };
+}
+
 /// The end of a snippet that holds the lock: until its input is closed, it runs the snippets
 /// pacha sends, each as `RUN-<nonce> <script bytes> <input bytes> <how>` and those bytes, and
 /// answers with the snippet's output, `\nEXIT-<nonce> <status> <stderr bytes>` and its stderr.
@@ -188,8 +198,13 @@ pub(crate) fn guard(root: &str, folders: &[String]) -> String {
 ///   input, already all here, is placed): in the foreground, in a subshell of this shell (no
 ///   `setsid`, no `sh` to start), its own process id (read from `/proc/self/stat`, a builtin
 ///   `read`) given as `$1` so that a pacha taking over a dead holder's lock can still stop it.
-const HELD_RUNNER: &str = r#"H='trap : HUP INT TERM; ( r="$1.run"; set -- "$$"; . "$r" ) < "$1.in" 2> "$1.err"; s=$?; : > "$1.in"; e=0; [ -s "$1.err" ] && e=$(wc -c < "$1.err"); printf "\nEXIT-%s %s %s\n" "$2" "$s" "$e"; [ "$e" = 0 ] || cat "$1.err"'
-here() { ( r="$1.run"; p=; { read -r p _ < /proc/self/stat; } 2>/dev/null; set -- "$p"; . "$r" ) < "$1.in" 2> "$1.err"; s=$?; : > "$1.in"; e=0; [ -s "$1.err" ] && e=$(wc -c < "$1.err"); printf "\nEXIT-%s %s %s\n" "$2" "$s" "$e"; [ "$e" = 0 ] || cat "$1.err"; }
+const HELD_RUNNER: &str = concat!(
+    r#"H='trap : HUP INT TERM; ( r="$1.run"; set -- "$$"; . "$r" ) "#,
+    answer!(),
+    r#"'
+here() { ( r="$1.run"; p=; { read -r p _ < /proc/self/stat; } 2>/dev/null; set -- "$p"; . "$r" ) "#,
+    answer!(),
+    r#"; }
 if command -v setsid > /dev/null 2>&1; then B=1; else B=; fi
 umask 077
 while read -r w a b m; do
@@ -198,7 +213,8 @@ while read -r w a b m; do
   if [ "$b" = 0 ]; then : > "$S/held.in"; else head -c "$b" > "$S/held.in" || break; fi
   if [ "$m" = F ]; then here "$S/held" "$N"; elif [ -n "$B" ]; then setsid sh -c "$H" sh "$S/held" "$N" & else sh -c "$H" sh "$S/held" "$N"; fi
 done
-"#;
+"#
+);
 
 /// The snippet that reads `paths` (absolute on the node, root included): for each, its kind;
 /// for regular files, mode, owner, group, size and SHA-256 (and contents when asked); then the
@@ -1438,7 +1454,9 @@ mod tests {
             let frames: Vec<Vec<u8>> = ["first input\n", "second input\n"]
                 .iter()
                 .map(|input| {
-                    let mut frame = crate::session::held_header(snippet, input.as_bytes(), nonce, here).into_bytes();
+                    let mut frame = crate::session::Frame::new(snippet, input.as_bytes(), nonce, here)
+                        .header
+                        .into_bytes();
                     frame.extend_from_slice(snippet.as_bytes());
                     frame.extend_from_slice(input.as_bytes());
                     frame
@@ -1511,7 +1529,9 @@ mod tests {
             let _ = std::fs::remove_file(&mark);
             let mut script = format!("S={}\nN={nonce}\n", quote(&dir.path().display().to_string()));
             script.push_str(HELD_RUNNER);
-            let mut frame = crate::session::held_header(snippet, b"", nonce, true).into_bytes();
+            let mut frame = crate::session::Frame::new(snippet, b"", nonce, true)
+                .header
+                .into_bytes();
             frame.extend_from_slice(&snippet.as_bytes()[..cut]);
             let mut child = std::process::Command::new("/bin/sh")
                 .arg("-c")

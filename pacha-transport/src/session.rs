@@ -31,12 +31,27 @@ pub(crate) enum Held {
     Exited(Finished),
 }
 
-/// What pacha writes to the held command before a snippet and its input
-/// (`script::HELD_RUNNER`); `here`: run it in the held command's own foreground (a plain
-/// placement), not as a process group of its own.
-pub(crate) fn held_header(script: &str, input: &[u8], nonce: &str, here: bool) -> String {
-    let how = if here { 'F' } else { 'B' };
-    format!("RUN-{nonce} {} {} {how}\n", script.len(), input.len())
+/// One snippet for the held command (`script::HELD_RUNNER`): what pacha writes (the header,
+/// the snippet, its input) and the nonce its answer ends with.
+pub(crate) struct Frame<'a> {
+    pub header: String,
+    pub script: &'a str,
+    pub input: &'a [u8],
+    pub nonce: &'a str,
+}
+
+impl<'a> Frame<'a> {
+    /// `here`: run it in the held command's own foreground (a plain placement), not as a
+    /// process group of its own.
+    pub(crate) fn new(script: &'a str, input: &'a [u8], nonce: &'a str, here: bool) -> Frame<'a> {
+        let how = if here { 'F' } else { 'B' };
+        Frame {
+            header: format!("RUN-{nonce} {} {} {how}\n", script.len(), input.len()),
+            script,
+            input,
+            nonce,
+        }
+    }
 }
 
 /// The held command's answer to one snippet, read as it arrives: the snippet's output, then
@@ -110,16 +125,9 @@ pub(crate) trait Shell: Send {
     fn start_held(&mut self, script: &str, marker: &[u8]) -> Result<Held, TransportError>;
     /// Closes the held command's input, so that it ends.
     fn release(&mut self);
-    /// Runs `script` with `input` inside the held command (`script::HELD_RUNNER`), which holds
-    /// the lock already: no session of its own; `here` for a plain placement, which it runs in
-    /// its own foreground. `None` when no command is held.
-    fn run_held(
-        &mut self,
-        script: &str,
-        input: &[u8],
-        nonce: &str,
-        here: bool,
-    ) -> Option<Result<Finished, TransportError>>;
+    /// Runs a snippet inside the held command (`script::HELD_RUNNER`), which holds the lock
+    /// already: no session of its own. `None` when no command is held.
+    fn run_held(&mut self, frame: &Frame<'_>) -> Option<Result<Finished, TransportError>>;
     /// Runs `script` with `input` on its standard input, which stays open: once the output
     /// ends with `marker`, `answer` says what to write to it before it is closed (when the
     /// output ends without the marker, nothing is asked). Then runs it to its end.
@@ -320,10 +328,8 @@ impl Connection for ShellConnection {
                 }
                 None => {
                     let (snippet, input) = script::apply(request, &step, &self.root, &self.nonce, true);
-                    match self
-                        .shell
-                        .run_held(&snippet, &input, &self.nonce, script::plain_placement(request, &step))
-                    {
+                    let here = script::plain_placement(request, &step);
+                    match self.shell.run_held(&Frame::new(&snippet, &input, &self.nonce, here)) {
                         Some(finished) => finished?,
                         None => {
                             // On a command line of its own: nothing but paths and modes in it.

@@ -17,7 +17,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::runtime::Runtime;
 
 use crate::local::LocalConnector;
-use crate::session::{self, Finished, Held, HeldReader, Shell, ShellConnection, held_header};
+use crate::session::{self, Finished, Frame, Held, HeldReader, Shell, ShellConnection};
 
 /// The longest control socket path: Unix socket paths are limited to 108 bytes, and ssh
 /// appends a few characters while it sets one up.
@@ -578,21 +578,14 @@ impl Shell for SshShell {
         })
     }
 
-    fn run_held(
-        &mut self,
-        script: &str,
-        input: &[u8],
-        nonce: &str,
-        here: bool,
-    ) -> Option<Result<Finished, TransportError>> {
+    fn run_held(&mut self, frame: &Frame<'_>) -> Option<Result<Finished, TransportError>> {
         let (child, stdout) = self.held.as_mut()?;
         let stdin = child.stdin().as_mut()?;
-        let header = held_header(script, input, nonce, here);
-        let mut reader = HeldReader::new(nonce);
+        let mut reader = HeldReader::new(frame.nonce);
         let answer = self.runtime.block_on(async {
-            stdin.write_all(header.as_bytes()).await?;
-            stdin.write_all(script.as_bytes()).await?;
-            stdin.write_all(input).await?;
+            stdin.write_all(frame.header.as_bytes()).await?;
+            stdin.write_all(frame.script.as_bytes()).await?;
+            stdin.write_all(frame.input).await?;
             stdin.flush().await?;
             let mut buffer = vec![0u8; 65536];
             loop {
