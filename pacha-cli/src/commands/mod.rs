@@ -344,7 +344,7 @@ mod tests {
             .map(|entry| entry.unwrap().file_name())
             .collect();
         assert_eq!(names, ["web1.conf"]);
-        // A folder that cannot be written: an error, the old file as it was.
+        // A folder that is not there: an error, and nothing made.
         let missing = dir.path().join("no/such/folder/file");
         assert!(write_atomically(&missing, b"x").is_err());
     }
