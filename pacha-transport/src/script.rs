@@ -5,8 +5,8 @@
 //! (one process for all the files; an apply in the lock's session as a group of its own).
 //! Commands run once per step, not once per file, wherever coreutils allow it.
 //!
-//! Node-side state lives under `<root>/var/lib/pacha`: the lock (`lock/`, with the running
-//! apply's process id in `lock/apply`), the journal of the push being placed (`journal`, read
+//! Node-side state lives under `<root>/var/lib/pacha`: the lock (the file `lock`, which also
+//! names the running apply), the journal of the push being placed (`journal`, read
 //! back to record an interrupted push), the list of paths whose post scripts are still due
 //! (`pending-post`), and what the lock's holder runs (`held.run`, `held.in`, `held.err`; the
 //! input is emptied as soon as its snippet ends, and again when the lock goes).
@@ -75,20 +75,29 @@ fn fallback_state_dir(root: &str) -> String {
     format!("\"${{XDG_STATE_HOME:-$HOME/.local/state}}/pacha/{key}\"")
 }
 
-// The lock is a folder held by this snippet's process, which writes `lock/pid`: its pid (what
-// a pacha finding the lock reads to see whether its holder is alive), this push's nonce (what
-// an apply checks) and who holds it (what a pacha that finds it locked reports), one file
-// rather than three (a lock of an older pacha keeps its holder in `lock/holder`).
-// An apply running under the lock writes its pid to `lock/apply`; before the lock goes (pacha
-// gone, or a dead holder taken over), that apply and every process of its group are stopped,
-// so no apply ever runs unlocked; the held runner's input file is emptied too (`release`).
-// A script run under `timeout` is in a process group of its own, whose leader's pid the
-// apply writes to `lock/script` while it runs: that group is stopped too.
+// The lock is a file made by this snippet's process (`set -C`: the shell creates it with
+// O_EXCL, no process and one file), holding its pid (what a pacha finding the lock reads to
+// see whether its holder is alive), this push's nonce (what an apply checks) and who holds it
+// (what a pacha that finds it locked reports), one per line. An apply running under the lock
+// appends `apply <pid>` and, when it ends, `applied <pid>`; a script it runs under `timeout`
+// (a process group of its own) `script <group>` and `scripted`. Before the lock goes (pacha
+// gone, or a dead holder taken over), the apply and script group it names are stopped, so no
+// apply ever runs unlocked; the held runner's input file is emptied too (`release`).
+// An older pacha's lock is a folder (`lock/pid` with the same lines, or its holder in
+// `lock/holder`; `lock/apply`, `lock/script`): read the same way, and taken over the same way
+// when its holder is gone.
 const LOCK: &str = r#"alive() { [ -d "/proc/$1" ] || kill -0 "$1" 2>/dev/null; }
 stop_apply() {
-  a=; { read -r a < "$S/lock/apply"; } 2>/dev/null
+  a=; g=
+  if [ -d "$S/lock" ]; then
+    { read -r a < "$S/lock/apply"; } 2>/dev/null
+    { read -r g < "$S/lock/script"; } 2>/dev/null
+  else
+    { read -r k; read -r k; read -r k; while read -r k v; do
+      case $k in apply) a=$v; g= ;; applied) [ "$v" != "$a" ] || a= ;; script) g=$v ;; scripted) g= ;; esac
+    done; } < "$S/lock" 2>/dev/null
+  fi
   [ -n "$a" ] || return 0
-  g=; { read -r g < "$S/lock/script"; } 2>/dev/null
   kill -TERM -"$a" 2>/dev/null || kill -TERM "$a" 2>/dev/null
   [ -z "$g" ] || kill -TERM -"$g" 2>/dev/null
   j=0; while { kill -0 "$a" || { [ -n "$g" ] && kill -0 -"$g"; }; } 2>/dev/null && [ "$j" -lt 300 ]; do sleep 0.1 2>/dev/null || sleep 1; j=$((j + 1)); done
@@ -96,22 +105,24 @@ stop_apply() {
   [ -z "$g" ] || kill -KILL -"$g" 2>/dev/null
   return 0
 }
-release() { rm -rf "$S/lock"; [ ! -s "$S/held.in" ] || : > "$S/held.in"; }
+release() { rm -rf "$S/lock"; [ ! -s "$S/held.in" ] || : >| "$S/held.in"; }
 i=0
-until mkdir "$S/lock" 2>/dev/null; do
-  pid=; { read -r pid < "$S/lock/pid"; } 2>/dev/null
+set -C
+until { printf '%s\n%s\n%s\n' "$$" "$N" "$HOLDER" > "$S/lock"; } 2>/dev/null; do
+  f="$S/lock"; [ ! -d "$f" ] || f="$f/pid"
+  pid=; { read -r pid < "$f"; } 2>/dev/null
   if [ -n "$pid" ] && ! alive "$pid"; then stop_apply; release; continue; fi
   i=$((i + 1))
   if [ "$i" -gt "$W" ]; then
-    holder=; { read -r holder; read -r holder; read -r holder; } < "$S/lock/pid" 2>/dev/null
+    holder=; { read -r holder; read -r holder; read -r holder; } < "$f" 2>/dev/null
     [ -n "$holder" ] || { read -r holder < "$S/lock/holder"; } 2>/dev/null
     printf 'LOCKED %s\n' "${holder:-another pacha}"; exit 75
   fi
   sleep 0.05 2>/dev/null || sleep 1
 done
+set +C
 trap 'stop_apply; release' EXIT
 trap 'exit 1' HUP INT TERM PIPE
-printf '%s\n%s\n%s\n' "$$" "$N" "$HOLDER" > "$S/lock/pid"
 "#;
 
 // Links and folders are rare: each is reported where it is met (`L <bytes>` then the target,
@@ -188,7 +199,7 @@ macro_rules! answer {
 /// made anew), the input emptied as soon as the snippet ends.
 /// An apply so run costs no session of its own. `<how>` is `B` or `F`:
 /// - `B`: where `setsid` is, it runs in the background as a process group of its own (its id
-///   given to the apply as `$1`, for `lock/apply`), so that when the input ends (pacha killed,
+///   given to the apply as `$1`, for the lock's `apply` line), so that when the input ends (pacha killed,
 ///   connection dropped) the lock's `stop_apply` stops it at once, as it stops an apply in a
 ///   session of its own (the group's first process outlives the apply, so that `stop_apply`
 ///   waits for the apply's own cleanup). The snippet is read by a subshell of that first
@@ -234,7 +245,9 @@ pub(crate) fn inspect(
     script.push_str(&guard(root, guarded));
     if let Some(holder) = lock {
         script.push_str(&state_setup(root));
-        let _ = writeln!(script, "W={}\nHOLDER={}", lock_wait.as_millis() / 50, quote(holder));
+        // One line of the lock file.
+        let holder: String = holder.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+        let _ = writeln!(script, "W={}\nHOLDER={}", lock_wait.as_millis() / 50, quote(&holder));
         script.push_str(LOCK);
     } else {
         script.push_str(&state_lookup(root));
@@ -655,10 +668,10 @@ impl Snippet {
         let _ = writeln!(self.script, "R={}\nT=\"$S/run.$N\"", quote(cd_root));
         self.script.push_str(
             r#"fail() { printf '%s\n' "$1" >&2; exit "${2:-1}"; }
-held=; { read -r held; read -r held; } < "$S/lock/pid" 2>/dev/null
+held=; { read -r held; read -r held; } < "$S/lock" 2>/dev/null
 [ "$held" = "$N" ] || fail "this push does not hold the node's lock" 76
 G=${1-$$}
-printf '%s\n' "$G" > "$S/lock/apply"
+printf 'apply %s\n' "$G" >> "$S/lock"
 "#,
         );
     }
@@ -679,20 +692,20 @@ printf '%s\n' "$G" > "$S/lock/apply"
             cleanup.extend(backups.folders.iter().map(|folder| quote(&backups.dir(folder))));
             cleanup.extend(link_temps.iter().map(|temp| quote(&format!("{temp}.old"))));
         }
-        // The lock's record of this apply goes with it, unless the lock is another's by then.
+        // The lock is told this apply ended, unless the lock is another's by then.
         let _ = writeln!(
             self.script,
-            "cleanup() {{ trap '' HUP INT TERM PIPE; a=; {{ read -r a < \"$S/lock/apply\"; }} 2>/dev/null; if [ \"$a\" = \"$G\" ]; then rm -rf -- {0} \"$S/lock/apply\" \"$S/lock/script\"; else rm -rf -- {0}; fi; }}",
+            "cleanup() {{ trap '' HUP INT TERM PIPE; rm -rf -- {0}; l=; {{ read -r l; read -r l; }} < \"$S/lock\" 2>/dev/null; [ \"$l\" != \"$N\" ] || printf 'applied %s\\n' \"$G\" >> \"$S/lock\"; }}",
             cleanup.join(" ")
         );
         self.script
             .push_str("trap cleanup EXIT\ntrap 'exit 1' HUP INT TERM PIPE\n");
         // With a timeout, coreutils' `timeout` runs the script in a process group of its own
         // and kills that whole group when time is up (KILL 5 s after TERM). Its pid (the
-        // group's) goes to `lock/script` first, so that stopping this apply stops it too.
+        // group's) goes to the lock first, so that stopping this apply stops it too.
         let exec = match timeout {
             Some(seconds) => format!(
-                "exec sh -c 'printf \"%s\\n\" \"$$\" > \"$0\"; exec \"$@\"' \"$S/lock/script\" timeout -k 5 {seconds} \"$T/$1\""
+                "exec sh -c 'printf \"script %s\\n\" \"$$\" >> \"$0\"; exec \"$@\"' \"$S/lock\" timeout -k 5 {seconds} \"$T/$1\""
             ),
             None => "exec \"$T/$1\"".to_owned(),
         };
@@ -700,7 +713,7 @@ printf '%s\n' "$G" > "$S/lock/apply"
             r#"run() {{
   ( cd "$R" 2>/dev/null || cd /; PACHA_STAGE=$2 PACHA_PHASE=$3 PACHA_SCRIPT=$4 {exec} ) < /dev/null > "$T/out" 2>&1
   st=$?
-  rm -f "$S/lock/script"
+  printf 'scripted\n' >> "$S/lock"
   printf 'S %s %s %s\n' "$1" "$st" "$(wc -c < "$T/out")"
   cat "$T/out"
   return "$st"
@@ -1163,7 +1176,7 @@ printf '%s\n' "$G" > "$S/lock/apply"
         }
         let exec = match timeout {
             Some(seconds) => format!(
-                "exec sh -c 'printf \"%s\\n\" \"$$\" > \"$0\"; exec \"$@\"' \"$S/lock/script\" timeout -k 5 {seconds} sh -c \"$2\""
+                "exec sh -c 'printf \"script %s\\n\" \"$$\" >> \"$0\"; exec \"$@\"' \"$S/lock\" timeout -k 5 {seconds} sh -c \"$2\""
             ),
             None => "exec sh -c \"$2\"".to_owned(),
         };
@@ -1172,7 +1185,7 @@ printf '%s\n' "$G" > "$S/lock/apply"
             r#"check() {{
   ( cd "$R" 2>/dev/null || cd /; {exec} ) < /dev/null > "$T/vout" 2>&1
   st=$?
-  rm -f "$S/lock/script"
+  printf 'scripted\n' >> "$S/lock"
   [ "$st" -eq 0 ] && return 0
   printf 'V %s %s %s
 ' "$1" "$st" "$(wc -c < "$T/vout")"
@@ -1598,16 +1611,18 @@ mod tests {
             assert_eq!(snippet.contains("pacha-journal"), from_file, "{snippet}");
             assert!(!snippet.contains("mkdir -- \"$T\""), "{snippet}");
             let state = format!("{root}/var/lib/pacha");
-            std::fs::create_dir_all(format!("{state}/lock")).unwrap();
+            std::fs::create_dir_all(&state).unwrap();
             std::fs::write(
-                format!("{state}/lock/pid"),
-                format!("{}\n{nonce}\n", std::process::id()),
+                format!("{state}/lock"),
+                format!("{}\n{nonce}\nthe test\n", std::process::id()),
             )
             .unwrap();
             let mut command = std::process::Command::new("/bin/sh");
+            // `$1`: the apply's id, as the held runner gives it.
             command
                 .arg("-c")
                 .arg(&snippet)
+                .args(["sh", "4242"])
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped());
             let file = dir.path().join("in");
@@ -1634,6 +1649,11 @@ mod tests {
                 .collect();
             left.sort();
             assert_eq!(left, ["journal", "lock"], "from a file: {from_file}");
+            // The lock was told of the apply and of its end, with the same id.
+            let lock = std::fs::read_to_string(format!("{state}/lock")).unwrap();
+            let told: Vec<&str> = lock.lines().skip(3).collect();
+            let [apply, applied] = told[..] else { panic!("{lock}") };
+            assert_eq!([apply, applied], ["apply 4242", "applied 4242"], "{lock}");
         }
     }
 

@@ -237,6 +237,68 @@ fn a_lock_left_by_a_dead_process_is_taken_over() {
     assert_eq!(reports[0].outcome, Outcome::Changed, "{:?}", reports[0].error);
 }
 
+/// A lock file left by a dead holder names the apply that ran under it (`apply`) and the
+/// script group that apply started (`script`): the pacha that takes it over stops both before
+/// it places anything; a process named by an apply that ended (`applied`) is left alone.
+#[test]
+fn a_dead_holders_lock_file_is_taken_over_and_its_apply_stopped() {
+    use std::os::unix::process::CommandExt;
+    // A process of a group of its own, reaped as soon as it ends (as init reaps an orphan).
+    let spawn = |marker: &str| {
+        let mut child = std::process::Command::new("sleep")
+            .arg(marker)
+            .process_group(0)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let id = child.id();
+        let (ended, status) = std::sync::mpsc::channel();
+        std::thread::spawn(move || ended.send(child.wait().unwrap()));
+        (id, status)
+    };
+    // Whether it ends within a few seconds (if not, it is ended here).
+    let ends = |id: u32, status: &std::sync::mpsc::Receiver<std::process::ExitStatus>| {
+        let ended = status.recv_timeout(Duration::from_secs(5)).is_ok();
+        if !ended {
+            let _ = std::process::Command::new("kill").arg(id.to_string()).status();
+        }
+        ended
+    };
+    let push_over = |told: String| {
+        let root = tempfile::tempdir().unwrap();
+        let state = root.path().join("var/lib/pacha");
+        fs::create_dir_all(&state).unwrap();
+        fs::write(
+            state.join("lock"),
+            format!("999999999\n00000000000000dd\na pacha that was killed\n{told}"),
+        )
+        .unwrap();
+        let t = target("local", root.path(), TransportKind::Local, SshSettings::default());
+        let reports = push_unrecorded(
+            &[plan("n1", t, vec![file("/x", b"x", "0644")], vec![])],
+            &LocalConnector::default(),
+            &PushOptions::default(),
+            &Quiet,
+        );
+        assert_eq!(reports[0].outcome, Outcome::Changed, "{:?}", reports[0].error);
+        assert!(!state.join("lock").exists(), "the lock stays after the push");
+    };
+
+    let (apply, applying) = spawn("3613");
+    let (script, scripting) = spawn("3617");
+    push_over(format!("apply {apply}\nscript {script}\n"));
+    assert!(ends(apply, &applying), "the dead holder's apply still runs");
+    assert!(ends(script, &scripting), "the dead holder's script group still runs");
+
+    let (ended, running) = spawn("3619");
+    push_over(format!("apply {ended}\napplied {ended}\n"));
+    let stopped = running.recv_timeout(Duration::from_millis(300)).is_ok();
+    let _ = std::process::Command::new("kill").arg(ended.to_string()).status();
+    assert!(!stopped, "an ended apply's pid was stopped");
+}
+
 #[test]
 fn a_failing_pre_script_places_nothing_and_a_failing_post_script_runs_again() {
     let root = tempfile::tempdir().unwrap();
