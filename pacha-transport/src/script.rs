@@ -83,6 +83,11 @@ fn fallback_state_dir(root: &str) -> String {
 // (a process group of its own) `script <group>` and `scripted`. Before the lock goes (pacha
 // gone, or a dead holder taken over), the apply and script group it names are stopped, so no
 // apply ever runs unlocked; the held runner's input file is emptied too (`release`).
+// A plain placement in the lock holder's own foreground leaves its staging folders (empty once
+// their files are renamed) to the lock's release, one `rm` for them and the lock, instead of
+// one of its own: it names them first in a `staged` line (shell words, a newline in a name
+// spelled `$nl`), and the runner removes them before the next frame (`unstage`; then
+// `unstaged`), so that frame's staging folders of the same names can be made.
 // An older pacha's lock is a folder (`lock/pid` with the same lines, or its holder in
 // `lock/holder`; `lock/apply`, `lock/script`): read the same way, and taken over the same way
 // when its holder is gone.
@@ -105,7 +110,17 @@ stop_apply() {
   [ -z "$g" ] || kill -KILL -"$g" 2>/dev/null
   return 0
 }
-release() { rm -rf "$S/lock"; [ ! -s "$S/held.in" ] || : >| "$S/held.in"; }
+nl='
+'
+unstage() {
+  u=$1; set --
+  [ -d "$S/lock" ] || { read -r k; read -r k; read -r k; while IFS= read -r k; do
+    case $k in "staged "*) command eval "set -- \"\$@\" ${k#staged }" ;; unstaged) set -- ;; esac
+  done; } < "$S/lock" 2>/dev/null
+  if [ -n "$u" ]; then rm -rf -- "$@" "$S/lock"
+  elif [ "$#" -gt 0 ]; then rm -rf -- "$@"; printf 'unstaged\n' >> "$S/lock"; fi
+}
+release() { unstage lock; [ ! -s "$S/held.in" ] || : >| "$S/held.in"; }
 i=0
 set -C
 until { printf '%s\n%s\n%s\n' "$$" "$N" "$HOLDER" > "$S/lock"; } 2>/dev/null; do
@@ -222,6 +237,7 @@ while read -r w a b m; do
   [ "$w" = "RUN-$N" ] || break
   head -c "$a" > "$S/held.run" || break
   if [ "$b" = 0 ]; then : > "$S/held.in"; else head -c "$b" > "$S/held.in" || break; fi
+  unstage ''
   if [ "$m" = F ]; then here "$S/held" "$N"; elif [ -n "$B" ]; then setsid sh -c "$H" sh "$S/held" "$N" & else sh -c "$H" sh "$S/held" "$N"; fi
 done
 "#
@@ -402,7 +418,9 @@ pub(crate) fn apply(
     let confirm = request.confirm.filter(|_| step.transaction);
     let transaction = keeps_previous(request, step);
     let backups = Backups::of(&targets, step, root, nonce, transaction);
-    snippet.cleanup_and_runner(&targets, &link_temps, &backups, request.script_timeout);
+    // In the lock holder's own foreground, the staging folders go with the lock.
+    let deferred = held && plain_placement(request, step);
+    snippet.cleanup_and_runner(&targets, &link_temps, &backups, request.script_timeout, deferred);
     snippet.environment(request, root);
     let scripts: Vec<&PlannedScript> = step.pre.iter().chain(step.post).chain(step.health).copied().collect();
     // The run folder holds the scripts, what they read and a transaction's undo log: a plain
@@ -676,27 +694,47 @@ printf 'apply %s\n' "$G" >> "$S/lock"
         );
     }
 
-    /// Removal of the staging folders however the snippet ends, and `run`, which runs one
-    /// uploaded script and reports its status and output.
+    /// Removal of the staging folders however the snippet ends (`deferred`: in the lock
+    /// holder's own foreground, by the lock, see [`LOCK`]), and `run`, which runs one uploaded
+    /// script and reports its status and output.
     fn cleanup_and_runner(
         &mut self,
         targets: &Targets,
         link_temps: &[String],
         backups: &Backups,
         timeout: Option<u64>,
+        deferred: bool,
     ) {
-        let mut cleanup = vec!["\"$T\"".to_owned(), "\"$S/journal.$N\"".to_owned()];
-        cleanup.extend(targets.folders.iter().map(|folder| quote(&targets.staging(folder))));
-        cleanup.extend(link_temps.iter().map(|temp| quote(temp)));
+        let mut staged: Vec<String> = targets.folders.iter().map(|folder| targets.staging(folder)).collect();
+        staged.extend(link_temps.iter().cloned());
         if backups.enabled {
-            cleanup.extend(backups.folders.iter().map(|folder| quote(&backups.dir(folder))));
-            cleanup.extend(link_temps.iter().map(|temp| quote(&format!("{temp}.old"))));
+            staged.extend(backups.folders.iter().map(|folder| backups.dir(folder)));
+            staged.extend(link_temps.iter().map(|temp| format!("{temp}.old")));
         }
+        let remove = if deferred {
+            // Named to the lock before any is made (`unstage`). A large journal's temporary
+            // file, left only by a failure, goes here.
+            if !staged.is_empty() {
+                let words: Vec<String> = staged
+                    .iter()
+                    .map(|path| quote(path).replace('\n', "'\"$nl\"'"))
+                    .collect();
+                let _ = writeln!(
+                    self.script,
+                    "printf '%s\\n' {} >> \"$S/lock\"",
+                    quote(&format!("staged {}", words.join(" ")))
+                );
+            }
+            "[ ! -e \"$S/journal.$N\" ] || rm -f -- \"$S/journal.$N\"".to_owned()
+        } else {
+            let mut cleanup = vec!["\"$T\"".to_owned(), "\"$S/journal.$N\"".to_owned()];
+            cleanup.extend(staged.iter().map(|path| quote(path)));
+            format!("rm -rf -- {}", cleanup.join(" "))
+        };
         // The lock is told this apply ended, unless the lock is another's by then.
         let _ = writeln!(
             self.script,
-            "cleanup() {{ trap '' HUP INT TERM PIPE; rm -rf -- {0}; l=; {{ read -r l; read -r l; }} < \"$S/lock\" 2>/dev/null; [ \"$l\" != \"$N\" ] || printf 'applied %s\\n' \"$G\" >> \"$S/lock\"; }}",
-            cleanup.join(" ")
+            "cleanup() {{ trap '' HUP INT TERM PIPE; {remove}; l=; {{ read -r l; read -r l; }} < \"$S/lock\" 2>/dev/null; [ \"$l\" != \"$N\" ] || printf 'applied %s\\n' \"$G\" >> \"$S/lock\"; }}"
         );
         self.script
             .push_str("trap cleanup EXIT\ntrap 'exit 1' HUP INT TERM PIPE\n");
@@ -1459,7 +1497,11 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             std::fs::create_dir(dir.path().join("lock")).unwrap();
             let nonce = "00000000000000bb";
-            let mut script = format!("S={}\nN={nonce}\n", quote(&dir.path().display().to_string()));
+            // `unstage` comes with the lock, which this runner goes without.
+            let mut script = format!(
+                "S={}\nN={nonce}\nunstage() {{ :; }}\n",
+                quote(&dir.path().display().to_string())
+            );
             if without_setsid {
                 script.push_str("command() { return 1; }\n");
             }
@@ -1540,7 +1582,10 @@ mod tests {
         let nonce = "00000000000000dd";
         let runner = |snippet: &str, cut: usize| {
             let _ = std::fs::remove_file(&mark);
-            let mut script = format!("S={}\nN={nonce}\n", quote(&dir.path().display().to_string()));
+            let mut script = format!(
+                "S={}\nN={nonce}\nunstage() {{ :; }}\n",
+                quote(&dir.path().display().to_string())
+            );
             script.push_str(HELD_RUNNER);
             let mut frame = crate::session::Frame::new(snippet, b"", nonce, true)
                 .header
@@ -1649,12 +1694,121 @@ mod tests {
                 .collect();
             left.sort();
             assert_eq!(left, ["journal", "lock"], "from a file: {from_file}");
-            // The lock was told of the apply and of its end, with the same id.
+            // The lock was told of the apply and of its end, with the same id; held, of the
+            // staging folders it leaves to the lock's release.
             let lock = std::fs::read_to_string(format!("{state}/lock")).unwrap();
             let told: Vec<&str> = lock.lines().skip(3).collect();
-            let [apply, applied] = told[..] else { panic!("{lock}") };
-            assert_eq!([apply, applied], ["apply 4242", "applied 4242"], "{lock}");
+            let staging = ["etc", "etc/b", "opt"].map(|folder| format!("{root}/{folder}/.pacha-{nonce}"));
+            if from_file {
+                let staged = format!(
+                    "staged {}",
+                    staging.iter().map(|p| quote(p)).collect::<Vec<_>>().join(" ")
+                );
+                assert_eq!(told, ["apply 4242", staged.as_str(), "applied 4242"], "{lock}");
+            } else {
+                assert_eq!(told, ["apply 4242", "applied 4242"], "{lock}");
+            }
+            for folder in &staging {
+                assert_eq!(std::path::Path::new(folder).exists(), from_file, "{folder}");
+            }
         }
+    }
+
+    /// Plain placements under the real lock and held runner, two frames placing into the same
+    /// folders, one of them named with a newline: the first's staging folders are gone before
+    /// the second makes its own (same names), the second's go with the lock when the input
+    /// ends, and the files hold the second's contents.
+    #[test]
+    fn staging_folders_left_to_the_lock_go_before_the_next_frame_and_with_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root").display().to_string();
+        let state = format!("{root}/var/lib/pacha");
+        std::fs::create_dir_all(&state).unwrap();
+        let nonce = "00000000000000ee";
+        let frame = |text: &str| {
+            let files: Vec<Placement> = ["/etc/a.conf", "/srv/two\nlines/b"]
+                .iter()
+                .map(|path| placement(path, text.as_bytes(), 0o644))
+                .collect();
+            let changed: Vec<NodePath> = files.iter().map(|file| file.destination.clone()).collect();
+            let request = Apply {
+                node: "web1",
+                state: "production",
+                pre: &[],
+                files: &files,
+                post: &[],
+                changed: &changed,
+                remove: &[],
+                remove_dirs: &[],
+                links: &[],
+                dirs: &[],
+                health: &[],
+                revert_on_failure: true,
+                confirm: None,
+                script_timeout: None,
+                journal: b"pacha-journal 1\n",
+            };
+            let step = &apply_steps(&request)[0];
+            assert!(plain_placement(&request, step));
+            let (snippet, input) = apply(&request, step, &root, nonce, true);
+            let mut bytes = crate::session::Frame::new(&snippet, &input, nonce, true)
+                .header
+                .into_bytes();
+            bytes.extend_from_slice(snippet.as_bytes());
+            bytes.extend_from_slice(&input);
+            bytes
+        };
+        let mut script = format!("set -u\nS={}\nN={nonce}\nW=1\nHOLDER=test\n", quote(&state));
+        script.push_str(LOCK);
+        script.push_str(HELD_RUNNER);
+        let mut child = std::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg(&script)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        for text in ["first\n", "second\n"] {
+            std::io::Write::write_all(&mut stdin, &frame(text)).unwrap();
+            let mut reader = crate::session::HeldReader::new(nonce);
+            let mut buffer = [0u8; 4096];
+            let answer = loop {
+                let read = std::io::Read::read(&mut stdout, &mut buffer).unwrap();
+                assert!(read > 0, "the runner ended early");
+                if let Some(answer) = reader.feed(&buffer[..read]) {
+                    break answer;
+                }
+            };
+            assert_eq!(
+                answer.status,
+                Some(0),
+                "{text}: {}{}",
+                String::from_utf8_lossy(&answer.stdout),
+                String::from_utf8_lossy(&answer.stderr)
+            );
+        }
+        drop(stdin);
+        assert!(child.wait().unwrap().success());
+        for placed in ["etc/a.conf", "srv/two\nlines/b"] {
+            assert_eq!(std::fs::read(format!("{root}/{placed}")).unwrap(), b"second\n");
+        }
+        let mut left = Vec::new();
+        let mut folders = vec![std::path::PathBuf::from(&root)];
+        while let Some(folder) = folders.pop() {
+            for entry in std::fs::read_dir(&folder).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    folders.push(path.clone());
+                }
+                let name = path.file_name().unwrap().to_string_lossy().into_owned();
+                if name.starts_with(".pacha-") || name == "lock" {
+                    left.push(path);
+                }
+            }
+        }
+        assert!(left.is_empty(), "{left:?}");
     }
 
     /// The snippet of a small plan: two folders, an owner and modes, a file that needs
