@@ -1364,6 +1364,70 @@ mod tests {
     use super::*;
 
     /// A file to place: `content` with `mode`, no owner, folders 0755.
+    /// A held runner (`script`) started for a test and fed one frame at a time, as pacha feeds
+    /// it: the next after the answer.
+    struct Runner {
+        child: std::process::Child,
+        stdin: Option<std::process::ChildStdin>,
+        stdout: std::process::ChildStdout,
+    }
+
+    impl Runner {
+        fn start(script: &str) -> Runner {
+            let mut child = std::process::Command::new("/bin/sh")
+                .arg("-c")
+                .arg(script)
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            let stdin = child.stdin.take();
+            let stdout = child.stdout.take().unwrap();
+            Runner { child, stdin, stdout }
+        }
+
+        /// Sends `frame` and reads its answer (`what` names it when the runner ends instead).
+        fn answer(&mut self, frame: &[u8], nonce: &str, what: &str) -> crate::session::Finished {
+            std::io::Write::write_all(self.stdin.as_mut().unwrap(), frame).unwrap();
+            let mut reader = crate::session::HeldReader::new(nonce);
+            let mut buffer = [0u8; 4096];
+            loop {
+                let read = std::io::Read::read(&mut self.stdout, &mut buffer).unwrap();
+                assert!(read > 0, "the runner ended early ({what})");
+                if let Some(answer) = reader.feed(&buffer[..read]) {
+                    return answer;
+                }
+            }
+        }
+
+        /// Ends its input and waits for it to end.
+        fn finish(mut self) -> std::process::ExitStatus {
+            drop(self.stdin.take());
+            self.child.wait().unwrap()
+        }
+    }
+
+    /// A plain placement of `files` (no script, nothing removed).
+    fn placing<'a>(files: &'a [Placement], changed: &'a [NodePath]) -> Apply<'a> {
+        Apply {
+            node: "web1",
+            state: "production",
+            pre: &[],
+            files,
+            post: &[],
+            changed,
+            remove: &[],
+            remove_dirs: &[],
+            links: &[],
+            dirs: &[],
+            health: &[],
+            revert_on_failure: true,
+            confirm: None,
+            script_timeout: None,
+            journal: b"pacha-journal 1\n",
+        }
+    }
+
     fn placement(path: &str, content: &[u8], mode: u32) -> Placement {
         Placement {
             destination: NodePath::parse(path).unwrap(),
@@ -1517,34 +1581,11 @@ mod tests {
                     frame
                 })
                 .collect();
-            let mut child = std::process::Command::new("/bin/sh")
-                .arg("-c")
-                .arg(&script)
-                .stdin(std::process::Stdio::piped())
-                .stdout(std::process::Stdio::piped())
-                .spawn()
-                .unwrap();
-            let runner = child.id().to_string();
-            let mut stdin = child.stdin.take().unwrap();
-            let mut stdout = child.stdout.take().unwrap();
-            // One frame at a time, as pacha sends them: the next after the answer.
-            let mut answers = Vec::new();
-            for frame in &frames {
-                std::io::Write::write_all(&mut stdin, frame).unwrap();
-                let mut reader = crate::session::HeldReader::new(nonce);
-                let mut buffer = [0u8; 4096];
-                let answer = loop {
-                    let read = std::io::Read::read(&mut stdout, &mut buffer).unwrap();
-                    assert!(read > 0, "the runner ended early ({way})");
-                    if let Some(answer) = reader.feed(&buffer[..read]) {
-                        break answer;
-                    }
-                };
-                answers.push(answer);
-            }
+            let mut held = Runner::start(&script);
+            let runner = held.child.id().to_string();
+            let answers: Vec<_> = frames.iter().map(|frame| held.answer(frame, nonce, way)).collect();
             // Its input ended: the runner ends too.
-            drop(stdin);
-            child.wait().unwrap();
+            held.finish();
             let mut pids = Vec::new();
             for (answer, input) in answers.iter().zip(["first input", "second input"]) {
                 assert_eq!(answer.status, Some(3), "{way}");
@@ -1633,23 +1674,7 @@ mod tests {
                 .map(|(path, mode)| placement(path, path.as_bytes(), *mode))
                 .collect();
             let changed: Vec<NodePath> = files.iter().map(|file| file.destination.clone()).collect();
-            let request = Apply {
-                node: "web1",
-                state: "production",
-                pre: &[],
-                files: &files,
-                post: &[],
-                changed: &changed,
-                remove: &[],
-                remove_dirs: &[],
-                links: &[],
-                dirs: &[],
-                health: &[],
-                revert_on_failure: true,
-                confirm: None,
-                script_timeout: None,
-                journal: b"pacha-journal 1\n",
-            };
+            let request = placing(&files, &changed);
             let nonce = "00000000000000aa";
             // A held snippet's input is a file; one on a command line of its own reads a pipe.
             let (snippet, input) = apply(&request, &apply_steps(&request)[0], &root, nonce, from_file);
@@ -1731,23 +1756,7 @@ mod tests {
                 .map(|path| placement(path, text.as_bytes(), 0o644))
                 .collect();
             let changed: Vec<NodePath> = files.iter().map(|file| file.destination.clone()).collect();
-            let request = Apply {
-                node: "web1",
-                state: "production",
-                pre: &[],
-                files: &files,
-                post: &[],
-                changed: &changed,
-                remove: &[],
-                remove_dirs: &[],
-                links: &[],
-                dirs: &[],
-                health: &[],
-                revert_on_failure: true,
-                confirm: None,
-                script_timeout: None,
-                journal: b"pacha-journal 1\n",
-            };
+            let request = placing(&files, &changed);
             let step = &apply_steps(&request)[0];
             assert!(plain_placement(&request, step));
             let (snippet, input) = apply(&request, step, &root, nonce, true);
@@ -1761,26 +1770,9 @@ mod tests {
         let mut script = format!("set -u\nS={}\nN={nonce}\nW=1\nHOLDER=test\n", quote(&state));
         script.push_str(LOCK);
         script.push_str(HELD_RUNNER);
-        let mut child = std::process::Command::new("/bin/sh")
-            .arg("-c")
-            .arg(&script)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stdin = child.stdin.take().unwrap();
-        let mut stdout = child.stdout.take().unwrap();
+        let mut held = Runner::start(&script);
         for text in ["first\n", "second\n"] {
-            std::io::Write::write_all(&mut stdin, &frame(text)).unwrap();
-            let mut reader = crate::session::HeldReader::new(nonce);
-            let mut buffer = [0u8; 4096];
-            let answer = loop {
-                let read = std::io::Read::read(&mut stdout, &mut buffer).unwrap();
-                assert!(read > 0, "the runner ended early");
-                if let Some(answer) = reader.feed(&buffer[..read]) {
-                    break answer;
-                }
-            };
+            let answer = held.answer(&frame(text), nonce, text);
             assert_eq!(
                 answer.status,
                 Some(0),
@@ -1789,8 +1781,7 @@ mod tests {
                 String::from_utf8_lossy(&answer.stderr)
             );
         }
-        drop(stdin);
-        assert!(child.wait().unwrap().success());
+        assert!(held.finish().success());
         for placed in ["etc/a.conf", "srv/two\nlines/b"] {
             assert_eq!(std::fs::read(format!("{root}/{placed}")).unwrap(), b"second\n");
         }
