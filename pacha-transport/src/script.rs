@@ -1407,6 +1407,43 @@ mod tests {
         }
     }
 
+    /// The held runner's input file (file contents, secrets too) is emptied when a lock goes:
+    /// a dead holder's at takeover, and this holder's own at its end.
+    #[test]
+    fn the_held_input_is_emptied_when_a_lock_goes() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().display().to_string();
+        let held_in = dir.path().join("held.in");
+        let script = format!(
+            "set -u\nS={}\nN=00000000000000ff\nW=1\nHOLDER=test\n{LOCK}",
+            quote(&state)
+        );
+        let run = || {
+            let output = std::process::Command::new("/bin/sh")
+                .arg("-c")
+                .arg(&script)
+                .output()
+                .unwrap();
+            assert!(output.status.success(), "{output:?}");
+        };
+        // Taken over: the dead holder's input goes at once, before this snippet holds the lock.
+        std::fs::write(dir.path().join("lock"), "999999999\n00000000000000dd\nkilled\n").unwrap();
+        std::fs::write(&held_in, "a dead holder's secret").unwrap();
+        let watched = format!("{script}printf '%s' \"$(cat \"$S/held.in\")\" > \"$S/seen\"\n");
+        let output = std::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg(&watched)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        assert_eq!(std::fs::read_to_string(dir.path().join("seen")).unwrap(), "");
+        // Its own at its end.
+        std::fs::write(&held_in, "this holder's secret").unwrap();
+        run();
+        assert_eq!(std::fs::read_to_string(&held_in).unwrap(), "");
+        assert!(!dir.path().join("lock").exists());
+    }
+
     /// A plain placement of `files` (no script, nothing removed).
     fn placing<'a>(files: &'a [Placement], changed: &'a [NodePath]) -> Apply<'a> {
         Apply {
