@@ -88,20 +88,27 @@ fn fallback_state_dir(root: &str) -> String {
 // one of its own: it names them first in a `staged` line (shell words, a newline in a name
 // spelled `$nl`), and the runner removes them before the next frame (`unstage`; then
 // `unstaged`), so that frame's staging folders of the same names can be made.
+// A dead holder's lock is taken over (`take_over`) in place first: its apply is stopped while
+// the lock still keeps every other pacha out (and only if the lock read is still that
+// holder's: a lock is never rewritten, so its first line names the one it is); then it is moved
+// aside, so that of two pachas taking it over at once one wins, and one that moved the other's
+// fresh lock puts it back. A holder lets go of the lock only while it is its own (`mine`).
 // An older pacha's lock is a folder (`lock/pid` with the same lines, or its holder in
 // `lock/holder`; `lock/apply`, `lock/script`): read the same way, and taken over the same way
 // when its holder is gone.
 const LOCK: &str = r#"alive() { [ -d "/proc/$1" ] || kill -0 "$1" 2>/dev/null; }
 stop_apply() {
-  a=; g=
-  if [ -d "$S/lock" ]; then
-    { read -r a < "$S/lock/apply"; } 2>/dev/null
-    { read -r g < "$S/lock/script"; } 2>/dev/null
+  a=; g=; h=
+  if [ -d "$1" ]; then
+    { read -r h < "$1/pid"; } 2>/dev/null
+    { read -r a < "$1/apply"; } 2>/dev/null
+    { read -r g < "$1/script"; } 2>/dev/null
   else
-    { read -r k; read -r k; read -r k; while read -r k v; do
+    { read -r h; read -r k; read -r k; while read -r k v; do
       case $k in apply) a=$v; g= ;; applied) [ "$v" != "$a" ] || a= ;; script) g=$v ;; scripted) g= ;; esac
-    done; } < "$S/lock" 2>/dev/null
+    done; } < "$1" 2>/dev/null
   fi
+  [ -z "${2-}" ] || [ "$h" = "$2" ] || return 0
   [ -n "$a" ] || return 0
   kill -TERM -"$a" 2>/dev/null || kill -TERM "$a" 2>/dev/null
   [ -z "$g" ] || kill -TERM -"$g" 2>/dev/null
@@ -113,20 +120,30 @@ stop_apply() {
 nl='
 '
 unstage() {
-  u=$1; set --
-  [ -d "$S/lock" ] || { read -r k; read -r k; read -r k; while IFS= read -r k; do
+  l=$1; u=${2-}; set --
+  [ -d "$l" ] || { read -r k; read -r k; read -r k; while IFS= read -r k; do
     case $k in "staged "*) command eval "set -- \"\$@\" ${k#staged }" ;; unstaged) set -- ;; esac
-  done; } < "$S/lock" 2>/dev/null
-  if [ -n "$u" ]; then rm -rf -- "$@" "$S/lock"
-  elif [ "$#" -gt 0 ]; then rm -rf -- "$@"; printf 'unstaged\n' >> "$S/lock"; fi
+  done; } < "$l" 2>/dev/null
+  if [ -n "$u" ]; then rm -rf -- "$@" "$l"
+  elif [ "$#" -gt 0 ]; then rm -rf -- "$@"; printf 'unstaged\n' >> "$l"; fi
 }
-release() { unstage lock; [ ! -s "$S/held.in" ] || : >| "$S/held.in"; }
+release() { unstage "$1" with; [ ! -s "$S/held.in" ] || : >| "$S/held.in"; }
+mine() { l=; { read -r l; read -r l; } < "$S/lock" 2>/dev/null; [ "$l" = "$N" ]; }
+take_over() {
+  stop_apply "$S/lock" "$1"
+  d="$S/lock.$N"
+  mv -f -- "$S/lock" "$d" 2>/dev/null || return 0
+  p=; f="$d"; [ ! -d "$f" ] || f="$f/pid"; { read -r p < "$f"; } 2>/dev/null
+  if [ "$p" = "$1" ]; then release "$d"; return 0; fi
+  if [ -d "$d" ]; then [ -e "$S/lock" ] || mv -f -- "$d" "$S/lock"; else ln -- "$d" "$S/lock" 2>/dev/null; fi
+  rm -rf -- "$d"
+}
 i=0
 set -C
 until { printf '%s\n%s\n%s\n' "$$" "$N" "$HOLDER" > "$S/lock"; } 2>/dev/null; do
   f="$S/lock"; [ ! -d "$f" ] || f="$f/pid"
   pid=; { read -r pid < "$f"; } 2>/dev/null
-  if [ -n "$pid" ] && ! alive "$pid"; then stop_apply; release; continue; fi
+  if [ -n "$pid" ] && ! alive "$pid"; then take_over "$pid"; continue; fi
   i=$((i + 1))
   if [ "$i" -gt "$W" ]; then
     holder=; { read -r holder; read -r holder; read -r holder; } < "$f" 2>/dev/null
@@ -136,7 +153,7 @@ until { printf '%s\n%s\n%s\n' "$$" "$N" "$HOLDER" > "$S/lock"; } 2>/dev/null; do
   sleep 0.05 2>/dev/null || sleep 1
 done
 set +C
-trap 'stop_apply; release' EXIT
+trap 'if mine; then stop_apply "$S/lock"; release "$S/lock"; else [ ! -s "$S/held.in" ] || : >| "$S/held.in"; fi' EXIT
 trap 'exit 1' HUP INT TERM PIPE
 "#;
 
@@ -237,7 +254,7 @@ while read -r w a b m; do
   [ "$w" = "RUN-$N" ] || break
   head -c "$a" > "$S/held.run" || break
   if [ "$b" = 0 ]; then : > "$S/held.in"; else head -c "$b" > "$S/held.in" || break; fi
-  unstage ''
+  unstage "$S/lock"
   if [ "$m" = F ]; then here "$S/held" "$N"; elif [ -n "$B" ]; then setsid sh -c "$H" sh "$S/held" "$N" & else sh -c "$H" sh "$S/held" "$N"; fi
 done
 "#
@@ -1442,6 +1459,70 @@ mod tests {
         run();
         assert_eq!(std::fs::read_to_string(&held_in).unwrap(), "");
         assert!(!dir.path().join("lock").exists());
+    }
+
+    /// A lock taken over by a second pacha since this one found its holder dead: that live
+    /// lock's apply is left running, and what this one moved aside (that lock) is put back as
+    /// it was.
+    #[test]
+    fn a_live_lock_moved_aside_by_a_late_takeover_is_put_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = dir.path().join("lock");
+        // Alive: this test's own process.
+        let mut apply = std::process::Command::new("sleep").arg("3631").spawn().unwrap();
+        let live = format!(
+            "{}\n00000000000000aa\nthe other pacha\napply {}\n",
+            std::process::id(),
+            apply.id()
+        );
+        std::fs::write(&lock, &live).unwrap();
+        let functions = &LOCK[..LOCK.find("\ni=0\n").unwrap()];
+        let script = format!(
+            "set -u\nS={}\nN=00000000000000ff\n{functions}\ntake_over 999999999\n",
+            quote(&dir.path().display().to_string())
+        );
+        let output = std::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg(&script)
+            .output()
+            .unwrap();
+        let running = apply.try_wait().unwrap().is_none();
+        apply.kill().unwrap();
+        apply.wait().unwrap();
+        assert!(output.status.success(), "{output:?}");
+        assert!(running, "the live lock's apply was stopped");
+        assert_eq!(std::fs::read_to_string(&lock).unwrap(), live);
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["lock"]);
+    }
+
+    /// A holder whose lock is no longer its own when it ends (taken over) leaves that lock,
+    /// and the apply it names, alone.
+    #[test]
+    fn a_holder_leaves_a_lock_that_is_no_longer_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = dir.path().join("lock");
+        let mut other = std::process::Command::new("sleep").arg("3623").spawn().unwrap();
+        let others = format!("{0}\n00000000000000aa\nthe other pacha\napply {0}\n", other.id());
+        let script = format!(
+            "set -u\nS={}\nN=00000000000000ff\nW=1\nHOLDER=test\n{LOCK}printf '%s' {} >| \"$S/lock\"\n",
+            quote(&dir.path().display().to_string()),
+            quote(&others)
+        );
+        let output = std::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg(&script)
+            .output()
+            .unwrap();
+        let running = other.try_wait().unwrap().is_none();
+        other.kill().unwrap();
+        other.wait().unwrap();
+        assert!(output.status.success(), "{output:?}");
+        assert_eq!(std::fs::read_to_string(&lock).unwrap(), others);
+        assert!(running, "the other pacha's apply was stopped");
     }
 
     /// A plain placement of `files` (no script, nothing removed).
