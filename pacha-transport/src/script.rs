@@ -153,7 +153,7 @@ until { printf '%s\n%s\n%s\n' "$$" "$N" "$HOLDER" > "$S/lock"; } 2>/dev/null; do
   sleep 0.05 2>/dev/null || sleep 1
 done
 set +C
-trap 'if mine; then stop_apply "$S/lock"; release "$S/lock"; else [ ! -s "$S/held.in" ] || : >| "$S/held.in"; fi' EXIT
+trap 'if mine; then stop_apply "$S/lock"; release "$S/lock"; fi' EXIT
 trap 'exit 1' HUP INT TERM PIPE
 "#;
 
@@ -511,6 +511,22 @@ pub(crate) fn apply(
     (script, snippet.input)
 }
 
+/// How a snippet runs `command` (shell words) in a subshell of its own, and what it says to the
+/// lock once that ends. With a timeout, coreutils' `timeout` runs it in a process group of its
+/// own and kills that whole group when time is up (KILL 5 s after TERM); the group's id goes to
+/// the lock first (`script <group>`, then `scripted`), so that stopping the apply stops it too.
+fn under_timeout(timeout: Option<u64>, command: &str) -> (String, &'static str) {
+    match timeout {
+        Some(seconds) => (
+            format!(
+                "exec sh -c 'printf \"script %s\\n\" \"$$\" >> \"$0\"; exec \"$@\"' \"$S/lock\" timeout -k 5 {seconds} {command}"
+            ),
+            "  printf 'scripted\\n' >> \"$S/lock\"\n",
+        ),
+        None => (format!("exec {command}"), ""),
+    }
+}
+
 /// A snippet that runs only if it arrived whole: one function, called on its last line with a
 /// last word it checks. A held snippet travels on the held command's input, and if pacha goes
 /// away while sending it the runner gets only its beginning: the shell then finds the
@@ -755,21 +771,12 @@ printf 'apply %s\n' "$G" >> "$S/lock"
         );
         self.script
             .push_str("trap cleanup EXIT\ntrap 'exit 1' HUP INT TERM PIPE\n");
-        // With a timeout, coreutils' `timeout` runs the script in a process group of its own
-        // and kills that whole group when time is up (KILL 5 s after TERM). Its pid (the
-        // group's) goes to the lock first, so that stopping this apply stops it too.
-        let exec = match timeout {
-            Some(seconds) => format!(
-                "exec sh -c 'printf \"script %s\\n\" \"$$\" >> \"$0\"; exec \"$@\"' \"$S/lock\" timeout -k 5 {seconds} \"$T/$1\""
-            ),
-            None => "exec \"$T/$1\"".to_owned(),
-        };
+        let (exec, ended) = under_timeout(timeout, "\"$T/$1\"");
         self.script.push_str(&format!(
             r#"run() {{
   ( cd "$R" 2>/dev/null || cd /; PACHA_STAGE=$2 PACHA_PHASE=$3 PACHA_SCRIPT=$4 {exec} ) < /dev/null > "$T/out" 2>&1
   st=$?
-  printf 'scripted\n' >> "$S/lock"
-  printf 'S %s %s %s\n' "$1" "$st" "$(wc -c < "$T/out")"
+{ended}  printf 'S %s %s %s\n' "$1" "$st" "$(wc -c < "$T/out")"
   cat "$T/out"
   return "$st"
 }}
@@ -1229,19 +1236,13 @@ printf 'apply %s\n' "$G" >> "$S/lock"
         if files.iter().all(|file| file.validate.is_none()) {
             return;
         }
-        let exec = match timeout {
-            Some(seconds) => format!(
-                "exec sh -c 'printf \"script %s\\n\" \"$$\" >> \"$0\"; exec \"$@\"' \"$S/lock\" timeout -k 5 {seconds} sh -c \"$2\""
-            ),
-            None => "exec sh -c \"$2\"".to_owned(),
-        };
+        let (exec, ended) = under_timeout(timeout, "sh -c \"$2\"");
         let _ = write!(
             self.script,
             r#"check() {{
   ( cd "$R" 2>/dev/null || cd /; {exec} ) < /dev/null > "$T/vout" 2>&1
   st=$?
-  printf 'scripted\n' >> "$S/lock"
-  [ "$st" -eq 0 ] && return 0
+{ended}  [ "$st" -eq 0 ] && return 0
   printf 'V %s %s %s
 ' "$1" "$st" "$(wc -c < "$T/vout")"
   cat "$T/vout"
@@ -1380,7 +1381,6 @@ mod tests {
 
     use super::*;
 
-    /// A file to place: `content` with `mode`, no owner, folders 0755.
     /// A held runner (`script`) started for a test and fed one frame at a time, as pacha feeds
     /// it: the next after the answer.
     struct Runner {
@@ -1424,6 +1424,15 @@ mod tests {
         }
     }
 
+    /// `script` run by `sh`, to its end.
+    fn sh(script: &str) -> std::process::Output {
+        std::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg(script)
+            .output()
+            .unwrap()
+    }
+
     /// The held runner's input file (file contents, secrets too) is emptied when a lock goes:
     /// a dead holder's at takeover, and this holder's own at its end.
     #[test]
@@ -1435,28 +1444,17 @@ mod tests {
             "set -u\nS={}\nN=00000000000000ff\nW=1\nHOLDER=test\n{LOCK}",
             quote(&state)
         );
-        let run = || {
-            let output = std::process::Command::new("/bin/sh")
-                .arg("-c")
-                .arg(&script)
-                .output()
-                .unwrap();
-            assert!(output.status.success(), "{output:?}");
-        };
         // Taken over: the dead holder's input goes at once, before this snippet holds the lock.
         std::fs::write(dir.path().join("lock"), "999999999\n00000000000000dd\nkilled\n").unwrap();
         std::fs::write(&held_in, "a dead holder's secret").unwrap();
         let watched = format!("{script}printf '%s' \"$(cat \"$S/held.in\")\" > \"$S/seen\"\n");
-        let output = std::process::Command::new("/bin/sh")
-            .arg("-c")
-            .arg(&watched)
-            .output()
-            .unwrap();
+        let output = sh(&watched);
         assert!(output.status.success(), "{output:?}");
         assert_eq!(std::fs::read_to_string(dir.path().join("seen")).unwrap(), "");
         // Its own at its end.
         std::fs::write(&held_in, "this holder's secret").unwrap();
-        run();
+        let output = sh(&script);
+        assert!(output.status.success(), "{output:?}");
         assert_eq!(std::fs::read_to_string(&held_in).unwrap(), "");
         assert!(!dir.path().join("lock").exists());
     }
@@ -1481,11 +1479,7 @@ mod tests {
             "set -u\nS={}\nN=00000000000000ff\n{functions}\ntake_over 999999999\n",
             quote(&dir.path().display().to_string())
         );
-        let output = std::process::Command::new("/bin/sh")
-            .arg("-c")
-            .arg(&script)
-            .output()
-            .unwrap();
+        let output = sh(&script);
         let running = apply.try_wait().unwrap().is_none();
         apply.kill().unwrap();
         apply.wait().unwrap();
@@ -1512,11 +1506,7 @@ mod tests {
             quote(&dir.path().display().to_string()),
             quote(&others)
         );
-        let output = std::process::Command::new("/bin/sh")
-            .arg("-c")
-            .arg(&script)
-            .output()
-            .unwrap();
+        let output = sh(&script);
         let running = other.try_wait().unwrap().is_none();
         other.kill().unwrap();
         other.wait().unwrap();
@@ -1546,6 +1536,7 @@ mod tests {
         }
     }
 
+    /// A file to place: `content` with `mode`, no owner, folders 0755.
     fn placement(path: &str, content: &[u8], mode: u32) -> Placement {
         Placement {
             destination: NodePath::parse(path).unwrap(),
@@ -1677,7 +1668,6 @@ mod tests {
             ("here", false, true),
         ] {
             let dir = tempfile::tempdir().unwrap();
-            std::fs::create_dir(dir.path().join("lock")).unwrap();
             let nonce = "00000000000000bb";
             // `unstage` comes with the lock, which this runner goes without.
             let mut script = format!(
@@ -1857,10 +1847,10 @@ mod tests {
         }
     }
 
-    /// Plain placements under the real lock and held runner, two frames placing into the same
+    /// Plain placements under the real lock and held runner, frames placing into the same
     /// folders, one of them named with a newline: the first's staging folders are gone before
-    /// the second makes its own (same names), the second's go with the lock when the input
-    /// ends, and the files hold the second's contents.
+    /// the second makes its own (same names), and what the last staged, though it failed, goes
+    /// with the lock when the input ends.
     #[test]
     fn staging_folders_left_to_the_lock_go_before_the_next_frame_and_with_the_lock() {
         let dir = tempfile::tempdir().unwrap();
@@ -1899,10 +1889,19 @@ mod tests {
                 String::from_utf8_lossy(&answer.stderr)
             );
         }
-        assert!(held.finish().success());
         for placed in ["etc/a.conf", "srv/two\nlines/b"] {
             assert_eq!(std::fs::read(format!("{root}/{placed}")).unwrap(), b"second\n");
         }
+        // A frame that fails once its files are staged (a folder where a file goes): what it
+        // staged goes with the lock too.
+        let blocked = format!("{root}/srv/two\nlines/b");
+        std::fs::remove_file(&blocked).unwrap();
+        std::fs::create_dir_all(format!("{blocked}/in-the-way")).unwrap();
+        let answer = held.answer(&frame("third\n"), nonce, "third");
+        assert_ne!(answer.status, Some(0), "{}", String::from_utf8_lossy(&answer.stdout));
+        assert!(String::from_utf8_lossy(&answer.stderr).contains("cannot place files"));
+        assert!(held.finish().success());
+        assert_eq!(std::fs::read(format!("{root}/etc/a.conf")).unwrap(), b"third\n");
         let mut left = Vec::new();
         let mut folders = vec![std::path::PathBuf::from(&root)];
         while let Some(folder) = folders.pop() {
