@@ -191,8 +191,8 @@ fn a_second_push_waits_for_the_lock_then_fails_clearly() {
     second.close().unwrap();
 }
 
-/// A lock taken by an older pacha (its holder in `lock/holder`, no holder line in
-/// `lock/nonce`) is reported with that holder.
+/// A lock taken by an older pacha (a folder, its holder in `lock/holder`, no holder line in
+/// `lock/pid`) is reported with that holder.
 #[test]
 fn a_lock_of_an_older_pacha_names_its_holder() {
     let root = tempfile::tempdir().unwrap();
@@ -239,7 +239,8 @@ fn a_lock_left_by_a_dead_process_is_taken_over() {
 
 /// A lock file left by a dead holder names the apply that ran under it (`apply`) and the
 /// script group that apply started (`script`): the pacha that takes it over stops both before
-/// it places anything; a process named by an apply that ended (`applied`) is left alone.
+/// it places anything, as it does those of an older pacha's lock folder; a process named by an
+/// apply that ended (`applied`) is left alone.
 #[test]
 fn a_dead_holders_lock_file_is_taken_over_and_its_apply_stopped() {
     use std::os::unix::process::CommandExt;
@@ -266,15 +267,12 @@ fn a_dead_holders_lock_file_is_taken_over_and_its_apply_stopped() {
         }
         ended
     };
-    let push_over = |told: String| {
+    // A push onto a node whose lock `lock` writes.
+    let push_over = |lock: &dyn Fn(&std::path::Path)| {
         let root = tempfile::tempdir().unwrap();
         let state = root.path().join("var/lib/pacha");
         fs::create_dir_all(&state).unwrap();
-        fs::write(
-            state.join("lock"),
-            format!("999999999\n00000000000000dd\na pacha that was killed\n{told}"),
-        )
-        .unwrap();
+        lock(&state.join("lock"));
         let t = target("local", root.path(), TransportKind::Local, SshSettings::default());
         let reports = push_unrecorded(
             &[plan("n1", t, vec![file("/x", b"x", "0644")], vec![])],
@@ -286,14 +284,38 @@ fn a_dead_holders_lock_file_is_taken_over_and_its_apply_stopped() {
         assert!(!state.join("lock").exists(), "the lock stays after the push");
     };
 
+    let lock_file = |told: String| {
+        move |lock: &std::path::Path| {
+            fs::write(
+                lock,
+                format!("999999999\n00000000000000dd\na pacha that was killed\n{told}"),
+            )
+            .unwrap();
+        }
+    };
     let (apply, applying) = spawn("3613");
     let (script, scripting) = spawn("3617");
-    push_over(format!("apply {apply}\nscript {script}\n"));
+    push_over(&lock_file(format!("apply {apply}\nscript {script}\n")));
     assert!(ends(apply, &applying), "the dead holder's apply still runs");
     assert!(ends(script, &scripting), "the dead holder's script group still runs");
 
+    // An older pacha's lock folder, its apply and script group in files of their own.
+    let (apply, applying) = spawn("3637");
+    let (script, scripting) = spawn("3641");
+    push_over(&|lock: &std::path::Path| {
+        fs::create_dir(lock).unwrap();
+        fs::write(lock.join("pid"), "999999999\n").unwrap();
+        fs::write(lock.join("apply"), format!("{apply}\n")).unwrap();
+        fs::write(lock.join("script"), format!("{script}\n")).unwrap();
+    });
+    assert!(ends(apply, &applying), "the older dead holder's apply still runs");
+    assert!(
+        ends(script, &scripting),
+        "the older dead holder's script group still runs"
+    );
+
     let (ended, running) = spawn("3619");
-    push_over(format!("apply {ended}\napplied {ended}\n"));
+    push_over(&lock_file(format!("apply {ended}\napplied {ended}\n")));
     let stopped = running.recv_timeout(Duration::from_millis(300)).is_ok();
     let _ = std::process::Command::new("kill").arg(ended.to_string()).status();
     assert!(!stopped, "an ended apply's pid was stopped");
